@@ -1,0 +1,71 @@
+"""Step: draft the report from its template and store it, exactly once per incident.
+
+A retry (or a second workflow run for the same incident) finds the stored report and returns it
+untouched, so nobody's edits are overwritten by a redraft.
+"""
+
+from __future__ import annotations
+
+
+from pydantic import AwareDatetime, BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from postmortem.drafting import draft_report
+from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
+from postmortem.store.postmortems import NewPostmortem, PostmortemStore
+from postmortem.teams import TeamSettings
+
+
+class DraftPostmortemInput(BaseModel):
+    postmortem_id: str
+    workflow_id: str
+    incident: Incident
+    team: TeamSettings
+    decision: PolicyDecision
+    now: AwareDatetime
+
+
+class DraftPostmortemResult(BaseModel):
+    postmortem_id: str
+    status: Status
+    created: bool
+
+
+class DraftActivities:
+    def __init__(self, store: PostmortemStore) -> None:
+        self._store = store
+
+    @activity.defn(name="draft_postmortem")
+    async def draft_postmortem(self, input: DraftPostmortemInput) -> DraftPostmortemResult:
+        skipped = input.decision.outcome == PolicyOutcome.SKIP
+        variant = TemplateVariant.LIGHTWEIGHT if skipped else input.team.template
+        try:
+            draft = draft_report(
+                [input.incident],
+                decision=input.decision,
+                language=input.team.language,
+                variant=variant,
+                zone=input.team.timezone,
+                now=input.now,
+            )
+        except ValueError as exc:  # a broken template will not fix itself on retry
+            raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
+        stored, created = await self._store.create_if_absent(
+            NewPostmortem(
+                id=input.postmortem_id,
+                workflow_id=input.workflow_id,
+                title=draft.title,
+                status=Status.SKIPPED if skipped else Status.DRAFT,
+                team=input.team.team,
+                language=draft.language,
+                variant=draft.variant,
+                timezone=input.team.timezone,
+                decision=input.decision,
+                sections=draft.sections,
+                metrics=draft.metrics,
+                incident=input.incident,
+                created_at=input.now,
+            )
+        )
+        return DraftPostmortemResult(postmortem_id=stored.id, status=stored.status, created=created)

@@ -1,0 +1,122 @@
+"""REST: the action items of one post-mortem. They stay editable in every status."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from postmortem.api.auth import require
+from postmortem.api.etags import etag, required_version
+from postmortem.api.services import Services, get_services
+from postmortem.models import ActionItem, ActionItemStatus, Priority
+from postmortem.store.tokens import Role
+
+router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip() if value is not None else None
+
+
+class ActionItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=1, max_length=10_000)
+    owner: str | None = Field(default=None, max_length=320)
+    due_date: date | None = None
+    priority: Priority = Priority.MEDIUM
+    status: ActionItemStatus = ActionItemStatus.OPEN
+
+    _strip = field_validator("description", "owner")(_not_blank)
+
+
+class ActionItemPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, min_length=1, max_length=10_000)
+    owner: str | None = Field(default=None, max_length=320)
+    due_date: date | None = None
+    priority: Priority | None = None
+    status: ActionItemStatus | None = None
+
+    _strip = field_validator("description", "owner")(_not_blank)
+
+
+class ActionItemList(BaseModel):
+    items: list[ActionItem]
+
+
+@router.get("", response_model=ActionItemList)
+async def list_action_items(
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+) -> ActionItemList:
+    pm = await services.store.postmortems.get(postmortem_id)
+    return ActionItemList(items=pm.action_items)
+
+
+@router.post("", response_model=ActionItem, status_code=201)
+async def create_action_item(
+    postmortem_id: str,
+    body: ActionItemCreate,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.EDITOR))],
+) -> ActionItem:
+    item = await services.store.postmortems.add_action_item(
+        postmortem_id, **body.model_dump(), now=datetime.now(timezone.utc)
+    )
+    response.headers["ETag"] = etag(1)
+    response.headers["Location"] = f"/api/postmortems/{postmortem_id}/action-items/{item.id}"
+    return item
+
+
+@router.get("/{item_id}", response_model=ActionItem)
+async def get_action_item(
+    postmortem_id: str,
+    item_id: str,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+) -> ActionItem:
+    item, version = await services.store.postmortems.get_action_item(postmortem_id, item_id)
+    response.headers["ETag"] = etag(version)
+    return item
+
+
+@router.patch("/{item_id}", response_model=ActionItem)
+async def patch_action_item(
+    postmortem_id: str,
+    item_id: str,
+    body: ActionItemPatch,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.EDITOR))],
+    if_match: Annotated[str | None, Header()] = None,
+) -> ActionItem:
+    values = body.model_dump(exclude_unset=True)
+    for key in ("priority", "status"):
+        if values.get(key) is not None:
+            values[key] = values[key].value
+    item, version = await services.store.postmortems.update_action_item(
+        postmortem_id, item_id, required_version(if_match), values, datetime.now(timezone.utc)
+    )
+    response.headers["ETag"] = etag(version)
+    return item
+
+
+@router.delete("/{item_id}", status_code=204)
+async def delete_action_item(
+    postmortem_id: str,
+    item_id: str,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.EDITOR))],
+) -> Response:
+    await services.store.postmortems.delete_action_item(postmortem_id, item_id, datetime.now(timezone.utc))
+    return Response(status_code=204)

@@ -1,0 +1,24 @@
+"""The FastAPI application: REST API, webhooks, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from postmortem.api import action_items, health, postmortems, tokens
+from postmortem.api.errors import install_error_handlers
+from postmortem.api.services import Services
+from postmortem.webhooks import router as webhooks
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Post-mortem autopilot",
+        version="0.1.0",
+        description="Resolved incidents become drafted, reviewed and tracked post-mortems. "
+        "Send `Authorization: Bearer <token>` to every /api route.",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (health, webhooks, postmortems, action_items, tokens):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,214 @@
+"""REST: read, list, edit and delete post-mortems."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from postmortem.api.auth import require
+from postmortem.api.etags import etag, required_version
+from postmortem.api.services import Services, get_services
+from postmortem.drafting import TITLE_LIMIT, draft_report, merge_redraft
+from postmortem.models import (
+    Language,
+    PolicyDecision,
+    PolicyOutcome,
+    Postmortem,
+    Section,
+    Severity,
+    Status,
+    TemplateVariant,
+)
+from postmortem.rendering import render_markdown
+from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
+from postmortem.store.tokens import Role, TokenInfo
+from postmortem.timezones import validate_timezone
+
+router = APIRouter(prefix="/api/postmortems", tags=["postmortems"])
+
+
+class PostmortemSummary(BaseModel):
+    id: str
+    title: str
+    status: Status
+    team: str | None
+    services: list[str]
+    severity: Severity | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class PostmortemPage(BaseModel):
+    items: list[PostmortemSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` to get the next page; null on the last page")
+
+
+class SectionEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    body: str | None = Field(default=None, max_length=100_000)
+
+
+class PostmortemPatch(BaseModel):
+    """Only the fields sent change; sections are edited by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_LIMIT)
+    sections: dict[str, SectionEdit] | None = None
+    language: Language | None = Field(default=None, description="redraft unedited sections in this language")
+    variant: TemplateVariant | None = Field(default=None, description="redraft unedited sections from this template")
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return validate_timezone(value) if value is not None else None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("title must not be blank")
+        return value.strip() if value else value
+
+
+def _summary(pm: Postmortem) -> PostmortemSummary:
+    return PostmortemSummary.model_validate(pm.model_dump(include=set(PostmortemSummary.model_fields)))
+
+
+def _wants_markdown(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "markdown"
+    accept = request.headers.get("accept", "")
+    return "text/markdown" in accept and "application/json" not in accept
+
+
+@router.get("", response_model=PostmortemPage)
+async def list_postmortems(
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+    status: Status | None = None,
+    team: str | None = None,
+    service: str | None = None,
+    incident_id: str | None = None,
+    created_from: AwareDatetime | None = Query(default=None, description="ISO 8601 with a time zone"),
+    created_to: AwareDatetime | None = Query(default=None, description="ISO 8601 with a time zone (exclusive)"),
+    sort: Literal["created", "updated"] = "created",
+    limit: int = Query(default=50, ge=1, le=200),
+    cursor: str | None = None,
+) -> PostmortemPage:
+    items, next_cursor = await services.store.postmortems.list(
+        PostmortemFilter(
+            status=status,
+            team=team,
+            service=service,
+            incident_id=incident_id,
+            created_from=created_from,
+            created_to=created_to,
+        ),
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return PostmortemPage(items=[_summary(pm) for pm in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{postmortem_id}",
+    response_model=Postmortem,
+    responses={200: {"content": {"text/markdown": {}}, "description": "JSON, or Markdown when asked for"}},
+)
+async def get_postmortem(
+    postmortem_id: str,
+    request: Request,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+    format: Literal["json", "markdown"] | None = Query(default=None),
+) -> Postmortem | Response:
+    pm = await services.store.postmortems.get(postmortem_id)
+    if _wants_markdown(request, format):
+        return PlainTextResponse(
+            render_markdown(pm), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
+        )
+    response.headers["ETag"] = etag(pm.version)
+    return pm
+
+
+@router.patch("/{postmortem_id}", response_model=Postmortem)
+async def patch_postmortem(
+    postmortem_id: str,
+    patch: PostmortemPatch,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.EDITOR))],
+    if_match: Annotated[str | None, Header()] = None,
+) -> Postmortem:
+    expected = required_version(if_match)
+    store = services.store.postmortems
+    current = await store.get(postmortem_id)
+    if current.status in (Status.PUBLISHED, Status.ARCHIVED):
+        raise HTTPException(409, f"post-mortem is {current.status.value}: unpublish it before editing")
+    changes = PostmortemChanges()
+    sections = [section.model_copy() for section in current.sections]
+    if patch.language is not None or patch.variant is not None:
+        sections = _redraft(current, patch.language or current.language, patch.variant or current.variant)
+        changes.language = patch.language or current.language
+        changes.variant = patch.variant or current.variant
+    if patch.sections:
+        by_key = {section.key: section for section in sections}
+        unknown = sorted(set(patch.sections) - set(by_key))
+        if unknown:
+            raise HTTPException(
+                422, f"unknown section(s) {', '.join(unknown)}; this report has {', '.join(by_key)}"
+            )
+        for key, edit in patch.sections.items():
+            section = by_key[key]
+            if edit.title is not None:
+                section.title = edit.title
+            if edit.body is not None:
+                section.body = edit.body
+                section.edited = True
+    if patch.sections or patch.language is not None or patch.variant is not None:
+        changes.sections = sections
+    if patch.title is not None:
+        changes.title = patch.title
+    if patch.timezone is not None:
+        changes.timezone = patch.timezone
+    updated = await store.update(postmortem_id, expected, changes, datetime.now(timezone.utc))
+    response.headers["ETag"] = etag(updated.version)
+    return updated
+
+
+def _redraft(pm: Postmortem, language: Language, variant: TemplateVariant) -> list[Section]:
+    decision = pm.decision or PolicyDecision(outcome=PolicyOutcome.LIGHTWEIGHT, reasons=[])
+    fresh = draft_report(
+        pm.incidents,
+        decision=decision,
+        language=language,
+        variant=variant if variant != TemplateVariant.AUTO else pm.variant,
+        zone=pm.timezone,
+        now=pm.created_at,
+    )
+    return merge_redraft(pm.sections, fresh.sections)
+
+
+@router.delete("/{postmortem_id}", status_code=204)
+async def delete_postmortem(
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.ADMIN))],
+) -> Response:
+    pm = await services.store.postmortems.get(postmortem_id)
+    # The workflow goes first: if Temporal is down nothing is deleted and the caller can retry.
+    await services.temporal.terminate(pm.workflow_id, reason=f"post-mortem deleted through the API by {token.name}")
+    await services.store.postmortems.delete(postmortem_id)
+    return Response(status_code=204)
+

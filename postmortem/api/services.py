@@ -1,0 +1,24 @@
+"""What the HTTP handlers need, in one object on `app.state`, so tests can build it with real parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from postmortem.gateway import TemporalGateway
+from postmortem.settings import Settings
+from postmortem.store.store import Store
+from postmortem.teams import TeamsConfig
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    temporal: TemporalGateway
+    teams: TeamsConfig
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

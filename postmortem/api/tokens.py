@@ -1,0 +1,51 @@
+"""REST: API tokens (admins only). The secret is returned once, at creation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from postmortem.api.auth import require
+from postmortem.api.services import Services, get_services
+from postmortem.store.tokens import Role, TokenInfo
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.VIEWER
+
+
+class CreatedToken(TokenInfo):
+    token: str = Field(description="the secret; shown only now")
+
+
+@router.get("", response_model=list[TokenInfo])
+async def list_tokens(
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.ADMIN))],
+) -> list[TokenInfo]:
+    return await services.store.tokens.list()
+
+
+@router.post("", response_model=CreatedToken, status_code=201)
+async def create_token(
+    body: TokenCreate,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.ADMIN))],
+) -> CreatedToken:
+    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(timezone.utc))
+    return CreatedToken(**info.model_dump(), token=secret)
+
+
+@router.delete("/{token_id}", response_model=TokenInfo)
+async def revoke_token(
+    token_id: str,
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.ADMIN))],
+) -> TokenInfo:
+    return await services.store.tokens.revoke(token_id, datetime.now(timezone.utc))

@@ -1,0 +1,152 @@
+"""The `postmortem` command: `dev` runs everything in one process tree; `api` and `worker` run apart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import typer
+
+from postmortem.devserver import DevServerError
+from postmortem.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
+from postmortem.settings import Settings
+from postmortem.store.postmortems import NotFound
+from postmortem.store.tokens import Role
+from postmortem.teams import TeamsFileError
+
+app = typer.Typer(help="Post-mortem autopilot. Every setting is a POSTMORTEM_* environment variable (see README).",
+                  no_args_is_help=True)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        typer.echo(f"error: invalid setting: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
+    try:
+        asyncio.run(coroutine)
+    except (TeamsFileError, DevServerError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except RuntimeError as exc:
+        if "Failed client connect" in str(exc) or "connect" in str(exc).lower():
+            typer.echo(f"error: cannot reach Temporal: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        raise
+
+
+def _external_address(settings: Settings) -> str:
+    return settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+
+
+@app.command()
+def dev() -> None:
+    """Everything on one machine: Temporal dev server, worker and API, with a SQLite store in the data folder."""
+    _run(run_dev(_settings()))
+
+
+@app.command()
+def api() -> None:
+    """The HTTP API and webhooks only, against POSTMORTEM_TEMPORAL_ADDRESS (default 127.0.0.1:7233)."""
+    settings = _settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        check_api_port(settings)
+        async with foundation(settings) as parts:
+            await serve(parts, temporal_address=_external_address(settings), run_api=True, run_worker=False, stop=stop)
+
+    _run(main())
+
+
+@app.command()
+def worker() -> None:
+    """The Temporal worker only, against POSTMORTEM_TEMPORAL_ADDRESS (default 127.0.0.1:7233)."""
+    settings = _settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        async with foundation(settings) as parts:
+            await serve(parts, temporal_address=_external_address(settings), run_api=False, run_worker=True, stop=stop)
+
+    _run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (the service also does this at start-up)."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with foundation(settings):
+            typer.echo(f"database schema is up to date ({settings.resolved_database_url.split('://')[0]})")
+
+    _run(main())
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the settings and the teams file, and exit."""
+    settings = _settings()
+    try:
+        load_teams(settings)
+    except TeamsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("configuration is valid")
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Option(..., help="who or what uses the token"),
+    role: Role = typer.Option(Role.VIEWER, help="viewer, editor, reviewer or admin"),
+) -> None:
+    """Create a token and print its secret (shown only now)."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with foundation(settings) as parts:
+            info, secret = await parts.store.tokens.create(name, role, datetime.now(timezone.utc))
+            typer.echo(f"id: {info.id}\nrole: {info.role.value}\ntoken: {secret}")
+
+    _run(main())
+
+
+@token_app.command("list")
+def token_list() -> None:
+    settings = _settings()
+
+    async def main() -> None:
+        async with foundation(settings) as parts:
+            for info in await parts.store.tokens.list():
+                state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+                typer.echo(f"{info.id}  {info.role.value:<8}  {state:<18}  {info.name}")
+
+    _run(main())
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    settings = _settings()
+
+    async def main() -> None:
+        async with foundation(settings) as parts:
+            try:
+                await parts.store.tokens.revoke(token_id, datetime.now(timezone.utc))
+            except NotFound as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"revoked {token_id}")
+
+    _run(main())

@@ -1,0 +1,139 @@
+"""Draft a report from its incidents: title, sections from the template, key metrics.
+
+Templates run in Jinja2's sandbox, because teams will bring their own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel
+
+from postmortem.formatting import format_duration, format_local
+from postmortem.metrics import compute_metrics
+from postmortem.models import (
+    Incident,
+    KeyMetrics,
+    Language,
+    PolicyDecision,
+    PolicyOutcome,
+    Section,
+    TemplateVariant,
+)
+from postmortem.template_catalogue import ReportTemplate, builtin_template
+from postmortem.timezones import in_zone
+
+TITLE_LIMIT = 256
+
+
+class Draft(BaseModel):
+    title: str
+    language: Language
+    variant: TemplateVariant
+    sections: list[Section]
+    metrics: KeyMetrics
+
+
+def choose_variant(requested: TemplateVariant, decision: PolicyDecision) -> TemplateVariant:
+    if requested != TemplateVariant.AUTO:
+        return requested
+    return TemplateVariant.FULL if decision.outcome == PolicyOutcome.FULL else TemplateVariant.LIGHTWEIGHT
+
+
+def default_title(incidents: list[Incident], zone: str, fallback_time: datetime) -> str:
+    primary = incidents[0]
+    starts = [i.created_at for i in incidents if i.created_at] or [i.resolved_at for i in incidents if i.resolved_at]
+    started = min(starts) if starts else fallback_time
+    title = f"{in_zone(started, zone).strftime('%Y-%m-%d')} {primary.title}".strip()
+    return title[:TITLE_LIMIT]
+
+
+def timeline_events(incidents: list[Incident]) -> list[dict[str, Any]]:
+    events = []
+    for incident in incidents:
+        label = f"{incident.source.value} #{incident.number or incident.id} {incident.title}"
+        for kind, at in (
+            ("triggered", incident.created_at),
+            ("acknowledged", incident.acknowledged_at),
+            ("resolved", incident.resolved_at),
+        ):
+            if at is not None:
+                events.append({"at": at, "kind": kind, "label": label})
+    return sorted(events, key=lambda event: event["at"])
+
+
+@lru_cache(maxsize=8)
+def _environment(language: Language, zone: str) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
+    env.filters["local"] = lambda value: format_local(value, zone)
+    env.filters["duration"] = lambda value: format_duration(value, language)
+    return env
+
+
+def render_sections(template: ReportTemplate, context: dict[str, Any], zone: str) -> list[Section]:
+    env = _environment(template.language, zone)
+    sections = []
+    for section in template.sections:
+        try:
+            body = env.from_string(section.text).render(context).strip() if section.text else ""
+        except TemplateError as exc:
+            raise ValueError(f"template {template.name!r}, section {section.key!r}: {exc}") from exc
+        sections.append(
+            Section(key=section.key, title=section.title, prompt=section.prompt, required=section.required, body=body)
+        )
+    return sections
+
+
+def draft_report(
+    incidents: list[Incident],
+    *,
+    decision: PolicyDecision,
+    language: Language,
+    variant: TemplateVariant,
+    zone: str,
+    now: datetime,
+    template: ReportTemplate | None = None,
+) -> Draft:
+    if not incidents:
+        raise ValueError("a post-mortem needs at least one incident")
+    chosen = choose_variant(variant, decision)
+    template = template or builtin_template(language, chosen)
+    metrics = compute_metrics(incidents)
+    primary = incidents[0]
+    resolver = primary.resolved_by.label if primary.resolved_by else None
+    context = {
+        "incidents": incidents,
+        "primary": primary,
+        "metrics": metrics,
+        "timeline": timeline_events(incidents),
+        "decision": decision,
+        "resolver": resolver,
+        "flags": {
+            "customer_impact": any(i.customer_impact for i in incidents),
+            "data_loss": any(i.data_loss for i in incidents),
+            "security": any(i.security for i in incidents),
+        },
+    }
+    return Draft(
+        title=default_title(incidents, zone, now),
+        language=template.language,
+        variant=chosen,
+        sections=render_sections(template, context, zone),
+        metrics=metrics,
+    )
+
+
+def merge_redraft(current: list[Section], fresh: list[Section]) -> list[Section]:
+    """Switching template keeps every section a person edited; the rest come from the new one."""
+    edited = {section.key: section for section in current if section.edited}
+    merged = [
+        section.model_copy(update={"body": edited.pop(section.key).body, "edited": True})
+        if section.key in edited
+        else section
+        for section in fresh
+    ]
+    return merged + list(edited.values())

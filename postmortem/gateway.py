@@ -1,0 +1,99 @@
+"""The API's view of Temporal: start a post-mortem, end one, and say whether Temporal is there.
+
+The client connects lazily, so the API starts (and answers /healthz) while Temporal is still
+coming up; a request that needs Temporal then gets a 503 that tells the sender to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from enum import StrEnum
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from postmortem.models import IncidentEvent
+from postmortem.temporal import connect
+from postmortem.workflows.identity import workflow_id_for
+from postmortem.workflows.inputs import PostmortemWorkflowInput
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+
+
+class TemporalUnavailable(Exception):
+    pass
+
+
+class StartOutcome(StrEnum):
+    ACCEPTED = "accepted"  # started, or landed on the run already under way for this incident
+    ALREADY_DONE = "already_done"  # the report's workflow already finished (e.g. skipped by policy)
+
+
+# PagerDuty waits 5 s for an answer; a slower Temporal gets a 503 and PagerDuty retries later.
+START_TIMEOUT = timedelta(seconds=3)
+
+
+class TemporalGateway:
+    def __init__(self, address: str, namespace: str, task_queue: str, client: Client | None = None) -> None:
+        self._address = address
+        self._namespace = namespace
+        self.task_queue = task_queue
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = await connect(self._address, self._namespace)
+                    except RuntimeError as exc:
+                        raise TemporalUnavailable(f"Temporal at {self._address} is unreachable: {exc}") from exc
+        return self._client
+
+    async def start_postmortem(self, postmortem_id: str, event: IncidentEvent) -> tuple[str, StartOutcome]:
+        client = await self.client()
+        workflow_id = workflow_id_for(postmortem_id)
+        try:
+            await client.start_workflow(
+                PostmortemWorkflow.run,
+                PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                # A duplicate delivery while the report is alive lands on the same run; after a
+                # DELETE (terminated) a new resolve may start a fresh report.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                rpc_timeout=START_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            return workflow_id, StartOutcome.ALREADY_DONE
+        except RPCError as exc:
+            raise TemporalUnavailable(f"Temporal refused to start {workflow_id}: {exc.message}") from exc
+        return workflow_id, StartOutcome.ACCEPTED
+
+    async def terminate(self, workflow_id: str, reason: str) -> None:
+        client = await self.client()
+        try:
+            await client.get_workflow_handle(workflow_id).terminate(reason=reason)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise TemporalUnavailable(f"could not end workflow {workflow_id}: {exc.message}") from exc
+
+    async def status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
+        client = await self.client()
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).status
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise TemporalUnavailable(str(exc.message)) from exc
+
+    async def ping(self) -> None:
+        client = await self.client()
+        try:
+            await client.service_client.check_health(timeout=timedelta(seconds=2))
+        except RPCError as exc:
+            raise TemporalUnavailable(f"Temporal health check failed: {exc.message}") from exc

@@ -1,0 +1,199 @@
+"""The domain as data: incidents from any source, post-mortems, their sections and action items.
+
+These models cross the Temporal boundary, so they carry no default factories that read the clock
+or randomness: whoever builds one inside a workflow passes `workflow.now()` explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Source(StrEnum):
+    PAGERDUTY = "pagerduty"
+    OPSGENIE = "opsgenie"
+
+
+class Severity(StrEnum):
+    """One scale for every source; SEV1 is the worst."""
+
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[-1])
+
+
+class Language(StrEnum):
+    EN = "en"
+    ZH = "zh"
+
+
+class TemplateVariant(StrEnum):
+    AUTO = "auto"
+    FULL = "full"
+    LIGHTWEIGHT = "lightweight"
+
+
+class Status(StrEnum):
+    DRAFT = "DRAFT"
+    IN_REVIEW = "IN_REVIEW"
+    PUBLISHED = "PUBLISHED"
+    ARCHIVED = "ARCHIVED"
+    SKIPPED = "SKIPPED"
+
+
+class Priority(StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+class ActionItemStatus(StrEnum):
+    OPEN = "OPEN"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    WONT_DO = "WONT_DO"
+
+
+class Ref(BaseModel):
+    """A named thing in a source (service, team), with the source's id when it has one."""
+
+    id: str | None = None
+    name: str
+
+
+class Person(BaseModel):
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email or self.id or "unknown"
+
+
+class Link(BaseModel):
+    title: str
+    url: str
+
+
+class Incident(BaseModel):
+    """One incident from one source, normalised; `raw` keeps the delivery as evidence."""
+
+    source: Source
+    id: str
+    number: str | None = None
+    title: str
+    services: list[Ref] = Field(default_factory=list)
+    teams: list[Ref] = Field(default_factory=list)
+    severity: Severity
+    urgency: str | None = None
+    priority: str | None = None
+    created_at: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    responders: list[Person] = Field(default_factory=list)
+    resolved_by: Person | None = None
+    links: list[Link] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    customer_impact: bool = False
+    data_loss: bool = False
+    security: bool = False
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    def summary(self) -> "Incident":
+        """The same incident without the raw payload, for places that must stay small."""
+        return self.model_copy(update={"raw": {}})
+
+
+class EventKind(StrEnum):
+    RESOLVED = "resolved"
+    OTHER = "other"
+
+
+class IncidentEvent(BaseModel):
+    """One webhook delivery, normalised."""
+
+    source: Source
+    event_id: str | None = None
+    event_type: str
+    kind: EventKind
+    occurred_at: AwareDatetime | None = None
+    incident: Incident
+
+
+class PolicyOutcome(StrEnum):
+    FULL = "full"
+    LIGHTWEIGHT = "lightweight"
+    SKIP = "skip"
+
+
+class PolicyDecision(BaseModel):
+    outcome: PolicyOutcome
+    reasons: list[str]
+
+
+class Section(BaseModel):
+    key: str
+    title: str
+    prompt: str = ""
+    required: bool = False
+    body: str = ""
+    edited: bool = False
+
+
+class KeyMetrics(BaseModel):
+    highest_severity: Severity | None = None
+    started_at: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    duration_seconds: int | None = None
+    time_to_acknowledge_seconds: int | None = None
+    time_to_resolve_seconds: int | None = None
+    responders: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    incident_count: int = 0
+
+
+class ActionItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    description: str
+    owner: str | None = None
+    due_date: date | None = None
+    priority: Priority = Priority.MEDIUM
+    status: ActionItemStatus = ActionItemStatus.OPEN
+    created_at: datetime
+    updated_at: datetime
+
+
+class Postmortem(BaseModel):
+    """The document as the store has it."""
+
+    id: str
+    title: str
+    status: Status
+    team: str | None = None
+    services: list[str] = Field(default_factory=list)
+    language: Language
+    variant: TemplateVariant
+    timezone: str
+    severity: Severity | None = None
+    decision: PolicyDecision | None = None
+    sections: list[Section] = Field(default_factory=list)
+    metrics: KeyMetrics = Field(default_factory=KeyMetrics)
+    incidents: list[Incident] = Field(default_factory=list)
+    action_items: list[ActionItem] = Field(default_factory=list)
+    workflow_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,167 @@
+"""Start-up and shut-down of the service's parts, shared by `postmortem dev`, `api` and `worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import uvicorn
+
+from postmortem.api.app import create_app
+from postmortem.api.services import Services
+from postmortem.devserver import DevServer, DevServerError, port_is_free
+from postmortem.gateway import TemporalGateway
+from postmortem.settings import Settings
+from postmortem.store.store import Store
+from postmortem.store.tokens import Role
+from postmortem.teams import TeamsConfig, load_teams_file
+from postmortem.temporal import connect, ensure_search_attributes
+from postmortem.worker import build_worker
+
+log = logging.getLogger("postmortem")
+
+
+@dataclass
+class Foundation:
+    settings: Settings
+    store: Store
+    teams: TeamsConfig
+
+
+def load_teams(settings: Settings) -> TeamsConfig:
+    return load_teams_file(
+        settings.teams_file, language=settings.language, template=settings.template, timezone=settings.timezone
+    )
+
+
+@contextlib.asynccontextmanager
+async def foundation(settings: Settings) -> AsyncIterator[Foundation]:
+    """Teams file checked, data folder made, schema migrated, bootstrap token registered."""
+    teams = load_teams(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.resolved_database_url)
+    try:
+        if settings.bootstrap_admin_token:
+            await store.tokens.ensure("bootstrap-admin", Role.ADMIN, settings.bootstrap_admin_token, _now())
+        yield Foundation(settings=settings, store=store, teams=teams)
+    finally:
+        await store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its own signal handling: the service stops all its parts together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(
+    parts: Foundation, *, temporal_address: str, run_api: bool, run_worker: bool, stop: asyncio.Event,
+    on_ready: "asyncio.Future[None] | None" = None,
+) -> None:
+    settings = parts.settings
+    tasks: list[asyncio.Task] = []
+    worker = None
+    server = None
+    if run_worker:
+        client = await connect(temporal_address, settings.temporal_namespace)
+        await ensure_search_attributes(client)
+        worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams)
+        tasks.append(asyncio.create_task(worker.run(), name="worker"))
+    if run_api:
+        gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)
+        app = create_app(Services(settings=settings, store=parts.store, temporal=gateway, teams=parts.teams))
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False,
+            lifespan="off",
+        )
+        server = _Server(config)
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+    if on_ready is not None:
+        if server is not None:
+            while not server.started and not any(task.done() for task in tasks):
+                await asyncio.sleep(0.05)
+        on_ready.set_result(None)
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if server is not None:
+        server.should_exit = True
+    if worker is not None:
+        with contextlib.suppress(Exception):
+            await worker.shutdown()
+    stopper.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+def check_api_port(settings: Settings) -> None:
+    if not port_is_free(settings.host, settings.port):
+        raise DevServerError(
+            f"port {settings.port} on {settings.host} is already in use: set POSTMORTEM_PORT to a free port"
+        )
+
+
+async def run_dev(settings: Settings, print_fn=print) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    check_api_port(settings)
+    async with foundation(settings) as parts:
+        dev: DevServer | None = None
+        address = settings.temporal_address
+        if address is None:
+            dev = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
+            print_fn(f"Starting the Temporal dev server on {dev.address} …")
+            await dev.start()
+            address = dev.address
+        token_note = await _dev_token(parts)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def banner() -> None:
+            await ready
+            base = settings.resolved_public_url
+            lines = [
+                "",
+                "Post-mortem autopilot is running",
+                f"  API          {base}   (OpenAPI docs: {base}/docs)",
+                f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie",
+                f"  Temporal     {address}" + ("   (embedded dev server)" if dev else ""),
+            ]
+            if dev:
+                lines.append(f"  Temporal UI  {dev.ui_url}")
+            lines += [f"  Data folder  {settings.data_dir.resolve()}", *token_note, "Press Ctrl-C to stop.", ""]
+            print_fn("\n".join(lines))
+
+        banner_task = asyncio.create_task(banner())
+        try:
+            await serve(parts, temporal_address=address, run_api=True, run_worker=True, stop=stop, on_ready=ready)
+        finally:
+            banner_task.cancel()
+            if dev is not None:
+                await dev.stop()
+            print_fn("Stopped.")
+
+
+async def _dev_token(parts: Foundation) -> list[str]:
+    """A first run has no way in: make an admin token and show it once."""
+    if await parts.store.tokens.any_active():
+        return ["  API token    use yours (`postmortem token create --role admin` makes another)"]
+    _, secret = await parts.store.tokens.create("dev-admin", Role.ADMIN, _now())
+    return [f"  API token    {secret}   (admin; shown once — `postmortem token create` makes more)"]

@@ -1,0 +1,76 @@
+"""Global settings: every one is an environment variable with the prefix POSTMORTEM_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from postmortem.models import Language, TemplateVariant
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTMORTEM_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "postmortem"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    pagerduty_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    opsgenie_webhook_token: str | None = None
+    bootstrap_admin_token: str | None = None
+    teams_file: Path | None = None
+    language: Language = Language.EN
+    template: TemplateVariant = TemplateVariant.AUTO
+    timezone: str = "UTC"
+    log_level: str = "INFO"
+
+    @field_validator("pagerduty_webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from postmortem.timezones import validate_timezone
+
+        return validate_timezone(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'postmortem.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, sqlite:///) and pick the async drivers we ship."""
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

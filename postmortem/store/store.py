@@ -1,0 +1,32 @@
+"""One object that opens the database and hands out the stores; shared by API, worker and CLI."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from postmortem.store.database import create_engine, migrate, sessionmaker
+from postmortem.store.postmortems import PostmortemStore
+from postmortem.store.tokens import TokenStore
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        sessions = sessionmaker(engine)
+        self.postmortems = PostmortemStore(sessions)
+        self.tokens = TokenStore(sessions)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate_schema: bool = True) -> "Store":
+        engine = create_engine(url)
+        if migrate_schema:
+            await migrate(engine)
+        return cls(engine)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,235 @@
+"""Per-team configuration from the TOML file named by POSTMORTEM_TEAMS_FILE.
+
+`[default]` holds what every team inherits, `[services]` maps a source's service (by name or id) to
+its team and owners, and every other table is a team keyed by its name or id in the source. A key
+a team leaves out falls back to `[default]`, then to the global setting. The file is checked once at
+start-up; an error names the file, the key and its line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
+from postmortem.timezones import validate_timezone
+
+RESERVED = {"default", "services"}
+
+
+class TeamsFileError(ValueError):
+    pass
+
+
+class PolicyConfig(BaseModel):
+    """When a post-mortem is required, and which template it gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_at_or_above: Severity = Severity.SEV2
+    full_if_high_urgency: bool = True
+    full_after_minutes: int = Field(default=60, ge=0)
+    full_if_flagged: bool = True
+    otherwise: PolicyOutcome = PolicyOutcome.LIGHTWEIGHT
+
+
+class _PartialPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_at_or_above: Severity | None = None
+    full_if_high_urgency: bool | None = None
+    full_after_minutes: int | None = Field(default=None, ge=0)
+    full_if_flagged: bool | None = None
+    otherwise: PolicyOutcome | None = None
+
+
+class _TeamTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    language: Language | None = None
+    template: TemplateVariant | None = None
+    timezone: str | None = None
+    policy: _PartialPolicy = Field(default_factory=_PartialPolicy)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return validate_timezone(value) if value is not None else None
+
+
+class _ServiceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: str | None = None
+    owners: list[str] = Field(default_factory=list)
+
+
+class TeamSettings(BaseModel):
+    """Everything a post-mortem needs to know about its team, with every fallback applied."""
+
+    team: str | None = None
+    language: Language
+    template: TemplateVariant
+    timezone: str
+    policy: PolicyConfig
+    owners: list[str] = Field(default_factory=list)
+
+
+class TeamsConfig:
+    def __init__(
+        self,
+        *,
+        default: _TeamTable | None = None,
+        teams: dict[str, _TeamTable] | None = None,
+        services: dict[str, _ServiceEntry] | None = None,
+        language: Language = Language.EN,
+        template: TemplateVariant = TemplateVariant.AUTO,
+        timezone: str = "UTC",
+    ) -> None:
+        self._default = default or _TeamTable()
+        self._teams = teams or {}
+        self._teams_by_name = {key.casefold(): key for key in self._teams} | {
+            table.name.casefold(): key for key, table in self._teams.items() if table.name
+        }
+        self._services = services or {}
+        self._services_by_name = {key.casefold(): key for key in self._services}
+        self._globals = (language, template, timezone)
+
+    def team_key_for(self, incident: Incident) -> tuple[str | None, list[str]]:
+        """The team table that applies (by the incident's teams, then its services) and the owners."""
+        owners: list[str] = []
+        service_team: str | None = None
+        for service in incident.services:
+            entry = self._lookup(self._services, self._services_by_name, service.id, service.name)
+            if entry is not None:
+                owners.extend(owner for owner in entry.owners if owner not in owners)
+                service_team = service_team or entry.team
+        for team in incident.teams:
+            key = self._lookup_key(self._teams, self._teams_by_name, team.id, team.name)
+            if key is not None:
+                return key, owners
+        if service_team is not None:
+            key = self._lookup_key(self._teams, self._teams_by_name, service_team, service_team)
+            return key or service_team, owners
+        return (incident.teams[0].name if incident.teams else None), owners
+
+    def resolve(self, incident: Incident) -> TeamSettings:
+        key, owners = self.team_key_for(incident)
+        table = self._teams.get(key) if key else None
+        return self.settings_for(key, table, owners)
+
+    def settings_for(self, key: str | None, table: _TeamTable | None, owners: list[str]) -> TeamSettings:
+        layers = [layer for layer in (table, self._default) if layer is not None]
+        language, template, timezone = self._globals
+
+        def pick(field: str, fallback: Any, of: Any = lambda layer: layer) -> Any:
+            return next(
+                (value for layer in layers if (value := getattr(of(layer), field)) is not None), fallback
+            )
+
+        policy = {field: pick(field, None, lambda layer: layer.policy) for field in PolicyConfig.model_fields}
+        return TeamSettings(
+            team=(table.name if table and table.name else key),
+            language=pick("language", language),
+            template=pick("template", template),
+            timezone=pick("timezone", timezone),
+            policy=PolicyConfig(**{k: v for k, v in policy.items() if v is not None}),
+            owners=owners,
+        )
+
+    @staticmethod
+    def _lookup_key(tables: dict[str, Any], by_name: dict[str, str], ident: str | None, name: str | None) -> str | None:
+        if ident and ident in tables:
+            return ident
+        if name and name in tables:
+            return name
+        if name and name.casefold() in by_name:
+            return by_name[name.casefold()]
+        return None
+
+    @classmethod
+    def _lookup(cls, tables: dict[str, Any], by_name: dict[str, str], ident: str | None, name: str | None) -> Any:
+        key = cls._lookup_key(tables, by_name, ident, name)
+        return tables.get(key) if key else None
+
+
+def load_teams_file(
+    path: Path | None,
+    *,
+    language: Language = Language.EN,
+    template: TemplateVariant = TemplateVariant.AUTO,
+    timezone: str = "UTC",
+) -> TeamsConfig:
+    if path is None:
+        return TeamsConfig(language=language, template=template, timezone=timezone)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TeamsFileError(f"{path}: cannot read the teams file: {exc.strerror or exc}") from exc
+    return parse_teams(text, str(path), language=language, template=template, timezone=timezone)
+
+
+def parse_teams(
+    text: str,
+    filename: str = "teams.toml",
+    *,
+    language: Language = Language.EN,
+    template: TemplateVariant = TemplateVariant.AUTO,
+    timezone: str = "UTC",
+) -> TeamsConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TeamsFileError(f"{filename}: not valid TOML: {exc}") from exc
+    lines = text.splitlines()
+
+    def validated(model: type[BaseModel], value: Any, path: tuple[str, ...]) -> Any:
+        if not isinstance(value, dict):
+            raise TeamsFileError(f"{filename}, line {_line_of(lines, path)}: [{'.'.join(path)}] must be a table")
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key_path = path + tuple(str(part) for part in error["loc"])
+            raise TeamsFileError(
+                f"{filename}, line {_line_of(lines, key_path)}: {'.'.join(key_path)}: {error['msg']}"
+            ) from exc
+
+    default = validated(_TeamTable, data.get("default", {}), ("default",))
+    services_table = data.get("services", {})
+    if not isinstance(services_table, dict):
+        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('services',))}: services must be a table")
+    services = {
+        name: validated(_ServiceEntry, entry, ("services", name)) for name, entry in services_table.items()
+    }
+    teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
+    return TeamsConfig(
+        default=default, teams=teams, services=services, language=language, template=template, timezone=timezone
+    )
+
+
+def _line_of(lines: list[str], path: tuple[str, ...]) -> int:
+    """Best-effort line of a dotted key: its table header, then the key's own line inside it."""
+    for split in range(len(path), 0, -1):
+        header_names = {".".join(path[:split]), ".".join(f'"{part}"' for part in path[:split])}
+        for index, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.strip("[]").strip() in header_names:
+                rest = path[split:]
+                if not rest:
+                    return index + 1
+                for offset, inner in enumerate(lines[index + 1 :], start=index + 2):
+                    inner = inner.strip()
+                    if inner.startswith("["):
+                        break
+                    if inner.split("=", 1)[0].strip().strip('"') == rest[0]:
+                        return offset
+                return index + 1
+    for index, line in enumerate(lines):
+        if line.strip().split("=", 1)[0].strip().strip('"') == path[-1]:
+            return index + 1
+    return 1

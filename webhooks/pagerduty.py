@@ -1,0 +1,171 @@
+"""PagerDuty webhooks, V3 (`event`) and legacy V2 (`messages[]`), normalised to IncidentEvents.
+
+Real V3 captures lack fields the docs show (`created_at`, `incident_key`, …): everything but the
+incident's id and title is optional.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postmortem.models import EventKind, Incident, IncidentEvent, Link, Person, Ref, Source
+from postmortem.severity import pagerduty_severity
+from postmortem.webhooks.errors import WebhookRejected
+from postmortem.webhooks.ignored import Ignored
+from postmortem.webhooks.payload import iso_datetime, obj, objs, require_text, text
+
+V3_RESOLVED = "incident.resolved"
+V2_RESOLVED = "incident.resolve"
+
+
+def parse_pagerduty(data: dict[str, Any]) -> list[IncidentEvent | Ignored]:
+    if "event" in data:
+        return [_parse_v3(obj(data["event"]))]
+    if "messages" in data:
+        messages = data["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise WebhookRejected(422, "messages must be a non-empty list of V2 webhook messages")
+        return [_parse_v2(obj(message), index) for index, message in enumerate(messages)]
+    raise WebhookRejected(422, "not a PagerDuty webhook: expected an 'event' (V3) or 'messages' (V2) field")
+
+
+def _ref(value: Any) -> Ref | None:
+    value = obj(value)
+    name = text(value.get("summary")) or text(value.get("name"))
+    if not name:
+        return None
+    return Ref(id=text(value.get("id")), name=name)
+
+
+def _person(value: Any) -> Person | None:
+    value = obj(value)
+    if not value or value.get("type") not in (None, "user_reference", "user"):
+        return None
+    name = text(value.get("summary")) or text(value.get("name"))
+    email = text(value.get("email"))
+    if not (name or email):
+        return None
+    return Person(id=text(value.get("id")), name=name, email=email)
+
+
+def _link(title: str, url: Any) -> Link | None:
+    url = text(url)
+    if url and url.startswith(("https://", "http://")):
+        return Link(title=title, url=url)
+    return None
+
+
+def _unique_people(people: list[Person | None]) -> list[Person]:
+    seen: set[str] = set()
+    result = []
+    for person in people:
+        if person and person.label not in seen:
+            seen.add(person.label)
+            result.append(person)
+    return result
+
+
+def _parse_v3(event: dict[str, Any]) -> IncidentEvent | Ignored:
+    if not event:
+        raise WebhookRejected(422, "event must be a JSON object")
+    event_type = require_text(event, "event_type", "event")
+    event_id = text(event.get("id"))
+    occurred_at = iso_datetime(event.get("occurred_at"), "event.occurred_at")
+    data = obj(event.get("data"))
+    if event_type != V3_RESOLVED:
+        return Ignored(event_type=event_type, event_id=event_id, reason=_not_yet(event_type))
+    if data.get("type") != "incident":
+        raise WebhookRejected(422, f"event.data.type must be 'incident' for {event_type}")
+    incident_id = require_text(data, "id", "event.data")
+    priority = _ref(data.get("priority"))
+    urgency = text(data.get("urgency"))
+    service = _ref(data.get("service"))
+    bridge = obj(data.get("conference_bridge"))
+    links = [
+        _link("PagerDuty incident", data.get("html_url")),
+        _link("Conference bridge", bridge.get("conference_url")),
+    ]
+    incident = Incident(
+        source=Source.PAGERDUTY,
+        id=incident_id,
+        number=text(data.get("number")),
+        title=text(data.get("title")) or f"PagerDuty incident {incident_id}",
+        services=[service] if service else [],
+        teams=[ref for ref in map(_ref, objs(data.get("teams"))) if ref],
+        severity=pagerduty_severity(priority.name if priority else None, urgency),
+        urgency=urgency,
+        priority=priority.name if priority else None,
+        created_at=iso_datetime(data.get("created_at"), "event.data.created_at"),
+        resolved_at=occurred_at,
+        responders=_unique_people([*map(_person, objs(data.get("assignees"))), _person(event.get("agent"))]),
+        resolved_by=_person(event.get("agent")),
+        links=[link for link in links if link],
+        raw={"event": event},
+    )
+    return IncidentEvent(
+        source=Source.PAGERDUTY,
+        event_id=event_id,
+        event_type=event_type,
+        kind=EventKind.RESOLVED,
+        occurred_at=occurred_at,
+        incident=incident,
+    )
+
+
+def _parse_v2(message: dict[str, Any], index: int) -> IncidentEvent | Ignored:
+    where = f"messages[{index}]"
+    if not message:
+        raise WebhookRejected(422, f"{where} must be a JSON object")
+    event_type = require_text(message, "event", where)
+    event_id = text(message.get("id"))
+    if event_type != V2_RESOLVED:
+        return Ignored(event_type=event_type, event_id=event_id, reason=_not_yet(event_type))
+    data = obj(message.get("incident"))
+    if not data:
+        raise WebhookRejected(422, f"{where}.incident is missing")
+    incident_id = require_text(data, "id", f"{where}.incident")
+    occurred_at = iso_datetime(message.get("created_on"), f"{where}.created_on")
+    for entry in objs(message.get("log_entries")):
+        if entry.get("type") == "resolve_log_entry":
+            occurred_at = occurred_at or iso_datetime(entry.get("created_at"), f"{where}.log_entries.created_at")
+    acks = objs(data.get("acknowledgements"))
+    ack_times = [iso_datetime(ack.get("at"), f"{where}.incident.acknowledgements.at") for ack in acks]
+    priority = _ref(data.get("priority"))
+    urgency = text(data.get("urgency"))
+    service = _ref(data.get("service"))
+    incident = Incident(
+        source=Source.PAGERDUTY,
+        id=incident_id,
+        number=text(data.get("incident_number")),
+        title=text(data.get("title")) or f"PagerDuty incident {incident_id}",
+        services=[service] if service else [],
+        teams=[ref for ref in map(_ref, objs(data.get("teams"))) if ref],
+        severity=pagerduty_severity(priority.name if priority else None, urgency),
+        urgency=urgency,
+        priority=priority.name if priority else None,
+        created_at=iso_datetime(data.get("created_at"), f"{where}.incident.created_at"),
+        acknowledged_at=min((t for t in ack_times if t), default=None),
+        resolved_at=occurred_at,
+        responders=_unique_people(
+            [
+                *(_person(obj(a).get("assignee")) for a in objs(data.get("assignments"))),
+                *(_person(ack.get("acknowledger")) for ack in acks),
+                _person(data.get("last_status_change_by")),
+            ]
+        ),
+        resolved_by=_person(data.get("last_status_change_by")),
+        links=[link for link in [_link("PagerDuty incident", data.get("html_url"))] if link],
+        raw={"message": message},
+    )
+    return IncidentEvent(
+        source=Source.PAGERDUTY,
+        event_id=event_id,
+        event_type=event_type,
+        kind=EventKind.RESOLVED,
+        occurred_at=occurred_at,
+        incident=incident,
+    )
+
+
+def _not_yet(event_type: str) -> str:
+    return f"event type {event_type!r} is acknowledged but does not start a post-mortem"

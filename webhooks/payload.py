@@ -1,0 +1,77 @@
+"""Small helpers for reading loosely-typed JSON deliveries without trusting their shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from postmortem.webhooks.errors import WebhookRejected
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise WebhookRejected(400, "empty request body")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookRejected(400, f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise WebhookRejected(400, "request body must be a JSON object")
+    return data
+
+
+def obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def objs(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def require_text(data: dict[str, Any], key: str, where: str) -> str:
+    value = text(data.get(key))
+    if not value:
+        raise WebhookRejected(422, f"{where}.{key} is missing or not a string")
+    return value
+
+
+def iso_datetime(value: Any, where: str) -> datetime | None:
+    """ISO 8601 with offset or Z; naive values are read as UTC."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise WebhookRejected(422, f"{where} must be an ISO 8601 timestamp, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise WebhookRejected(422, f"{where} is not an ISO 8601 timestamp: {value!r}") from exc
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def epoch_datetime(value: Any, where: str, *, unit: str) -> datetime | None:
+    """Epoch numbers in 'ms' or 'ns' (Opsgenie mixes both in one alert)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise WebhookRejected(422, f"{where} must be an epoch number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise WebhookRejected(422, f"{where} must be an epoch number, got {value!r}") from exc
+    divisor = {"ms": 1_000, "ns": 1_000_000_000}[unit]
+    seconds, remainder = divmod(number, divisor)
+    try:
+        moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise WebhookRejected(422, f"{where} is out of range: {value!r}") from exc
+    microseconds = remainder * 1_000_000 // divisor
+    return moment.replace(microsecond=microseconds)

@@ -1,0 +1,90 @@
+"""POST /webhooks/{source}: verify, parse, start the workflow, answer in milliseconds.
+
+Nothing here writes to the store: the workflow id is derived from the incident, so a duplicate or
+retried delivery lands on the same workflow and never makes a second report.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from postmortem.api.services import Services, get_services
+from postmortem.models import IncidentEvent
+from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
+from postmortem.webhooks.errors import WebhookRejected
+from postmortem.webhooks.ignored import Ignored
+from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie, verify_token
+from postmortem.webhooks.pagerduty import parse_pagerduty
+from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
+from postmortem.webhooks.pagerduty_signature import verify_signature
+from postmortem.webhooks.payload import parse_json_object
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+ACCEPTED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    202: {"description": "accepted: a post-mortem was started, or the event was acknowledged and ignored"},
+    400: {"description": "missing or malformed signature header, or a body that is not JSON"},
+    401: {"description": "no valid signature or token"},
+    422: {"description": "JSON that is not this source's webhook format; the message names the field"},
+    503: {"description": "not configured, or Temporal unavailable: the sender should retry"},
+}
+
+
+def _parsed(parse: Any, data: dict[str, Any]) -> Any:
+    try:
+        return parse(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise WebhookRejected(422, f"unexpected payload: {where}: {error['msg']}") from exc
+
+
+async def _dispatch(services: Services, deliveries: list[IncidentEvent | Ignored]) -> JSONResponse:
+    started, ignored = [], []
+    for delivery in deliveries:
+        if isinstance(delivery, Ignored):
+            ignored.append(delivery.model_dump())
+            continue
+        incident = delivery.incident
+        if not is_safe_incident_id(incident.id):
+            raise WebhookRejected(422, f"incident id {incident.id!r} has characters we do not accept")
+        postmortem_id = postmortem_id_for(incident.source.value, incident.id)
+        workflow_id, outcome = await services.temporal.start_postmortem(postmortem_id, delivery)
+        started.append(
+            {
+                "postmortem_id": postmortem_id,
+                "workflow_id": workflow_id,
+                "outcome": outcome.value,
+                "event_type": delivery.event_type,
+                "event_id": delivery.event_id,
+            }
+        )
+    status = "accepted" if started else "ignored"
+    return JSONResponse({"status": status, "postmortems": started, "ignored": ignored}, status_code=202)
+
+
+@router.post("/pagerduty", status_code=202, responses=ACCEPTED_RESPONSE)
+async def pagerduty_webhook(
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    x_pagerduty_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> JSONResponse:
+    body = await request.body()
+    verify_signature(body, x_pagerduty_signature, services.settings.pagerduty_webhook_secrets)
+    return await _dispatch(services, _parsed(parse_pagerduty, parse_json_object(body)))
+
+
+@router.post("/opsgenie", status_code=202, responses=ACCEPTED_RESPONSE)
+async def opsgenie_webhook(
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
+    token: Annotated[str | None, Query(description="the shared token, when the sender cannot set headers")] = None,
+) -> JSONResponse:
+    verify_token(x_postmortem_token or token, services.settings.opsgenie_webhook_token)
+    body = await request.body()
+    return await _dispatch(services, [_parsed(parse_opsgenie, parse_json_object(body))])

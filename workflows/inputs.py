@@ -1,0 +1,17 @@
+"""The workflow's own input and result models (one per workflow, so fields can be added safely)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from postmortem.models import IncidentEvent, Status
+
+
+class PostmortemWorkflowInput(BaseModel):
+    postmortem_id: str
+    event: IncidentEvent
+
+
+class PostmortemWorkflowResult(BaseModel):
+    postmortem_id: str
+    status: Status
