@@ -44,7 +44,7 @@ async def foundation(settings: Settings) -> AsyncIterator[Foundation]:
     """Teams file checked, data folder made, schema migrated, bootstrap token registered."""
     teams = load_teams(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url, schema=settings.database_schema)
     try:
         if settings.bootstrap_admin_token:
             await store.tokens.ensure("bootstrap-admin", Role.ADMIN, settings.bootstrap_admin_token, _now())

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    database_schema: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "postmortem"

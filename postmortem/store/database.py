@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
+    """`schema` (PostgreSQL only) keeps our tables in their own schema of a shared database."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -29,6 +30,21 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if schema:
+        if parsed.get_backend_name() != "postgresql":
+            raise ValueError("POSTMORTEM_DATABASE_SCHEMA is for PostgreSQL only")
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"invalid schema name {schema!r}: use letters, digits and underscores")
+        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+        engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _ensure_schema(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             cursor.close()
 
         return engine

@@ -18,8 +18,8 @@ class Store:
         self.tokens = TokenStore(sessions)
 
     @classmethod
-    async def open(cls, url: str, *, migrate_schema: bool = True) -> "Store":
-        engine = create_engine(url)
+    async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":
+        engine = create_engine(url, schema=schema)
         if migrate_schema:
             await migrate(engine)
         return cls(engine)
