@@ -1,0 +1,59 @@
+"""The API in-process over real parts: SQLite store, Temporal dev server, a running worker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from postmortem.api.app import create_app
+from postmortem.api.services import Services
+from postmortem.gateway import TemporalGateway
+from postmortem.settings import Settings
+from postmortem.store.store import Store
+from postmortem.store.tokens import Role
+from postmortem.teams import parse_teams
+from postmortem.worker import build_worker
+
+PD_SECRET = "pd-secret-for-tests"
+OPSGENIE_TOKEN = "opsgenie-token-for-tests"
+TEAMS = """
+[default]
+timezone = "Europe/Berlin"
+"""
+
+
+@dataclass
+class Api:
+    http: httpx.AsyncClient
+    store: Store
+    env: WorkflowEnvironment
+    tokens: dict[Role, str]
+
+    def auth(self, role: Role = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest_asyncio.fixture
+async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        data_dir=tmp_path,
+        pagerduty_webhook_secrets=[PD_SECRET, "older-secret"],
+        opsgenie_webhook_token=OPSGENIE_TOKEN,
+        temporal_task_queue=f"api-{uuid.uuid4().hex}",
+    )
+    teams = parse_teams(TEAMS)
+    gateway = TemporalGateway("unused", "default", settings.temporal_task_queue, client=dev_env.client)
+    app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=teams))
+    now = datetime.now(timezone.utc)
+    tokens = {role: (await sqlite_store.tokens.create(role.value, role, now))[1] for role in Role}
+    worker = build_worker(dev_env.client, task_queue=settings.temporal_task_queue, store=sqlite_store, teams=teams)
+    async with worker:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield Api(http=http, store=sqlite_store, env=dev_env, tokens=tokens)

@@ -1,0 +1,212 @@
+"""REST API: authentication, reading (JSON and Markdown), optimistic edits, listing, action items."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from postmortem.api.app import create_app
+from postmortem.api.services import Services
+from postmortem.gateway import TemporalGateway
+from postmortem.models import Language
+from postmortem.settings import Settings
+from postmortem.store.tokens import Role
+from postmortem.teams import TeamsConfig
+from tests.api.conftest import Api
+from tests.factories import new_postmortem, pagerduty_event, pagerduty_resolved_body
+from tests.support import free_port
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+
+
+async def seed(api: Api, incident_id: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
+    pm, _ = await api.store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event(incident_id).incident, **kwargs)
+    )
+    return pm.id
+
+
+async def test_authentication_and_roles(api: Api) -> None:
+    pm_id = await seed(api, "PAUTH")
+    url = f"/api/postmortems/{pm_id}"
+    assert (await api.http.get(url)).status_code == 401
+    malformed = await api.http.get(url, headers={"Authorization": "Token abc"})
+    assert malformed.status_code == 401 and "Bearer" in malformed.json()["detail"]
+    assert (await api.http.get(url, headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await api.http.get(url, headers=api.auth(Role.VIEWER))).status_code == 200
+    denied = await api.http.patch(url, json={"title": "x"}, headers={**api.auth(Role.VIEWER), "If-Match": '"1"'})
+    assert denied.status_code == 403 and "editor" in denied.json()["detail"]
+
+    created = await api.http.post("/api/tokens", json={"name": "bot", "role": "viewer"}, headers=api.auth())
+    assert created.status_code == 201
+    token = created.json()["token"]
+    assert (await api.http.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    revoked = await api.http.delete(f"/api/tokens/{created.json()['id']}", headers=api.auth())
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert (await api.http.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 401
+
+
+async def test_read_as_json_and_markdown(api: Api) -> None:
+    pm_id = await seed(api, "PREAD")
+    response = await api.http.get(f"/api/postmortems/{pm_id}", headers=api.auth(Role.VIEWER))
+    assert response.status_code == 200 and response.headers["ETag"] == '"1"'
+    body = response.json()
+    assert body["status"] == "DRAFT" and body["incidents"][0]["id"] == "PREAD"
+    assert [s["key"] for s in body["sections"]][:2] == ["summary", "timeline"]
+
+    by_accept = await api.http.get(
+        f"/api/postmortems/{pm_id}", headers={**api.auth(Role.VIEWER), "Accept": "text/markdown"}
+    )
+    by_query = await api.http.get(f"/api/postmortems/{pm_id}?format=markdown", headers=api.auth(Role.VIEWER))
+    for markdown in (by_accept, by_query):
+        assert markdown.status_code == 200
+        assert markdown.headers["content-type"].startswith("text/markdown")
+        assert markdown.text.startswith("# 2021-06-04 Test Incident\n")
+        assert "## Root cause and contributing factors" in markdown.text
+    bad = await api.http.get(f"/api/postmortems/{pm_id}?format=pdf", headers=api.auth())
+    assert bad.status_code == 422
+    missing = await api.http.get("/api/postmortems/pagerduty-NOPE", headers=api.auth())
+    assert missing.status_code == 404 and "pagerduty-NOPE" in missing.json()["detail"]
+
+
+async def test_patch_needs_the_current_version(api: Api) -> None:
+    pm_id = await seed(api, "PPATCH")
+    url = f"/api/postmortems/{pm_id}"
+    editor = api.auth(Role.EDITOR)
+    no_match = await api.http.patch(url, json={"title": "New"}, headers=editor)
+    assert no_match.status_code == 428 and "If-Match" in no_match.json()["detail"]
+
+    first = await api.http.patch(
+        url,
+        json={"title": "Database failover took 40 minutes", "sections": {"root_cause": {"body": "A stale DNS TTL."}}},
+        headers={**editor, "If-Match": '"1"'},
+    )
+    assert first.status_code == 200, first.text
+    assert first.headers["ETag"] == '"2"'
+    root = next(s for s in first.json()["sections"] if s["key"] == "root_cause")
+    assert root == {**root, "body": "A stale DNS TTL.", "edited": True}
+
+    stale = await api.http.patch(url, json={"title": "Someone else's"}, headers={**editor, "If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.headers["ETag"] == '"2"'
+    assert (await api.http.get(url, headers=editor)).json()["title"] == "Database failover took 40 minutes"
+
+
+async def test_patch_validation_names_the_field(api: Api) -> None:
+    pm_id = await seed(api, "PVALID")
+    url = f"/api/postmortems/{pm_id}"
+    headers = {**api.auth(Role.EDITOR), "If-Match": '"1"'}
+    too_long = await api.http.patch(url, json={"title": "x" * 257}, headers=headers)
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["body", "title"]
+    assert "256" in too_long.json()["detail"][0]["msg"]
+    unknown = await api.http.patch(url, json={"sections": {"nope": {"body": "x"}}}, headers=headers)
+    assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
+    zone = await api.http.patch(url, json={"timezone": "Mars/Olympus"}, headers=headers)
+    assert zone.status_code == 422 and "time zone" in zone.json()["detail"][0]["msg"]
+    extra = await api.http.patch(url, json={"status": "PUBLISHED"}, headers=headers)
+    assert extra.status_code == 422  # lifecycle fields belong to the workflow
+    bad_match = await api.http.patch(url, json={"title": "ok"}, headers={**headers, "If-Match": "banana"})
+    assert bad_match.status_code == 400
+    assert (await api.http.get(url, headers=headers)).json()["version"] == 1
+
+
+async def test_switching_language_keeps_edited_sections(api: Api) -> None:
+    pm_id = await seed(api, "PLANG")
+    url = f"/api/postmortems/{pm_id}"
+    editor = api.auth(Role.EDITOR)
+    edited = await api.http.patch(
+        url, json={"sections": {"impact": {"body": "Checkout failed for 3% of users."}}},
+        headers={**editor, "If-Match": '"1"'},
+    )
+    switched = await api.http.patch(url, json={"language": "zh"}, headers={**editor, "If-Match": edited.headers["ETag"]})
+    assert switched.status_code == 200, switched.text
+    sections = {s["key"]: s for s in switched.json()["sections"]}
+    assert switched.json()["language"] == Language.ZH
+    assert sections["summary"]["title"] == "摘要"
+    assert sections["impact"]["body"] == "Checkout failed for 3% of users."
+
+
+async def test_listing_filters_sorts_and_pages(api: Api) -> None:
+    for index in range(5):
+        await seed(api, f"PPAGE{index}", created_at=NOW + timedelta(hours=index), team="payments" if index < 3 else "search")
+    auth = api.auth(Role.VIEWER)
+    page = await api.http.get("/api/postmortems", params={"limit": 2, "team": "payments"}, headers=auth)
+    assert page.status_code == 200
+    first = page.json()
+    assert [i["id"] for i in first["items"]] == ["pagerduty-PPAGE2", "pagerduty-PPAGE1"]
+    rest = await api.http.get(
+        "/api/postmortems", params={"limit": 2, "team": "payments", "cursor": first["next_cursor"]}, headers=auth
+    )
+    assert [i["id"] for i in rest.json()["items"]] == ["pagerduty-PPAGE0"] and rest.json()["next_cursor"] is None
+    ranged = await api.http.get(
+        "/api/postmortems",
+        params={"created_from": (NOW + timedelta(hours=3)).isoformat(), "status": "DRAFT", "sort": "updated"},
+        headers=auth,
+    )
+    assert {i["id"] for i in ranged.json()["items"]} == {"pagerduty-PPAGE3", "pagerduty-PPAGE4"}
+    by_incident = await api.http.get("/api/postmortems", params={"incident_id": "PPAGE4"}, headers=auth)
+    assert [i["id"] for i in by_incident.json()["items"]] == ["pagerduty-PPAGE4"]
+    for params, status in [({"limit": 201}, 422), ({"limit": 0}, 422), ({"cursor": "garbage!"}, 400),
+                           ({"status": "LOST"}, 422), ({"created_from": "yesterday"}, 422),
+                           ({"created_from": "2026-01-01T00:00:00"}, 422)]:
+        response = await api.http.get("/api/postmortems", params=params, headers=auth)
+        assert response.status_code == status, (params, response.text)
+    default = await api.http.get("/api/postmortems", headers=auth)
+    assert len(default.json()["items"]) == 5
+
+
+async def test_action_items_crud(api: Api) -> None:
+    pm_id = await seed(api, "PITEM")
+    base = f"/api/postmortems/{pm_id}/action-items"
+    editor = api.auth(Role.EDITOR)
+    created = await api.http.post(
+        base, json={"description": "Alert on replication lag", "owner": "alice@example.com",
+                    "due_date": "2026-04-01", "priority": "HIGH"}, headers=editor,
+    )
+    assert created.status_code == 201, created.text
+    item = created.json()
+    assert item["status"] == "OPEN" and created.headers["Location"].endswith(item["id"])
+    for bad in ({"description": ""}, {"description": "x", "priority": "URGENT"}, {"description": "x", "due_date": "soon"},
+                {"description": "x", "color": "red"}):
+        response = await api.http.post(base, json=bad, headers=editor)
+        assert response.status_code == 422, bad
+    stale_free = await api.http.patch(
+        f"{base}/{item['id']}", json={"status": "COMPLETED"}, headers={**editor, "If-Match": '"1"'}
+    )
+    assert stale_free.status_code == 200 and stale_free.json()["status"] == "COMPLETED"
+    stale = await api.http.patch(f"{base}/{item['id']}", json={"owner": "bob"}, headers={**editor, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    listed = await api.http.get(base, headers=api.auth(Role.VIEWER))
+    assert [i["id"] for i in listed.json()["items"]] == [item["id"]]
+    markdown = await api.http.get(f"/api/postmortems/{pm_id}?format=markdown", headers=editor)
+    assert "| Alert on replication lag | alice@example.com | 2026-04-01 | HIGH | COMPLETED |" in markdown.text
+    assert (await api.http.delete(f"{base}/{item['id']}", headers=editor)).status_code == 204
+    assert (await api.http.get(f"{base}/{item['id']}", headers=editor)).status_code == 404
+    assert (await api.http.post("/api/postmortems/pagerduty-NOPE/action-items",
+                                json={"description": "x"}, headers=editor)).status_code == 404
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+
+
+async def test_temporal_down_means_503_not_500(sqlite_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, pagerduty_webhook_secrets=["s"])
+    gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", "q")
+    app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=TeamsConfig()))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        body = pagerduty_resolved_body("PDOWN")
+        signature = "v1=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()
+        response = await http.post("/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": signature})
+        assert response.status_code == 503 and "retry" in response.json()["detail"]
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["temporal"].startswith("unreachable")
+        not_configured = await http.post("/webhooks/opsgenie", json={}, headers={"X-Postmortem-Token": "x"})
+        assert not_configured.status_code == 503 and "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN" in not_configured.json()["detail"]
+
