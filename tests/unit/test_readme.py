@@ -1,0 +1,33 @@
+"""The README's examples are contracts: its teams file must load as documented."""
+
+from __future__ import annotations
+
+import re
+
+from postmortem.models import Incident, Language, PolicyOutcome, Ref, Severity, Source
+from postmortem.settings import Settings
+from postmortem.teams import parse_teams
+from tests.support import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_teams_example_is_valid_and_falls_back() -> None:
+    [example] = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    teams = parse_teams(example, "README teams example")
+    payments = teams.resolve(Incident(source=Source.PAGERDUTY, id="1", title="t", severity=Severity.SEV3,
+                                      services=[Ref(name="API Service")]))
+    assert payments.team == "Payments" and payments.timezone == "America/New_York"
+    assert payments.policy.full_after_minutes == 30 and payments.policy.full_at_or_above == Severity.SEV2
+    assert payments.owners == ["alice@example.com", "bob@example.com"]
+    china = teams.resolve(Incident(source=Source.PAGERDUTY, id="2", title="t", severity=Severity.SEV3,
+                                   teams=[Ref(id="PFCVPS0", name="Engineering")]))
+    assert (china.team, china.language) == ("SRE China", Language.ZH)
+    search = teams.resolve(Incident(source=Source.OPSGENIE, id="3", title="t", severity=Severity.SEV4,
+                                    teams=[Ref(name="search")]))
+    assert search.policy.otherwise == PolicyOutcome.SKIP and search.timezone == "Europe/Berlin"
+
+
+def test_every_setting_is_documented() -> None:
+    for name in Settings.model_fields:
+        assert f"`POSTMORTEM_{name.upper()}`" in README, name
