@@ -8,6 +8,7 @@ start-up; an error names the file, the key and its line.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,8 @@ def parse_teams(
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise TeamsFileError(f"{filename}: not valid TOML: {exc}") from exc
+        near = _near(text, str(exc))
+        raise TeamsFileError(f"{filename}: not valid TOML: {exc}{near}") from exc
     lines = text.splitlines()
 
     def validated(model: type[BaseModel], value: Any, path: tuple[str, ...]) -> Any:
@@ -212,24 +214,46 @@ def parse_teams(
     )
 
 
+def _near(text: str, message: str) -> str:
+    """tomllib names the line; quoting it shows the key the mistake is in."""
+    match = re.search(r"at line (\d+)", message)
+    if not match:
+        return ""
+    lines = text.splitlines()
+    index = int(match.group(1)) - 1
+    return f": {lines[index].strip()!r}" if 0 <= index < len(lines) else ""
+
+
+def _single_path(line: str) -> tuple[str, ...] | None:
+    """The key path of one TOML line on its own (`[a."b c"]  # x` → ('a', 'b c')), parsed by tomllib."""
+    try:
+        parsed: object = tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return None
+    path: list[str] = []
+    while isinstance(parsed, dict) and len(parsed) == 1:
+        key, parsed = next(iter(parsed.items()))
+        path.append(key)
+    return tuple(path) or None
+
+
 def _line_of(lines: list[str], path: tuple[str, ...]) -> int:
-    """Best-effort line of a dotted key: its table header, then the key's own line inside it."""
-    for split in range(len(path), 0, -1):
-        header_names = {".".join(path[:split]), ".".join(f'"{part}"' for part in path[:split])}
-        for index, line in enumerate(lines):
-            stripped = line.strip()
-            if stripped.startswith("[") and stripped.strip("[]").strip() in header_names:
-                rest = path[split:]
-                if not rest:
-                    return index + 1
-                for offset, inner in enumerate(lines[index + 1 :], start=index + 2):
-                    inner = inner.strip()
-                    if inner.startswith("["):
-                        break
-                    if inner.split("=", 1)[0].strip().strip('"') == rest[0]:
-                        return offset
-                return index + 1
-    for index, line in enumerate(lines):
-        if line.strip().split("=", 1)[0].strip().strip('"') == path[-1]:
-            return index + 1
-    return 1
+    """The line of a dotted key: inside the deepest table header that is a prefix of it."""
+    best_line, best_depth = 0, -1
+    current_table: tuple[str, ...] = ()
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            current_table = _single_path(stripped) or ()
+            depth = len(current_table)
+            if path[:depth] == current_table and depth > best_depth:
+                best_line, best_depth = number, depth
+            continue
+        if "=" not in stripped or stripped.startswith("#"):
+            continue
+        key = _single_path(stripped) or (stripped.split("=", 1)[0].strip().strip('"'),)
+        full = current_table + key
+        depth = len(full)
+        if path[:depth] == full[: len(path)] and depth > best_depth:
+            best_line, best_depth = number, depth
+    return best_line or 1

@@ -6,7 +6,7 @@ import re
 
 from postmortem.models import Incident, Language, PolicyOutcome, Ref, Severity, Source
 from postmortem.settings import Settings
-from postmortem.teams import parse_teams
+from postmortem.teams import TeamsFileError, parse_teams
 from tests.support import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -31,3 +31,18 @@ def test_the_readme_teams_example_is_valid_and_falls_back() -> None:
 def test_every_setting_is_documented() -> None:
     for name in Settings.model_fields:
         assert f"`POSTMORTEM_{name.upper()}`" in README, name
+
+
+def test_the_documented_teams_file_errors_are_what_users_see() -> None:
+    [example] = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    documented = re.findall(r"`(teams\.toml, line \d+: [^`]+)`", README)
+    assert len(documented) == 2
+    misplaced = example.replace("[search.policy]\notherwise", "[search]\notherwise")
+    wrong_value = example.replace("full_after_minutes = 30", 'otherwise = "never"')
+    for broken, expected in zip((wrong_value, misplaced), documented):
+        try:
+            parse_teams(broken, "teams.toml")
+        except TeamsFileError as exc:
+            assert str(exc) == expected
+        else:
+            raise AssertionError("the broken example was accepted")

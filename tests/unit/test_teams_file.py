@@ -230,21 +230,11 @@ def test_bad_toml_syntax_names_the_line():
     assert reported_line(message) == line_of(text, 'timezone "Europe/Berlin"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a TOML syntax error only reports tomllib's message and line, not the key it is in, "
-    "although teams.py promises that an error names the file, the key and its line",
-)
 def test_bad_toml_syntax_names_the_key():
     text = TEAMS_TOML.replace('timezone = "Europe/Berlin"', 'timezone "Europe/Berlin"')
     assert "timezone" in error_for(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: _line_of does not recognise a header that mixes bare and quoted keys ([services."API Service"]), '
-    "so an error inside it points at the first line anywhere in the file with the same key",
-)
 def test_error_in_quoted_services_table_names_its_line():
     text = TEAMS_TOML.replace('team = "payments"', 'team = "payments"\nname = "API"')
     message = error_for(text)
@@ -252,11 +242,6 @@ def test_error_in_quoted_services_table_names_its_line():
     assert reported_line(message) == line_of(text, 'name = "API"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _line_of does not recognise a table header followed by a comment ([payments]  # ...), "
-    "so the error points at the first line anywhere in the file with the same key",
-)
 def test_error_in_table_whose_header_has_a_comment_names_its_line():
     text = TEAMS_TOML.replace("[payments]\n", "[payments]  # the payments squad\n").replace(
         'language = "en"', 'language = "fr"'

@@ -1,0 +1,63 @@
+"""Replay guards: the workflow code must still replay the histories of runs already in flight.
+
+`tests/histories/*.json` are histories recorded from earlier versions of PostmortemWorkflow (see
+`record_history` below). A change that breaks them needs `workflow.patched`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from postmortem.models import Status
+from postmortem.store.store import Store
+from postmortem.teams import TeamsConfig
+from postmortem.worker import WORKFLOWS, build_worker
+from postmortem.workflows.inputs import PostmortemWorkflowInput
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from tests.factories import pagerduty_event
+from tests.support import eventually
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.stem)
+async def test_recorded_histories_still_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    assert history.events, f"{path} holds no events"
+    await _replayer().replay_workflow(history)
+
+
+async def test_a_fresh_history_replays(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> None:
+    history = await record_history(time_skipping_env, sqlite_store, "PREPLAY")
+    await _replayer().replay_workflow(history)
+    if os.environ.get("POSTMORTEM_RECORD_HISTORY"):
+        (HISTORIES / f"{os.environ['POSTMORTEM_RECORD_HISTORY']}.json").write_text(history.to_json())
+
+
+async def record_history(env: WorkflowEnvironment, store: Store, incident_id: str) -> WorkflowHistory:
+    task_queue = f"replay-{uuid.uuid4().hex}"
+    async with build_worker(env.client, task_queue=task_queue, store=store, teams=TeamsConfig()):
+        handle = await env.client.start_workflow(
+            PostmortemWorkflow.run,
+            PostmortemWorkflowInput(postmortem_id=f"pagerduty-{incident_id}", event=pagerduty_event(incident_id)),
+            id=f"postmortem-pagerduty-{incident_id}",
+            task_queue=task_queue,
+        )
+        await eventually(lambda: _drafted(handle))
+        return await handle.fetch_history()
+
+
+async def _drafted(handle) -> bool:  # type: ignore[no-untyped-def]
+    return await handle.query(PostmortemWorkflow.status) == Status.DRAFT
