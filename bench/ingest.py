@@ -351,6 +351,7 @@ def latency_lines(name: str, result: LatencyResult) -> list[str]:
 def print_report(
     args: argparse.Namespace, temporal_address: str, floor: PhaseResult, ours: PhaseResult,
     latency: LatencyResult, floor_latency: LatencyResult, missing: list[str],
+    rounds: tuple[list[PhaseResult], list[PhaseResult]],
 ) -> None:
     ratio = ours.per_second / floor.per_second if floor.per_second else 0.0
     p99 = percentile(latency.from_schedule_ms, 99)
@@ -367,6 +368,13 @@ def print_report(
         lines.append(
             f"{name:<30} {result.requests:>9} {result.error_count:>7} {result.seconds:>8.2f} "
             f"{result.per_second:>11.1f} {row_ratio:>14.2f}x"
+        )
+    if len(rounds[0]) > 1:
+        lines.append(
+            "  per round (per second): floor "
+            + " ".join(f"{r.per_second:.1f}" for r in rounds[0])
+            + " | webhooks "
+            + " ".join(f"{r.per_second:.1f}" for r in rounds[1])
         )
     lines += [
         "",
@@ -495,7 +503,7 @@ async def run(args: argparse.Namespace) -> None:
                 for i in sorted({first, len(ids) - 1})
             ]
             missing = await check_started(client, sampled)
-            print_report(args, dev.address, floor, ours, latency, floor_latency, missing)
+            print_report(args, dev.address, floor, ours, latency, floor_latency, missing, (floor_rounds, hook_rounds))
         finally:
             await api.stop()
             await dev.stop()
