@@ -1,4 +1,4 @@
-"""Step: draft the report from its template and store it, exactly once per incident.
+"""Step: draft the report from its template and the gathered evidence, and store it exactly once.
 
 A retry (or a second workflow run for the same incident) finds the stored report and returns it
 untouched, so nobody's edits are overwritten by a redraft.
@@ -6,15 +6,17 @@ untouched, so nobody's edits are overwritten by a redraft.
 
 from __future__ import annotations
 
-
 from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.drafting import draft_report
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
+from postmortem.redraft import UNFINISHED
+from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NewPostmortem, PostmortemStore
 from postmortem.teams import TeamSettings
+from postmortem.timeline import from_incident
 
 
 class DraftPostmortemInput(BaseModel):
@@ -33,13 +35,17 @@ class DraftPostmortemResult(BaseModel):
 
 
 class DraftActivities:
-    def __init__(self, store: PostmortemStore) -> None:
+    def __init__(self, store: PostmortemStore, evidence: EvidenceStore) -> None:
         self._store = store
+        self._evidence = evidence
 
     @activity.defn(name="draft_postmortem")
     async def draft_postmortem(self, input: DraftPostmortemInput) -> DraftPostmortemResult:
         skipped = input.decision.outcome == PolicyOutcome.SKIP
         variant = TemplateVariant.LIGHTWEIGHT if skipped else input.team.template
+        # The webhook's own facts are evidence too, and the floor when no source API is configured.
+        await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
+        statuses = await self._evidence.statuses(input.postmortem_id)
         try:
             draft = draft_report(
                 [input.incident],
@@ -48,6 +54,8 @@ class DraftActivities:
                 variant=variant,
                 zone=input.team.timezone,
                 now=input.now,
+                timeline=await self._evidence.entries(input.postmortem_id),
+                unavailable=[status for status in statuses if status.state in UNFINISHED],
             )
         except ValueError as exc:  # a broken template will not fix itself on retry
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc

@@ -29,12 +29,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,10 @@ def workflow_input(fixture: dict[str, Any], incident_id: str) -> tuple[str, Post
 def signed_request(fixture: dict[str, Any], incident_id: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(delivery(fixture, incident_id)).encode("utf-8")
     return body, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, SECRET)}
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc or repr(exc)}"[:200]
 
 
 def workflow_id_of(incident_id: str) -> str:
@@ -220,7 +225,7 @@ async def closed_loop(calls: list[Callable[[], Awaitable[str | None]]], concurre
             try:
                 problem = await call()
             except Exception as exc:  # counted and reported, never fatal
-                problem = f"{type(exc).__name__}: {exc}"[:200]
+                problem = describe(exc)
             if problem is not None:
                 errors[problem] += 1
 
@@ -248,12 +253,73 @@ def start_calls(client: Client, inputs: list[tuple[str, PostmortemWorkflowInput]
     return [call(workflow_id, arg) for workflow_id, arg in inputs]
 
 
+class Connections:
+    """httpx.AsyncClients with one keep-alive connection each, lent to one request at a time.
+
+    One shared client with a pool of C connections costs several times more CPU per request at
+    C = 32 (httpcore's pool bookkeeping grows with the pool), and on a small machine that CPU is
+    taken from the server under test. One client per connection keeps the load generator cheap.
+    `grow` lends a new client when all are busy (the open loop never waits for a connection).
+    """
+
+    def __init__(self, base_url: str, size: int, *, grow: bool = False) -> None:
+        self.base_url = base_url
+        self.grow = grow
+        self._all: list[httpx.AsyncClient] = []
+        # Last in, first out: in the open loop a few hot connections serve, the rest stay parked.
+        self._idle: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()
+        # One TLS context for all (each client would otherwise load the CA bundle, ~50 ms apiece).
+        self._tls = ssl.create_default_context()
+        for _ in range(size):
+            self._idle.put_nowait(self._new())
+
+    def _new(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        client = httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=30.0, verify=self._tls)
+        self._all.append(client)
+        return client
+
+    @contextlib.asynccontextmanager
+    async def lend(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self.grow and self._idle.empty():
+            client = self._new()
+        else:
+            client = await self._idle.get()
+        try:
+            yield client
+        finally:
+            self._idle.put_nowait(client)
+
+    async def touch(self) -> None:
+        """Untimed GET /healthz on every connection, just before a timed phase.
+
+        Uvicorn drops a keep-alive connection after 5 s idle; a floor round lasts about that long,
+        and a request sent on a connection the server is closing at that instant fails with a
+        ReadError. Touching every connection first resets the server's idle timer.
+        """
+
+        async def one(client: httpx.AsyncClient) -> None:
+            for attempt in range(3):
+                try:
+                    await client.get("/healthz")
+                    return
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
+
+        await asyncio.gather(*(one(client) for client in self._all))
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._all), return_exceptions=True)
+
+
 def post_calls(
-    http: httpx.AsyncClient, requests: list[tuple[bytes, dict[str, str]]], samples: dict[str, str]
+    connections: Connections, requests: list[tuple[bytes, dict[str, str]]], samples: dict[str, str]
 ) -> list[Callable[[], Awaitable[str | None]]]:
     def call(body: bytes, headers: dict[str, str]) -> Callable[[], Awaitable[str | None]]:
         async def run() -> str | None:
-            response = await http.post(WEBHOOK_PATH, content=body, headers=headers)
+            async with connections.lend() as http:
+                response = await http.post(WEBHOOK_PATH, content=body, headers=headers)
             if response.status_code == 202:
                 return None
             key = f"HTTP {response.status_code}"
@@ -291,7 +357,7 @@ async def open_loop(calls: list[Callable[[], Awaitable[str | None]]], rate: floa
         try:
             problem = await call()
         except Exception as exc:  # counted and reported, never fatal
-            problem = f"{type(exc).__name__}: {exc}"[:200]
+            problem = describe(exc)
         done = loop.time()
         if problem is not None:
             errors[problem] += 1
@@ -329,7 +395,7 @@ async def check_started(client: Client, workflow_ids: list[str]) -> list[str]:
         try:
             await client.get_workflow_handle(workflow_id).describe()
         except Exception as exc:
-            missing.append(f"{workflow_id}: {type(exc).__name__}: {exc}")
+            missing.append(f"{workflow_id}: {describe(exc)}")
     return missing
 
 
@@ -448,26 +514,24 @@ async def run(args: argparse.Namespace) -> None:
             client = await connect(dev.address)
             warmup = min(args.requests, 2 * args.concurrency)
             samples: dict[str, str] = {}
-            limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-            # Generous pool for the open loop: a request never waits for a connection on our side.
-            open_limits = httpx.Limits(max_connections=1000, max_keepalive_connections=256)
-            async with (
-                httpx.AsyncClient(base_url=api.base_url, limits=limits, timeout=30.0) as http,
-                httpx.AsyncClient(base_url=api.base_url, limits=open_limits, timeout=30.0) as open_http,
-            ):
+            connections = Connections(api.base_url, args.concurrency)
+            # Plenty for the open loop, and more on demand: a request never waits for a connection.
+            open_connections = Connections(api.base_url, 4 * args.concurrency, grow=True)
+            try:
                 # Everything is built, parsed, serialised and signed before any clock starts.
                 status("preparing payloads ...")
                 floor_ids = [f"floor-{n:07d}" for n in range(warmup + args.requests)]
                 hook_ids = [f"hook-{n:07d}" for n in range(warmup + args.requests)]
                 floor_calls = start_calls(client, [workflow_input(fixture, i) for i in floor_ids])
-                hook_calls = post_calls(http, [signed_request(fixture, i) for i in hook_ids], samples)
+                hook_calls = post_calls(connections, [signed_request(fixture, i) for i in hook_ids], samples)
 
                 # Warm-up (not timed): connections, the API's lazy Temporal client, code paths.
                 await closed_loop(floor_calls[:warmup], args.concurrency)
                 warm = await closed_loop(hook_calls[:warmup], args.concurrency)
                 if warm.error_count:
                     status(f"warning: {warm.error_count} warm-up webhooks failed: {dict(warm.errors)} {samples}")
-                check = await http.post(WEBHOOK_PATH, **_request_kwargs(signed_request(fixture, hook_ids[0])))
+                async with connections.lend() as http:
+                    check = await http.post(WEBHOOK_PATH, **_request_kwargs(signed_request(fixture, hook_ids[0])))
                 answer = check.json() if check.status_code == 202 else {}
                 if [p.get("outcome") for p in answer.get("postmortems", [])] != ["accepted"]:
                     status(f"warning: unexpected webhook answer {check.status_code}: {check.text[:300]}")
@@ -481,6 +545,8 @@ async def run(args: argparse.Namespace) -> None:
                     order = [("floor", floor_chunk, floor_rounds), ("webhooks", hook_chunk, hook_rounds)]
                     for name, calls, results in order if number % 2 else reversed(order):
                         status(f"round {number}/{len(pairs)}: {name}, {len(calls)} at concurrency {args.concurrency} ...")
+                        if name == "webhooks":
+                            await connections.touch()
                         results.append(await closed_loop(calls, args.concurrency))
                 floor = combined(floor_rounds, {})
                 ours = combined(hook_rounds, samples)
@@ -490,12 +556,16 @@ async def run(args: argparse.Namespace) -> None:
                 count = max(1, round(rate * args.duration_seconds))
                 latency_ids = [f"latency-{n:07d}" for n in range(count)]
                 reference_ids = [f"reference-{n:07d}" for n in range(count)]
-                latency_calls = post_calls(open_http, [signed_request(fixture, i) for i in latency_ids], samples)
+                latency_calls = post_calls(open_connections, [signed_request(fixture, i) for i in latency_ids], samples)
                 reference_calls = start_calls(client, [workflow_input(fixture, i) for i in reference_ids])
                 status(f"latency: {count} webhooks at {rate:.1f}/s for {args.duration_seconds:g} s (open loop) ...")
+                await open_connections.touch()
                 latency = await open_loop(latency_calls, rate)
                 status(f"latency reference: {count} bare start_workflow at {rate:.1f}/s ...")
                 floor_latency = await open_loop(reference_calls, rate)
+            finally:
+                await connections.aclose()
+                await open_connections.aclose()
 
             sampled = [
                 workflow_id_of(ids[i])

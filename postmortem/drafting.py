@@ -13,7 +13,8 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
-from postmortem.formatting import format_duration, format_local
+from postmortem.evidence import SourceStatus, TimelineEntry
+from postmortem.formatting import KIND_LABELS, format_duration, format_local
 from postmortem.metrics import compute_metrics
 from postmortem.models import (
     Incident,
@@ -25,6 +26,7 @@ from postmortem.models import (
     TemplateVariant,
 )
 from postmortem.template_catalogue import ReportTemplate, builtin_template
+from postmortem.timeline import distil, from_incident
 from postmortem.timezones import in_zone
 
 TITLE_LIMIT = 256
@@ -52,25 +54,12 @@ def default_title(incidents: list[Incident], zone: str, fallback_time: datetime)
     return title[:TITLE_LIMIT]
 
 
-def timeline_events(incidents: list[Incident]) -> list[dict[str, Any]]:
-    events = []
-    for incident in incidents:
-        label = f"{incident.source.value} #{incident.number or incident.id} {incident.title}"
-        for kind, at in (
-            ("triggered", incident.created_at),
-            ("acknowledged", incident.acknowledged_at),
-            ("resolved", incident.resolved_at),
-        ):
-            if at is not None:
-                events.append({"at": at, "kind": kind, "label": label})
-    return sorted(events, key=lambda event: event["at"])
-
-
 @lru_cache(maxsize=8)
 def _environment(language: Language, zone: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
     env.filters["local"] = lambda value: format_local(value, zone)
     env.filters["duration"] = lambda value: format_duration(value, language)
+    env.filters["kind_label"] = lambda kind: KIND_LABELS[language].get(str(kind), str(kind))
     return env
 
 
@@ -97,19 +86,25 @@ def draft_report(
     zone: str,
     now: datetime,
     template: ReportTemplate | None = None,
+    timeline: list[TimelineEntry] | None = None,
+    unavailable: list[SourceStatus] | None = None,
 ) -> Draft:
+    """`timeline` is every gathered entry (without one, the incidents' own facts); the section shows
+    the distilled key events, and `unavailable` says which sources could not (yet) be read."""
     if not incidents:
         raise ValueError("a post-mortem needs at least one incident")
     chosen = choose_variant(variant, decision)
     template = template or builtin_template(language, chosen)
-    metrics = compute_metrics(incidents)
+    entries = list(timeline) if timeline else [entry for incident in incidents for entry in from_incident(incident)]
+    metrics = compute_metrics(incidents, entries)
     primary = incidents[0]
     resolver = primary.resolved_by.label if primary.resolved_by else None
     context = {
         "incidents": incidents,
         "primary": primary,
         "metrics": metrics,
-        "timeline": timeline_events(incidents),
+        "timeline": distil(entries),
+        "unavailable": [s.model_dump(mode="json") for s in unavailable or []],
         "decision": decision,
         "resolver": resolver,
         "flags": {

@@ -37,3 +37,18 @@ def format_local(value: datetime | None, zone: str) -> str:
     local = in_zone(utc, zone)
     utc_part = utc.strftime("%H:%M UTC") if local.date() == utc.date() else utc.strftime("%Y-%m-%d %H:%M UTC")
     return f"{local.strftime('%Y-%m-%d %H:%M %Z')} ({utc_part})"
+
+
+KIND_LABELS = {
+    Language.EN: {
+        "impact_start": "Impact started", "alert_fired": "Alert fired", "triggered": "Triggered",
+        "notified": "Notified", "acknowledged": "Acknowledged", "escalated": "Escalated",
+        "reassigned": "Reassigned", "note": "Note", "mitigated": "Mitigated", "resolved": "Resolved",
+        "alert_resolved": "Alert resolved", "message": "Message",
+    },
+    Language.ZH: {
+        "impact_start": "影响开始", "alert_fired": "告警触发", "triggered": "事故触发", "notified": "已通知",
+        "acknowledged": "已确认", "escalated": "已升级", "reassigned": "已转派", "note": "备注",
+        "mitigated": "已缓解", "resolved": "已解决", "alert_resolved": "告警恢复", "message": "消息",
+    },
+}

@@ -1,10 +1,24 @@
-"""Key metrics across every incident linked to one post-mortem."""
+"""Key metrics across every incident linked to one post-mortem, sharpened by the gathered timeline.
+
+Definitions (also in the README):
+- impact start: the earliest alert condition (an Alertmanager alert's start, an alert, a trigger);
+- detected: the first alert or trigger in the paging system (PagerDuty, Opsgenie);
+- time to detect = detected − impact start, known only when monitoring (Alertmanager) saw the
+  impact; time to acknowledge = first acknowledgement − detected;
+- time to resolve = last resolution − detected;
+- total impact duration: the union of the incidents' [start, resolution] intervals, the earliest
+  one reaching back to the impact start; overlaps count once.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.models import Incident, KeyMetrics
+
+PAGING = {EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.WEBHOOK}
+MONITORING = {EvidenceSource.ALERTMANAGER}
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> int | None:
@@ -30,16 +44,40 @@ def impact_seconds(intervals: list[tuple[datetime, datetime]]) -> int:
     return total
 
 
-def compute_metrics(incidents: list[Incident]) -> KeyMetrics:
+def _earliest(values: list[datetime | None]) -> datetime | None:
+    return min((v for v in values if v is not None), default=None)
+
+
+def _latest(values: list[datetime | None]) -> datetime | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+def compute_metrics(incidents: list[Incident], timeline: list[TimelineEntry] | None = None) -> KeyMetrics:
     if not incidents:
         return KeyMetrics()
-    starts = [i.created_at for i in incidents if i.created_at]
-    acks = [i.acknowledged_at for i in incidents if i.acknowledged_at]
-    closes = [i.resolved_at for i in incidents if i.resolved_at]
-    intervals = [
-        (i.created_at, i.resolved_at) for i in incidents if i.created_at and i.resolved_at and i.resolved_at >= i.created_at
-    ]
-    started_at = min(starts, default=None)
+    timeline = timeline or []
+
+    def of(kinds: set[EntryKind], sources: set[EvidenceSource] | None = None, incident: str | None = None) -> list:
+        return [e.at for e in timeline if e.kind in kinds and (sources is None or e.source in sources)
+                and (incident is None or e.incident_id == incident)]
+
+    alerts = {EntryKind.ALERT_FIRED, EntryKind.TRIGGERED}
+    started_at = _earliest([i.created_at for i in incidents] + of({EntryKind.TRIGGERED}, PAGING))
+    detected_at = _earliest(of(alerts, PAGING) + [started_at])
+    impact_started_at = _earliest(of(alerts | {EntryKind.IMPACT_START}) + [detected_at])
+    acknowledged_at = _earliest([i.acknowledged_at for i in incidents] + of({EntryKind.ACKNOWLEDGED}))
+    closed_at = _latest([i.resolved_at for i in incidents] + of({EntryKind.RESOLVED}))
+
+    intervals = []
+    for incident in incidents:
+        start = _earliest([incident.created_at] + of({EntryKind.TRIGGERED}, PAGING, incident.id))
+        end = _latest([incident.resolved_at] + of({EntryKind.RESOLVED}, None, incident.id))
+        if start is not None and end is not None and end >= start:
+            intervals.append((start, end))
+    if intervals and impact_started_at is not None:
+        first = min(intervals)
+        intervals[intervals.index(first)] = (min(first[0], impact_started_at), first[1])
+
     responders: list[str] = []
     services: list[str] = []
     for incident in incidents:
@@ -47,12 +85,16 @@ def compute_metrics(incidents: list[Incident]) -> KeyMetrics:
         services.extend(s.name for s in incident.services if s.name not in services)
     return KeyMetrics(
         highest_severity=min((i.severity for i in incidents), key=lambda s: s.rank),
+        impact_started_at=impact_started_at,
         started_at=started_at,
-        acknowledged_at=min(acks, default=None),
-        closed_at=max(closes, default=None),
+        detected_at=detected_at,
+        acknowledged_at=acknowledged_at,
+        closed_at=closed_at,
         duration_seconds=impact_seconds(intervals) if intervals else None,
-        time_to_acknowledge_seconds=_seconds(started_at, min(acks, default=None)),
-        time_to_resolve_seconds=_seconds(started_at, max(closes, default=None)),
+        # Only evidence from outside the paging system (Alertmanager) can show impact before the page.
+        time_to_detect_seconds=_seconds(impact_started_at, detected_at) if of(alerts, MONITORING) else None,
+        time_to_acknowledge_seconds=_seconds(detected_at, acknowledged_at),
+        time_to_resolve_seconds=_seconds(detected_at, closed_at),
         responders=responders,
         services=services,
         incident_count=len(incidents),

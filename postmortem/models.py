@@ -152,10 +152,13 @@ class Section(BaseModel):
 
 class KeyMetrics(BaseModel):
     highest_severity: Severity | None = None
+    impact_started_at: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
     closed_at: AwareDatetime | None = None
     duration_seconds: int | None = None
+    time_to_detect_seconds: int | None = None
     time_to_acknowledge_seconds: int | None = None
     time_to_resolve_seconds: int | None = None
     responders: list[str] = Field(default_factory=list)

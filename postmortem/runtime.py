@@ -21,7 +21,7 @@ from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 from postmortem.teams import TeamsConfig, load_teams_file
 from postmortem.temporal import connect, ensure_search_attributes
-from postmortem.worker import build_worker
+from postmortem.worker import build_worker, gather_config
 
 log = logging.getLogger("postmortem")
 
@@ -35,7 +35,9 @@ class Foundation:
 
 def load_teams(settings: Settings) -> TeamsConfig:
     return load_teams_file(
-        settings.teams_file, language=settings.language, template=settings.template, timezone=settings.timezone
+        settings.teams_file, language=settings.language, template=settings.template, timezone=settings.timezone,
+        gather_deadline_seconds=settings.gather_deadline_seconds,
+        gather_heartbeat_seconds=settings.gather_heartbeat_seconds,
     )
 
 
@@ -82,7 +84,8 @@ async def serve(
     if run_worker:
         client = await connect(temporal_address, settings.temporal_namespace)
         await ensure_search_attributes(client)
-        worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams)
+        worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams,
+                              gather=gather_config(settings))
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
         gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)

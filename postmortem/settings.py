@@ -29,18 +29,37 @@ class Settings(BaseSettings):
     pagerduty_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     opsgenie_webhook_token: str | None = None
     bootstrap_admin_token: str | None = None
+    alertmanager_webhook_token: str | None = None
+    alertmanager_service_labels: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["service"])
+    alertmanager_margin_minutes: int = Field(default=30, ge=0)
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_api_token: str | None = None
+    opsgenie_api_url: str = "https://api.opsgenie.com"
+    opsgenie_api_key: str | None = None
+    slack_api_url: str = "https://slack.com/api"
+    slack_bot_token: str | None = None
+    gather_deadline_seconds: int = Field(default=300, ge=0)
+    gather_heartbeat_seconds: int = Field(default=60, ge=1)
+    http_timeout_seconds: float = Field(default=15.0, gt=0)
     teams_file: Path | None = None
     language: Language = Language.EN
     template: TemplateVariant = TemplateVariant.AUTO
     timezone: str = "UTC"
     log_level: str = "INFO"
 
-    @field_validator("pagerduty_webhook_secrets", mode="before")
+    @field_validator("pagerduty_webhook_secrets", "alertmanager_service_labels", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not an http(s) base URL")
+        return value.rstrip("/")
 
     @field_validator("timezone")
     @classmethod

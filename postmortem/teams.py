@@ -67,6 +67,7 @@ class _ServiceEntry(BaseModel):
 
     team: str | None = None
     owners: list[str] = Field(default_factory=list)
+    alert_labels: dict[str, str] = Field(default_factory=dict, description="Alertmanager labels that mean this service")
 
 
 class TeamSettings(BaseModel):
@@ -78,6 +79,9 @@ class TeamSettings(BaseModel):
     timezone: str
     policy: PolicyConfig
     owners: list[str] = Field(default_factory=list)
+    alert_matchers: list[dict[str, str]] = Field(default_factory=list)
+    gather_deadline_seconds: int = 300
+    gather_heartbeat_seconds: int = 60
 
 
 class TeamsConfig:
@@ -90,7 +94,10 @@ class TeamsConfig:
         language: Language = Language.EN,
         template: TemplateVariant = TemplateVariant.AUTO,
         timezone: str = "UTC",
+        gather_deadline_seconds: int = 300,
+        gather_heartbeat_seconds: int = 60,
     ) -> None:
+        self._gather = (gather_deadline_seconds, gather_heartbeat_seconds)
         self._default = default or _TeamTable()
         self._teams = teams or {}
         self._teams_by_name = {key.casefold(): key for key in self._teams} | {
@@ -104,11 +111,9 @@ class TeamsConfig:
         """The team table that applies (by the incident's teams, then its services) and the owners."""
         owners: list[str] = []
         service_team: str | None = None
-        for service in incident.services:
-            entry = self._lookup(self._services, self._services_by_name, service.id, service.name)
-            if entry is not None:
-                owners.extend(owner for owner in entry.owners if owner not in owners)
-                service_team = service_team or entry.team
+        for entry in self._service_entries(incident):
+            owners.extend(owner for owner in entry.owners if owner not in owners)
+            service_team = service_team or entry.team
         for team in incident.teams:
             key = self._lookup_key(self._teams, self._teams_by_name, team.id, team.name)
             if key is not None:
@@ -118,10 +123,17 @@ class TeamsConfig:
             return key or service_team, owners
         return (incident.teams[0].name if incident.teams else None), owners
 
+    def _service_entries(self, incident: Incident) -> list[_ServiceEntry]:
+        found = (self._lookup(self._services, self._services_by_name, s.id, s.name) for s in incident.services)
+        return [entry for entry in found if entry is not None]
+
     def resolve(self, incident: Incident) -> TeamSettings:
         key, owners = self.team_key_for(incident)
         table = self._teams.get(key) if key else None
-        return self.settings_for(key, table, owners)
+        settings = self.settings_for(key, table, owners)
+        settings.alert_matchers = [e.alert_labels for e in self._service_entries(incident) if e.alert_labels]
+        settings.gather_deadline_seconds, settings.gather_heartbeat_seconds = self._gather
+        return settings
 
     def settings_for(self, key: str | None, table: _TeamTable | None, owners: list[str]) -> TeamSettings:
         layers = [layer for layer in (table, self._default) if layer is not None]
@@ -164,14 +176,15 @@ def load_teams_file(
     language: Language = Language.EN,
     template: TemplateVariant = TemplateVariant.AUTO,
     timezone: str = "UTC",
+    **globals_: int,
 ) -> TeamsConfig:
     if path is None:
-        return TeamsConfig(language=language, template=template, timezone=timezone)
+        return TeamsConfig(language=language, template=template, timezone=timezone, **globals_)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TeamsFileError(f"{path}: cannot read the teams file: {exc.strerror or exc}") from exc
-    return parse_teams(text, str(path), language=language, template=template, timezone=timezone)
+    return parse_teams(text, str(path), language=language, template=template, timezone=timezone, **globals_)
 
 
 def parse_teams(
@@ -181,6 +194,7 @@ def parse_teams(
     language: Language = Language.EN,
     template: TemplateVariant = TemplateVariant.AUTO,
     timezone: str = "UTC",
+    **globals_: int,
 ) -> TeamsConfig:
     try:
         data = tomllib.loads(text)
@@ -210,7 +224,8 @@ def parse_teams(
     }
     teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
     return TeamsConfig(
-        default=default, teams=teams, services=services, language=language, template=template, timezone=timezone
+        default=default, teams=teams, services=services, language=language, template=template, timezone=timezone,
+        **globals_,
     )
 
 

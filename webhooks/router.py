@@ -6,6 +6,7 @@ retried delivery lands on the same workflow and never makes a second report.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from postmortem.api.services import Services, get_services
 from postmortem.models import IncidentEvent
 from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
+from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie, verify_token
@@ -88,3 +90,16 @@ async def opsgenie_webhook(
     verify_token(x_postmortem_token or token, services.settings.opsgenie_webhook_token)
     body = await request.body()
     return await _dispatch(services, [_parsed(parse_opsgenie, parse_json_object(body))])
+
+
+@router.post("/alertmanager", status_code=202, responses=ACCEPTED_RESPONSE)
+async def alertmanager_webhook(
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Stored straight away (no workflow): the gather step attaches them to incidents later."""
+    verify_bearer(authorization, services.settings.alertmanager_webhook_token)
+    alerts = parse_alertmanager(parse_json_object(await request.body()))
+    stored = await services.store.evidence.record_alerts(alerts, datetime.now(timezone.utc))
+    return JSONResponse({"status": "stored", "alerts": stored}, status_code=202)

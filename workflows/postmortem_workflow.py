@@ -1,11 +1,12 @@
 """PostmortemWorkflow: the lifecycle of one report, from a resolved incident to its draft.
 
 Deterministic orchestration only: every side effect is an activity, every decision is pure code.
-Later steps (review, publishing, tickets, follow-ups) extend this workflow behind `workflow.patched`.
+Changes for runs already in flight go behind `workflow.patched` (see tests/histories).
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -13,13 +14,19 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
+    from postmortem.activities.gather import GatherActivities, GatherAlertsInput, GatherInput, GatherSlackInput
+    from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
-    from postmortem.models import Status
+    from postmortem.models import Incident, PolicyOutcome, Source, Status
     from postmortem.policy import decide
+    from postmortem.teams import TeamSettings
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import PostmortemWorkflowInput, PostmortemWorkflowResult
 
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Sources that are down are retried with backoff for a day; the draft does not wait that long.
+GATHER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+GATHER_PATCH = "gather-evidence"
 
 
 @workflow.defn(name="PostmortemWorkflow")
@@ -27,6 +34,7 @@ class PostmortemWorkflow:
     def __init__(self) -> None:
         self._status: Status | None = None
         self._closed = False
+        self._late_sources: asyncio.Task[None] | None = None
 
     @workflow.run
     async def run(self, input: PostmortemWorkflowInput) -> PostmortemWorkflowResult:
@@ -38,6 +46,9 @@ class PostmortemWorkflow:
             retry_policy=STEP_RETRY,
         )
         decision = decide([incident], team.policy)
+        late: list[asyncio.Task] = []
+        if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
+            late = await self._gather(input.postmortem_id, incident.summary(), team)
         drafted = await workflow.execute_activity_method(
             DraftActivities.draft_postmortem,
             DraftPostmortemInput(
@@ -48,15 +59,61 @@ class PostmortemWorkflow:
                 decision=decision,
                 now=workflow.now(),
             ),
-            start_to_close_timeout=timedelta(minutes=1),
+            start_to_close_timeout=timedelta(minutes=2),
             retry_policy=STEP_RETRY,
         )
         self._set_status(drafted.status)
+        if late:
+            self._late_sources = asyncio.create_task(self._complete_when_gathered(input.postmortem_id, late))
         if drafted.status == Status.SKIPPED:
             return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=drafted.status)
         # The review steps (a later issue) take over from here; until then the report waits as a draft.
         await workflow.wait_condition(lambda: self._closed)
         return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=self._status or drafted.status)
+
+    async def _gather(self, postmortem_id: str, incident: Incident, team: TeamSettings) -> list[asyncio.Task]:
+        """Start every source at once; return those still running at the team's deadline."""
+        options = dict(
+            start_to_close_timeout=timedelta(minutes=30),
+            schedule_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=timedelta(seconds=team.gather_heartbeat_seconds),
+            retry_policy=GATHER_RETRY,
+        )
+        own = GatherInput(postmortem_id=postmortem_id, incident_id=incident.id)
+        source_gather = (
+            GatherActivities.gather_pagerduty if incident.source == Source.PAGERDUTY else GatherActivities.gather_opsgenie
+        )
+        handles = [
+            workflow.start_activity_method(source_gather, own, **options),
+            workflow.start_activity_method(
+                GatherActivities.gather_alertmanager,
+                GatherAlertsInput(
+                    postmortem_id=postmortem_id, incident_id=incident.id,
+                    services=[service.name for service in incident.services], label_matchers=team.alert_matchers,
+                    start=incident.created_at, end=incident.resolved_at or workflow.now(),
+                ),
+                **options,
+            ),
+            workflow.start_activity_method(
+                GatherActivities.gather_slack,
+                GatherSlackInput(
+                    postmortem_id=postmortem_id, incident_id=incident.id, links=[link.url for link in incident.links],
+                    start=incident.created_at, end=incident.resolved_at or workflow.now(),
+                ),
+                **options,
+            ),
+        ]
+        _, pending = await workflow.wait(handles, timeout=team.gather_deadline_seconds)
+        return list(pending)
+
+    async def _complete_when_gathered(self, postmortem_id: str, late: list[asyncio.Task]) -> None:
+        await workflow.wait(late)
+        await workflow.execute_activity_method(
+            RefreshActivities.refresh_report,
+            RefreshReportInput(postmortem_id=postmortem_id),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=STEP_RETRY,
+        )
 
     @workflow.query
     def status(self) -> Status | None:

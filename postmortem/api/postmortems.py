@@ -12,13 +12,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
-from postmortem.drafting import TITLE_LIMIT, draft_report, merge_redraft
+from postmortem.drafting import TITLE_LIMIT, merge_redraft
+from postmortem.redraft import redraft
 from postmortem.models import (
     Language,
-    PolicyDecision,
-    PolicyOutcome,
     Postmortem,
-    Section,
     Severity,
     Status,
     TemplateVariant,
@@ -159,7 +157,8 @@ async def patch_postmortem(
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
     if patch.language is not None or patch.variant is not None:
-        sections = _redraft(current, patch.language or current.language, patch.variant or current.variant)
+        fresh = await redraft(services.store.evidence, current, patch.language, patch.variant)
+        sections = merge_redraft(current.sections, fresh.sections)
         changes.language = patch.language or current.language
         changes.variant = patch.variant or current.variant
     if patch.sections:
@@ -187,19 +186,6 @@ async def patch_postmortem(
     return updated
 
 
-def _redraft(pm: Postmortem, language: Language, variant: TemplateVariant) -> list[Section]:
-    decision = pm.decision or PolicyDecision(outcome=PolicyOutcome.LIGHTWEIGHT, reasons=[])
-    fresh = draft_report(
-        pm.incidents,
-        decision=decision,
-        language=language,
-        variant=variant if variant != TemplateVariant.AUTO else pm.variant,
-        zone=pm.timezone,
-        now=pm.created_at,
-    )
-    return merge_redraft(pm.sections, fresh.sections)
-
-
 @router.delete("/{postmortem_id}", status_code=204)
 async def delete_postmortem(
     postmortem_id: str,
@@ -210,5 +196,6 @@ async def delete_postmortem(
     # The workflow goes first: if Temporal is down nothing is deleted and the caller can retry.
     await services.temporal.terminate(pm.workflow_id, reason=f"post-mortem deleted through the API by {token.name}")
     await services.store.postmortems.delete(postmortem_id)
+    await services.store.evidence.delete_for(postmortem_id)
     return Response(status_code=204)
 

@@ -77,6 +77,7 @@ class PostmortemFilter(BaseModel):
 
 class PostmortemChanges(BaseModel):
     title: str | None = None
+    metrics: KeyMetrics | None = None
     sections: list[Section] | None = None
     language: Language | None = None
     variant: TemplateVariant | None = None
@@ -257,6 +258,8 @@ class PostmortemStore:
         values: dict[str, Any] = {
             key: value for key, value in changes.model_dump(exclude_unset=True, mode="json").items()
         }
+        if changes.metrics is not None and changes.metrics.highest_severity is not None:
+            values["severity"] = changes.metrics.highest_severity.value
         values.update(version=PostmortemRow.version + 1, updated_at=now)
         async with self._sessions() as session:
             result = await session.execute(

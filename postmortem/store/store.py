@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postmortem.store.database import create_engine, migrate, sessionmaker
+from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import PostmortemStore
 from postmortem.store.tokens import TokenStore
 
@@ -16,6 +17,7 @@ class Store:
         sessions = sessionmaker(engine)
         self.postmortems = PostmortemStore(sessions)
         self.tokens = TokenStore(sessions)
+        self.evidence = EvidenceStore(sessions, engine.dialect.name)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":

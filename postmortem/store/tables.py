@@ -116,3 +116,52 @@ class ApiTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TimelineEntryRow(Base):
+    """Every gathered event, unique per source item: re-gathering after a crash adds nothing twice."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (UniqueConstraint("postmortem_id", "key", name="uq_timeline_entries_postmortem_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    postmortem_id: Mapped[str] = mapped_column(String(200), index=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(Text)
+    evidence_url: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class SourceStatusRow(Base):
+    """How far each source's gather got for a post-mortem, and why it failed if it did."""
+
+    __tablename__ = "evidence_sources"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    entries: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertEventRow(Base):
+    """Alertmanager alerts as they arrive, before any incident exists to attach them to."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("fingerprint", "starts_at", name="uq_alert_events_fingerprint_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSON)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

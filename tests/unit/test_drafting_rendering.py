@@ -154,9 +154,9 @@ def test_no_incidents_is_an_error():
 def test_english_timeline_shows_local_time_with_utc_alongside(variant):
     timeline = body(draft(EN, variant), "timeline").splitlines()
     assert timeline == [
-        "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency",
-        "- **2024-03-10 07:40 CST (2024-03-09 23:40 UTC)** — Acknowledged: pagerduty #42 Checkout API latency",
-        "- **2024-03-10 09:00 CST (01:00 UTC)** — Resolved: pagerduty #42 Checkout API latency",
+        "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency ([evidence](https://acme.pagerduty.com/incidents/PABC123))",
+        "- **2024-03-10 07:40 CST (2024-03-09 23:40 UTC)** — Acknowledged: pagerduty #42 Checkout API latency ([evidence](https://acme.pagerduty.com/incidents/PABC123))",
+        "- **2024-03-10 09:00 CST (01:00 UTC)** — Resolved: pagerduty #42 Checkout API latency — Alice ([evidence](https://acme.pagerduty.com/incidents/PABC123))",
     ]
 
 
@@ -164,9 +164,9 @@ def test_english_timeline_shows_local_time_with_utc_alongside(variant):
 def test_chinese_timeline_shows_local_time_with_utc_alongside(variant):
     timeline = body(draft(ZH, variant), "timeline").splitlines()
     assert timeline == [
-        "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — 触发：pagerduty #42 Checkout API latency",
-        "- **2024-03-10 07:40 CST (2024-03-09 23:40 UTC)** — 确认：pagerduty #42 Checkout API latency",
-        "- **2024-03-10 09:00 CST (01:00 UTC)** — 解决：pagerduty #42 Checkout API latency",
+        "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — 事故触发：pagerduty #42 Checkout API latency（[证据](https://acme.pagerduty.com/incidents/PABC123)）",
+        "- **2024-03-10 07:40 CST (2024-03-09 23:40 UTC)** — 已确认：pagerduty #42 Checkout API latency（[证据](https://acme.pagerduty.com/incidents/PABC123)）",
+        "- **2024-03-10 09:00 CST (01:00 UTC)** — 已解决：pagerduty #42 Checkout API latency — Alice（[证据](https://acme.pagerduty.com/incidents/PABC123)）",
     ]
 
 
@@ -228,7 +228,9 @@ def test_markdown_in_english():
     for row in [
         "| Metric | Value |",
         "| Highest severity | SEV2 |",
-        "| Started | 2024-03-10 07:30 CST (2024-03-09 23:30 UTC) |",
+        "| Impact started | 2024-03-10 07:30 CST (2024-03-09 23:30 UTC) |",
+        "| Triggered | 2024-03-10 07:30 CST (2024-03-09 23:30 UTC) |",
+        "| Time to detect | — |",
         "| Resolved | 2024-03-10 09:00 CST (01:00 UTC) |",
         "| Total impact duration | 1 h 30 min |",
         "| Time to acknowledge | 10 min |",
@@ -241,7 +243,7 @@ def test_markdown_in_english():
     assert "## Key metrics" in lines
     headings = [line for line in lines if line.startswith("## ")]
     assert headings == ["## Key metrics"] + [f"## {title}" for _, title in SECTIONS[(EN, FULL)]]
-    assert "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency" in lines
+    assert "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency ([evidence](https://acme.pagerduty.com/incidents/PABC123))" in lines
     assert md.endswith("\n") and not md.endswith("\n\n")
 
 
@@ -260,7 +262,7 @@ def test_markdown_without_metrics_shows_dashes():
     no_times = incident(created_at=None, acknowledged_at=None, resolved_at=None, responders=[], services=[], links=[])
     d = draft(EN, FULL, incidents=[no_times])
     lines = render_markdown(postmortem(d, incidents=[no_times])).splitlines()
-    assert "| Started | — |" in lines
+    assert "| Triggered | — |" in lines
     assert "| Total impact duration | — |" in lines
     assert "| Responders | — |" in lines
     assert "| Incidents | pagerduty #42 |" in lines

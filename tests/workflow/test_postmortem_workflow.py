@@ -132,7 +132,7 @@ async def test_draft_activity_retry_keeps_the_first_result(sqlite_store: Store) 
         decision=decide([event.incident], team.policy),
         now=datetime(2026, 1, 1, tzinfo=timezone.utc),
     )
-    activities = DraftActivities(sqlite_store.postmortems)
+    activities = DraftActivities(sqlite_store.postmortems, sqlite_store.evidence)
     first = await ActivityEnvironment().run(activities.draft_postmortem, input)
     await sqlite_store.postmortems.update(
         "pagerduty-PWF5", 1, PostmortemChanges(title="A person's title"), datetime.now(timezone.utc)

@@ -1,0 +1,220 @@
+"""Step: gather the evidence for one incident from each configured source into the store.
+
+Each activity pages through its source, writes every page to the store (idempotently, keyed per
+source item) and heartbeats its cursor, so a retry on another worker resumes where the dead one
+stopped. The workflow gets counts back, never the entries. A permanent upstream error (401, 403,
+404) is recorded on the report instead of retried; a transient one (429, 5xx, timeout) is retried
+with the upstream's Retry-After when it gives one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from postmortem.evidence import EvidenceSource, GatherState, SourceStatus, TimelineEntry
+from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.opsgenie_api import OpsgenieClient
+from postmortem.integrations.pagerduty_api import PagerDutyClient
+from postmortem.integrations.pagination import Page
+from postmortem.integrations.slack_api import SlackClient
+from postmortem.store.evidence import EvidenceStore
+from postmortem.timeline import (
+    from_alert_event,
+    from_opsgenie_log,
+    from_opsgenie_note,
+    from_pagerduty_alert,
+    from_pagerduty_log_entry,
+    from_pagerduty_note,
+    from_slack_message,
+)
+
+SLACK_CHANNEL = re.compile(r"/archives/([A-Z0-9]{6,})")
+
+
+@dataclass
+class GatherConfig:
+    """Where the sources are. Only these operator-configured base URLs are ever called."""
+
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_api_token: str | None = None
+    opsgenie_api_url: str = "https://api.opsgenie.com"
+    opsgenie_api_key: str | None = None
+    slack_api_url: str = "https://slack.com/api"
+    slack_bot_token: str | None = None
+    alertmanager_service_labels: list[str] = field(default_factory=lambda: ["service"])
+    alertmanager_margin_minutes: int = 30
+    http_timeout_seconds: float = 15.0
+
+
+class GatherInput(BaseModel):
+    postmortem_id: str
+    incident_id: str
+
+
+class GatherAlertsInput(BaseModel):
+    postmortem_id: str
+    incident_id: str
+    services: list[str]
+    label_matchers: list[dict[str, str]] = Field(default_factory=list)
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+
+class GatherSlackInput(BaseModel):
+    postmortem_id: str
+    incident_id: str
+    links: list[str]
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+
+class GatherResult(BaseModel):
+    source: EvidenceSource
+    state: GatherState
+    entries: int = 0
+    detail: str | None = None
+
+
+Fetch = Callable[[str | None], Awaitable[Page[dict[str, Any]]]]
+Convert = Callable[[dict[str, Any]], list[TimelineEntry]]
+
+
+def _one(convert: Callable[[dict[str, Any], str], TimelineEntry | None], incident_id: str) -> Convert:
+    return lambda item: [entry] if (entry := convert(item, incident_id)) is not None else []
+
+
+class GatherActivities:
+    def __init__(self, evidence: EvidenceStore, config: GatherConfig, http: httpx.AsyncClient | None = None) -> None:
+        self._evidence = evidence
+        self._config = config
+        self._http = http
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._config.http_timeout_seconds)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _status(self, input: GatherInput | GatherAlertsInput | GatherSlackInput, source: EvidenceSource,
+                      state: GatherState, detail: str | None = None) -> GatherResult:
+        entries = await self._evidence.count(input.postmortem_id, sources=[source])
+        await self._evidence.set_status(
+            input.postmortem_id,
+            SourceStatus(source=source, incident_id=input.incident_id, state=state, entries=entries, detail=detail),
+            datetime.now(timezone.utc),
+        )
+        return GatherResult(source=source, state=state, entries=entries, detail=detail)
+
+    async def _paged(self, input: GatherInput, source: EvidenceSource, phases: list[tuple[Fetch, Convert]]) -> GatherResult:
+        details = activity.info().heartbeat_details
+        resume = details[0] if details and isinstance(details[0], dict) else {"phase": 0, "cursor": None}
+        try:
+            for index in range(int(resume.get("phase", 0)), len(phases)):
+                fetch, convert = phases[index]
+                cursor = resume.get("cursor") if index == resume.get("phase", 0) else None
+                while True:
+                    page = await fetch(cursor)
+                    entries = [entry for item in page.items for entry in convert(item)]
+                    await self._evidence.add_entries(input.postmortem_id, entries)
+                    cursor = page.next_cursor
+                    activity.heartbeat({"phase": index if cursor else index + 1, "cursor": cursor})
+                    if cursor is None:
+                        break
+        except UpstreamError as exc:
+            if exc.permanent:
+                return await self._status(input, source, GatherState.FAILED, str(exc))
+            await self._status(input, source, GatherState.PENDING, f"retrying: {exc}")
+            raise ApplicationError(
+                str(exc),
+                type="UpstreamUnavailable",
+                next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None,
+            ) from exc
+        return await self._status(input, source, GatherState.COMPLETE)
+
+    @activity.defn(name="gather_pagerduty")
+    async def gather_pagerduty(self, input: GatherInput) -> GatherResult:
+        if not self._config.pagerduty_api_token:
+            return await self._status(input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED,
+                                      "POSTMORTEM_PAGERDUTY_API_TOKEN is not set")
+        client = PagerDutyClient(self._config.pagerduty_api_url, self._config.pagerduty_api_token, self._client())
+        incident = input.incident_id
+
+        async def notes(_: str | None) -> Page[dict[str, Any]]:
+            return Page(items=await client.notes(incident), next_cursor=None)
+
+        return await self._paged(input, EvidenceSource.PAGERDUTY, [
+            (lambda cursor: client.log_entries_page(incident, cursor), _one(from_pagerduty_log_entry, incident)),
+            (lambda cursor: client.alerts_page(incident, cursor), _one(from_pagerduty_alert, incident)),
+            (notes, _one(from_pagerduty_note, incident)),
+        ])
+
+    @activity.defn(name="gather_opsgenie")
+    async def gather_opsgenie(self, input: GatherInput) -> GatherResult:
+        if not self._config.opsgenie_api_key:
+            return await self._status(input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED,
+                                      "POSTMORTEM_OPSGENIE_API_KEY is not set")
+        client = OpsgenieClient(self._config.opsgenie_api_url, self._config.opsgenie_api_key, self._client())
+        alert = input.incident_id
+        return await self._paged(input, EvidenceSource.OPSGENIE, [
+            (lambda cursor: client.logs_page(alert, cursor), _one(from_opsgenie_log, alert)),
+            (lambda cursor: client.notes_page(alert, cursor), _one(from_opsgenie_note, alert)),
+        ])
+
+    @activity.defn(name="gather_alertmanager")
+    async def gather_alertmanager(self, input: GatherAlertsInput) -> GatherResult:
+        """Alerts already received whose labels name the incident's service, inside its window."""
+        if input.end is None:
+            return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE, "no incident window")
+        margin = timedelta(minutes=self._config.alertmanager_margin_minutes)
+        start = (input.start or input.end) - margin
+        services = {name.casefold() for name in input.services}
+        matched = [
+            alert for alert in await self._evidence.alerts_between(start, input.end)
+            if self._matches(alert["labels"], services, input.label_matchers)
+        ]
+        entries = [entry for alert in matched for entry in from_alert_event(alert, input.incident_id)]
+        await self._evidence.add_entries(input.postmortem_id, entries)
+        return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE)
+
+    def _matches(self, labels: dict[str, str], services: set[str], matchers: list[dict[str, str]]) -> bool:
+        if any(labels.get(name, "").casefold() in services for name in self._config.alertmanager_service_labels):
+            return True
+        return any(matcher and all(labels.get(k) == v for k, v in matcher.items()) for matcher in matchers)
+
+    @activity.defn(name="gather_slack")
+    async def gather_slack(self, input: GatherSlackInput) -> GatherResult:
+        channels = sorted({m.group(1) for link in input.links if (m := SLACK_CHANNEL.search(link))})
+        if not channels:
+            return await self._status(input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED,
+                                      "the incident names no Slack channel")
+        if not self._config.slack_bot_token:
+            return await self._status(input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED,
+                                      "POSTMORTEM_SLACK_BOT_TOKEN is not set")
+        client = SlackClient(self._config.slack_api_url, self._config.slack_bot_token, self._client())
+        margin = timedelta(minutes=self._config.alertmanager_margin_minutes)
+        oldest = (input.start - margin).timestamp() if input.start else None
+        latest = (input.end + margin).timestamp() if input.end else None
+
+        def history(channel: str) -> Fetch:
+            return lambda cursor: client.conversations_history_page(channel, cursor, oldest, latest)
+
+        def convert(channel: str) -> Convert:
+            return lambda item: [e] if (e := from_slack_message(item, channel, input.incident_id)) else []
+
+        return await self._paged(
+            GatherInput(postmortem_id=input.postmortem_id, incident_id=input.incident_id),
+            EvidenceSource.SLACK,
+            [(history(channel), convert(channel)) for channel in channels],
+        )

@@ -1,0 +1,56 @@
+"""Step: complete a drafted report once a late source has answered.
+
+Only what nobody edited is rewritten (the Timeline section while unedited, and the key metrics);
+the write names the version it read, so a person's concurrent edit wins and we simply retry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from postmortem.redraft import redraft
+from postmortem.store.evidence import EvidenceStore
+from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemStore, VersionConflict
+
+REFRESHED_SECTIONS = {"timeline", "detection_response"}
+
+
+class RefreshReportInput(BaseModel):
+    postmortem_id: str
+
+
+class RefreshReportResult(BaseModel):
+    updated: bool
+    version: int | None = None
+
+
+class RefreshActivities:
+    def __init__(self, store: PostmortemStore, evidence: EvidenceStore) -> None:
+        self._store = store
+        self._evidence = evidence
+
+    @activity.defn(name="refresh_report")
+    async def refresh_report(self, input: RefreshReportInput) -> RefreshReportResult:
+        for _ in range(5):
+            try:
+                pm = await self._store.get(input.postmortem_id)
+            except NotFound:
+                return RefreshReportResult(updated=False)  # deleted meanwhile: nothing to complete
+            fresh = await redraft(self._evidence, pm)
+            replacements = {s.key: s for s in fresh.sections if s.key in REFRESHED_SECTIONS}
+            sections = [
+                replacements[s.key].model_copy(update={"title": s.title}) if s.key in replacements and not s.edited else s
+                for s in pm.sections
+            ]
+            try:
+                updated = await self._store.update(
+                    pm.id, pm.version, PostmortemChanges(sections=sections, metrics=fresh.metrics),
+                    datetime.now(timezone.utc),
+                )
+            except VersionConflict:
+                continue  # someone saved in between: read again, keep their edit
+            return RefreshReportResult(updated=True, version=updated.version)
+        raise RuntimeError(f"post-mortem {input.postmortem_id} kept changing; the refresh will be retried")

@@ -1,0 +1,293 @@
+"""Turn each source's records into timeline entries, merge them, and distil the key events.
+
+Pure functions over the raw JSON the integrations return: no I/O, so the same rules apply in
+activities, the API and the benchmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.models import Incident
+
+PAGERDUTY_KINDS = {
+    "trigger_log_entry": EntryKind.TRIGGERED,
+    "acknowledge_log_entry": EntryKind.ACKNOWLEDGED,
+    "acknowledgement_log_entry": EntryKind.ACKNOWLEDGED,
+    "resolve_log_entry": EntryKind.RESOLVED,
+    "annotate_log_entry": EntryKind.NOTE,
+    "assign_log_entry": EntryKind.REASSIGNED,
+    "delegate_log_entry": EntryKind.REASSIGNED,
+    "escalate_log_entry": EntryKind.ESCALATED,
+    "exhaust_escalation_path_log_entry": EntryKind.ESCALATED,
+    "repeat_escalation_path_log_entry": EntryKind.ESCALATED,
+    "unacknowledge_log_entry": EntryKind.ESCALATED,
+    "notify_log_entry": EntryKind.NOTIFIED,
+}
+OPSGENIE_RULES = [
+    (re.compile(r"\backnowledged\b", re.I), EntryKind.ACKNOWLEDGED),
+    (re.compile(r"\bclosed\b", re.I), EntryKind.RESOLVED),
+    (re.compile(r"\bcreated\b", re.I), EntryKind.TRIGGERED),
+    (re.compile(r"escalat", re.I), EntryKind.ESCALATED),
+    (re.compile(r"assign|took ownership|owner", re.I), EntryKind.REASSIGNED),
+    (re.compile(r"notif|sent .* (?:via|to)|\bviewed\b|delivered", re.I), EntryKind.NOTIFIED),
+]
+MITIGATION = re.compile(r"\b(mitigat|rolled? back|rollback|failed over|failover|workaround)", re.I)
+SOURCE_PRIORITY = [
+    EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.ALERTMANAGER,
+    EvidenceSource.SLACK, EvidenceSource.WEBHOOK,
+]
+LIFECYCLE = {EntryKind.TRIGGERED, EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED}
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        # Alertmanager sends nanoseconds, which fromisoformat does not take: cut to microseconds.
+        match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", value)
+        if not match:
+            return None
+        fraction = (match.group(2) or "")[:7]
+        parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{(match.group(3) or '+00:00').replace('Z', '+00:00')}")
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def _url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        name = value.get("summary") or value.get("name")
+        return str(name) if name else None
+    return None
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def from_pagerduty_log_entry(entry: dict[str, Any], incident_id: str) -> TimelineEntry | None:
+    at = parse_time(entry.get("created_at"))
+    if at is None or not entry.get("id"):
+        return None
+    kind = PAGERDUTY_KINDS.get(str(entry.get("type")), EntryKind.NOTE)
+    text = str(entry.get("summary") or entry.get("type") or "")
+    note = entry.get("note") if isinstance(entry.get("note"), str) else None
+    details = entry.get("event_details") if isinstance(entry.get("event_details"), dict) else {}
+    if kind == EntryKind.NOTE and note:
+        text = note
+    elif kind == EntryKind.TRIGGERED and details.get("description"):
+        text = f"{text}: {details['description']}"
+    if kind == EntryKind.NOTE and MITIGATION.search(text):
+        kind = EntryKind.MITIGATED
+    actor = _name(entry.get("agent"))
+    if kind == EntryKind.NOTIFIED and _name(entry.get("user")):
+        actor = _name(entry.get("user"))
+    return TimelineEntry(
+        key=f"pagerduty:log:{entry['id']}", at=at, kind=kind, source=EvidenceSource.PAGERDUTY,
+        text=_clip(text), actor=actor, evidence_url=_url(entry.get("html_url")), incident_id=incident_id,
+    )
+
+
+def from_pagerduty_alert(alert: dict[str, Any], incident_id: str) -> TimelineEntry | None:
+    at = parse_time(alert.get("created_at"))
+    if at is None or not alert.get("id"):
+        return None
+    severity = f" ({alert['severity']})" if alert.get("severity") else ""
+    return TimelineEntry(
+        key=f"pagerduty:alert:{alert['id']}", at=at, kind=EntryKind.ALERT_FIRED, source=EvidenceSource.PAGERDUTY,
+        text=_clip(f"Alert: {alert.get('summary') or alert.get('alert_key') or alert['id']}{severity}"),
+        actor=_name(alert.get("service")), evidence_url=_url(alert.get("html_url")), incident_id=incident_id,
+    )
+
+
+def from_pagerduty_note(note: dict[str, Any], incident_id: str) -> TimelineEntry | None:
+    at = parse_time(note.get("created_at"))
+    if at is None or not note.get("id"):
+        return None
+    text = str(note.get("content") or "")
+    return TimelineEntry(
+        key=f"pagerduty:note:{note['id']}", at=at,
+        kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.NOTE,
+        source=EvidenceSource.PAGERDUTY, text=_clip(text), actor=_name(note.get("user")), incident_id=incident_id,
+    )
+
+
+def from_opsgenie_log(log: dict[str, Any], alert_id: str) -> TimelineEntry | None:
+    at = parse_time(log.get("createdAt"))
+    if at is None:
+        return None
+    text = str(log.get("log") or "")
+    kind = next((kind for pattern, kind in OPSGENIE_RULES if pattern.search(text)), EntryKind.NOTE)
+    if log.get("type") == "alertRecipient" and kind == EntryKind.NOTE:
+        kind = EntryKind.NOTIFIED
+    offset = log.get("offset") or f"{at.isoformat()}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+    return TimelineEntry(
+        key=f"opsgenie:log:{alert_id}:{offset}", at=at, kind=kind, source=EvidenceSource.OPSGENIE,
+        text=_clip(text), actor=log.get("owner") or None, incident_id=alert_id,
+    )
+
+
+def from_opsgenie_note(note: dict[str, Any], alert_id: str) -> TimelineEntry | None:
+    at = parse_time(note.get("createdAt"))
+    if at is None:
+        return None
+    text = str(note.get("note") or "")
+    return TimelineEntry(
+        key=f"opsgenie:note:{alert_id}:{note.get('offset') or at.isoformat()}", at=at,
+        kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.NOTE,
+        source=EvidenceSource.OPSGENIE, text=_clip(text), actor=note.get("owner") or None, incident_id=alert_id,
+    )
+
+
+def from_alert_event(alert: dict[str, Any], incident_id: str | None = None) -> list[TimelineEntry]:
+    """An Alertmanager alert as we stored it: fired, and resolved when it ended."""
+    labels = alert.get("labels") or {}
+    annotations = alert.get("annotations") or {}
+    name = labels.get("alertname") or "alert"
+    summary = annotations.get("summary") or annotations.get("description") or ""
+    text = _clip(f"{name}: {summary}" if summary else name)
+    base = f"alertmanager:{alert.get('fingerprint')}:{alert['starts_at'].isoformat()}"
+    actor = labels.get("service") or labels.get("job") or labels.get("instance")
+    entries = [
+        TimelineEntry(
+            key=f"{base}:fired", at=alert["starts_at"], kind=EntryKind.ALERT_FIRED, source=EvidenceSource.ALERTMANAGER,
+            text=text, actor=actor, evidence_url=_url(alert.get("generator_url")), incident_id=incident_id,
+        )
+    ]
+    if alert.get("ends_at") is not None and alert.get("status") == "resolved":
+        entries.append(
+            TimelineEntry(
+                key=f"{base}:resolved", at=alert["ends_at"], kind=EntryKind.ALERT_RESOLVED,
+                source=EvidenceSource.ALERTMANAGER, text=text, actor=actor,
+                evidence_url=_url(alert.get("generator_url")), incident_id=incident_id,
+            )
+        )
+    return entries
+
+
+def from_slack_message(message: dict[str, Any], channel: str, incident_id: str | None = None) -> TimelineEntry | None:
+    ts = message.get("ts")
+    try:
+        at = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+    except (TypeError, ValueError):
+        return None
+    text = str(message.get("text") or "")
+    if not text or message.get("subtype") in {"channel_join", "channel_leave"}:
+        return None
+    return TimelineEntry(
+        key=f"slack:{channel}:{ts}", at=at,
+        kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.MESSAGE,
+        source=EvidenceSource.SLACK, text=_clip(text), actor=message.get("user") or message.get("username"),
+        incident_id=incident_id,
+    )
+
+
+def from_incident(incident: Incident) -> list[TimelineEntry]:
+    """What the webhook itself told us: a floor for the timeline when no API is configured."""
+    label = f"{incident.source.value} #{incident.number or incident.id} {incident.title}"
+    link = incident.links[0].url if incident.links else None
+    entries = []
+    for kind, at, actor in (
+        (EntryKind.TRIGGERED, incident.created_at, None),
+        (EntryKind.ACKNOWLEDGED, incident.acknowledged_at, None),
+        (EntryKind.RESOLVED, incident.resolved_at, incident.resolved_by.label if incident.resolved_by else None),
+    ):
+        if at is not None:
+            entries.append(
+                TimelineEntry(
+                    key=f"webhook:{incident.source.value}:{incident.id}:{kind.value}", at=at, kind=kind,
+                    source=EvidenceSource.WEBHOOK, text=label, actor=actor, evidence_url=link, incident_id=incident.id,
+                )
+            )
+    return entries
+
+
+def _duplicate_key(entry: TimelineEntry) -> tuple[Any, ...]:
+    second = entry.at.replace(microsecond=0)
+    if entry.kind in LIFECYCLE:
+        return (entry.kind, second, entry.incident_id)
+    return (entry.kind, second, " ".join(entry.text.lower().split()))
+
+
+def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
+    """Sorted, with exact duplicates from different sources merged into the best-sourced one."""
+    ranked = sorted(entries, key=lambda e: (e.at, SOURCE_PRIORITY.index(e.source), e.key))
+    kept: dict[tuple[Any, ...], TimelineEntry] = {}
+    result: list[TimelineEntry] = []
+    for entry in ranked:
+        duplicate_of = kept.get(_duplicate_key(entry))
+        if duplicate_of is not None and duplicate_of.source != entry.source:
+            if entry.source not in duplicate_of.also_in:
+                duplicate_of.also_in.append(entry.source)
+            continue
+        copy = entry.model_copy(deep=True)
+        kept.setdefault(_duplicate_key(entry), copy)
+        result.append(copy)
+    return result
+
+
+def impact_start(entries: list[TimelineEntry]) -> TimelineEntry | None:
+    """Impact began when the first alert condition started, which may be before anyone was paged."""
+    first = min((e for e in entries if e.kind in (EntryKind.ALERT_FIRED, EntryKind.TRIGGERED)), key=lambda e: e.at,
+                default=None)
+    if first is None:
+        return None
+    return TimelineEntry(
+        key="derived:impact_start", at=first.at, kind=EntryKind.IMPACT_START, source=first.source,
+        text=first.text, actor=first.actor, evidence_url=first.evidence_url, incident_id=first.incident_id,
+    )
+
+
+def distil(entries: list[TimelineEntry], limit: int = 15) -> list[TimelineEntry]:
+    """The 5–15 events a reader needs: impact, alert, page, ack, escalations, notes, mitigation, resolution."""
+    merged = merge(entries)
+    if not merged:
+        return []
+    chosen: dict[str, TimelineEntry] = {}
+
+    def first(kind: EntryKind) -> None:
+        found = next((e for e in merged if e.kind == kind), None)
+        if found is not None:
+            chosen.setdefault(found.key, found)
+
+    def last(kind: EntryKind) -> None:
+        found = next((e for e in reversed(merged) if e.kind == kind), None)
+        if found is not None:
+            chosen.setdefault(found.key, found)
+
+    start = impact_start(merged)
+    page = next((e for e in merged if e.kind == EntryKind.TRIGGERED), None)
+    if start is not None and (page is None or start.at < page.at):
+        chosen[start.key] = start  # only worth a line when impact began before anyone was paged
+    first(EntryKind.ALERT_FIRED)
+    first(EntryKind.TRIGGERED)
+    first(EntryKind.NOTIFIED)
+    first(EntryKind.ACKNOWLEDGED)
+    for kind, room in ((EntryKind.ESCALATED, 3), (EntryKind.REASSIGNED, 1), (EntryKind.MITIGATED, 3),
+                       (EntryKind.NOTE, 5)):
+        for entry in [e for e in merged if e.kind == kind][:room]:
+            chosen.setdefault(entry.key, entry)
+    last(EntryKind.RESOLVED)
+    last(EntryKind.ALERT_RESOLVED)
+    for entry in merged:  # a short incident still shows at least five events when it has them
+        if len(chosen) >= 5:
+            break
+        chosen.setdefault(entry.key, entry)
+    ordered = sorted(chosen.values(), key=lambda e: (e.at, e.kind != EntryKind.IMPACT_START))
+    if len(ordered) > limit:
+        essential = {EntryKind.IMPACT_START, EntryKind.TRIGGERED, EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED}
+        keep = [e for e in ordered if e.kind in essential]
+        rest = [e for e in ordered if e.kind not in essential][: limit - len(keep)]
+        ordered = sorted(keep + rest, key=lambda e: (e.at, e.kind != EntryKind.IMPACT_START))
+    return ordered

@@ -1,0 +1,1 @@
+"""Loopback fakes of the outside systems, speaking their real wire formats."""
