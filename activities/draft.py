@@ -6,11 +6,12 @@ untouched, so nobody's edits are overwritten by a redraft.
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.drafting import draft_report
+from postmortem.evidence import EvidenceSource, GatherState, SourceStatus
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
 from postmortem.redraft import UNFINISHED
 from postmortem.store.evidence import EvidenceStore
@@ -26,6 +27,7 @@ class DraftPostmortemInput(BaseModel):
     team: TeamSettings
     decision: PolicyDecision
     now: AwareDatetime
+    still_gathering: list[EvidenceSource] = Field(default_factory=list, description="sources past the deadline")
 
 
 class DraftPostmortemResult(BaseModel):
@@ -46,6 +48,12 @@ class DraftActivities:
         # The webhook's own facts are evidence too, and the floor when no source API is configured.
         await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
         statuses = await self._evidence.statuses(input.postmortem_id)
+        unfinished = [status for status in statuses if status.state in UNFINISHED]
+        unfinished += [
+            SourceStatus(source=source, incident_id=input.incident.id, state=GatherState.PENDING)
+            for source in input.still_gathering
+            if not any(status.source == source for status in unfinished)
+        ]
         try:
             draft = draft_report(
                 [input.incident],
@@ -55,7 +63,7 @@ class DraftActivities:
                 zone=input.team.timezone,
                 now=input.now,
                 timeline=await self._evidence.entries(input.postmortem_id),
-                unavailable=[status for status in statuses if status.state in UNFINISHED],
+                unavailable=unfinished,
             )
         except ValueError as exc:  # a broken template will not fix itself on retry
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc

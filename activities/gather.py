@@ -120,6 +120,8 @@ class GatherActivities:
     async def _paged(self, input: GatherInput, source: EvidenceSource, phases: list[tuple[Fetch, Convert]]) -> GatherResult:
         details = activity.info().heartbeat_details
         resume = details[0] if details and isinstance(details[0], dict) else {"phase": 0, "cursor": None}
+        if not details:  # so a draft written before we finish says this source is on its way
+            await self._status(input, source, GatherState.PENDING)
         try:
             for index in range(int(resume.get("phase", 0)), len(phases)):
                 fetch, convert = phases[index]

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.gather import GatherActivities, GatherAlertsInput, GatherInput, GatherSlackInput
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
+    from postmortem.evidence import EvidenceSource
     from postmortem.models import Incident, PolicyOutcome, Source, Status
     from postmortem.policy import decide
     from postmortem.teams import TeamSettings
@@ -46,7 +47,7 @@ class PostmortemWorkflow:
             retry_policy=STEP_RETRY,
         )
         decision = decide([incident], team.policy)
-        late: list[asyncio.Task] = []
+        late: dict[EvidenceSource, asyncio.Task] = {}
         if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
             late = await self._gather(input.postmortem_id, incident.summary(), team)
         drafted = await workflow.execute_activity_method(
@@ -58,20 +59,25 @@ class PostmortemWorkflow:
                 team=team,
                 decision=decision,
                 now=workflow.now(),
+                still_gathering=list(late),
             ),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=STEP_RETRY,
         )
         self._set_status(drafted.status)
         if late:
-            self._late_sources = asyncio.create_task(self._complete_when_gathered(input.postmortem_id, late))
+            self._late_sources = asyncio.create_task(
+                self._complete_when_gathered(input.postmortem_id, list(late.values()))
+            )
         if drafted.status == Status.SKIPPED:
             return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=drafted.status)
         # The review steps (a later issue) take over from here; until then the report waits as a draft.
         await workflow.wait_condition(lambda: self._closed)
         return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=self._status or drafted.status)
 
-    async def _gather(self, postmortem_id: str, incident: Incident, team: TeamSettings) -> list[asyncio.Task]:
+    async def _gather(
+        self, postmortem_id: str, incident: Incident, team: TeamSettings
+    ) -> dict[EvidenceSource, asyncio.Task]:
         """Start every source at once; return those still running at the team's deadline."""
         options = dict(
             start_to_close_timeout=timedelta(minutes=30),
@@ -80,12 +86,14 @@ class PostmortemWorkflow:
             retry_policy=GATHER_RETRY,
         )
         own = GatherInput(postmortem_id=postmortem_id, incident_id=incident.id)
-        source_gather = (
-            GatherActivities.gather_pagerduty if incident.source == Source.PAGERDUTY else GatherActivities.gather_opsgenie
+        own_source, source_gather = (
+            (EvidenceSource.PAGERDUTY, GatherActivities.gather_pagerduty)
+            if incident.source == Source.PAGERDUTY
+            else (EvidenceSource.OPSGENIE, GatherActivities.gather_opsgenie)
         )
-        handles = [
-            workflow.start_activity_method(source_gather, own, **options),
-            workflow.start_activity_method(
+        handles = {
+            own_source: workflow.start_activity_method(source_gather, own, **options),
+            EvidenceSource.ALERTMANAGER: workflow.start_activity_method(
                 GatherActivities.gather_alertmanager,
                 GatherAlertsInput(
                     postmortem_id=postmortem_id, incident_id=incident.id,
@@ -94,7 +102,7 @@ class PostmortemWorkflow:
                 ),
                 **options,
             ),
-            workflow.start_activity_method(
+            EvidenceSource.SLACK: workflow.start_activity_method(
                 GatherActivities.gather_slack,
                 GatherSlackInput(
                     postmortem_id=postmortem_id, incident_id=incident.id, links=[link.url for link in incident.links],
@@ -102,9 +110,9 @@ class PostmortemWorkflow:
                 ),
                 **options,
             ),
-        ]
-        _, pending = await workflow.wait(handles, timeout=team.gather_deadline_seconds)
-        return list(pending)
+        }
+        _, pending = await workflow.wait(list(handles.values()), timeout=team.gather_deadline_seconds)
+        return {source: handle for source, handle in handles.items() if handle in pending}
 
     async def _complete_when_gathered(self, postmortem_id: str, late: list[asyncio.Task]) -> None:
         await workflow.wait(late)
