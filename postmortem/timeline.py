@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
@@ -213,28 +213,32 @@ def from_incident(incident: Incident) -> list[TimelineEntry]:
     return entries
 
 
-def _duplicate_key(entry: TimelineEntry) -> tuple[Any, ...]:
-    second = entry.at.replace(microsecond=0)
+DUPLICATE_WINDOW = timedelta(seconds=2)
+
+
+def _duplicate_bucket(entry: TimelineEntry) -> tuple[Any, ...]:
     if entry.kind in LIFECYCLE:
-        return (entry.kind, second, entry.incident_id)
-    return (entry.kind, second, " ".join(entry.text.lower().split()))
+        return (entry.kind, entry.incident_id)
+    return (entry.kind, " ".join(entry.text.lower().split()))
 
 
 def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
-    """Sorted, with exact duplicates from different sources merged into the best-sourced one."""
-    ranked = sorted(entries, key=lambda e: (e.at, SOURCE_PRIORITY.index(e.source), e.key))
-    kept: dict[tuple[Any, ...], TimelineEntry] = {}
+    """Sorted, with the same event reported by two sources (same kind and incident or text, within
+    two seconds) shown once: the best source's entry, naming the others in `also_in`."""
+    by_source = sorted(entries, key=lambda e: (SOURCE_PRIORITY.index(e.source), e.at, e.key))
+    kept: dict[tuple[Any, ...], list[TimelineEntry]] = {}
     result: list[TimelineEntry] = []
-    for entry in ranked:
-        duplicate_of = kept.get(_duplicate_key(entry))
-        if duplicate_of is not None and duplicate_of.source != entry.source:
-            if entry.source not in duplicate_of.also_in:
-                duplicate_of.also_in.append(entry.source)
+    for entry in by_source:
+        bucket = kept.setdefault(_duplicate_bucket(entry), [])
+        twin = next((k for k in bucket if k.source != entry.source and abs(k.at - entry.at) <= DUPLICATE_WINDOW), None)
+        if twin is not None:
+            if entry.source not in twin.also_in:
+                twin.also_in.append(entry.source)
             continue
         copy = entry.model_copy(deep=True)
-        kept.setdefault(_duplicate_key(entry), copy)
+        bucket.append(copy)
         result.append(copy)
-    return result
+    return sorted(result, key=lambda e: (e.at, SOURCE_PRIORITY.index(e.source), e.key))
 
 
 def impact_start(entries: list[TimelineEntry]) -> TimelineEntry | None:
