@@ -51,12 +51,15 @@ def parse_time(value: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        # Alertmanager sends nanoseconds, which fromisoformat does not take: cut to microseconds.
+        # Go's RFC 3339 may carry more fractional digits than Python takes: cut to microseconds.
         match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", value)
         if not match:
             return None
         fraction = (match.group(2) or "")[:7]
-        parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{(match.group(3) or '+00:00').replace('Z', '+00:00')}")
+        try:
+            parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{(match.group(3) or 'Z').replace('Z', '+00:00')}")
+        except ValueError:
+            return None  # an impossible date (month 13, 30 February): not a time
     return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
@@ -226,17 +229,19 @@ def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
     """Sorted, with the same event reported by two sources (same kind and incident or text, within
     two seconds) shown once: the best source's entry, naming the others in `also_in`."""
     by_source = sorted(entries, key=lambda e: (SOURCE_PRIORITY.index(e.source), e.at, e.key))
-    kept: dict[tuple[Any, ...], list[TimelineEntry]] = {}
+    window = DUPLICATE_WINDOW.total_seconds()
+    kept: dict[tuple[Any, ...], list[TimelineEntry]] = {}  # (bucket, time slot) → kept entries
     result: list[TimelineEntry] = []
     for entry in by_source:
-        bucket = kept.setdefault(_duplicate_bucket(entry), [])
-        twin = next((k for k in bucket if k.source != entry.source and abs(k.at - entry.at) <= DUPLICATE_WINDOW), None)
+        bucket, slot = _duplicate_bucket(entry), int(entry.at.timestamp() // window)
+        nearby = (k for s in (slot - 1, slot, slot + 1) for k in kept.get((bucket, s), ()))
+        twin = next((k for k in nearby if k.source != entry.source and abs(k.at - entry.at) <= DUPLICATE_WINDOW), None)
         if twin is not None:
             if entry.source not in twin.also_in:
                 twin.also_in.append(entry.source)
             continue
-        copy = entry.model_copy(deep=True)
-        bucket.append(copy)
+        copy = entry.model_copy(update={"also_in": list(entry.also_in)})
+        kept.setdefault((bucket, slot), []).append(copy)
         result.append(copy)
     return sorted(result, key=lambda e: (e.at, SOURCE_PRIORITY.index(e.source), e.key))
 

@@ -45,13 +45,15 @@ class EvidenceStore:
             }
             for e in {e.key: e for e in entries}.values()
         ]
-        statement = _insert(self._dialect, TimelineEntryRow).values(rows).on_conflict_do_nothing(
+        # One cached statement run over the page (executemany), not a fresh multi-VALUES compile per page.
+        statement = _insert(self._dialect, TimelineEntryRow).on_conflict_do_nothing(
             index_elements=["postmortem_id", "key"]
         )
         async with self._sessions() as session:
-            result = await session.execute(statement)
+            before = await self._count_keys(session, postmortem_id, [row["key"] for row in rows])
+            await session.execute(statement, rows)
             await session.commit()
-            return max(result.rowcount or 0, 0)
+            return len(rows) - before
 
     def _filtered(self, query: Any, postmortem_id: str, kinds: list[EntryKind] | None,
                   sources: list[EvidenceSource] | None) -> Any:
@@ -61,6 +63,13 @@ class EvidenceStore:
         if sources:
             query = query.where(TimelineEntryRow.source.in_([s.value for s in sources]))
         return query
+
+    @staticmethod
+    async def _count_keys(session: Any, postmortem_id: str, keys: list[str]) -> int:
+        query = select(func.count()).select_from(TimelineEntryRow).where(
+            TimelineEntryRow.postmortem_id == postmortem_id, TimelineEntryRow.key.in_(keys)
+        )
+        return int(await session.scalar(query) or 0)
 
     async def entries(
         self,
@@ -124,9 +133,12 @@ class EvidenceStore:
         async with self._sessions() as session:
             for alert in alerts:
                 values = {**alert, "received_at": now}
-                statement = _insert(self._dialect, AlertEventRow).values(values).on_conflict_do_update(
+                insert = _insert(self._dialect, AlertEventRow).values(values)
+                statement = insert.on_conflict_do_update(
                     index_elements=["fingerprint", "starts_at"],
                     set_={key: values[key] for key in ("status", "ends_at", "annotations", "labels", "received_at")},
+                    # A late "firing" (e.g. from an HA peer) never reopens an alert already resolved.
+                    where=(AlertEventRow.status != "resolved") | (insert.excluded.status == "resolved"),
                 )
                 await session.execute(statement)
                 count += 1
