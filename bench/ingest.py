@@ -499,6 +499,10 @@ def combined(results: list[PhaseResult], samples: dict[str, str]) -> PhaseResult
 
 
 async def run(args: argparse.Namespace) -> None:
+    # SIGTERM cancels the run like Ctrl-C does, so the finally blocks below still clean up.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     fixture = load_fixture()
     workdir = Path(tempfile.mkdtemp(prefix="postmortem-bench-"))
     temporal_port, ui_port, api_port = free_ports(3)
@@ -603,8 +607,8 @@ def main() -> int:
     args.rounds = min(args.rounds, args.requests)
     try:
         asyncio.run(run(args))
-    except KeyboardInterrupt:
-        status("interrupted")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status("interrupted; the dev server, the API and the temporary folder were cleaned up")
         return 130
     except RuntimeError as exc:
         status(f"error: {exc}")

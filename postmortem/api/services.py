@@ -20,5 +20,6 @@ class Services:
     teams: TeamsConfig
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async so FastAPI does not hop to a worker thread for every request just to read app state."""
     return request.app.state.services
