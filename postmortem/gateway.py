@@ -10,7 +10,10 @@ import asyncio
 from datetime import timedelta
 from enum import StrEnum
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -26,6 +29,14 @@ class TemporalUnavailable(Exception):
     pass
 
 
+class UpdateRejected(Exception):
+    """The workflow refused a person's request (its validator said why); nothing changed."""
+
+
+class WorkflowGone(Exception):
+    """The report's workflow is no longer running (finished, or terminated)."""
+
+
 class StartOutcome(StrEnum):
     ACCEPTED = "accepted"  # started, or landed on the run already under way for this incident
     ALREADY_DONE = "already_done"  # the report's workflow already finished (e.g. skipped by policy)
@@ -33,6 +44,8 @@ class StartOutcome(StrEnum):
 
 # PagerDuty waits 5 s for an answer; a slower Temporal gets a 503 and PagerDuty retries later.
 START_TIMEOUT = timedelta(seconds=3)
+# An update waits for its activities (e.g. sending the new invites).
+UPDATE_TIMEOUT = timedelta(seconds=60)
 
 
 class TemporalGateway:
@@ -62,10 +75,11 @@ class TemporalGateway:
                 PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event),
                 id=workflow_id,
                 task_queue=self.task_queue,
-                # A duplicate delivery while the report is alive lands on the same run; after a
-                # DELETE (terminated) a new resolve may start a fresh report.
+                # A duplicate delivery while the report is alive lands on the same run. After the run
+                # closed (skipped by policy, or deleted) a new resolve may start again: the store's
+                # unique key per incident still makes it find the skipped report instead of a second.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 rpc_timeout=START_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
@@ -73,6 +87,21 @@ class TemporalGateway:
         except RPCError as exc:
             raise TemporalUnavailable(f"Temporal refused to start {workflow_id}: {exc.message}") from exc
         return workflow_id, StartOutcome.ACCEPTED
+
+    async def update(self, workflow_id: str, update: Any, argument: BaseModel, update_id: str | None) -> Any:
+        """Run a Temporal Update; a retried HTTP call with the same id is applied once."""
+        client = await self.client()
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            return await handle.execute_update(update, argument, id=update_id, rpc_timeout=UPDATE_TIMEOUT)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause or exc)
+            raise UpdateRejected(message) from exc
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in exc.message:
+                raise WorkflowGone(exc.message) from exc
+            raise TemporalUnavailable(f"Temporal did not take the update: {exc.message}") from exc
 
     async def terminate(self, workflow_id: str, reason: str) -> None:
         client = await self.client()

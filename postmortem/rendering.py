@@ -7,7 +7,9 @@ from importlib import resources
 
 from jinja2 import Environment, StrictUndefined
 
+from postmortem.agenda import agenda_text
 from postmortem.formatting import format_duration, format_local
+from postmortem.meeting import Meeting
 from postmortem.models import Language, Postmortem, Status
 
 LABELS = {
@@ -18,6 +20,8 @@ LABELS = {
         "duration": "Total impact duration", "ttd": "Time to detect", "tta": "Time to acknowledge", "ttr": "Time to resolve",
         "responders": "Responders", "services": "Services", "incidents": "Incidents",
         "item": "Action item", "owner": "Owner", "due": "Due", "priority": "Priority", "item_status": "Status",
+        "meeting": "Review meeting", "when": "When", "attendees": "Attendees", "agenda": "Agenda",
+        "cancelled": "cancelled", "video": "Video call",
     },
     Language.ZH: {
         "status": "状态", "severity": "严重级别", "team": "团队", "template": "模板",
@@ -26,6 +30,8 @@ LABELS = {
         "duration": "总影响时长", "ttd": "发现耗时", "tta": "确认耗时", "ttr": "解决耗时",
         "responders": "响应人员", "services": "服务", "incidents": "事故",
         "item": "行动项", "owner": "负责人", "due": "截止日期", "priority": "优先级", "item_status": "状态",
+        "meeting": "复盘会议", "when": "时间", "attendees": "参会人", "agenda": "议程",
+        "cancelled": "已取消", "video": "视频会议",
     },
 }
 
@@ -35,13 +41,14 @@ def _cell(value: object) -> str:
     return re.sub(r"\s*\n\s*", " ", str(value)).replace("|", "\\|")
 
 
-def render_markdown(pm: Postmortem) -> str:
+def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
     env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
     env.filters["local"] = lambda value: format_local(value, pm.timezone)
     env.filters["duration"] = lambda value: format_duration(value, pm.language)
     env.filters["cell"] = _cell
     source = resources.files("postmortem.templates").joinpath("report.md.j2").read_text(encoding="utf-8")
     text = env.from_string(source).render(
-        pm=pm, m=pm.metrics, L=LABELS[pm.language], show_prompts=pm.status == Status.DRAFT
+        pm=pm, m=pm.metrics, L=LABELS[pm.language], show_prompts=pm.status == Status.DRAFT, meeting=meeting,
+        agenda=agenda_text(meeting.agenda, pm.language) if meeting else "",
     )
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     gather_deadline_seconds: int = Field(default=300, ge=0)
     gather_heartbeat_seconds: int = Field(default=60, ge=1)
     http_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "postmortem@localhost"
+    caldav_url: str | None = None
+    caldav_username: str | None = None
+    caldav_password: str | None = None
+    video_url_template: str | None = None
     teams_file: Path | None = None
     language: Language = Language.EN
     template: TemplateVariant = TemplateVariant.AUTO
@@ -54,12 +64,24 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url")
+    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url", "caldav_url")
     @classmethod
-    def _base_url(cls, value: str) -> str:
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"{value!r} is not an http(s) base URL")
         return value.rstrip("/")
+
+    @field_validator("video_url_template")
+    @classmethod
+    def _video_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(postmortem_id="x", uid="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"video URL template may use {{postmortem_id}} and {{uid}} only: {exc}") from exc
+        return value
 
     @field_validator("timezone")
     @classmethod

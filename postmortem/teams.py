@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from postmortem.meeting import Attendee, MeetingPolicy
 from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
 from postmortem.timezones import validate_timezone
 
-RESERVED = {"default", "services"}
+RESERVED = {"default", "services", "people"}
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
 class TeamsFileError(ValueError):
@@ -47,6 +51,13 @@ class _PartialPolicy(BaseModel):
     otherwise: PolicyOutcome | None = None
 
 
+def _email(value: str) -> str:
+    value = value.strip()
+    if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
 class _TeamTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,11 +66,48 @@ class _TeamTable(BaseModel):
     template: TemplateVariant | None = None
     timezone: str | None = None
     policy: _PartialPolicy = Field(default_factory=_PartialPolicy)
+    working_days: list[str] | None = None
+    working_hours: str | None = None
+    meeting_minutes: int | None = Field(default=None, ge=15, le=480)
+    sev1_meeting_minutes: int | None = Field(default=None, ge=15, le=480)
+    attendees: list[str] | None = None
+    organizer: str | None = None
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return validate_timezone(value) if value is not None else None
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        days = [day.strip().lower()[:3] for day in value]
+        unknown = [original for original, day in zip(value, days) if day not in DAYS]
+        if unknown or not days:
+            raise ValueError(f"working days must be names like Mon, Tue … Sun; got {unknown or value}")
+        return days
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = HOURS.match(value.strip())
+        if not match or (int(match[3]), int(match[4])) <= (int(match[1]), int(match[2])):
+            raise ValueError(f"working hours must look like \"09:00-17:00\" with the end after the start; got {value!r}")
+        return value.strip()
+
+    @field_validator("attendees")
+    @classmethod
+    def _attendees(cls, value: list[str] | None) -> list[str] | None:
+        return [_email(item) for item in value] if value is not None else None
+
+    @field_validator("organizer")
+    @classmethod
+    def _organizer(cls, value: str | None) -> str | None:
+        return _email(value) if value is not None else None
 
 
 class _ServiceEntry(BaseModel):
@@ -79,6 +127,10 @@ class TeamSettings(BaseModel):
     timezone: str
     policy: PolicyConfig
     owners: list[str] = Field(default_factory=list)
+    meeting: MeetingPolicy = Field(default_factory=MeetingPolicy)
+    attendees: list[str] = Field(default_factory=list, description="the team's extra (optional) attendees")
+    organizer: str | None = None
+    responders: list[Attendee] = Field(default_factory=list, description="responders we know an email for")
     alert_matchers: list[dict[str, str]] = Field(default_factory=list)
     gather_deadline_seconds: int = 300
     gather_heartbeat_seconds: int = 60
@@ -91,6 +143,7 @@ class TeamsConfig:
         default: _TeamTable | None = None,
         teams: dict[str, _TeamTable] | None = None,
         services: dict[str, _ServiceEntry] | None = None,
+        people: dict[str, str] | None = None,
         language: Language = Language.EN,
         template: TemplateVariant = TemplateVariant.AUTO,
         timezone: str = "UTC",
@@ -105,6 +158,7 @@ class TeamsConfig:
         }
         self._services = services or {}
         self._services_by_name = {key.casefold(): key for key in self._services}
+        self._people = {key.casefold(): email for key, email in (people or {}).items()}
         self._globals = (language, template, timezone)
 
     def team_key_for(self, incident: Incident) -> tuple[str | None, list[str]]:
@@ -132,8 +186,21 @@ class TeamsConfig:
         table = self._teams.get(key) if key else None
         settings = self.settings_for(key, table, owners)
         settings.alert_matchers = [e.alert_labels for e in self._service_entries(incident) if e.alert_labels]
+        settings.responders = self._responders(incident)
         settings.gather_deadline_seconds, settings.gather_heartbeat_seconds = self._gather
         return settings
+
+    def _responders(self, incident: Incident) -> list[Attendee]:
+        """People are known by email: a responder's own, or the [people] table's by id or name."""
+        found: dict[str, Attendee] = {}
+        for person in incident.responders:
+            email = person.email or next(
+                (self._people[k.casefold()] for k in (person.id, person.name) if k and k.casefold() in self._people),
+                None,
+            )
+            if email and email.casefold() not in found:
+                found[email.casefold()] = Attendee(email=email, name=person.name)
+        return list(found.values())
 
     def settings_for(self, key: str | None, table: _TeamTable | None, owners: list[str]) -> TeamSettings:
         layers = [layer for layer in (table, self._default) if layer is not None]
@@ -145,7 +212,25 @@ class TeamsConfig:
             )
 
         policy = {field: pick(field, None, lambda layer: layer.policy) for field in PolicyConfig.model_fields}
+        hours = pick("working_hours", None)
+        start_hours = end_hours = None
+        if hours:
+            match = HOURS.match(hours)
+            assert match is not None
+            start_hours = time(int(match[1]), int(match[2]))
+            end_hours = time(23, 59) if match[3] == "24" else time(int(match[3]), int(match[4]))
+        defaults = MeetingPolicy()
+        meeting = MeetingPolicy(
+            timezone=pick("timezone", timezone),
+            working_days=[DAYS.index(day) for day in pick("working_days", None) or []] or defaults.working_days,
+            working_hours=(start_hours, end_hours) if start_hours and end_hours else defaults.working_hours,
+            meeting_minutes=pick("meeting_minutes", defaults.meeting_minutes),
+            sev1_meeting_minutes=pick("sev1_meeting_minutes", defaults.sev1_meeting_minutes),
+        )
         return TeamSettings(
+            meeting=meeting,
+            attendees=pick("attendees", []),
+            organizer=pick("organizer", None),
             team=(table.name if table and table.name else key),
             language=pick("language", language),
             template=pick("template", template),
@@ -222,9 +307,19 @@ def parse_teams(
     services = {
         name: validated(_ServiceEntry, entry, ("services", name)) for name, entry in services_table.items()
     }
+    people_table = data.get("people", {})
+    if not isinstance(people_table, dict):
+        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people',))}: people must be a table")
+    people: dict[str, str] = {}
+    for person, email in people_table.items():
+        try:
+            people[person] = _email(str(email)) if isinstance(email, str) else _email("")
+        except ValueError as exc:
+            raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people', person))}: people.{person}: {exc}") from exc
     teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
     return TeamsConfig(
-        default=default, teams=teams, services=services, language=language, template=template, timezone=timezone,
+        default=default, teams=teams, services=services, people=people, language=language, template=template,
+        timezone=timezone,
         **globals_,
     )
 

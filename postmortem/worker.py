@@ -7,6 +7,7 @@ from temporalio.worker import Worker
 
 from postmortem.activities.draft import DraftActivities
 from postmortem.activities.gather import GatherActivities, GatherConfig
+from postmortem.activities.meeting import MeetingActivities, MeetingConfig
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.team import TeamActivities
 from postmortem.settings import Settings
@@ -31,10 +32,34 @@ def gather_config(settings: Settings) -> GatherConfig:
     )
 
 
+def meeting_config(settings: Settings) -> MeetingConfig:
+    return MeetingConfig(
+        public_url=settings.resolved_public_url,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_username=settings.smtp_username,
+        smtp_password=settings.smtp_password,
+        smtp_starttls=settings.smtp_starttls,
+        smtp_from=settings.smtp_from,
+        caldav_url=settings.caldav_url,
+        caldav_username=settings.caldav_username,
+        caldav_password=settings.caldav_password,
+        video_url_template=settings.video_url_template,
+        http_timeout_seconds=settings.http_timeout_seconds,
+    )
+
+
 def build_worker(
-    client: Client, *, task_queue: str, store: Store, teams: TeamsConfig, gather: GatherConfig | None = None
+    client: Client,
+    *,
+    task_queue: str,
+    store: Store,
+    teams: TeamsConfig,
+    gather: GatherConfig | None = None,
+    meeting: MeetingConfig | None = None,
 ) -> Worker:
     gatherers = GatherActivities(store.evidence, gather or GatherConfig())
+    meetings = MeetingActivities(store.meetings, meeting or MeetingConfig())
     return Worker(
         client,
         task_queue=task_queue,
@@ -47,5 +72,8 @@ def build_worker(
             gatherers.gather_slack,
             DraftActivities(store.postmortems, store.evidence).draft_postmortem,
             RefreshActivities(store.postmortems, store.evidence).refresh_report,
+            meetings.plan_meeting,
+            meetings.revise_meeting,
+            meetings.send_invite,
         ],
     )

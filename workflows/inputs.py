@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from postmortem.models import IncidentEvent, Status
 
@@ -15,3 +15,13 @@ class PostmortemWorkflowInput(BaseModel):
 class PostmortemWorkflowResult(BaseModel):
     postmortem_id: str
     status: Status
+
+
+class RescheduleRequest(BaseModel):
+    start: AwareDatetime
+    requested_by: str | None = None
+
+
+class CancelRequest(BaseModel):
+    reason: str
+    requested_by: str | None = None

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from postmortem.gateway import TemporalUnavailable
+from postmortem.gateway import TemporalUnavailable, UpdateRejected, WorkflowGone
 from postmortem.store.postmortems import InvalidCursor, NotFound, VersionConflict
 from postmortem.webhooks.errors import WebhookRejected
 
@@ -39,6 +39,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TemporalUnavailable)
     async def _temporal(_: Request, exc: TemporalUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"{exc}; retry later"}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(UpdateRejected)
+    async def _rejected_update(_: Request, exc: UpdateRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(WorkflowGone)
+    async def _gone(_: Request, exc: WorkflowGone) -> JSONResponse:
+        return JSONResponse({"detail": f"this post-mortem's workflow is no longer running: {exc}"}, status_code=409)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

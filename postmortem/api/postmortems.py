@@ -12,6 +12,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
+from postmortem.gateway import WorkflowGone
+from postmortem.meeting import Meeting
+from postmortem.workflows.inputs import CancelRequest
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.drafting import TITLE_LIMIT, merge_redraft
 from postmortem.redraft import redraft
 from postmortem.models import (
@@ -118,9 +122,13 @@ async def list_postmortems(
     return PostmortemPage(items=[_summary(pm) for pm in items], next_cursor=next_cursor)
 
 
+class PostmortemView(Postmortem):
+    meeting: Meeting | None = None
+
+
 @router.get(
     "/{postmortem_id}",
-    response_model=Postmortem,
+    response_model=PostmortemView,
     responses={200: {"content": {"text/markdown": {}}, "description": "JSON, or Markdown when asked for"}},
 )
 async def get_postmortem(
@@ -132,12 +140,13 @@ async def get_postmortem(
     format: Literal["json", "markdown"] | None = Query(default=None),
 ) -> Postmortem | Response:
     pm = await services.store.postmortems.get(postmortem_id)
+    meeting = await services.store.meetings.get(postmortem_id)
     if _wants_markdown(request, format):
         return PlainTextResponse(
-            render_markdown(pm), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
+            render_markdown(pm, meeting), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
         )
     response.headers["ETag"] = etag(pm.version)
-    return pm
+    return PostmortemView(**pm.model_dump(), meeting=meeting)
 
 
 @router.patch("/{postmortem_id}", response_model=Postmortem)
@@ -193,9 +202,17 @@ async def delete_postmortem(
     token: Annotated[TokenInfo, Depends(require(Role.ADMIN))],
 ) -> Response:
     pm = await services.store.postmortems.get(postmortem_id)
-    # The workflow goes first: if Temporal is down nothing is deleted and the caller can retry.
-    await services.temporal.terminate(pm.workflow_id, reason=f"post-mortem deleted through the API by {token.name}")
+    # The workflow goes first (it cancels the meeting with METHOD:CANCEL and finishes): if Temporal
+    # is down nothing is deleted and the caller can retry.
+    try:
+        await services.temporal.update(
+            pm.workflow_id, PostmortemWorkflow.cancel,
+            CancelRequest(reason="post-mortem deleted", requested_by=token.name), f"delete-{pm.id}",
+        )
+    except WorkflowGone:
+        pass  # already finished (skipped by policy, or terminated): nothing to cancel
     await services.store.postmortems.delete(postmortem_id)
     await services.store.evidence.delete_for(postmortem_id)
+    await services.store.meetings.delete_for(postmortem_id)
     return Response(status_code=204)
 

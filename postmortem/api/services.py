@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from postmortem.activities.meeting import MeetingConfig
 from postmortem.gateway import TemporalGateway
 from postmortem.settings import Settings
 from postmortem.store.store import Store
@@ -18,6 +19,7 @@ class Services:
     store: Store
     temporal: TemporalGateway
     teams: TeamsConfig
+    meeting_config: MeetingConfig = field(default_factory=MeetingConfig)
 
 
 async def get_services(request: Request) -> Services:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postmortem.store.database import create_engine, migrate, sessionmaker
 from postmortem.store.evidence import EvidenceStore
+from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
 from postmortem.store.tokens import TokenStore
 
@@ -18,6 +19,7 @@ class Store:
         self.postmortems = PostmortemStore(sessions)
         self.tokens = TokenStore(sessions)
         self.evidence = EvidenceStore(sessions, engine.dialect.name)
+        self.meetings = MeetingStore(sessions)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":

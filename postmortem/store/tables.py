@@ -165,3 +165,28 @@ class AlertEventRow(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     generator_url: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MeetingRow(Base):
+    """The review meeting of a post-mortem: the current revision of its invite."""
+
+    __tablename__ = "meetings"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeliveryRow(Base):
+    """Every message sent to the outside world, by a deterministic key checked before sending again."""
+
+    __tablename__ = "deliveries"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    postmortem_id: Mapped[str] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -158,4 +158,11 @@ async def test_deleted_report_ends_its_workflow(api: Api) -> None:
     assert response.status_code == 204
     assert (await api.http.get(f"/api/postmortems/{pm.id}", headers=api.auth())).status_code == 404
     description = await api.env.client.get_workflow_handle(pm.workflow_id).describe()
-    assert description.status == WorkflowExecutionStatus.TERMINATED
+    assert description.status == WorkflowExecutionStatus.COMPLETED  # it cancelled its meeting and finished
+    assert await api.store.meetings.get(pm.id) is None
+    assert [key for key, _ in await api.store.meetings.deliveries(pm.id)] == []  # no channel configured here
+
+    # The incident resolves again later: a fresh report, since the old one was deleted on purpose.
+    again = await api.http.post("/webhooks/pagerduty", content=body, headers=signed(body))
+    assert again.status_code == 202 and again.json()["postmortems"][0]["outcome"] == "accepted"
+    assert (await draft_of(api, "pagerduty-PDEL")).version == 1

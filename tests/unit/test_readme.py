@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from postmortem.models import Incident, Language, PolicyOutcome, Ref, Severity, Source
+from datetime import time
+
+from postmortem.models import Incident, Language, Person, PolicyOutcome, Ref, Severity, Source
 from postmortem.settings import Settings
 from postmortem.teams import TeamsFileError, parse_teams
 from tests.support import REPO
@@ -20,6 +22,14 @@ def test_the_readme_teams_example_is_valid_and_falls_back() -> None:
     assert payments.team == "Payments" and payments.timezone == "America/New_York"
     assert payments.policy.full_after_minutes == 30 and payments.policy.full_at_or_above == Severity.SEV2
     assert payments.owners == ["alice@example.com", "bob@example.com"]
+    assert payments.meeting.working_hours == (time(9, 0), time(17, 0)) and payments.meeting.working_days == [0, 1, 2, 3, 4]
+    assert (payments.meeting.meeting_minutes, payments.meeting.sev1_meeting_minutes) == (60, 90)
+    assert payments.organizer == "payments-sre@example.com" and payments.attendees == ["payments-leads@example.com"]
+    assert payments.alert_matchers == [{"job": "api-gateway"}]
+    responders = teams.resolve(Incident(source=Source.PAGERDUTY, id="9", title="t", severity=Severity.SEV1,
+                                        responders=[Person(id="PJ0LVEB", name="PIG 208"), Person(name="laura haley"),
+                                                    Person(name="Unknown Person")]))
+    assert [a.email for a in responders.responders] == ["pig@example.com", "laura@example.com"]
     china = teams.resolve(Incident(source=Source.PAGERDUTY, id="2", title="t", severity=Severity.SEV3,
                                    teams=[Ref(id="PFCVPS0", name="Engineering")]))
     assert (china.team, china.language) == ("SRE China", Language.ZH)

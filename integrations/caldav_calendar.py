@@ -1,0 +1,330 @@
+"""A CalDAV calendar collection (RFC 4791), spoken over httpx: one event per post-mortem, and busy time.
+
+Every revision of a meeting is PUT to the same resource, `<collection>/<quoted uid>.ics`, so the
+calendar holds one event that moves, never a trail of copies. Requests go only to the configured
+collection URL and to event resources directly under it.
+
+Before storing, an iTIP object is made a plain calendar object resource:
+
+* METHOD is removed: RFC 4791 §4.1 forbids it in a calendar collection (strict servers answer 403).
+* Each ATTENDEE gets SCHEDULE-AGENT=CLIENT (RFC 6638 §7.1): the invitations go out by email from
+  this service, so a scheduling server (Nextcloud, iCloud, ...) must not send its own on top.
+
+Busy time comes from a `free-busy-query` REPORT (§7.10), where the server expands recurrences and
+applies TRANSP/STATUS itself; a server that refuses it (403, 501) is asked with a `calendar-query`
+REPORT (§7.8) for the events in the window instead, expanded by the server (`C:expand`, and here
+for servers that ignore it). Floating times and all-day dates in that fallback are read as UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import httpx
+from dateutil.rrule import rruleset, rrulestr
+from icalendar import Calendar
+
+from postmortem.integrations.http_errors import UpstreamError, path_segment, request
+
+SERVICE = "CalDAV"
+DAV = "DAV:"
+CALDAV = "urn:ietf:params:xml:ns:caldav"
+# A REPORT the server does not do: 403 with DAV:supported-report (RFC 4791 §7.10), or 501.
+FREE_BUSY_REFUSED = frozenset({403, 501})
+BUSY_TYPES = frozenset({"BUSY", "BUSY-UNAVAILABLE", "BUSY-TENTATIVE"})
+_MAX_OCCURRENCES = 10_000  # per recurring event, when the server leaves the expansion to us
+
+log = logging.getLogger(__name__)
+Interval = tuple[datetime, datetime]
+
+
+class CalDavCalendar:
+    def __init__(
+        self,
+        url: str,
+        username: str | None,
+        password: str | None,
+        http: httpx.AsyncClient,
+        *,
+        free_busy_query: bool = True,
+    ) -> None:
+        """`url` is the calendar collection; `free_busy_query=False` goes straight to calendar-query."""
+        self.url = url if url.endswith("/") else url + "/"
+        self._http = http
+        self._auth = httpx.BasicAuth(username, password or "") if username else None
+        self._free_busy_query = free_busy_query
+
+    def event_url(self, uid: str) -> str:
+        return f"{self.url}{path_segment(uid)}.ics"
+
+    async def put_event(self, uid: str, ics: bytes) -> str | None:
+        """Create or overwrite the event `uid`; the new ETag when the server gives one."""
+        body = calendar_resource(uid, ics)
+        response = await self._request(
+            "PUT", self.event_url(uid), content=body, headers={"Content-Type": "text/calendar; charset=utf-8"}
+        )
+        return response.headers.get("etag")
+
+    async def get_event(self, uid: str) -> bytes | None:
+        """The stored event, or None when there is none."""
+        try:
+            response = await self._request("GET", self.event_url(uid), headers={"Accept": "text/calendar"})
+        except UpstreamError as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        return response.content
+
+    async def delete_event(self, uid: str) -> None:
+        """Remove the event; one that is already gone is fine."""
+        try:
+            await self._request("DELETE", self.event_url(uid))
+        except UpstreamError as exc:
+            if exc.status not in (404, 410):
+                raise
+
+    async def busy_times(self, start: datetime, end: datetime) -> list[Interval]:
+        """Busy intervals overlapping [start, end), in UTC, clipped to the window, sorted and merged."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        if end <= start:
+            return []
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        if self._free_busy_query:
+            try:
+                return await self._free_busy(start, end)
+            except UpstreamError as exc:
+                if exc.status not in FREE_BUSY_REFUSED:
+                    raise
+                log.info("CalDAV %s refused free-busy-query (%s); asking with calendar-query", self.url, exc.status)
+        return await self._calendar_query_busy(start, end)
+
+    async def _free_busy(self, start: datetime, end: datetime) -> list[Interval]:
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<C:free-busy-query xmlns:C="{CALDAV}">'
+            f'<C:time-range start="{_stamp(start)}" end="{_stamp(end)}"/>'
+            "</C:free-busy-query>"
+        )
+        response = await self._report(body)
+        try:
+            return busy_from_freebusy(response.content, start, end)
+        except ValueError as exc:
+            raise UpstreamError(
+                SERVICE, response.status_code,
+                f"CalDAV answered free-busy-query with no readable VFREEBUSY: {exc}", permanent=True,
+            ) from exc
+
+    async def _calendar_query_busy(self, start: datetime, end: datetime) -> list[Interval]:
+        window = f'start="{_stamp(start)}" end="{_stamp(end)}"'
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<C:calendar-query xmlns:D="{DAV}" xmlns:C="{CALDAV}">'
+            f"<D:prop><C:calendar-data><C:expand {window}/></C:calendar-data></D:prop>"
+            '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+            f"<C:time-range {window}/>"
+            "</C:comp-filter></C:comp-filter></C:filter>"
+            "</C:calendar-query>"
+        )
+        response = await self._report(body)
+        try:
+            documents = calendar_data(response.content)
+            intervals = [interval for document in documents for interval in busy_from_events(document, start, end)]
+        except ValueError as exc:
+            raise UpstreamError(
+                SERVICE, response.status_code, f"CalDAV answered calendar-query with an unreadable body: {exc}",
+                permanent=True,
+            ) from exc
+        return merge(intervals)
+
+    async def _report(self, body: str) -> httpx.Response:
+        return await self._request(
+            "REPORT",
+            self.url,
+            content=body.encode("utf-8"),
+            headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
+        )
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self._auth is not None:
+            kwargs["auth"] = self._auth
+        return await request(self._http, SERVICE, method, url, **kwargs)
+
+
+def calendar_resource(uid: str, ics: bytes) -> bytes:
+    """`ics` as a calendar object resource: no METHOD, the client does the scheduling, one UID."""
+    try:
+        calendar = Calendar.from_ical(ics)
+    except ValueError as exc:
+        raise ValueError(f"not an iCalendar object: {exc}") from exc
+    components = [c for c in calendar.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL")]
+    if not components:
+        raise ValueError("the calendar object has no VEVENT")
+    for component in components:
+        if str(component.get("UID", "")) != uid:
+            raise ValueError(f"the calendar object's UID {component.get('UID')!r} is not {uid!r}")
+        attendees = component.get("ATTENDEE")
+        for attendee in attendees if isinstance(attendees, list) else [attendees] if attendees else []:
+            attendee.params["SCHEDULE-AGENT"] = "CLIENT"
+    calendar.pop("METHOD", None)
+    return calendar.to_ical()
+
+
+def busy_from_freebusy(ics: bytes, start: datetime, end: datetime) -> list[Interval]:
+    """The busy periods (FBTYPE BUSY, BUSY-TENTATIVE, BUSY-UNAVAILABLE) of a VFREEBUSY answer."""
+    calendar = Calendar.from_ical(ics)
+    components = calendar.walk("VFREEBUSY")
+    if not components:
+        raise ValueError("no VFREEBUSY component")
+    intervals: list[Interval] = []
+    for component in components:
+        periods = component.get("FREEBUSY")
+        for period in periods if isinstance(periods, list) else [periods] if periods is not None else []:
+            if str(period.params.get("FBTYPE", "BUSY")).upper() not in BUSY_TYPES:
+                continue
+            begin, until = period.dt
+            begin = _as_utc(begin)
+            until = begin + until if isinstance(until, timedelta) else _as_utc(until)
+            intervals.append((begin, until))
+    return merge(_clip(intervals, start, end))
+
+
+def calendar_data(multistatus: bytes) -> list[bytes]:
+    """The C:calendar-data of every resource found in a 207 multistatus body."""
+    try:
+        root = ET.fromstring(multistatus)
+    except ET.ParseError as exc:
+        raise ValueError(f"not XML: {exc}") from exc
+    documents: list[bytes] = []
+    for response in root.iter(f"{{{DAV}}}response"):
+        for propstat in response.iter(f"{{{DAV}}}propstat"):
+            status = propstat.findtext(f"{{{DAV}}}status", default="")
+            if " 200 " not in f"{status} ":
+                continue
+            for data in propstat.iter(f"{{{CALDAV}}}calendar-data"):
+                if data.text and data.text.strip():
+                    documents.append(data.text.encode("utf-8"))
+    return documents
+
+
+def busy_from_events(ics: bytes, start: datetime, end: datetime) -> list[Interval]:
+    """Busy intervals of the VEVENTs in one calendar object (opaque, not cancelled), recurrences expanded."""
+    calendar = Calendar.from_ical(ics)
+    events = list(calendar.walk("VEVENT"))
+    # An instance moved or cancelled on its own (RECURRENCE-ID) replaces the master's occurrence.
+    overridden = {_as_utc(_start_of(event.decoded("RECURRENCE-ID"))) for event in events if "RECURRENCE-ID" in event}
+    intervals: list[Interval] = []
+    for event in events:
+        if "DTSTART" not in event:
+            continue
+        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+            continue
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        first, length = _span(event)
+        if "RECURRENCE-ID" in event or ("RRULE" not in event and "RDATE" not in event):
+            intervals.append((first, first + length))
+            continue
+        for occurrence in _occurrences(event, length, start, end):
+            if occurrence not in overridden:
+                intervals.append((occurrence, occurrence + length))
+    return _clip(intervals, start, end)
+
+
+def merge(intervals: list[Interval]) -> list[Interval]:
+    """Sorted, with overlapping or touching intervals joined."""
+    merged: list[Interval] = []
+    for begin, until in sorted(intervals):
+        if merged and begin <= merged[-1][1]:
+            if until > merged[-1][1]:
+                merged[-1] = (merged[-1][0], until)
+        else:
+            merged.append((begin, until))
+    return merged
+
+
+def _clip(intervals: list[Interval], start: datetime, end: datetime) -> list[Interval]:
+    clipped = []
+    for begin, until in intervals:
+        begin, until = max(begin, start), min(until, end)
+        if begin < until:
+            clipped.append((begin, until))
+    return clipped
+
+
+def _span(event: Any) -> tuple[datetime, timedelta]:
+    """(start in UTC, length) of an event: DTEND, else DURATION, else a day for a date, else nothing."""
+    raw_start = event.decoded("DTSTART")
+    first = _as_utc(_start_of(raw_start))
+    if "DTEND" in event:
+        length = _as_utc(_start_of(event.decoded("DTEND"))) - first
+    elif "DURATION" in event:
+        length = event.decoded("DURATION")
+    else:
+        length = timedelta(days=1) if not isinstance(raw_start, datetime) else timedelta(0)
+    return first, max(length, timedelta(0))
+
+
+def _occurrences(event: Any, length: timedelta, start: datetime, end: datetime) -> list[datetime]:
+    """Occurrence starts (UTC) of a recurring event that overlap [start, end), for servers that did not expand."""
+    local_start = event.decoded("DTSTART")
+    if not isinstance(local_start, datetime):
+        local_start = datetime.combine(local_start, time(0), tzinfo=timezone.utc)
+    elif local_start.tzinfo is None:
+        local_start = local_start.replace(tzinfo=timezone.utc)
+    rules = rruleset()
+    for prop in _as_list(event.get("RRULE")):
+        text = prop.to_ical().decode()
+        if "UNTIL=" in text and "Z" not in text.split("UNTIL=", 1)[1].split(";", 1)[0]:
+            # a date or floating UNTIL next to an aware DTSTART, which dateutil refuses: read it as
+            # the end of that day in UTC (at worst an occurrence too many counts as busy)
+            until = text.split("UNTIL=", 1)[1].split(";", 1)[0]
+            text = text.replace(f"UNTIL={until}", f"UNTIL={until[:8]}T235959Z")
+        rules.rrule(rrulestr(text, dtstart=local_start))
+    for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
+        for prop in _as_list(event.get(name)):
+            for value in prop.dts:
+                moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
+                add(_as_local(moment, local_start))
+    rules.rdate(local_start)
+    found: list[datetime] = []
+    for index, occurrence in enumerate(rules.between(start - length - timedelta(seconds=1), end, inc=True)):
+        if index >= _MAX_OCCURRENCES:
+            break
+        moment = occurrence.astimezone(timezone.utc)
+        if moment + length > start and moment < end:
+            found.append(moment)
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _as_local(value: date | datetime, like: datetime) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime.combine(value, like.timetz())
+    if value.tzinfo is None:
+        return value.replace(tzinfo=like.tzinfo)
+    return value
+
+
+def _start_of(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(0), tzinfo=timezone.utc)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)  # floating time: read as UTC
+    return value.astimezone(timezone.utc)
+
+
+def _stamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -1,0 +1,96 @@
+"""A real Radicale CalDAV server on a loopback port, with one empty calendar collection.
+
+    async with radicale_calendar() as url:          # http://127.0.0.1:PORT/alice/team/
+        ...
+    async with radicale_calendar(credentials=("alice", "s3cret")) as url:   # Basic auth required
+
+Radicale runs as a subprocess (`python -m radicale`) with its storage in a temporary folder, no
+configuration file, no web interface. Without credentials anyone may do anything (auth type none,
+rights "authenticated"); with credentials only that user, who owns /<user>/ (htpasswd, rights
+"owner_only"). The principal collection is made with MKCOL and the calendar with MKCALENDAR:
+Radicale refuses a MKCALENDAR whose parent does not exist (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from tests.support import eventually, free_port
+
+
+@contextlib.asynccontextmanager
+async def radicale_calendar(
+    *,
+    user: str = "alice",
+    calendar: str = "team",
+    credentials: tuple[str, str] | None = None,
+    folder: Path | None = None,
+    timeout: float = 20.0,
+) -> AsyncIterator[str]:
+    """Start Radicale, create /<user>/<calendar>/, yield that collection's URL; stop Radicale on exit."""
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="radicale-")))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        args = [
+            sys.executable, "-m", "radicale",
+            "--config", "",  # no /etc/radicale/config, no ~/.config/radicale/config
+            f"--storage-filesystem-folder={folder / 'collections'}",
+            f"--server-hosts=127.0.0.1:{port}",
+            "--web-type=none",
+            "--logging-level=warning",
+        ]
+        if credentials is None:
+            args += ["--auth-type=none", "--rights-type=authenticated"]
+            auth = None
+        else:
+            login, password = credentials
+            htpasswd = folder / "htpasswd"
+            htpasswd.write_text(f"{login}:{password}\n")
+            args += [
+                "--auth-type=htpasswd",
+                f"--auth-htpasswd-filename={htpasswd}",
+                "--auth-htpasswd-encryption=plain",
+                "--auth-delay=0",
+                "--rights-type=owner_only",
+            ]
+            auth = httpx.BasicAuth(login, password)
+        log_path = folder / "radicale.log"
+        log_file = stack.enter_context(open(log_path, "wb"))
+        process = await asyncio.create_subprocess_exec(*args, stdout=log_file, stderr=asyncio.subprocess.STDOUT)
+        try:
+            async with httpx.AsyncClient(timeout=2.0, trust_env=False, auth=auth) as client:
+
+                async def answers() -> bool:
+                    if process.returncode is not None:
+                        raise RuntimeError(
+                            f"Radicale exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}"
+                        )
+                    try:
+                        await client.request("OPTIONS", f"{base}/")
+                    except httpx.TransportError:
+                        return False
+                    return True
+
+                await eventually(answers, timeout=timeout)
+                for method, path in (("MKCOL", f"/{user}/"), ("MKCALENDAR", f"/{user}/{calendar}/")):
+                    response = await client.request(method, f"{base}{path}")
+                    if response.status_code != 201:
+                        raise RuntimeError(f"Radicale answered {method} {path} with {response.status_code}: {response.text}")
+            yield f"{base}/{user}/{calendar}/"
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), timeout=5)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()

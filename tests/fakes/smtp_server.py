@@ -1,0 +1,47 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for invite tests."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+from tests.support import free_port
+
+
+@dataclass
+class Inbox:
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[EmailMessage] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # aiosmtpd hook
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(message)  # type: ignore[arg-type]
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
+
+    def calendars(self) -> list[str]:
+        """The text/calendar part of every message received, in order."""
+        parts = []
+        for message in self.messages:
+            part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+            parts.append(part.get_content())
+        return parts
+
+
+@contextlib.contextmanager
+def smtp_inbox() -> Iterator[Inbox]:
+    inbox = Inbox(port=free_port())
+    controller = Controller(inbox, hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

@@ -1,0 +1,153 @@
+"""The review meeting inside PostmortemWorkflow: planned, invited over real SMTP, moved and cancelled
+through Updates, each revision delivered exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from icalendar import Calendar
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from postmortem.activities.meeting import MeetingActivities, MeetingConfig, SendInviteInput
+from postmortem.meeting import Meeting, MeetingStatus
+from postmortem.store.store import Store
+from postmortem.teams import parse_teams
+from postmortem.worker import build_worker
+from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
+from postmortem.workflows.inputs import CancelRequest, PostmortemWorkflowInput, RescheduleRequest
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from tests.factories import pagerduty_event
+from tests.fakes.smtp_server import Inbox, smtp_inbox
+from tests.support import eventually
+
+TEAMS = """
+[default]
+timezone = "Europe/Berlin"
+organizer = "sre-lead@example.com"
+attendees = ["observer@example.com"]
+
+[people]
+PJ0LVEB = "pig208@example.com"
+
+[services.pig208]
+owners = ["owner@example.com"]
+"""
+
+
+@dataclass
+class Running:
+    env: WorkflowEnvironment
+    store: Store
+    inbox: Inbox
+    handle: WorkflowHandle
+    postmortem_id: str
+    config: MeetingConfig
+
+    async def meeting(self, sequence: int) -> Meeting:
+        async def revised() -> Meeting | None:
+            found = await self.store.meetings.get(self.postmortem_id)
+            return found if found and found.sequence == sequence else None
+
+        return await eventually(revised, timeout=30)
+
+
+@pytest_asyncio.fixture
+async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
+    with smtp_inbox() as inbox:
+        config = MeetingConfig(smtp_host=inbox.host, smtp_port=inbox.port, smtp_starttls=False,
+                               smtp_from="postmortem@example.com", public_url="https://pm.example.com",
+                               video_url_template="https://meet.example.com/{postmortem_id}")
+        task_queue = f"meeting-{uuid.uuid4().hex}"
+        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store,
+                                teams=parse_teams(TEAMS), meeting=config):
+            incident = f"PMEET{uuid.uuid4().hex[:6].upper()}"
+            pm_id = postmortem_id_for("pagerduty", incident)
+            handle = await time_skipping_env.client.start_workflow(
+                PostmortemWorkflow.run,
+                PostmortemWorkflowInput(postmortem_id=pm_id, event=pagerduty_event(incident)),
+                id=workflow_id_for(pm_id), task_queue=task_queue,
+            )
+            yield Running(time_skipping_env, sqlite_store, inbox, handle, pm_id, config)
+
+
+def event_of(ics: str):  # type: ignore[no-untyped-def]
+    calendar = Calendar.from_ical(ics)
+    [event] = [c for c in calendar.walk("VEVENT")]
+    return calendar, event
+
+
+async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None:
+    meeting = await running.meeting(0)
+    await eventually(lambda: _count(running.inbox, 1))
+    assert meeting.uid == f"{running.postmortem_id}@postmortem"
+    assert meeting.organizer.email == "sre-lead@example.com"
+    assert {a.email for a in meeting.attendees} == {"pig208@example.com", "owner@example.com", "observer@example.com"}
+    assert next(a for a in meeting.attendees if a.email == "observer@example.com").required is False
+    assert meeting.end - meeting.start == timedelta(minutes=60)  # SEV2 (high urgency)
+    assert sum(item.minutes for item in meeting.agenda) == 60
+    assert meeting.start > datetime.now(timezone.utc)  # an old incident: never in the past
+    assert meeting.video_url == f"https://meet.example.com/{running.postmortem_id}"
+
+    [message] = running.inbox.messages
+    # Everyone invited, and the organizer gets the copy that puts the event in their calendar.
+    assert sorted(running.inbox.recipients[0]) == sorted([a.email for a in meeting.attendees] + [meeting.organizer.email])
+    calendar, event = event_of(running.inbox.calendars()[0])
+    assert str(calendar["METHOD"]) == "REQUEST" and str(event["UID"]) == meeting.uid and int(event["SEQUENCE"]) == 0
+    assert event.decoded("DTSTART") == meeting.start
+    assert str(event["DTSTART"].params["TZID"]) == "Europe/Berlin"
+    assert "Root cause discussion" in str(event["DESCRIPTION"])
+    assert (await running.handle.query(PostmortemWorkflow.meeting)).sequence == 0
+
+    # A retried delivery of the same revision sends nothing more.
+    again = await ActivityEnvironment().run(
+        MeetingActivities(running.store.meetings, running.config).send_invite,
+        SendInviteInput(postmortem_id=running.postmortem_id, sequence=0, channel="email",
+                        now=datetime.now(timezone.utc)),
+    )
+    assert not again.sent and again.detail == "already sent"
+    assert len(running.inbox.messages) == 1
+
+
+async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running: Running) -> None:
+    first = await running.meeting(0)
+    await eventually(lambda: _count(running.inbox, 1))
+    new_start = (first.start + timedelta(days=1)).replace(microsecond=0)
+    moved = await running.handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start),
+                                                id="reschedule-1")
+    assert moved.sequence == 1 and moved.start == new_start and moved.end == new_start + (first.end - first.start)
+    await eventually(lambda: _count(running.inbox, 2))
+    _, event = event_of(running.inbox.calendars()[1])
+    assert str(event["UID"]) == first.uid and int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == new_start
+
+    # The same update id again (a retried HTTP call) is applied once.
+    again = await running.handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start),
+                                                id="reschedule-1")
+    assert again.sequence == 1
+
+    with pytest.raises(WorkflowUpdateFailedError) as rejected:
+        await running.handle.execute_update(
+            PostmortemWorkflow.reschedule, RescheduleRequest(start=datetime(2020, 1, 1, tzinfo=timezone.utc)))
+    assert "in the past" in str(rejected.value.cause)
+    assert (await running.store.meetings.get(running.postmortem_id)).sequence == 1  # type: ignore[union-attr]
+
+    cancelled = await running.handle.execute_update(PostmortemWorkflow.cancel, CancelRequest(reason="deleted"))
+    assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED and cancelled.sequence == 2
+    await eventually(lambda: _count(running.inbox, 3))
+    calendar, event = event_of(running.inbox.calendars()[2])
+    assert str(calendar["METHOD"]) == "CANCEL" and str(event["STATUS"]) == "CANCELLED" and int(event["SEQUENCE"]) == 2
+    result = await running.handle.result()
+    assert result.postmortem_id == running.postmortem_id
+    keys = [key for key, _ in await running.store.meetings.deliveries(running.postmortem_id)]
+    assert sorted(keys) == sorted(f"{running.postmortem_id}:invite:email:{n}:{m}"
+                                  for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "CANCEL")))
+
+
+async def _count(inbox: Inbox, expected: int) -> bool:
+    assert len(inbox.messages) <= expected, f"{len(inbox.messages)} messages, expected {expected}"
+    return len(inbox.messages) == expected
