@@ -1,8 +1,9 @@
 """A CalDAV calendar collection (RFC 4791), spoken over httpx: one event per post-mortem, and busy time.
 
-Every revision of a meeting is PUT to the same resource, `<collection>/<quoted uid>.ics`, so the
-calendar holds one event that moves, never a trail of copies. Requests go only to the configured
-collection URL and to event resources directly under it.
+Every revision of a meeting is PUT to the same resource, `<collection>/<uid>.ics` (see
+`resource_name` for UIDs that are not plain), so the calendar holds one event that moves, never a
+trail of copies. Requests go only to the configured collection URL and to event resources
+directly under it.
 
 Before storing, an iTIP object is made a plain calendar object resource:
 
@@ -11,14 +12,17 @@ Before storing, an iTIP object is made a plain calendar object resource:
   this service, so a scheduling server (Nextcloud, iCloud, ...) must not send its own on top.
 
 Busy time comes from a `free-busy-query` REPORT (§7.10), where the server expands recurrences and
-applies TRANSP/STATUS itself; a server that refuses it (403, 501) is asked with a `calendar-query`
-REPORT (§7.8) for the events in the window instead, expanded by the server (`C:expand`, and here
-for servers that ignore it). Floating times and all-day dates in that fallback are read as UTC.
+applies TRANSP/STATUS itself. A server that refuses it (403, 501) or answers it with something
+other than a VFREEBUSY (old Radicale: a multistatus) is asked with a `calendar-query` REPORT
+(§7.8) for the events in the window instead, expanded by the server (`C:expand`, and here for
+servers that ignore it). Floating times and all-day dates in that fallback are read as UTC.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import xml.etree.ElementTree as ET
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -35,6 +39,7 @@ CALDAV = "urn:ietf:params:xml:ns:caldav"
 # A REPORT the server does not do: 403 with DAV:supported-report (RFC 4791 §7.10), or 501.
 FREE_BUSY_REFUSED = frozenset({403, 501})
 BUSY_TYPES = frozenset({"BUSY", "BUSY-UNAVAILABLE", "BUSY-TENTATIVE"})
+_PLAIN_UID = re.compile(r"[A-Za-z0-9@._~+=-]{1,200}")
 _MAX_OCCURRENCES = 10_000  # per recurring event, when the server leaves the expansion to us
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,7 @@ class CalDavCalendar:
         self._free_busy_query = free_busy_query
 
     def event_url(self, uid: str) -> str:
-        return f"{self.url}{path_segment(uid)}.ics"
+        return f"{self.url}{resource_name(uid)}.ics"
 
     async def put_event(self, uid: str, ics: bytes) -> str | None:
         """Create or overwrite the event `uid`; the new ETag when the server gives one."""
@@ -95,14 +100,18 @@ class CalDavCalendar:
         start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
         if self._free_busy_query:
             try:
-                return await self._free_busy(start, end)
+                busy = await self._free_busy(start, end)
             except UpstreamError as exc:
                 if exc.status not in FREE_BUSY_REFUSED:
                     raise
                 log.info("CalDAV %s refused free-busy-query (%s); asking with calendar-query", self.url, exc.status)
+            else:
+                if busy is not None:
+                    return busy
         return await self._calendar_query_busy(start, end)
 
-    async def _free_busy(self, start: datetime, end: datetime) -> list[Interval]:
+    async def _free_busy(self, start: datetime, end: datetime) -> list[Interval] | None:
+        """Busy time from a free-busy-query REPORT; None when the answer is not a VFREEBUSY at all."""
         body = (
             '<?xml version="1.0" encoding="utf-8"?>'
             f'<C:free-busy-query xmlns:C="{CALDAV}">'
@@ -110,6 +119,10 @@ class CalDavCalendar:
             "</C:free-busy-query>"
         )
         response = await self._report(body)
+        if response.status_code == 207 or not response.content.lstrip().startswith(b"BEGIN:VCALENDAR"):
+            # Radicale before free-busy support answered with a multistatus of event hrefs
+            log.info("CalDAV %s answered free-busy-query without a VFREEBUSY; asking with calendar-query", self.url)
+            return None
         try:
             return busy_from_freebusy(response.content, start, end)
         except ValueError as exc:
@@ -152,6 +165,19 @@ class CalDavCalendar:
         if self._auth is not None:
             kwargs["auth"] = self._auth
         return await request(self._http, SERVICE, method, url, **kwargs)
+
+
+def resource_name(uid: str) -> str:
+    """The event's resource name: the UID itself when it is plain, else a digest of it.
+
+    A UID may hold anything; a "/" (even escaped as %2F) or a "%" in a path is decoded or refused
+    by many servers and proxies, so such UIDs get a stable name that only uses safe characters.
+    """
+    if not uid:
+        raise ValueError("an event needs a UID")
+    if uid in (".", "..") or not _PLAIN_UID.fullmatch(uid):
+        return "uid-" + hashlib.sha256(uid.encode("utf-8")).hexdigest()[:40]
+    return path_segment(uid)
 
 
 def calendar_resource(uid: str, ics: bytes) -> bytes:

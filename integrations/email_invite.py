@@ -19,7 +19,8 @@ Apple Mail all turn into an invitation with Accept/Decline:
   out of one email.
 * Both calendar parts are base64: the object's CRLF line ends and 75-octet folds reach the client
   byte for byte whatever relays do to long or non-ASCII text lines (Exchange sends its own
-  text/calendar parts base64 too).
+  text/calendar parts base64 too). The text part is 7bit, or quoted-printable when it is not
+  ASCII, so the whole message is 7-bit and no relay needs 8BITMIME.
 
 Recipients: To is every attendee (one per address). The organizer, when not an attendee, is on Cc:
 attendees' RSVPs (iMIP REPLY) go to the ORGANIZER address, and the organizer's mail client can
@@ -107,9 +108,10 @@ def subject(meeting: Meeting, method: str) -> str:
 
 def message_id(uid: str, sequence: int, method: str, sender: str) -> str:
     """The same <id@domain> for the same revision and method of the same event, every time."""
-    digest = hashlib.sha256(f"{uid}\x00{sequence}\x00{method.upper()}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{uid}\x00{sequence}\x00{method.upper()}".encode()).hexdigest()[:20]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "postmortem.invalid"
-    return f"<invite.{method.lower()}.{sequence}.{digest}@{domain}>"
+    # short enough that the header is not folded (a folded Message-ID confuses some threading)
+    return f"<{method.lower()}-{sequence}-{digest}@{domain}>"
 
 
 def _address(person: Attendee) -> Address:

@@ -7,8 +7,9 @@
 Radicale runs as a subprocess (`python -m radicale`) with its storage in a temporary folder, no
 configuration file, no web interface. Without credentials anyone may do anything (auth type none,
 rights "authenticated"); with credentials only that user, who owns /<user>/ (htpasswd, rights
-"owner_only"). The principal collection is made with MKCOL and the calendar with MKCALENDAR:
-Radicale refuses a MKCALENDAR whose parent does not exist (409).
+"owner_only"). The principal collection is made with MKCOL (unless Radicale made it for the user
+logging in) and the calendar with MKCALENDAR: Radicale refuses a MKCALENDAR whose parent does not
+exist (409).
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ async def radicale_calendar(
                     return True
 
                 await eventually(answers, timeout=timeout)
-                for method, path in (("MKCOL", f"/{user}/"), ("MKCALENDAR", f"/{user}/{calendar}/")):
+                # 405 for MKCOL: the principal collection exists already (Radicale makes it for a user who logs in)
+                for method, path, fine in (("MKCOL", f"/{user}/", (201, 405)), ("MKCALENDAR", f"/{user}/{calendar}/", (201,))):
                     response = await client.request(method, f"{base}{path}")
-                    if response.status_code != 201:
+                    if response.status_code not in fine:
                         raise RuntimeError(f"Radicale answered {method} {path} with {response.status_code}: {response.text}")
             yield f"{base}/{user}/{calendar}/"
         finally:

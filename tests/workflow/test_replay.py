@@ -60,4 +60,8 @@ async def record_history(env: WorkflowEnvironment, store: Store, incident_id: st
 
 
 async def _drafted(handle) -> bool:  # type: ignore[no-untyped-def]
-    return await handle.query(PostmortemWorkflow.status) == Status.DRAFT
+    """Drafted, and the review meeting planned and its invites handled: every step so far in history."""
+    if await handle.query(PostmortemWorkflow.status) != Status.DRAFT or await handle.query(PostmortemWorkflow.meeting) is None:
+        return False
+    history = await handle.fetch_history()
+    return sum(1 for e in history.events if e.activity_task_completed_event_attributes.result.payloads) >= 8
