@@ -10,12 +10,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
+import httpx
 from icalendar import Calendar
+from icalendar import Event as IcsEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from postmortem.activities.meeting import MeetingActivities, MeetingConfig, SendInviteInput
+from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.meeting import Meeting, MeetingStatus
+from postmortem.scheduling import find_slot
 from postmortem.store.store import Store
 from postmortem.teams import parse_teams
 from postmortem.worker import build_worker
@@ -23,6 +27,7 @@ from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import CancelRequest, PostmortemWorkflowInput, RescheduleRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from tests.factories import pagerduty_event
+from tests.fakes.radicale_server import radicale_calendar
 from tests.fakes.smtp_server import Inbox, smtp_inbox
 from tests.support import eventually
 
@@ -151,3 +156,59 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
 async def _count(inbox: Inbox, expected: int) -> bool:
     assert len(inbox.messages) <= expected, f"{len(inbox.messages)} messages, expected {expected}"
     return len(inbox.messages) == expected
+
+
+async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: Store
+) -> None:
+    teams = parse_teams(TEAMS)
+    incident = f"PCAL{uuid.uuid4().hex[:6].upper()}"
+    event = pagerduty_event(incident)
+    team = teams.resolve(event.incident)
+    now = datetime.now(timezone.utc)
+    free = find_slot(resolved_at=event.incident.resolved_at, now=now, policy=team.meeting, minutes=60)
+    busy_start, busy_end = free.start - timedelta(minutes=30), free.start + timedelta(hours=2)
+    async with radicale_calendar() as url, httpx.AsyncClient(timeout=10) as http:
+        calendar = CalDavCalendar(url, None, None, http)
+        await calendar.put_event("busy-1@example.com", busy_ics("busy-1@example.com", busy_start, busy_end))
+        config = MeetingConfig(caldav_url=url, public_url="https://pm.example.com")
+        task_queue = f"caldav-{uuid.uuid4().hex}"
+        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=teams,
+                                meeting=config):
+            pm_id = postmortem_id_for("pagerduty", incident)
+            handle = await time_skipping_env.client.start_workflow(
+                PostmortemWorkflow.run, PostmortemWorkflowInput(postmortem_id=pm_id, event=event),
+                id=workflow_id_for(pm_id), task_queue=task_queue,
+            )
+
+            async def stored(sequence: int) -> bytes | None:
+                found = await calendar.get_event(f"{pm_id}@postmortem")
+                return found if found and f"SEQUENCE:{sequence}".encode() in found else None
+
+            first = Calendar.from_ical(await eventually(lambda: stored(0), timeout=30))
+            [vevent] = first.walk("VEVENT")
+            start = vevent.decoded("DTSTART")
+            assert start >= busy_end or vevent.decoded("DTEND") <= busy_start  # the busy block was avoided
+            assert "METHOD" not in first  # a stored calendar object carries no iTIP method
+
+            new_start = (start + timedelta(days=1)).replace(microsecond=0)
+            await handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start))
+            [moved] = Calendar.from_ical(await eventually(lambda: stored(1), timeout=30)).walk("VEVENT")
+            assert moved.decoded("DTSTART") == new_start
+            intervals = await calendar.busy_times(new_start - timedelta(days=10), new_start + timedelta(days=3))
+            assert (new_start, new_start + timedelta(hours=1)) in intervals
+            assert (start, start + timedelta(hours=1)) not in intervals  # moved in place, not copied
+
+
+def busy_ics(uid: str, start: datetime, end: datetime) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", "-//tests//busy//EN")
+    calendar.add("version", "2.0")
+    vevent = IcsEvent()
+    vevent.add("uid", uid)
+    vevent.add("dtstamp", start)
+    vevent.add("dtstart", start)
+    vevent.add("dtend", end)
+    vevent.add("summary", "Deploy freeze review")
+    calendar.add_component(vevent)
+    return calendar.to_ical()
