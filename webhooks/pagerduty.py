@@ -77,39 +77,19 @@ def _parse_v3(event: dict[str, Any]) -> IncidentEvent | Ignored:
     if data.get("type") != "incident":
         raise WebhookRejected(422, f"event.data.type must be 'incident' for {event_type}")
     incident_id = require_text(data, "id", "event.data")
-    priority = _ref(data.get("priority"))
-    urgency = text(data.get("urgency"))
-    service = _ref(data.get("service"))
     bridge = obj(data.get("conference_bridge"))
-    links = [
-        _link("PagerDuty incident", data.get("html_url")),
-        _link("Conference bridge", bridge.get("conference_url")),
-    ]
-    incident = Incident(
-        source=Source.PAGERDUTY,
-        id=incident_id,
-        number=text(data.get("number")),
-        title=text(data.get("title")) or f"PagerDuty incident {incident_id}",
-        services=[service] if service else [],
-        teams=[ref for ref in map(_ref, objs(data.get("teams"))) if ref],
-        severity=pagerduty_severity(priority.name if priority else None, urgency),
-        urgency=urgency,
-        priority=priority.name if priority else None,
+    incident = _incident(
+        data,
+        incident_id,
+        number=data.get("number"),
         created_at=iso_datetime(data.get("created_at"), "event.data.created_at"),
         resolved_at=occurred_at,
-        responders=_unique_people([*map(_person, objs(data.get("assignees"))), _person(event.get("agent"))]),
+        responders=[*map(_person, objs(data.get("assignees"))), _person(event.get("agent"))],
         resolved_by=_person(event.get("agent")),
-        links=[link for link in links if link],
+        links=[_link("PagerDuty incident", data.get("html_url")), _link("Conference bridge", bridge.get("conference_url"))],
         raw={"event": event},
     )
-    return IncidentEvent(
-        source=Source.PAGERDUTY,
-        event_id=event_id,
-        event_type=event_type,
-        kind=EventKind.RESOLVED,
-        occurred_at=occurred_at,
-        incident=incident,
-    )
+    return _resolved(event_id, event_type, occurred_at, incident)
 
 
 def _parse_v2(message: dict[str, Any], index: int) -> IncidentEvent | Ignored:
@@ -130,40 +110,62 @@ def _parse_v2(message: dict[str, Any], index: int) -> IncidentEvent | Ignored:
             occurred_at = occurred_at or iso_datetime(entry.get("created_at"), f"{where}.log_entries.created_at")
     acks = objs(data.get("acknowledgements"))
     ack_times = [iso_datetime(ack.get("at"), f"{where}.incident.acknowledgements.at") for ack in acks]
+    references = [
+        _link(text(ref.get("summary")) or "External reference", ref.get("external_url"))
+        for ref in objs(data.get("external_references"))
+    ]
+    incident = _incident(
+        data,
+        incident_id,
+        number=data.get("incident_number"),
+        created_at=iso_datetime(data.get("created_at"), f"{where}.incident.created_at"),
+        acknowledged_at=min((t for t in ack_times if t), default=None),
+        resolved_at=occurred_at,
+        responders=[
+            *(_person(obj(a).get("assignee")) for a in objs(data.get("assignments"))),
+            *(_person(ack.get("acknowledger")) for ack in acks),
+            _person(data.get("last_status_change_by")),
+        ],
+        resolved_by=_person(data.get("last_status_change_by")),
+        links=[_link("PagerDuty incident", data.get("html_url")), *references],
+        raw={"message": message},
+    )
+    return _resolved(event_id, event_type, occurred_at, incident)
+
+
+def _incident(
+    data: dict[str, Any],
+    incident_id: str,
+    *,
+    number: Any,
+    responders: list[Person | None],
+    links: list[Link | None],
+    **fields: Any,
+) -> Incident:
+    """The fields V2 and V3 share, read the same way."""
     priority = _ref(data.get("priority"))
     urgency = text(data.get("urgency"))
     service = _ref(data.get("service"))
-    incident = Incident(
+    return Incident(
         source=Source.PAGERDUTY,
         id=incident_id,
-        number=text(data.get("incident_number")),
+        number=text(number),
         title=text(data.get("title")) or f"PagerDuty incident {incident_id}",
         services=[service] if service else [],
         teams=[ref for ref in map(_ref, objs(data.get("teams"))) if ref],
         severity=pagerduty_severity(priority.name if priority else None, urgency),
         urgency=urgency,
         priority=priority.name if priority else None,
-        created_at=iso_datetime(data.get("created_at"), f"{where}.incident.created_at"),
-        acknowledged_at=min((t for t in ack_times if t), default=None),
-        resolved_at=occurred_at,
-        responders=_unique_people(
-            [
-                *(_person(obj(a).get("assignee")) for a in objs(data.get("assignments"))),
-                *(_person(ack.get("acknowledger")) for ack in acks),
-                _person(data.get("last_status_change_by")),
-            ]
-        ),
-        resolved_by=_person(data.get("last_status_change_by")),
-        links=[link for link in [_link("PagerDuty incident", data.get("html_url"))] if link],
-        raw={"message": message},
+        responders=_unique_people(responders),
+        links=[link for link in links if link],
+        **fields,
     )
+
+
+def _resolved(event_id: str | None, event_type: str, occurred_at: Any, incident: Incident) -> IncidentEvent:
     return IncidentEvent(
-        source=Source.PAGERDUTY,
-        event_id=event_id,
-        event_type=event_type,
-        kind=EventKind.RESOLVED,
-        occurred_at=occurred_at,
-        incident=incident,
+        source=Source.PAGERDUTY, event_id=event_id, event_type=event_type, kind=EventKind.RESOLVED,
+        occurred_at=occurred_at, incident=incident,
     )
 
 

@@ -154,7 +154,11 @@ def test_v2_resolve_fixture():
     assert incident.severity == Severity.SEV2
     assert [p.label for p in incident.responders] == ["Wiley Jacobson", "Laura Haley"]
     assert incident.resolved_by == Person(id="P553OPV", name="Laura Haley")
-    assert incident.links == [Link(title="PagerDuty incident", url="https://webdemo.pagerduty.com/incidents/PRORDTY")]
+    assert incident.links == [
+        Link(title="PagerDuty incident", url="https://webdemo.pagerduty.com/incidents/PRORDTY"),
+        # external references (here the incident's Slack thread) are evidence the timeline can read
+        Link(title="Slack", url="http://webdemo.slack.com/archives/C6975FLAZ/p1506438878.000302"),
+    ]
 
 
 def test_raw_payload_is_kept():
@@ -242,7 +246,7 @@ V2_OPTIONAL = [
     ("teams", lambda i: i.teams == []),
     ("assignments", lambda i: [p.label for p in i.responders] == ["Laura Haley"]),
     ("last_status_change_by", lambda i: i.resolved_by is None and [p.label for p in i.responders] == ["Wiley Jacobson"]),
-    ("html_url", lambda i: i.links == []),
+    ("html_url", lambda i: [link.title for link in i.links] == ["Slack"]),
     ("service", lambda i: i.services == []),
     ("urgency", lambda i: i.severity == Severity.SEV3),
     ("created_at", lambda i: i.created_at is None),

@@ -217,3 +217,30 @@ async def test_transient_errors_become_retryable_with_the_upstream_delay(sqlite_
     [status] = await sqlite_store.evidence.statuses("pagerduty-PDELAY")
     assert status.state == GatherState.PENDING and "429" in (status.detail or "")
     await activities.aclose()
+
+
+async def test_slack_messages_of_the_linked_channel_join_the_timeline(sqlite_store: Store) -> None:
+    """The V2 capture links its Slack thread; only messages inside the incident's window are read."""
+    from postmortem.activities.gather import GatherSlackInput
+    from postmortem.webhooks.pagerduty import parse_pagerduty
+    from tests.fakes.slack import FakeSlack, make_messages, slack_app
+
+    [event] = parse_pagerduty(fixture_json("pagerduty_v2_incident_resolve.json"))
+    incident = event.incident  # type: ignore[union-attr]
+    slack = FakeSlack()
+    before = make_messages(3, incident.created_at - timedelta(hours=5), user="UEARLY")
+    during = make_messages(4, incident.created_at + timedelta(seconds=30))
+    during[1]["text"] = "Rolled back the deploy, errors dropping"
+    slack.channels["C6975FLAZ"] = before + during
+    async with serve_app(slack_app(slack)) as url:
+        activities = GatherActivities(sqlite_store.evidence, GatherConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token,
+                                                                          alertmanager_margin_minutes=30))
+        result = await ActivityEnvironment().run(activities.gather_slack, GatherSlackInput(
+            postmortem_id="pagerduty-PRORDTY", incident_id=incident.id, links=[link.url for link in incident.links],
+            start=incident.created_at, end=incident.resolved_at))
+        await activities.aclose()
+    assert result.state == GatherState.COMPLETE and result.entries == 4, result.detail
+    stored = await sqlite_store.evidence.entries("pagerduty-PRORDTY", sources=[EvidenceSource.SLACK])
+    assert {e.actor for e in stored} == {"U012AB3CDE"}  # the messages hours before are outside the window
+    assert [e.kind for e in stored].count(EntryKind.MITIGATED) == 1
+    assert all(r.params.get("channel") == "C6975FLAZ" or "channel" not in r.params for r in slack.requests)
