@@ -40,6 +40,8 @@ class TemplateVariant(StrEnum):
     AUTO = "auto"
     FULL = "full"
     LIGHTWEIGHT = "lightweight"
+    STATUS_PAGE = "status_page"
+    REGULATED = "regulated"
 
 
 class Status(StrEnum):

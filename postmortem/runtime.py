@@ -21,7 +21,7 @@ from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 from postmortem.teams import TeamsConfig, load_teams_file
 from postmortem.temporal import connect, ensure_search_attributes
-from postmortem.worker import build_worker, gather_config, meeting_config
+from postmortem.worker import build_worker, gather_config, meeting_config, notify_config
 
 log = logging.getLogger("postmortem")
 
@@ -85,7 +85,8 @@ async def serve(
         client = await connect(temporal_address, settings.temporal_namespace)
         await ensure_search_attributes(client)
         worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams,
-                              gather=gather_config(settings), meeting=meeting_config(settings))
+                              gather=gather_config(settings), meeting=meeting_config(settings),
+                              notify=notify_config(settings))
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
         gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)

@@ -51,13 +51,15 @@ class Settings(BaseSettings):
     caldav_username: str | None = None
     caldav_password: str | None = None
     video_url_template: str | None = None
+    public_redact_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
     teams_file: Path | None = None
     language: Language = Language.EN
     template: TemplateVariant = TemplateVariant.AUTO
     timezone: str = "UTC"
     log_level: str = "INFO"
 
-    @field_validator("pagerduty_webhook_secrets", "alertmanager_service_labels", mode="before")
+    @field_validator("pagerduty_webhook_secrets", "alertmanager_service_labels", "public_redact_patterns",
+                     mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):

@@ -72,6 +72,10 @@ class _TeamTable(BaseModel):
     sev1_meeting_minutes: int | None = Field(default=None, ge=15, le=480)
     attendees: list[str] | None = None
     organizer: str | None = None
+    slack_channel: str | None = None
+    remind_submit_hours: int | None = Field(default=None, ge=1)
+    remind_reviewers_hours: int | None = Field(default=None, ge=1)
+    publish_deadline_days: int | None = Field(default=None, ge=1)
 
     @field_validator("timezone")
     @classmethod
@@ -131,6 +135,10 @@ class TeamSettings(BaseModel):
     attendees: list[str] = Field(default_factory=list, description="the team's extra (optional) attendees")
     organizer: str | None = None
     responders: list[Attendee] = Field(default_factory=list, description="responders we know an email for")
+    slack_channel: str | None = None
+    remind_submit_hours: int = 48
+    remind_reviewers_hours: int = 24
+    publish_deadline_days: int = 14
     alert_matchers: list[dict[str, str]] = Field(default_factory=list)
     gather_deadline_seconds: int = 300
     gather_heartbeat_seconds: int = 60
@@ -228,6 +236,10 @@ class TeamsConfig:
             sev1_meeting_minutes=pick("sev1_meeting_minutes", defaults.sev1_meeting_minutes),
         )
         return TeamSettings(
+            slack_channel=pick("slack_channel", None),
+            remind_submit_hours=pick("remind_submit_hours", 48),
+            remind_reviewers_hours=pick("remind_reviewers_hours", 24),
+            publish_deadline_days=pick("publish_deadline_days", 14),
             meeting=meeting,
             attendees=pick("attendees", []),
             organizer=pick("organizer", None),

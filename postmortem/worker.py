@@ -9,6 +9,7 @@ from postmortem.activities.draft import DraftActivities
 from postmortem.activities.gather import GatherActivities, GatherConfig
 from postmortem.activities.meeting import MeetingActivities, MeetingConfig
 from postmortem.activities.refresh import RefreshActivities
+from postmortem.activities.review import NotifyConfig, ReviewActivities
 from postmortem.activities.team import TeamActivities
 from postmortem.settings import Settings
 from postmortem.store.store import Store
@@ -49,6 +50,11 @@ def meeting_config(settings: Settings) -> MeetingConfig:
     )
 
 
+def notify_config(settings: Settings) -> NotifyConfig:
+    return NotifyConfig(slack_api_url=settings.slack_api_url, slack_bot_token=settings.slack_bot_token,
+                        redact_patterns=settings.public_redact_patterns)
+
+
 def build_worker(
     client: Client,
     *,
@@ -57,9 +63,11 @@ def build_worker(
     teams: TeamsConfig,
     gather: GatherConfig | None = None,
     meeting: MeetingConfig | None = None,
+    notify: NotifyConfig | None = None,
 ) -> Worker:
     gatherers = GatherActivities(store.evidence, gather or GatherConfig())
     meetings = MeetingActivities(store.meetings, meeting or MeetingConfig())
+    review = ReviewActivities(store, meeting or MeetingConfig(), notify or NotifyConfig())
     return Worker(
         client,
         task_queue=task_queue,
@@ -75,5 +83,8 @@ def build_worker(
             meetings.plan_meeting,
             meetings.revise_meeting,
             meetings.send_invite,
+            review.record_review,
+            review.publish_report,
+            review.notify,
         ],
     )

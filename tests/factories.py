@@ -17,16 +17,20 @@ from tests.support import fixture_json
 RESOLVED_V3 = "pagerduty_v3_incident_resolved.json"
 
 
-def pagerduty_resolved_body(incident_id: str = "PCPZE64", **data_changes: object) -> bytes:
-    """The real V3 resolved capture, for another incident id if asked."""
+def pagerduty_resolved_body(incident_id: str = "PCPZE64", resolved_at: datetime | None = None,
+                            **data_changes: object) -> bytes:
+    """The real V3 resolved capture, for another incident id (and resolution time) if asked."""
     payload = fixture_json(RESOLVED_V3)
     payload["event"]["data"]["id"] = incident_id
+    if resolved_at is not None:
+        payload["event"]["occurred_at"] = resolved_at.isoformat()
     payload["event"]["data"].update(data_changes)
     return json.dumps(payload).encode()
 
 
-def pagerduty_event(incident_id: str = "PCPZE64", **data_changes: object) -> IncidentEvent:
-    [event] = parse_pagerduty(json.loads(pagerduty_resolved_body(incident_id, **data_changes)))
+def pagerduty_event(incident_id: str = "PCPZE64", resolved_at: datetime | None = None,
+                    **data_changes: object) -> IncidentEvent:
+    [event] = parse_pagerduty(json.loads(pagerduty_resolved_body(incident_id, resolved_at, **data_changes)))
     assert isinstance(event, IncidentEvent)
     return event
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel
 
+from postmortem.lifecycle import Actor
 from postmortem.models import IncidentEvent, Status
 
 
@@ -25,3 +26,17 @@ class RescheduleRequest(BaseModel):
 class CancelRequest(BaseModel):
     reason: str
     requested_by: str | None = None
+
+
+class SubmitRequest(BaseModel):
+    actor: Actor
+    reviewers: list[str]
+
+
+class DecisionRequest(BaseModel):
+    actor: Actor
+    comment: str | None = None
+
+
+class TransitionRequest(BaseModel):
+    actor: Actor

@@ -7,10 +7,11 @@ Changes for runs already in flight go behind `workflow.patched` (see tests/histo
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
@@ -21,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         ReviseMeetingInput,
         SendInviteInput,
     )
+    from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
+    from postmortem.lifecycle import Actor, Decision, Review, ReviewerState, Transition, check
     from postmortem.meeting import Meeting, MeetingStatus
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
@@ -31,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         CancelRequest,
+        DecisionRequest,
+        SubmitRequest,
+        TransitionRequest,
         PostmortemWorkflowInput,
         PostmortemWorkflowResult,
         RescheduleRequest,
@@ -41,6 +47,7 @@ STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval
 GATHER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 GATHER_PATCH = "gather-evidence"
 MEETING_PATCH = "review-meeting"
+LIFECYCLE_PATCH = "review-lifecycle"
 # Invites are retried (SMTP relay or calendar down) for up to a day.
 DELIVERY_OPTIONS = dict(
     start_to_close_timeout=timedelta(minutes=1),
@@ -59,6 +66,13 @@ class PostmortemWorkflow:
         self._postmortem_id: str | None = None
         self._meeting: Meeting | None = None
         self._meeting_lock = asyncio.Lock()
+        self._review: Review | None = None
+        self._review_lock = asyncio.Lock()
+        self._changed = False
+        self._team: TeamSettings | None = None
+        self._resolved_at: datetime | None = None
+        self._submitted_at: datetime | None = None
+        self._reminded: dict[str, datetime] = {}
 
     @workflow.run
     async def run(self, input: PostmortemWorkflowInput) -> PostmortemWorkflowResult:
@@ -89,6 +103,9 @@ class PostmortemWorkflow:
             retry_policy=STEP_RETRY,
         )
         self._set_status(drafted.status)
+        self._team, self._resolved_at = team, incident.resolved_at or workflow.now()
+        if drafted.status == Status.DRAFT:
+            self._review = Review(status=Status.DRAFT)
         if late:
             self._late_sources = asyncio.create_task(
                 self._complete_when_gathered(input.postmortem_id, list(late.values()))
@@ -108,8 +125,10 @@ class PostmortemWorkflow:
                         retry_policy=STEP_RETRY,
                     )
                     await self._deliver()
-        # The review steps (a later issue) take over from here; until then the report waits as a draft.
-        await workflow.wait_condition(lambda: self._closed)
+        if workflow.patched(LIFECYCLE_PATCH):
+            await self._review_until_closed()
+        else:
+            await workflow.wait_condition(lambda: self._closed)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=self._status or drafted.status)
 
@@ -166,6 +185,163 @@ class PostmortemWorkflow:
     @workflow.query
     def meeting(self) -> Meeting | None:
         return self._meeting
+
+    # Review lifecycle ------------------------------------------------------------------------
+
+    @workflow.query
+    def review(self) -> Review | None:
+        return self._review
+
+    def _check(self, action: str, actor: Actor, reviewers: list[str] | None = None) -> None:
+        if self._review is None:
+            raise ValueError("the draft is not ready yet" if not self._closed else "this post-mortem is closed")
+        check(self._review, action, actor, reviewers=reviewers)
+
+    async def _transition(self, action: str, actor: Actor, to: Status, comment: str | None = None) -> Review:
+        assert self._review is not None and self._postmortem_id is not None
+        self._review.history.append(Transition(action=action, by=actor.name, at=workflow.now(),
+                                               from_status=self._review.status, to_status=to, comment=comment))
+        self._review.status = to
+        publishing = to == Status.PUBLISHED
+        if publishing:
+            self._review.published_count += 1
+            self._review.public_slug = self._review.public_slug or workflow.uuid4().hex
+        await workflow.execute_activity_method(
+            ReviewActivities.record_review,
+            RecordReviewInput(postmortem_id=self._postmortem_id, review=self._review, now=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=STEP_RETRY,
+        )
+        self._set_status(to)
+        self._changed = True
+        if publishing:
+            try:
+                await workflow.execute_activity_method(
+                    ReviewActivities.publish_report,
+                    PublishInput(postmortem_id=self._postmortem_id, published_count=self._review.published_count,
+                                 public_slug=self._review.public_slug,
+                                 slack_channel=self._team.slack_channel if self._team else None, now=workflow.now()),
+                    **DELIVERY_OPTIONS,
+                )
+            except ActivityError as exc:  # e.g. Slack refused the channel: the report is published all the same
+                workflow.logger.warning("publishing side effects failed for %s: %s", self._postmortem_id, exc.cause)
+        return self._review
+
+    @workflow.update
+    async def submit(self, request: SubmitRequest) -> Review:
+        async with self._review_lock:
+            assert self._review is not None
+            self._review.reviewers = [ReviewerState(reviewer=r) for r in dict.fromkeys(request.reviewers)]
+            self._submitted_at = workflow.now()
+            return await self._transition("submit", request.actor, Status.IN_REVIEW)
+
+    @submit.validator
+    def _check_submit(self, request: SubmitRequest) -> None:
+        self._check("submit", request.actor, request.reviewers)
+
+    @workflow.update
+    async def approve(self, request: DecisionRequest) -> Review:
+        async with self._review_lock:
+            assert self._review is not None
+            state = self._review.reviewer(request.actor.name)
+            assert state is not None
+            state.decision, state.comment, state.decided_at = Decision.APPROVED, request.comment, workflow.now()
+            if self._review.all_approved:
+                return await self._transition("approve", request.actor, Status.PUBLISHED, request.comment)
+            return await self._transition("approve", request.actor, Status.IN_REVIEW, request.comment)
+
+    @approve.validator
+    def _check_approve(self, request: DecisionRequest) -> None:
+        self._check("approve", request.actor)
+
+    @workflow.update
+    async def request_changes(self, request: DecisionRequest) -> Review:
+        async with self._review_lock:
+            assert self._review is not None
+            state = self._review.reviewer(request.actor.name)
+            assert state is not None
+            state.decision, state.comment, state.decided_at = (Decision.CHANGES_REQUESTED, request.comment,
+                                                               workflow.now())
+            return await self._transition("request_changes", request.actor, Status.DRAFT, request.comment)
+
+    @request_changes.validator
+    def _check_request_changes(self, request: DecisionRequest) -> None:
+        if not (request.comment or "").strip():
+            raise ValueError("say what should change: a comment is required")
+        self._check("request_changes", request.actor)
+
+    @workflow.update
+    async def publish(self, request: TransitionRequest) -> Review:
+        async with self._review_lock:
+            return await self._transition("publish", request.actor, Status.PUBLISHED)
+
+    @publish.validator
+    def _check_publish(self, request: TransitionRequest) -> None:
+        self._check("publish", request.actor)
+
+    @workflow.update
+    async def unpublish(self, request: TransitionRequest) -> Review:
+        async with self._review_lock:
+            return await self._transition("unpublish", request.actor, Status.DRAFT)
+
+    @unpublish.validator
+    def _check_unpublish(self, request: TransitionRequest) -> None:
+        self._check("unpublish", request.actor)
+
+    @workflow.update
+    async def archive(self, request: TransitionRequest) -> Review:
+        async with self._review_lock:
+            return await self._transition("archive", request.actor, Status.ARCHIVED)
+
+    @archive.validator
+    def _check_archive(self, request: TransitionRequest) -> None:
+        self._check("archive", request.actor)
+
+    async def _review_until_closed(self) -> None:
+        """Wait for people, reminding them on durable timers until the report is published."""
+        while not self._closed:
+            due = self._next_reminder()
+            timeout = max((due[0] - workflow.now()).total_seconds(), 0) if due else None
+            try:
+                await workflow.wait_condition(lambda: self._closed or self._changed, timeout=timeout)
+            except asyncio.TimeoutError:
+                if due is not None:
+                    await self._remind(*due[1:])
+            self._changed = False
+
+    def _next_reminder(self) -> tuple[datetime, str, list[str], str] | None:
+        if self._review is None or self._team is None or self._resolved_at is None:
+            return None
+        team, review, owner = self._team, self._review, (self._team.owners or [self._team.organizer or ""])
+        owner = [o for o in owner if o]
+        candidates: list[tuple[datetime, str, list[str], str]] = []
+        if review.status == Status.DRAFT and self._submitted_at is None and "submit" not in self._reminded:
+            candidates.append((self._resolved_at + timedelta(hours=team.remind_submit_hours), "submit", owner,
+                               "The post-mortem draft has not been submitted for review yet."))
+        if review.status == Status.IN_REVIEW and self._submitted_at is not None:
+            for state in review.reviewers:
+                if state.decision == Decision.PENDING:
+                    last = self._reminded.get(f"review:{state.reviewer}", self._submitted_at)
+                    candidates.append((last + timedelta(hours=team.remind_reviewers_hours),
+                                       f"review:{state.reviewer}", [state.reviewer],
+                                       "A post-mortem is waiting for your review."))
+        if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in self._reminded:
+            candidates.append((self._resolved_at + timedelta(days=team.publish_deadline_days), "deadline", owner,
+                               f"The post-mortem is not published {team.publish_deadline_days} days after resolution."))
+        return min(candidates, key=lambda c: c[0]) if candidates else None
+
+    async def _remind(self, kind: str, recipients: list[str], text: str) -> None:
+        assert self._postmortem_id is not None and self._team is not None
+        now = workflow.now()
+        occurrence = len([k for k in self._reminded if k == kind]) if not kind.startswith("review:") else \
+            int((now - (self._submitted_at or now)).total_seconds() // 3600)
+        self._reminded[kind] = now
+        await workflow.execute_activity_method(
+            ReviewActivities.notify,
+            NotifyInput(postmortem_id=self._postmortem_id, key=f"{self._postmortem_id}:remind:{kind}:{occurrence}",
+                        recipients=recipients, subject=f"Reminder: post-mortem {self._postmortem_id}", text=text,
+                        slack_channel=self._team.slack_channel, now=now),
+            **DELIVERY_OPTIONS,
+        )
 
     async def _gather(
         self, postmortem_id: str, incident: Incident, team: TeamSettings

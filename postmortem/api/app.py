@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from postmortem.api import action_items, health, meeting, postmortems, timeline, tokens
+from postmortem.api import action_items, health, images, meeting, postmortems, review, templates, timeline, tokens
 from postmortem.api.errors import install_error_handlers
 from postmortem.api.services import Services
 from postmortem.webhooks import router as webhooks
@@ -19,6 +19,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, webhooks, postmortems, action_items, timeline, meeting, tokens):
+    for module in (health, webhooks, postmortems, action_items, timeline, meeting, review, templates, images, tokens):
         app.include_router(module.router)
+    app.include_router(review.public)
     return app

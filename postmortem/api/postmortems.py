@@ -17,6 +17,7 @@ from postmortem.meeting import Meeting
 from postmortem.workflows.inputs import CancelRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.drafting import TITLE_LIMIT, merge_redraft
+from postmortem.lifecycle import Review, can_edit
 from postmortem.redraft import redraft
 from postmortem.models import (
     Language,
@@ -124,6 +125,7 @@ async def list_postmortems(
 
 class PostmortemView(Postmortem):
     meeting: Meeting | None = None
+    review: Review | None = None
 
 
 @router.get(
@@ -146,7 +148,7 @@ async def get_postmortem(
             render_markdown(pm, meeting), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
         )
     response.headers["ETag"] = etag(pm.version)
-    return PostmortemView(**pm.model_dump(), meeting=meeting)
+    return PostmortemView(**pm.model_dump(), meeting=meeting, review=await services.store.review.get(postmortem_id))
 
 
 @router.patch("/{postmortem_id}", response_model=Postmortem)
@@ -155,14 +157,16 @@ async def patch_postmortem(
     patch: PostmortemPatch,
     response: Response,
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     if_match: Annotated[str | None, Header()] = None,
 ) -> Postmortem:
     expected = required_version(if_match)
     store = services.store.postmortems
     current = await store.get(postmortem_id)
-    if current.status in (Status.PUBLISHED, Status.ARCHIVED):
-        raise HTTPException(409, f"post-mortem is {current.status.value}: unpublish it before editing")
+    review = await services.store.review.get(postmortem_id)
+    if not can_edit(current.status, token.role.value, is_reviewer=review.reviewer(token.name) is not None):
+        raise HTTPException(403, f"a {current.status.value} post-mortem is editable by "
+                                 f"{'admins only' if current.status in (Status.PUBLISHED, Status.ARCHIVED) else 'editors'}")
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
     if patch.language is not None or patch.variant is not None:
@@ -214,5 +218,7 @@ async def delete_postmortem(
     await services.store.postmortems.delete(postmortem_id)
     await services.store.evidence.delete_for(postmortem_id)
     await services.store.meetings.delete_for(postmortem_id)
+    await services.store.review.delete_for(postmortem_id)
+    await services.store.images.delete_for(postmortem_id)
     return Response(status_code=204)
 

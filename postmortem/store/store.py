@@ -7,8 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postmortem.store.database import create_engine, migrate, sessionmaker
 from postmortem.store.evidence import EvidenceStore
+from postmortem.store.images import ImageStore
 from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
+from postmortem.store.review import ReviewStore
+from postmortem.store.templates import TemplateStore
 from postmortem.store.tokens import TokenStore
 
 
@@ -20,6 +23,9 @@ class Store:
         self.tokens = TokenStore(sessions)
         self.evidence = EvidenceStore(sessions, engine.dialect.name)
         self.meetings = MeetingStore(sessions)
+        self.review = ReviewStore(sessions)
+        self.templates = TemplateStore(sessions)
+        self.images = ImageStore(sessions)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":

@@ -27,13 +27,15 @@ class Inbox:
         self.recipients.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
+    def invites(self) -> list[tuple[EmailMessage, list[str]]]:
+        """The messages that carry a calendar invite (not reminders), with their envelope recipients."""
+        return [(message, rcpt) for message, rcpt in zip(self.messages, self.recipients)
+                if any(p.get_content_type() == "text/calendar" for p in message.walk())]
+
     def calendars(self) -> list[str]:
-        """The text/calendar part of every message received, in order."""
-        parts = []
-        for message in self.messages:
-            part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
-            parts.append(part.get_content())
-        return parts
+        """The text/calendar part of every invite received, in order."""
+        return [next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content()
+                for message, _ in self.invites()]
 
 
 @contextlib.contextmanager

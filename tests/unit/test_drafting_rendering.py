@@ -385,3 +385,17 @@ def test_format_local_converts_offsets_and_reads_naive_as_utc():
     assert format_local(datetime(2024, 3, 10, 7, 30, tzinfo=shanghai_offset), "UTC") == "2024-03-09 23:30 UTC"
     assert format_local(datetime(2024, 3, 31, 1, 30), "Europe/Berlin") == "2024-03-31 03:30 CEST (01:30 UTC)"
     assert format_local(None, "Europe/Berlin") == ""
+
+
+@pytest.mark.parametrize("language", [EN, ZH])
+@pytest.mark.parametrize("variant", [TemplateVariant.STATUS_PAGE, TemplateVariant.REGULATED])
+def test_status_page_and_regulated_variants_draft_in_both_languages(language, variant):
+    d = draft(language, variant)
+    keys = [s.key for s in d.sections]
+    if variant == TemplateVariant.REGULATED:
+        assert keys[-3:] == ["compliance", "evidence_log", "corrective_actions_audit"]
+        assert "Checkout API latency" in body(d, "evidence_log")
+    else:
+        assert keys == ["summary", "impact", "root_cause", "resolution", "action_items"]
+        assert "Checkout API latency" not in body(d, "summary")  # customer-facing: no internal incident titles
+    assert all(s.prompt for s in d.sections)

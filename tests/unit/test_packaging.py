@@ -18,7 +18,7 @@ import postmortem.integrations
 for module in (postmortem.workflows.postmortem_workflow, postmortem.activities.draft, postmortem.webhooks.router):
     assert Path(module.__file__).is_relative_to(root), module.__file__
 from postmortem.template_catalogue import builtin_templates
-assert sorted(builtin_templates()) == ["en-full", "en-lightweight", "zh-full", "zh-lightweight"]
+assert sorted(builtin_templates()) == ["en-full", "en-lightweight", "en-regulated", "en-status_page", "zh-full", "zh-lightweight", "zh-regulated", "zh-status_page"]
 from postmortem.store.store import Store
 async def main():
     with tempfile.TemporaryDirectory() as folder:

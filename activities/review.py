@@ -1,0 +1,149 @@
+"""Steps of the review: record each transition, publish (exports + announcement), and notify people.
+
+Every outside message has a deterministic key recorded in the delivery log, checked before
+sending, so a retried step never announces or reminds twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from postmortem.activities.meeting import MeetingConfig
+from postmortem.exports import export_html, export_json, export_markdown, export_pdf, public_summary
+from postmortem.integrations.email_invite import SmtpMailer
+from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.slack_api import SlackClient
+from postmortem.lifecycle import Review
+from postmortem.store.store import Store
+
+EXPORTS = {
+    "md": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "pdf": "application/pdf",
+    "public": "text/markdown; charset=utf-8",
+}
+
+
+@dataclass
+class NotifyConfig:
+    slack_api_url: str = "https://slack.com/api"
+    slack_bot_token: str | None = None
+    redact_patterns: list[str] = None  # type: ignore[assignment]
+
+
+class RecordReviewInput(BaseModel):
+    postmortem_id: str
+    review: Review
+    now: AwareDatetime
+
+
+class PublishInput(BaseModel):
+    postmortem_id: str
+    published_count: int
+    public_slug: str | None = None
+    slack_channel: str | None = None
+    now: AwareDatetime
+
+
+class NotifyInput(BaseModel):
+    postmortem_id: str
+    key: str = Field(description="deterministic: the same reminder is never sent twice")
+    recipients: list[str]
+    subject: str
+    text: str
+    slack_channel: str | None = None
+    now: AwareDatetime
+
+
+class NotifyResult(BaseModel):
+    sent: list[str]
+
+
+def _retryable(exc: UpstreamError) -> ApplicationError:
+    return ApplicationError(str(exc), non_retryable=exc.permanent,
+                            next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None)
+
+
+class ReviewActivities:
+    def __init__(self, store: Store, meeting: MeetingConfig, notify: NotifyConfig) -> None:
+        self._store = store
+        self._mail = meeting
+        self._notify = notify
+
+    @activity.defn(name="record_review")
+    async def record_review(self, input: RecordReviewInput) -> None:
+        await self._store.review.save(input.postmortem_id, input.review, input.now)
+
+    @activity.defn(name="publish_report")
+    async def publish_report(self, input: PublishInput) -> list[str]:
+        """Render and store the final exports, then announce once per publication."""
+        pm = await self._store.postmortems.get(input.postmortem_id)
+        meeting = await self._store.meetings.get(input.postmortem_id)
+        redact = self._notify.redact_patterns or []
+        rendered = {
+            "md": export_markdown(pm, meeting).encode(),
+            "html": export_html(pm, meeting).encode(),
+            "json": export_json(pm, meeting),
+            "pdf": export_pdf(pm, meeting),
+            "public": public_summary(pm, redact=redact).encode(),
+        }
+        for format, content in rendered.items():
+            await self._store.review.put_export(pm.id, format, EXPORTS[format], content, input.published_count,
+                                               input.now, slug=input.public_slug if format == "public" else None)
+        sent: list[str] = []
+        if input.slack_channel:
+            key = f"{pm.id}:announce:{input.published_count}"
+            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._mail.public_url}/api/postmortems/{pm.id}/export?format=html"
+            if await self._slack(pm.id, key, input.slack_channel, text, input.now):
+                sent.append(key)
+        return sent
+
+    @activity.defn(name="notify")
+    async def notify(self, input: NotifyInput) -> NotifyResult:
+        sent: list[str] = []
+        if input.slack_channel and await self._slack(input.postmortem_id, f"{input.key}:slack", input.slack_channel,
+                                                     f"{input.subject}\n{input.text}", input.now):
+            sent.append("slack")
+        if self._mail.smtp_host and input.recipients and await self._email(input):
+            sent.append("email")
+        return NotifyResult(sent=sent)
+
+    async def _slack(self, postmortem_id: str, key: str, channel: str, text: str, now: object) -> bool:
+        meetings = self._store.meetings
+        if not self._notify.slack_bot_token or await meetings.delivered(key):
+            return False
+        async with httpx.AsyncClient(timeout=self._mail.http_timeout_seconds) as http:
+            try:
+                answer = await SlackClient(self._notify.slack_api_url, self._notify.slack_bot_token, http).post_message(
+                    channel, text)
+            except UpstreamError as exc:
+                raise _retryable(exc) from exc
+        await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)  # type: ignore[arg-type]
+        return True
+
+    async def _email(self, input: NotifyInput) -> bool:
+        from email.message import EmailMessage
+
+        key = f"{input.key}:email"
+        if await self._store.meetings.delivered(key):
+            return False
+        message = EmailMessage()
+        message["From"] = self._mail.smtp_from
+        message["To"] = ", ".join(input.recipients)
+        message["Subject"] = input.subject
+        message.set_content(input.text)
+        mailer = SmtpMailer(self._mail.smtp_host or "", self._mail.smtp_port, self._mail.smtp_username,
+                            self._mail.smtp_password, self._mail.smtp_starttls, self._mail.http_timeout_seconds)
+        try:
+            await mailer.send(message)
+        except UpstreamError as exc:
+            raise _retryable(exc) from exc
+        await self._store.meetings.record_delivery(key, input.postmortem_id, "email", input.subject, input.now)
+        return True

@@ -1,0 +1,212 @@
+"""REST: the review lifecycle (through workflow Updates), comments, exports and the public summary.
+
+Each transition is checked here first against the stored state, for a precise status code (403
+wrong caller, 409 wrong state, 422 bad input); the workflow's Update validator then decides for
+real, so two people racing cannot both win. `Idempotency-Key` makes a retried click apply once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from postmortem.api.auth import require
+from postmortem.api.services import Services, get_services
+from postmortem.lifecycle import Actor, Review, TransitionRefused, check
+from postmortem.store.review import Comment
+from postmortem.store.tokens import Role, TokenInfo
+from postmortem.workflows.inputs import DecisionRequest, SubmitRequest, TransitionRequest
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+
+router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["review"])
+public = APIRouter(tags=["public"])
+
+Format = Literal["md", "html", "json", "pdf"]
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reviewers: list[str] = Field(min_length=1, max_length=20, description="reviewers' emails (their token names)")
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class CommentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    section: str = Field(min_length=1, max_length=100)
+    body: str = Field(min_length=1, max_length=10_000)
+    parent_id: str | None = None
+
+
+def _actor(token: TokenInfo) -> Actor:
+    return Actor(name=token.name, role=token.role.value)
+
+
+async def _move(services: Services, postmortem_id: str, action: str, update: Any, request: BaseModel,
+                actor: Actor, key: str | None, reviewers: list[str] | None = None) -> Review:
+    pm = await services.store.postmortems.get(postmortem_id)
+    review = await services.store.review.get(postmortem_id)
+    try:
+        check(review, action, actor, reviewers=reviewers)
+    except TransitionRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    return await services.temporal.update(pm.workflow_id, update, request, f"{action}-{key}" if key else None)
+
+
+@router.post("/submit", response_model=Review)
+async def submit(
+    postmortem_id: str, body: SubmitBody, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    pm = await services.store.postmortems.get(postmortem_id)
+    missing = [s.title for s in pm.sections if s.required and not s.body.strip()]
+    if missing:
+        raise HTTPException(422, f"fill the required sections before submitting: {', '.join(missing)}")
+    return await _move(services, postmortem_id, "submit", PostmortemWorkflow.submit,
+                       SubmitRequest(actor=_actor(token), reviewers=body.reviewers), _actor(token), idempotency_key,
+                       body.reviewers)
+
+
+@router.post("/approve", response_model=Review)
+async def approve(
+    postmortem_id: str, body: DecisionBody, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    if await services.store.review.comments(postmortem_id, unresolved_only=True):
+        review = await services.store.review.get(postmortem_id)
+        pending = [r for r in review.reviewers if r.decision.value != "approved"]
+        if len(pending) == 1 and pending[0].reviewer.casefold() == token.name.casefold():
+            raise HTTPException(409, "resolve the open comment threads first: the last approval publishes")
+    return await _move(services, postmortem_id, "approve", PostmortemWorkflow.approve,
+                       DecisionRequest(actor=_actor(token), comment=body.comment), _actor(token), idempotency_key)
+
+
+@router.post("/request-changes", response_model=Review)
+async def request_changes(
+    postmortem_id: str, body: DecisionBody, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    if not (body.comment or "").strip():
+        raise HTTPException(422, "say what should change: a comment is required")
+    return await _move(services, postmortem_id, "request_changes", PostmortemWorkflow.request_changes,
+                       DecisionRequest(actor=_actor(token), comment=body.comment), _actor(token), idempotency_key)
+
+
+async def _simple(services: Services, postmortem_id: str, action: str, update: Any, token: TokenInfo,
+                  key: str | None) -> Review:
+    return await _move(services, postmortem_id, action, update, TransitionRequest(actor=_actor(token)),
+                       _actor(token), key)
+
+
+@router.post("/publish", response_model=Review)
+async def publish(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    open_threads = await services.store.review.comments(postmortem_id, unresolved_only=True)
+    if open_threads:
+        raise HTTPException(409, f"{len(open_threads)} comment thread(s) are unresolved; resolve them to publish")
+    return await _simple(services, postmortem_id, "publish", PostmortemWorkflow.publish, token, idempotency_key)
+
+
+@router.post("/unpublish", response_model=Review)
+async def unpublish(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    return await _simple(services, postmortem_id, "unpublish", PostmortemWorkflow.unpublish, token, idempotency_key)
+
+
+@router.post("/archive", response_model=Review)
+async def archive(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Review:
+    return await _simple(services, postmortem_id, "archive", PostmortemWorkflow.archive, token, idempotency_key)
+
+
+@router.get("/review", response_model=Review)
+async def get_review(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+) -> Review:
+    return await services.store.review.get(postmortem_id)
+
+
+@router.get("/comments", response_model=list[Comment])
+async def list_comments(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+) -> list[Comment]:
+    await services.store.postmortems.get(postmortem_id)
+    return await services.store.review.comments(postmortem_id)
+
+
+@router.post("/comments", response_model=Comment, status_code=201)
+async def add_comment(
+    postmortem_id: str, body: CommentBody, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+) -> Comment:
+    pm = await services.store.postmortems.get(postmortem_id)
+    if body.parent_id is None and body.section not in {s.key for s in pm.sections}:
+        raise HTTPException(422, f"unknown section {body.section!r}; this report has "
+                                 f"{', '.join(s.key for s in pm.sections)}")
+    return await services.store.review.add_comment(postmortem_id, section=body.section, author=token.name,
+                                                   body=body.body, parent_id=body.parent_id,
+                                                   now=datetime.now(timezone.utc))
+
+
+@router.post("/comments/{comment_id}/resolve", response_model=Comment)
+async def resolve_comment(
+    postmortem_id: str, comment_id: str, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+) -> Comment:
+    return await services.store.review.resolve_thread(postmortem_id, comment_id, token.name,
+                                                      datetime.now(timezone.utc))
+
+
+@router.get("/export", response_class=Response,
+            responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {},
+                                         "application/pdf": {}}}})
+async def export(
+    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+    format: Format = Query(description="md, html, json or pdf"),
+) -> Response:
+    await services.store.postmortems.get(postmortem_id)
+    stored = await services.store.review.get_export(postmortem_id, format)
+    if stored is None:
+        raise HTTPException(409, "this post-mortem has not been published yet: exports are made on publishing")
+    media_type, content, published = stored
+    headers = {"X-Published-Revision": str(published), "X-Content-Type-Options": "nosniff"}
+    if format == "html":
+        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
+    if format == "pdf":
+        headers["Content-Disposition"] = f'attachment; filename="{postmortem_id}.pdf"'
+    return Response(content, media_type=media_type, headers=headers)
+
+
+@public.get("/public/postmortems/{slug}", response_class=Response,
+            responses={200: {"content": {"text/markdown": {}}, "description": "the status-page summary"}})
+async def public_summary(slug: str, services: Annotated[Services, Depends(get_services)]) -> Response:
+    """The customer-facing summary of a published report: no token, internal details removed."""
+    content = await services.store.review.public_by_slug(slug)
+    if content is None:
+        raise HTTPException(404, "no published post-mortem at this link")
+    return Response(content, media_type="text/markdown; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})

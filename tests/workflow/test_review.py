@@ -1,0 +1,220 @@
+"""The review lifecycle on the time-skipping server: every transition, every refusal, reminders on
+durable timers, and Updates racing each other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import pytest_asyncio
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from postmortem.activities.review import NotifyConfig
+from postmortem.temporal import ensure_search_attributes
+from postmortem.lifecycle import Actor, Decision
+from postmortem.models import Status
+from postmortem.store.store import Store
+from postmortem.teams import parse_teams
+from postmortem.worker import build_worker
+from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
+from postmortem.workflows.inputs import DecisionRequest, PostmortemWorkflowInput, SubmitRequest, TransitionRequest
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from tests.factories import pagerduty_event
+from tests.fakes.serve import serve_app
+from tests.fakes.slack import FakeSlack, slack_app
+from tests.support import binary, eventually
+
+TEAMS = """
+[default]
+slack_channel = "C0INCIDENTS"
+remind_submit_hours = 48
+remind_reviewers_hours = 24
+publish_deadline_days = 14
+
+[services.pig208]
+owners = ["owner@example.com"]
+"""
+EDITOR = Actor(name="editor@example.com", role="editor")
+ALICE = Actor(name="alice@example.com", role="reviewer")
+BOB = Actor(name="bob@example.com", role="viewer")
+ADMIN = Actor(name="admin@example.com", role="admin")
+
+
+@dataclass
+class Running:
+    env: WorkflowEnvironment
+    store: Store
+    slack: FakeSlack
+    handle: WorkflowHandle
+    postmortem_id: str
+
+    async def update(self, update, request):  # type: ignore[no-untyped-def]
+        return await self.handle.execute_update(update, request)
+
+    async def refused(self, update, request) -> str:  # type: ignore[no-untyped-def]
+        before = await self.store.review.get(self.postmortem_id)
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await self.handle.execute_update(update, request)
+        assert await self.store.review.get(self.postmortem_id) == before  # nothing changed
+        return str(failure.value.cause)
+
+
+@pytest_asyncio.fixture
+async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
+    async with review_workflow(time_skipping_env, sqlite_store) as started:
+        yield started
+
+
+@pytest_asyncio.fixture
+async def own_clock(sqlite_store: Store) -> AsyncIterator[Running]:
+    """A time-skipping server of its own: skipping days must not wait on other tests' workflows."""
+    env = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter,
+                                                        test_server_existing_path=binary("temporal-test-server"))
+    try:
+        await ensure_search_attributes(env.client)
+        async with review_workflow(env, sqlite_store) as started:
+            yield started
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def review_workflow(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
+    slack = FakeSlack()
+    slack.channels["C0INCIDENTS"] = []
+    async with serve_app(slack_app(slack)) as url:
+        task_queue = f"review-{uuid.uuid4().hex}"
+        notify = NotifyConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token)
+        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store,
+                                teams=parse_teams(TEAMS), notify=notify):
+            incident = f"PREV{uuid.uuid4().hex[:6].upper()}"
+            pm_id = postmortem_id_for("pagerduty", incident)
+            handle = await time_skipping_env.client.start_workflow(
+                PostmortemWorkflow.run,
+                PostmortemWorkflowInput(postmortem_id=pm_id,
+                                        event=pagerduty_event(incident, resolved_at=datetime.now(timezone.utc))),
+                id=workflow_id_for(pm_id), task_queue=task_queue,
+            )
+            await eventually(lambda: _ready(handle))
+            try:
+                yield Running(time_skipping_env, sqlite_store, slack, handle, pm_id)
+            finally:
+                with contextlib.suppress(Exception):
+                    await handle.terminate("test over")
+
+
+async def _ready(handle: WorkflowHandle) -> bool:
+    return await handle.query(PostmortemWorkflow.review) is not None
+
+
+async def test_submit_approve_publish_with_exports_and_one_announcement(running: Running) -> None:
+    review = await running.update(PostmortemWorkflow.submit,
+                                  SubmitRequest(actor=EDITOR, reviewers=[ALICE.name, BOB.name]))
+    assert review.status == Status.IN_REVIEW and [r.reviewer for r in review.reviewers] == [ALICE.name, BOB.name]
+    review = await running.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE, comment="LGTM"))
+    assert review.status == Status.IN_REVIEW and review.reviewers[0].decision == Decision.APPROVED
+    review = await running.update(PostmortemWorkflow.approve, DecisionRequest(actor=BOB))
+    assert review.status == Status.PUBLISHED and review.published_count == 1 and review.public_slug
+
+    stored = await running.store.review.get(running.postmortem_id)
+    assert stored.status == Status.PUBLISHED
+    assert [(t.action, t.by, t.from_status, t.to_status) for t in stored.history] == [
+        ("submit", EDITOR.name, Status.DRAFT, Status.IN_REVIEW),
+        ("approve", ALICE.name, Status.IN_REVIEW, Status.IN_REVIEW),
+        ("approve", BOB.name, Status.IN_REVIEW, Status.PUBLISHED),
+    ]
+    assert (await running.store.postmortems.get(running.postmortem_id)).status == Status.PUBLISHED
+    for format in ("md", "html", "json", "pdf", "public"):
+        assert await running.store.review.get_export(running.postmortem_id, format) is not None, format
+    assert await running.store.review.public_by_slug(review.public_slug) is not None
+    assert [m["channel"] for m in running.slack.posted] == ["C0INCIDENTS"]
+    assert "Post-mortem published" in running.slack.posted[0]["text"]
+    assert (await running.handle.describe()).typed_search_attributes  # status recorded for the UI
+
+
+async def test_every_invalid_transition_is_refused_and_changes_nothing(running: Running) -> None:
+    assert "IN_REVIEW" in await running.refused(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE))
+    assert "PUBLISHED" in await running.refused(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN))
+    assert "PUBLISHED" in await running.refused(PostmortemWorkflow.archive, TransitionRequest(actor=ADMIN))
+    assert "submit it first" in await running.refused(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
+    assert "reviewer" in await running.refused(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[]))
+    assert "editor" in await running.refused(PostmortemWorkflow.submit,
+                                             SubmitRequest(actor=BOB, reviewers=[ALICE.name]))
+    await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    assert "DRAFT" in await running.refused(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    assert "not a reviewer" in await running.refused(PostmortemWorkflow.approve, DecisionRequest(actor=BOB))
+    assert "comment" in await running.refused(PostmortemWorkflow.request_changes, DecisionRequest(actor=ALICE))
+    assert "waiting for approval" in await running.refused(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
+
+
+async def test_changes_requested_then_republished_after_a_correction(running: Running) -> None:
+    await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    back = await running.update(PostmortemWorkflow.request_changes,
+                                DecisionRequest(actor=ALICE, comment="Root cause is too vague"))
+    assert back.status == Status.DRAFT and back.history[-1].comment == "Root cause is too vague"
+    await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    published = await running.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE))
+    assert published.status == Status.PUBLISHED
+    assert "admin" in await running.refused(PostmortemWorkflow.unpublish,
+                                            TransitionRequest(actor=Actor(name="e", role="editor")))
+    draft = await running.update(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN))
+    assert draft.status == Status.DRAFT
+    again = await running.update(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
+    assert again.status == Status.PUBLISHED and again.published_count == 2 and again.public_slug == published.public_slug
+    archived = await running.update(PostmortemWorkflow.archive, TransitionRequest(actor=ADMIN))
+    assert archived.status == Status.ARCHIVED
+    assert len(running.slack.posted) == 2  # one announcement per publication
+
+
+async def test_racing_updates_publish_once(running: Running) -> None:
+    await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name, BOB.name]))
+    results = await asyncio.gather(
+        running.handle.execute_update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE)),
+        running.handle.execute_update(PostmortemWorkflow.approve, DecisionRequest(actor=BOB)),
+        return_exceptions=True,
+    )
+    assert all(not isinstance(r, BaseException) for r in results), results
+    final = await running.store.review.get(running.postmortem_id)
+    assert final.status == Status.PUBLISHED and final.published_count == 1
+    assert [t.to_status for t in final.history].count(Status.PUBLISHED) == 1
+    assert len(running.slack.posted) == 1
+    duplicate_submits = await asyncio.gather(
+        *(running.handle.execute_update(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN)) for _ in range(2)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, WorkflowUpdateFailedError) for r in duplicate_submits) == 1
+
+
+async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
+    running = own_clock
+    texts = lambda: [m["text"] for m in running.slack.posted]  # noqa: E731
+    await running.env.sleep(timedelta(hours=47))
+    assert texts() == []
+    await running.env.sleep(timedelta(hours=2))
+    await eventually(lambda: _posted(running, 1))
+    assert "not been submitted" in texts()[0]
+    await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    await running.env.sleep(timedelta(hours=23))
+    assert len(texts()) == 1
+    await running.env.sleep(timedelta(hours=2))
+    await eventually(lambda: _posted(running, 2))
+    assert "waiting for your review" in texts()[1]
+    await running.env.sleep(timedelta(hours=24))
+    await eventually(lambda: _posted(running, 3))  # every 24 hours while undecided
+    await running.env.sleep(timedelta(days=12))
+    async def deadline_told() -> bool:
+        return any("not published 14 days" in t for t in texts())
+
+    await eventually(deadline_told)
+
+
+async def _posted(running: Running, count: int) -> bool:
+    return len(running.slack.posted) >= count
