@@ -95,13 +95,24 @@ class TemporalGateway:
         try:
             return await handle.execute_update(update, argument, id=update_id, rpc_timeout=UPDATE_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
+            cause: BaseException | None = exc.cause
+            while getattr(cause, "cause", None) is not None:  # an activity's own reason, not "Activity task failed"
+                cause = cause.cause  # type: ignore[union-attr]
             message = getattr(cause, "message", None) or str(cause or exc)
             raise UpdateRejected(message) from exc
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in exc.message:
                 raise WorkflowGone(exc.message) from exc
             raise TemporalUnavailable(f"Temporal did not take the update: {exc.message}") from exc
+
+    async def signal(self, workflow_id: str, signal: Any, argument: BaseModel) -> None:
+        client = await self.client()
+        try:
+            await client.get_workflow_handle(workflow_id).signal(signal, argument, rpc_timeout=START_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowGone(exc.message) from exc
+            raise TemporalUnavailable(f"Temporal did not take the signal: {exc.message}") from exc
 
     async def terminate(self, workflow_id: str, reason: str) -> None:
         client = await self.client()

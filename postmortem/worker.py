@@ -7,6 +7,7 @@ from temporalio.worker import Worker
 
 from postmortem.activities.draft import DraftActivities
 from postmortem.activities.gather import GatherActivities, GatherConfig
+from postmortem.activities.link import LinkActivities
 from postmortem.activities.meeting import MeetingActivities, MeetingConfig
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.review import NotifyConfig, ReviewActivities
@@ -68,6 +69,7 @@ def build_worker(
     gatherers = GatherActivities(store.evidence, gather or GatherConfig())
     meetings = MeetingActivities(store.meetings, meeting or MeetingConfig())
     review = ReviewActivities(store, meeting or MeetingConfig(), notify or NotifyConfig())
+    links = LinkActivities(store, gather or GatherConfig())
     return Worker(
         client,
         task_queue=task_queue,
@@ -86,5 +88,7 @@ def build_worker(
             review.record_review,
             review.publish_report,
             review.notify,
+            links.link_incident,
+            links.refresh_incident,
         ],
     )

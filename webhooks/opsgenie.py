@@ -8,6 +8,7 @@ milliseconds while `updatedAt`/`insertedAt` are in nanoseconds.
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import Any
 
 from postmortem.models import EventKind, Incident, IncidentEvent, Person, Ref, Source
@@ -92,4 +93,32 @@ def parse_opsgenie(data: dict[str, Any]) -> IncidentEvent | Ignored:
         kind=EventKind.RESOLVED,
         occurred_at=closed_at,
         incident=incident,
+    )
+
+
+def incident_from_alert_api(alert: dict[str, Any]) -> Incident:
+    """An alert as the Alert API returns it (GET /v2/alerts/{id}): ISO times, `report` in ms."""
+    from postmortem.timeline import parse_time
+
+    alert_id = require_text(alert, "id", "alert")
+    created = parse_time(alert.get("createdAt"))
+    report = obj(alert.get("report"))
+    close_ms = report.get("closeTime")
+    closed = created + timedelta(milliseconds=close_ms) if created and isinstance(close_ms, int) else None
+    ack_ms = report.get("ackTime")
+    people = [text(report.get("acknowledgedBy")), text(report.get("closedBy")), text(alert.get("owner"))]
+    responders: list[Person] = []
+    for person in people:
+        if person and all(existing.label != person for existing in responders):
+            responders.append(Person(email=person) if "@" in person else Person(name=person))
+    entity = text(alert.get("entity"))
+    return Incident(
+        source=Source.OPSGENIE, id=alert_id, number=text(alert.get("tinyId")),
+        title=text(alert.get("message")) or f"Opsgenie alert {alert_id}",
+        services=[Ref(name=entity)] if entity else [],
+        severity=opsgenie_severity(alert.get("priority") if isinstance(alert.get("priority"), (int, str)) else None),
+        priority=text(alert.get("priority")), created_at=created,
+        acknowledged_at=created + timedelta(milliseconds=ack_ms) if created and isinstance(ack_ms, int) else None,
+        resolved_at=closed if alert.get("status") == "closed" else None,
+        responders=responders, tags=_names(alert.get("tags")), raw={"alert": alert},
     )

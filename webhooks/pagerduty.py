@@ -171,3 +171,13 @@ def _resolved(event_id: str | None, event_type: str, occurred_at: Any, incident:
 
 def _not_yet(event_type: str) -> str:
     return f"event type {event_type!r} is acknowledged but does not start a post-mortem"
+
+
+def incident_from_rest(data: dict[str, Any]) -> Incident:
+    """An incident as the REST API returns it (GET /incidents/{id}): the V2 webhook's shape."""
+    moment = data.get("resolved_at") or data.get("last_status_change_at")
+    [parsed] = parse_pagerduty({"messages": [{"event": V2_RESOLVED, "incident": data, "created_on": moment}]})
+    assert isinstance(parsed, IncidentEvent)
+    if data.get("status") != "resolved":
+        return parsed.incident.model_copy(update={"resolved_at": None, "raw": {"incident": data}})
+    return parsed.incident.model_copy(update={"raw": {"incident": data}})

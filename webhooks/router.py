@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from postmortem.api.services import Services, get_services
 from postmortem.models import IncidentEvent
 from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
@@ -55,6 +56,14 @@ async def _dispatch(services: Services, deliveries: list[IncidentEvent | Ignored
         if not is_safe_incident_id(incident.id):
             raise WebhookRejected(422, f"incident id {incident.id!r} has characters we do not accept")
         postmortem_id = postmortem_id_for(incident.source.value, incident.id)
+        owner = await services.store.postmortems.owner_of(incident.source.value, incident.id)
+        if owner is not None and owner != postmortem_id:
+            # Linked to another report: that report's workflow hears about it; no second report.
+            linked = await services.store.postmortems.get(owner)
+            await services.temporal.signal(linked.workflow_id, PostmortemWorkflow.incident_updated, delivery)
+            started.append({"postmortem_id": owner, "workflow_id": linked.workflow_id, "outcome": "linked",
+                            "event_type": delivery.event_type, "event_id": delivery.event_id})
+            continue
         workflow_id, outcome = await services.temporal.start_postmortem(postmortem_id, delivery)
         started.append(
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel
 
 from postmortem.lifecycle import Actor
-from postmortem.models import IncidentEvent, Status
+from postmortem.models import IncidentEvent, Source, Status
 
 
 class PostmortemWorkflowInput(BaseModel):
@@ -40,3 +40,9 @@ class DecisionRequest(BaseModel):
 
 class TransitionRequest(BaseModel):
     actor: Actor
+
+
+class LinkRequest(BaseModel):
+    actor: Actor
+    source: Source
+    incident_id: str

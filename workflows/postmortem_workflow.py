@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
     from postmortem.activities.gather import GatherActivities, GatherAlertsInput, GatherInput, GatherSlackInput
+    from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
     from postmortem.activities.meeting import (
         MeetingActivities,
         PlanMeetingInput,
@@ -23,18 +24,19 @@ with workflow.unsafe.imports_passed_through():
         SendInviteInput,
     )
     from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
-    from postmortem.lifecycle import Actor, Decision, Review, ReviewerState, Transition, check
+    from postmortem.lifecycle import Actor, Decision, Review, ReviewerState, Transition, TransitionRefused, check
     from postmortem.meeting import Meeting, MeetingStatus
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
     from postmortem.evidence import EvidenceSource
-    from postmortem.models import Incident, PolicyOutcome, Source, Status
+    from postmortem.models import Incident, IncidentEvent, PolicyOutcome, Source, Status
     from postmortem.policy import decide
     from postmortem.teams import TeamSettings
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         CancelRequest,
         DecisionRequest,
+        LinkRequest,
         SubmitRequest,
         TransitionRequest,
         PostmortemWorkflowInput,
@@ -73,11 +75,14 @@ class PostmortemWorkflow:
         self._resolved_at: datetime | None = None
         self._submitted_at: datetime | None = None
         self._reminded: dict[str, datetime] = {}
+        self._linked: set[tuple[str, str]] = set()
+        self._background: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, input: PostmortemWorkflowInput) -> PostmortemWorkflowResult:
         incident = input.event.incident
         self._postmortem_id = input.postmortem_id
+        self._linked.add((incident.source.value, incident.id))
         team = await workflow.execute_activity_method(
             TeamActivities.resolve_team,
             ResolveTeamInput(incident=incident.summary()),
@@ -185,6 +190,48 @@ class PostmortemWorkflow:
     @workflow.query
     def meeting(self) -> Meeting | None:
         return self._meeting
+
+    # Linked incidents ------------------------------------------------------------------------
+
+    @workflow.update
+    async def link_incident(self, request: LinkRequest) -> LinkedIncident:
+        """Another incident belongs to this report: link it, recompute the metrics, gather its evidence."""
+        assert self._postmortem_id is not None and self._team is not None
+        self._linked.add((request.source.value, request.incident_id))
+        try:
+            linked = await workflow.execute_activity_method(
+                LinkActivities.link_incident,
+                LinkIncidentInput(postmortem_id=self._postmortem_id, source=request.source,
+                                  incident_id=request.incident_id, now=workflow.now()),
+                start_to_close_timeout=timedelta(minutes=1), retry_policy=STEP_RETRY,
+            )
+        except ActivityError:
+            self._linked.discard((request.source.value, request.incident_id))
+            raise
+        late = await self._gather(self._postmortem_id, linked.incident, self._team)
+        self._background.append(asyncio.create_task(self._complete_when_gathered(self._postmortem_id,
+                                                                                 list(late.values()))))
+        return linked
+
+    @link_incident.validator
+    def _check_link(self, request: LinkRequest) -> None:
+        if self._review is None or self._closed:
+            raise ValueError("incidents can be linked once the draft exists, until the report is deleted")
+        if request.actor.role not in ("editor", "reviewer", "admin"):
+            raise TransitionRefused("linking incidents needs the editor role", 403)
+        if (request.source.value, request.incident_id) in self._linked:
+            raise ValueError(f"{request.source.value} incident {request.incident_id} is already linked here")
+
+    @workflow.signal
+    async def incident_updated(self, event: IncidentEvent) -> None:
+        """A later webhook for a linked incident (its resolve): refresh its facts and the metrics."""
+        if self._postmortem_id is None:
+            return
+        await workflow.execute_activity_method(
+            LinkActivities.refresh_incident,
+            RefreshIncidentInput(postmortem_id=self._postmortem_id, incident=event.incident, now=workflow.now()),
+            start_to_close_timeout=timedelta(minutes=1), retry_policy=STEP_RETRY,
+        )
 
     # Review lifecycle ------------------------------------------------------------------------
 

@@ -18,7 +18,10 @@ from postmortem.api.services import Services, get_services
 from postmortem.lifecycle import Actor, Review, TransitionRefused, check
 from postmortem.store.review import Comment
 from postmortem.store.tokens import Role, TokenInfo
-from postmortem.workflows.inputs import DecisionRequest, SubmitRequest, TransitionRequest
+from postmortem.activities.link import LinkedIncident
+from postmortem.models import Source
+from postmortem.workflows.identity import is_safe_incident_id
+from postmortem.workflows.inputs import DecisionRequest, LinkRequest, SubmitRequest, TransitionRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["review"])
@@ -138,6 +141,33 @@ async def archive(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
     return await _simple(services, postmortem_id, "archive", PostmortemWorkflow.archive, token, idempotency_key)
+
+
+class LinkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Source
+    incident_id: str = Field(min_length=1, max_length=150)
+
+
+@router.post("/incidents", response_model=LinkedIncident)
+async def link_incident(
+    postmortem_id: str, body: LinkBody, services: Annotated[Services, Depends(get_services)],
+    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+) -> LinkedIncident:
+    """Link another incident (any source) to this report; its webhooks then update this report."""
+    if not is_safe_incident_id(body.incident_id):
+        raise HTTPException(422, f"incident id {body.incident_id!r} has characters we do not accept")
+    pm = await services.store.postmortems.get(postmortem_id)
+    owner = await services.store.postmortems.owner_of(body.source.value, body.incident_id)
+    if owner is not None:
+        where = "here already" if owner == postmortem_id else f"to post-mortem {owner}"
+        raise HTTPException(409, f"{body.source.value} incident {body.incident_id} belongs {where}")
+    return await services.temporal.update(
+        pm.workflow_id, PostmortemWorkflow.link_incident,
+        LinkRequest(actor=_actor(token), source=body.source, incident_id=body.incident_id),
+        f"link-{body.source.value}-{body.incident_id}",
+    )
 
 
 @router.get("/review", response_model=Review)

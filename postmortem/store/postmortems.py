@@ -50,6 +50,14 @@ class InvalidCursor(ValueError):
     pass
 
 
+class IncidentTaken(Exception):
+    """The incident already belongs to a post-mortem (each incident has at most one)."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"the incident already belongs to post-mortem {owner}")
+        self.owner = owner
+
+
 class NewPostmortem(BaseModel):
     id: str
     workflow_id: str
@@ -293,6 +301,48 @@ class PostmortemStore:
             result = await session.execute(delete(PostmortemRow).where(PostmortemRow.id == postmortem_id))
             if result.rowcount == 0:
                 raise NotFound(f"no post-mortem {postmortem_id!r}")
+            await session.commit()
+
+    async def link_incident(self, postmortem_id: str, incident: Incident, now: datetime) -> None:
+        """Attach one more incident; the unique key per incident makes a second owner impossible."""
+        async with self._sessions() as session:
+            if await session.get(PostmortemRow, postmortem_id) is None:
+                raise NotFound(f"no post-mortem {postmortem_id!r}")
+            owner = await self._owner_of(session, incident.source.value, incident.id)
+            if owner == postmortem_id:
+                return
+            if owner is not None:
+                raise IncidentTaken(owner)
+            session.add(IncidentRow(postmortem_id=postmortem_id, source=incident.source.value,
+                                    incident_id=incident.id, data=incident.model_dump(mode="json"), created_at=now))
+            try:
+                await session.commit()
+            except IntegrityError as exc:
+                await session.rollback()
+                raise IncidentTaken(await self.owner_of(incident.source.value, incident.id) or "another") from exc
+
+    async def replace_incident(self, postmortem_id: str, incident: Incident) -> None:
+        """A later delivery for a linked incident (e.g. its resolve) refreshes what we know of it."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(IncidentRow)
+                .where(IncidentRow.postmortem_id == postmortem_id, IncidentRow.source == incident.source.value,
+                       IncidentRow.incident_id == incident.id)
+                .values(data=incident.model_dump(mode="json"))
+            )
+            await session.commit()
+
+    async def set_metrics(self, postmortem_id: str, metrics: KeyMetrics, now: datetime) -> None:
+        """Recomputed key metrics (a system write: no edit conflict, but services are kept in step)."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(PostmortemRow).where(PostmortemRow.id == postmortem_id).values(
+                    metrics=metrics.model_dump(mode="json"), updated_at=now,
+                    severity=metrics.highest_severity.value if metrics.highest_severity else None)
+            )
+            await session.execute(delete(PostmortemServiceRow).where(PostmortemServiceRow.postmortem_id == postmortem_id))
+            for name in dict.fromkeys(metrics.services):
+                session.add(PostmortemServiceRow(postmortem_id=postmortem_id, service=name))
             await session.commit()
 
     # Action items ---------------------------------------------------------------------------
