@@ -111,13 +111,14 @@ def check_config() -> None:
 def token_create(
     name: str = typer.Option(..., help="who or what uses the token"),
     role: Role = typer.Option(Role.VIEWER, help="viewer, editor, reviewer or admin"),
+    team: str = typer.Option(None, help="the team whose team-visible reports this token sees"),
 ) -> None:
     """Create a token and print its secret (shown only now)."""
     settings = _settings()
 
     async def main() -> None:
         async with foundation(settings) as parts:
-            info, secret = await parts.store.tokens.create(name, role, datetime.now(timezone.utc))
+            info, secret = await parts.store.tokens.create(name, role, datetime.now(timezone.utc), team=team)
             typer.echo(f"id: {info.id}\nrole: {info.role.value}\ntoken: {secret}")
 
     _run(main())

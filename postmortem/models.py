@@ -52,6 +52,12 @@ class Status(StrEnum):
     SKIPPED = "SKIPPED"
 
 
+class Visibility(StrEnum):
+    PRIVATE = "private"  # admins, its author and its reviewers
+    TEAM = "team"  # also the tokens of its team
+    ORGANISATION = "organisation"  # every token
+
+
 class Priority(StrEnum):
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
@@ -199,6 +205,8 @@ class Postmortem(BaseModel):
     incidents: list[Incident] = Field(default_factory=list)
     action_items: list[ActionItem] = Field(default_factory=list)
     workflow_id: str
+    visibility: Visibility = Visibility.ORGANISATION
+    author: str | None = None
     version: int
     created_at: datetime
     updated_at: datetime

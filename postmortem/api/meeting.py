@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from postmortem.activities.meeting import MeetingActivities
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
+from postmortem.api.visibility import visible_postmortem
 from postmortem.meeting import Meeting
 from postmortem.store.tokens import Role, TokenInfo
 from postmortem.workflows.inputs import RescheduleRequest
@@ -25,8 +26,8 @@ class MeetingChange(BaseModel):
     start: AwareDatetime
 
 
-async def _meeting(services: Services, postmortem_id: str) -> Meeting:
-    await services.store.postmortems.get(postmortem_id)  # 404 for an unknown report
+async def _meeting(services: Services, postmortem_id: str, token: TokenInfo) -> Meeting:
+    await visible_postmortem(services, postmortem_id, token)  # 404 for an unknown (or hidden) report
     meeting = await services.store.meetings.get(postmortem_id)
     if meeting is None:
         raise HTTPException(404, f"post-mortem {postmortem_id!r} has no review meeting (yet)")
@@ -37,9 +38,9 @@ async def _meeting(services: Services, postmortem_id: str) -> Meeting:
 async def get_meeting(
     postmortem_id: str,
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> Meeting:
-    return await _meeting(services, postmortem_id)
+    return await _meeting(services, postmortem_id, token)
 
 
 @router.get("/meeting.ics", response_class=Response,
@@ -47,9 +48,9 @@ async def get_meeting(
 async def download_invite(
     postmortem_id: str,
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> Response:
-    meeting = await _meeting(services, postmortem_id)
+    meeting = await _meeting(services, postmortem_id, token)
     ics = MeetingActivities(services.store.meetings, services.meeting_config).invite(meeting, datetime.now(timezone.utc))
     return Response(ics, media_type="text/calendar; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{postmortem_id}-review.ics"'})

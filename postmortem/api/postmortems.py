@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
+from postmortem.api.visibility import viewer, visible_postmortem
 from postmortem.gateway import WorkflowGone
 from postmortem.meeting import Meeting
 from postmortem.workflows.inputs import CancelRequest
@@ -25,6 +26,7 @@ from postmortem.models import (
     Severity,
     Status,
     TemplateVariant,
+    Visibility,
 )
 from postmortem.rendering import render_markdown
 from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
@@ -68,6 +70,7 @@ class PostmortemPatch(BaseModel):
     language: Language | None = Field(default=None, description="redraft unedited sections in this language")
     variant: TemplateVariant | None = Field(default=None, description="redraft unedited sections from this template")
     timezone: str | None = None
+    visibility: Visibility | None = Field(default=None, description="private, team or organisation")
 
     @field_validator("timezone")
     @classmethod
@@ -96,7 +99,7 @@ def _wants_markdown(request: Request, format: str | None) -> bool:
 @router.get("", response_model=PostmortemPage)
 async def list_postmortems(
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     status: Status | None = None,
     team: str | None = None,
     service: str | None = None,
@@ -109,6 +112,7 @@ async def list_postmortems(
 ) -> PostmortemPage:
     items, next_cursor = await services.store.postmortems.list(
         PostmortemFilter(
+            viewer=viewer(token),
             status=status,
             team=team,
             service=service,
@@ -138,10 +142,10 @@ async def get_postmortem(
     request: Request,
     response: Response,
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     format: Literal["json", "markdown"] | None = Query(default=None),
 ) -> Postmortem | Response:
-    pm = await services.store.postmortems.get(postmortem_id)
+    pm = await visible_postmortem(services, postmortem_id, token)
     meeting = await services.store.meetings.get(postmortem_id)
     if _wants_markdown(request, format):
         return PlainTextResponse(
@@ -162,7 +166,7 @@ async def patch_postmortem(
 ) -> Postmortem:
     expected = required_version(if_match)
     store = services.store.postmortems
-    current = await store.get(postmortem_id)
+    current = await visible_postmortem(services, postmortem_id, token)
     review = await services.store.review.get(postmortem_id)
     if not can_edit(current.status, token.role.value, is_reviewer=review.reviewer(token.name) is not None):
         raise HTTPException(403, f"a {current.status.value} post-mortem is editable by "
@@ -194,6 +198,10 @@ async def patch_postmortem(
         changes.title = patch.title
     if patch.timezone is not None:
         changes.timezone = patch.timezone
+    if patch.visibility is not None:
+        changes.visibility = patch.visibility
+    if current.author is None:
+        changes.author = token.name  # the first person to write in it
     updated = await store.update(postmortem_id, expected, changes, datetime.now(timezone.utc))
     response.headers["ETag"] = etag(updated.version)
     return updated

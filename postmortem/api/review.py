@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
+from postmortem.api.visibility import visible_postmortem
 from postmortem.lifecycle import Actor, Review, TransitionRefused, check
 from postmortem.store.review import Comment
 from postmortem.store.tokens import Role, TokenInfo
@@ -181,9 +182,9 @@ async def get_review(
 @router.get("/comments", response_model=list[Comment])
 async def list_comments(
     postmortem_id: str, services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> list[Comment]:
-    await services.store.postmortems.get(postmortem_id)
+    await visible_postmortem(services, postmortem_id, token)
     return await services.store.review.comments(postmortem_id)
 
 
@@ -215,10 +216,10 @@ async def resolve_comment(
                                          "application/pdf": {}}}})
 async def export(
     postmortem_id: str, services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     format: Format = Query(description="md, html, json or pdf"),
 ) -> Response:
-    await services.store.postmortems.get(postmortem_id)
+    await visible_postmortem(services, postmortem_id, token)
     stored = await services.store.review.get_export(postmortem_id, format)
     if stored is None:
         raise HTTPException(409, "this post-mortem has not been published yet: exports are made on publishing")

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
 from postmortem.evidence import EntryKind, EvidenceSource, SourceStatus, TimelineEntry
-from postmortem.store.tokens import Role
+from postmortem.api.visibility import visible_postmortem
+from postmortem.store.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/timeline", tags=["timeline"])
 
@@ -26,13 +27,13 @@ class TimelinePage(BaseModel):
 async def get_timeline(
     postmortem_id: str,
     services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     kind: Annotated[list[EntryKind] | None, Query(description="repeat to allow several kinds")] = None,
     source: Annotated[list[EvidenceSource] | None, Query(description="repeat to allow several sources")] = None,
     limit: int = Query(default=500, ge=1, le=5000),
     offset: int = Query(default=0, ge=0),
 ) -> TimelinePage:
-    await services.store.postmortems.get(postmortem_id)  # 404 for an unknown report
+    await visible_postmortem(services, postmortem_id, token)  # 404 for an unknown (or hidden) report
     evidence = services.store.evidence
     page = await evidence.entries(postmortem_id, kinds=kind, sources=source, limit=limit + 1, offset=offset)
     total = await evidence.count(postmortem_id, kinds=kind, sources=source)

@@ -16,8 +16,9 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, description="the person's email, or a service's name")
     role: Role = Role.VIEWER
+    team: str | None = Field(default=None, max_length=200, description="sees the team-visible reports of this team")
 
 
 class CreatedToken(TokenInfo):
@@ -38,7 +39,8 @@ async def create_token(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.ADMIN))],
 ) -> CreatedToken:
-    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(timezone.utc))
+    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(timezone.utc),
+                                                      team=body.team)
     return CreatedToken(**info.model_dump(), token=secret)
 
 

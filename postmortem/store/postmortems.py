@@ -31,6 +31,7 @@ from postmortem.models import (
     Section,
     Status,
     TemplateVariant,
+    Visibility,
 )
 from postmortem.store.tables import ActionItemRow, IncidentRow, PostmortemRow, PostmortemServiceRow
 from postmortem.timezones import as_utc
@@ -74,7 +75,16 @@ class NewPostmortem(BaseModel):
     created_at: datetime
 
 
+class Viewer(BaseModel):
+    """Who is listing: admins see everything, others what the reports' visibility allows."""
+
+    name: str
+    team: str | None = None
+    admin: bool = False
+
+
 class PostmortemFilter(BaseModel):
+    viewer: Viewer | None = None
     status: Status | None = None
     team: str | None = None
     service: str | None = None
@@ -85,6 +95,8 @@ class PostmortemFilter(BaseModel):
 
 class PostmortemChanges(BaseModel):
     title: str | None = None
+    visibility: Visibility | None = None
+    author: str | None = None
     metrics: KeyMetrics | None = None
     sections: list[Section] | None = None
     language: Language | None = None
@@ -113,6 +125,8 @@ def _to_model(row: PostmortemRow) -> Postmortem:
         incidents=[Incident.model_validate(incident.data) for incident in row.incidents],
         action_items=[_item(item) for item in row.action_items],
         workflow_id=row.workflow_id,
+        visibility=Visibility(row.visibility or Visibility.ORGANISATION.value),
+        author=row.author,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -225,6 +239,12 @@ class PostmortemStore:
     ) -> tuple[list[Postmortem], str | None]:
         column = SORT_COLUMNS[sort]
         query = self._load()
+        viewer = filters.viewer
+        if viewer is not None and not viewer.admin:
+            allowed = [PostmortemRow.visibility == Visibility.ORGANISATION.value, PostmortemRow.author == viewer.name]
+            if viewer.team:
+                allowed.append(and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team))
+            query = query.where(or_(*allowed))
         if filters.status:
             query = query.where(PostmortemRow.status == filters.status.value)
         if filters.team:

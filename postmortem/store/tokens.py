@@ -32,6 +32,7 @@ class TokenInfo(BaseModel):
     id: str
     name: str
     role: Role
+    team: str | None = None
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -41,17 +42,20 @@ def hash_token(token: str) -> str:
 
 
 def _info(row: ApiTokenRow) -> TokenInfo:
-    return TokenInfo(id=row.id, name=row.name, role=Role(row.role), created_at=row.created_at, revoked_at=row.revoked_at)
+    return TokenInfo(id=row.id, name=row.name, role=Role(row.role), team=row.team, created_at=row.created_at,
+                     revoked_at=row.revoked_at)
 
 
 class TokenStore:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
 
-    async def create(self, name: str, role: Role, now: datetime, secret: str | None = None) -> tuple[TokenInfo, str]:
+    async def create(self, name: str, role: Role, now: datetime, secret: str | None = None,
+                     team: str | None = None) -> tuple[TokenInfo, str]:
         secret = secret or PREFIX + secrets.token_urlsafe(32)
         row = ApiTokenRow(
-            id=secrets.token_hex(8), name=name, role=role.value, token_hash=hash_token(secret), created_at=now
+            id=secrets.token_hex(8), name=name, role=role.value, team=team, token_hash=hash_token(secret),
+            created_at=now,
         )
         async with self._sessions() as session:
             session.add(row)
