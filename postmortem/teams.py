@@ -20,7 +20,7 @@ from postmortem.meeting import Attendee, MeetingPolicy
 from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
 from postmortem.timezones import validate_timezone
 
-RESERVED = {"default", "services", "people"}
+RESERVED = {"default", "services", "people", "slack_users"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]|24):([0-5]\d)$")
 
@@ -136,6 +136,7 @@ class TeamSettings(BaseModel):
     organizer: str | None = None
     responders: list[Attendee] = Field(default_factory=list, description="responders we know an email for")
     slack_channel: str | None = None
+    slack_users: dict[str, str] = Field(default_factory=dict, description="email → Slack member id, for mentions")
     remind_submit_hours: int = 48
     remind_reviewers_hours: int = 24
     publish_deadline_days: int = 14
@@ -152,6 +153,7 @@ class TeamsConfig:
         teams: dict[str, _TeamTable] | None = None,
         services: dict[str, _ServiceEntry] | None = None,
         people: dict[str, str] | None = None,
+        slack_users: dict[str, str] | None = None,
         language: Language = Language.EN,
         template: TemplateVariant = TemplateVariant.AUTO,
         timezone: str = "UTC",
@@ -167,6 +169,7 @@ class TeamsConfig:
         self._services = services or {}
         self._services_by_name = {key.casefold(): key for key in self._services}
         self._people = {key.casefold(): email for key, email in (people or {}).items()}
+        self._slack_users = {email.casefold(): member for email, member in (slack_users or {}).items()}
         self._globals = (language, template, timezone)
 
     def team_key_for(self, incident: Incident) -> tuple[str | None, list[str]]:
@@ -195,6 +198,7 @@ class TeamsConfig:
         settings = self.settings_for(key, table, owners)
         settings.alert_matchers = [e.alert_labels for e in self._service_entries(incident) if e.alert_labels]
         settings.responders = self._responders(incident)
+        settings.slack_users = dict(self._slack_users)
         settings.gather_deadline_seconds, settings.gather_heartbeat_seconds = self._gather
         return settings
 
@@ -328,9 +332,14 @@ def parse_teams(
             people[person] = _email(str(email)) if isinstance(email, str) else _email("")
         except ValueError as exc:
             raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people', person))}: people.{person}: {exc}") from exc
+    slack_table = data.get("slack_users", {})
+    if not isinstance(slack_table, dict) or not all(isinstance(v, str) and v for v in slack_table.values()):
+        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('slack_users',))}: slack_users maps emails to "
+                             "Slack member ids (strings like \"U012AB3CDE\")")
     teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
     return TeamsConfig(
-        default=default, teams=teams, services=services, people=people, language=language, template=template,
+        default=default, teams=teams, services=services, people=people, slack_users=slack_table, language=language,
+        template=template,
         timezone=timezone,
         **globals_,
     )

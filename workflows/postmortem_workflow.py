@@ -385,7 +385,9 @@ class PostmortemWorkflow:
         await workflow.execute_activity_method(
             ReviewActivities.notify,
             NotifyInput(postmortem_id=self._postmortem_id, key=f"{self._postmortem_id}:remind:{kind}:{occurrence}",
-                        recipients=recipients, subject=f"Reminder: post-mortem {self._postmortem_id}", text=text,
+                        recipients=recipients, subject=f"Reminder: post-mortem {self._postmortem_id}",
+                        text=" ".join([*(f"<@{self._team.slack_users[r.casefold()]}>" for r in recipients
+                                         if r.casefold() in self._team.slack_users), text]),
                         slack_channel=self._team.slack_channel, now=now),
             **DELIVERY_OPTIONS,
         )

@@ -41,6 +41,10 @@ publish_deadline_days = 14
 
 [services.pig208]
 owners = ["owner@example.com"]
+
+[slack_users]
+"owner@example.com" = "U0OWNER"
+"alice@example.com" = "U0ALICE"
 """
 EDITOR = Actor(name="editor@example.com", role="editor")
 ALICE = Actor(name="alice@example.com", role="reviewer")
@@ -200,13 +204,13 @@ async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
     assert texts() == []
     await running.env.sleep(timedelta(hours=2))
     await eventually(lambda: _posted(running, 1))
-    assert "not been submitted" in texts()[0]
+    assert "<@U0OWNER> The post-mortem draft has not been submitted" in texts()[0]  # people mapped to Slack
     await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
     await running.env.sleep(timedelta(hours=23))
     assert len(texts()) == 1
     await running.env.sleep(timedelta(hours=2))
     await eventually(lambda: _posted(running, 2))
-    assert "waiting for your review" in texts()[1]
+    assert "waiting for your review" in texts()[1] and "<@U0ALICE>" in texts()[1]
     await running.env.sleep(timedelta(hours=24))
     await eventually(lambda: _posted(running, 3))  # every 24 hours while undecided
     await running.env.sleep(timedelta(days=12))
