@@ -117,3 +117,46 @@ async def test_editing_rights_follow_the_status(api: Api) -> None:
     item = await api.http.post(f"{base}/action-items", json={"description": "Lower the TTL"},
                                headers=api.auth(Role.EDITOR))
     assert item.status_code == 201  # action items stay editable in every status
+
+
+EXPECTED = {  # role → may edit the report's text in DRAFT, IN_REVIEW, PUBLISHED, ARCHIVED
+    "viewer": (403, 403, 403, 403),
+    "viewer who reviews": (403, 200, 403, 403),
+    "editor": (200, 200, 403, 403),
+    "reviewer": (200, 200, 403, 403),
+    "admin": (200, 200, 200, 200),
+}
+
+
+async def test_each_role_against_each_status(api: Api) -> None:
+    pm_id = await drafted(api, "PMATRIX")
+    base = f"/api/postmortems/{pm_id}"
+    callers = {
+        "viewer": api.auth(Role.VIEWER),
+        "viewer who reviews": await person(api, "dana@example.com", Role.VIEWER),
+        "editor": api.auth(Role.EDITOR),
+        "reviewer": api.auth(Role.REVIEWER),
+        "admin": api.auth(Role.ADMIN),
+    }
+    await fill(api, pm_id)
+    seen: dict[str, list[int]] = {role: [] for role in callers}
+
+    async def try_all() -> None:
+        for role, headers in callers.items():
+            version = (await api.http.get(base, headers=api.auth())).json()["version"]
+            response = await api.http.patch(base, json={"sections": {"impact": {"body": f"{role} was here"}}},
+                                            headers={**headers, "If-Match": f'"{version}"'})
+            seen[role].append(response.status_code)
+            item = await api.http.post(f"{base}/action-items", json={"description": f"{role} item"},
+                                       headers=api.auth(Role.EDITOR))
+            assert item.status_code == 201  # action items stay editable in every status
+
+    await try_all()  # DRAFT
+    dana = callers["viewer who reviews"]
+    await api.http.post(f"{base}/submit", json={"reviewers": ["dana@example.com"]}, headers=api.auth(Role.EDITOR))
+    await try_all()  # IN_REVIEW
+    assert (await api.http.post(f"{base}/approve", json={}, headers=dana)).json()["status"] == "PUBLISHED"
+    await try_all()  # PUBLISHED
+    assert (await api.http.post(f"{base}/archive", headers=api.auth(Role.ADMIN))).json()["status"] == "ARCHIVED"
+    await try_all()  # ARCHIVED
+    assert {role: tuple(codes) for role, codes in seen.items()} == EXPECTED
