@@ -105,10 +105,14 @@ class TemporalGateway:
                 raise WorkflowGone(exc.message) from exc
             raise TemporalUnavailable(f"Temporal did not take the update: {exc.message}") from exc
 
-    async def signal(self, workflow_id: str, signal: Any, argument: BaseModel) -> None:
+    async def signal(self, workflow_id: str, signal: Any, argument: BaseModel | None) -> None:
         client = await self.client()
+        handle = client.get_workflow_handle(workflow_id)
         try:
-            await client.get_workflow_handle(workflow_id).signal(signal, argument, rpc_timeout=START_TIMEOUT)
+            if argument is None:
+                await handle.signal(signal, rpc_timeout=START_TIMEOUT)
+            else:
+                await handle.signal(signal, argument, rpc_timeout=START_TIMEOUT)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowGone(exc.message) from exc

@@ -183,6 +183,10 @@ class ActionItem(BaseModel):
     due_date: date | None = None
     priority: Priority = Priority.MEDIUM
     status: ActionItemStatus = ActionItemStatus.OPEN
+    ticket_key: str | None = None
+    ticket_url: str | None = None
+    ticket_tracker: str | None = None
+    completed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

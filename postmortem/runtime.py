@@ -21,7 +21,7 @@ from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 from postmortem.teams import TeamsConfig, load_teams_file
 from postmortem.temporal import connect, ensure_search_attributes
-from postmortem.worker import build_worker, gather_config, meeting_config, notify_config
+from postmortem.worker import build_worker, gather_config, meeting_config, notify_config, tickets_config
 
 log = logging.getLogger("postmortem")
 
@@ -38,6 +38,8 @@ def load_teams(settings: Settings) -> TeamsConfig:
         settings.teams_file, language=settings.language, template=settings.template, timezone=settings.timezone,
         gather_deadline_seconds=settings.gather_deadline_seconds,
         gather_heartbeat_seconds=settings.gather_heartbeat_seconds,
+        tracker=settings.tracker,
+        follow_up_days=settings.follow_up_days,
     )
 
 
@@ -86,7 +88,7 @@ async def serve(
         await ensure_search_attributes(client)
         worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams,
                               gather=gather_config(settings), meeting=meeting_config(settings),
-                              notify=notify_config(settings))
+                              notify=notify_config(settings), tickets=tickets_config(settings))
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
         gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)

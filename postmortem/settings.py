@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     caldav_password: str | None = None
     video_url_template: str | None = None
     public_redact_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    tracker: Literal["jira", "github", "linear"] | None = None
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = None
+    jira_project: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_token: str | None = None
+    github_repo: str | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"
+    linear_api_key: str | None = None
+    linear_team_id: str | None = None
+    follow_up_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 60, 90])
     teams_file: Path | None = None
     language: Language = Language.EN
     template: TemplateVariant = TemplateVariant.AUTO
@@ -66,7 +78,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url", "caldav_url")
+    @field_validator("follow_up_days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        if isinstance(value, str):
+            return sorted(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url", "caldav_url", "jira_url",
+                     "github_api_url", "linear_api_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         if value is None:

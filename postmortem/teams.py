@@ -14,13 +14,15 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from postmortem.meeting import Attendee, MeetingPolicy
 from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
 from postmortem.timezones import validate_timezone
 
-RESERVED = {"default", "services", "people", "slack_users"}
+RESERVED = {"default", "services", "people", "slack_users", "tracker_users"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]|24):([0-5]\d)$")
 
@@ -76,6 +78,7 @@ class _TeamTable(BaseModel):
     remind_submit_hours: int | None = Field(default=None, ge=1)
     remind_reviewers_hours: int | None = Field(default=None, ge=1)
     publish_deadline_days: int | None = Field(default=None, ge=1)
+    tracker: Literal["jira", "github", "linear"] | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -137,6 +140,9 @@ class TeamSettings(BaseModel):
     responders: list[Attendee] = Field(default_factory=list, description="responders we know an email for")
     slack_channel: str | None = None
     slack_users: dict[str, str] = Field(default_factory=dict, description="email → Slack member id, for mentions")
+    tracker: str | None = None
+    tracker_users: dict[str, str] = Field(default_factory=dict, description="owner → tracker account")
+    follow_up_days: list[int] = Field(default_factory=lambda: [30, 60, 90])
     remind_submit_hours: int = 48
     remind_reviewers_hours: int = 24
     publish_deadline_days: int = 14
@@ -154,6 +160,9 @@ class TeamsConfig:
         services: dict[str, _ServiceEntry] | None = None,
         people: dict[str, str] | None = None,
         slack_users: dict[str, str] | None = None,
+        tracker_users: dict[str, str] | None = None,
+        tracker: str | None = None,
+        follow_up_days: list[int] | None = None,
         language: Language = Language.EN,
         template: TemplateVariant = TemplateVariant.AUTO,
         timezone: str = "UTC",
@@ -170,6 +179,9 @@ class TeamsConfig:
         self._services_by_name = {key.casefold(): key for key in self._services}
         self._people = {key.casefold(): email for key, email in (people or {}).items()}
         self._slack_users = {email.casefold(): member for email, member in (slack_users or {}).items()}
+        self._tracker_users = {owner.casefold(): account for owner, account in (tracker_users or {}).items()}
+        self._tracker = tracker
+        self._follow_up_days = follow_up_days or [30, 60, 90]
         self._globals = (language, template, timezone)
 
     def team_key_for(self, incident: Incident) -> tuple[str | None, list[str]]:
@@ -199,6 +211,9 @@ class TeamsConfig:
         settings.alert_matchers = [e.alert_labels for e in self._service_entries(incident) if e.alert_labels]
         settings.responders = self._responders(incident)
         settings.slack_users = dict(self._slack_users)
+        settings.tracker_users = dict(self._tracker_users)
+        settings.tracker = settings.tracker or self._tracker
+        settings.follow_up_days = list(self._follow_up_days)
         settings.gather_deadline_seconds, settings.gather_heartbeat_seconds = self._gather
         return settings
 
@@ -241,6 +256,7 @@ class TeamsConfig:
         )
         return TeamSettings(
             slack_channel=pick("slack_channel", None),
+            tracker=pick("tracker", None),
             remind_submit_hours=pick("remind_submit_hours", 48),
             remind_reviewers_hours=pick("remind_reviewers_hours", 24),
             publish_deadline_days=pick("publish_deadline_days", 14),
@@ -277,7 +293,7 @@ def load_teams_file(
     language: Language = Language.EN,
     template: TemplateVariant = TemplateVariant.AUTO,
     timezone: str = "UTC",
-    **globals_: int,
+    **globals_: Any,
 ) -> TeamsConfig:
     if path is None:
         return TeamsConfig(language=language, template=template, timezone=timezone, **globals_)
@@ -295,7 +311,7 @@ def parse_teams(
     language: Language = Language.EN,
     template: TemplateVariant = TemplateVariant.AUTO,
     timezone: str = "UTC",
-    **globals_: int,
+    **globals_: Any,
 ) -> TeamsConfig:
     try:
         data = tomllib.loads(text)
@@ -336,9 +352,14 @@ def parse_teams(
     if not isinstance(slack_table, dict) or not all(isinstance(v, str) and v for v in slack_table.values()):
         raise TeamsFileError(f"{filename}, line {_line_of(lines, ('slack_users',))}: slack_users maps emails to "
                              "Slack member ids (strings like \"U012AB3CDE\")")
+    tracker_table = data.get("tracker_users", {})
+    if not isinstance(tracker_table, dict) or not all(isinstance(v, str) and v for v in tracker_table.values()):
+        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('tracker_users',))}: tracker_users maps owners "
+                             "(emails or names) to tracker accounts (strings)")
     teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
     return TeamsConfig(
-        default=default, teams=teams, services=services, people=people, slack_users=slack_table, language=language,
+        default=default, teams=teams, services=services, people=people, slack_users=slack_table,
+        tracker_users=tracker_table, language=language,
         template=template,
         timezone=timezone,
         **globals_,

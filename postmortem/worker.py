@@ -15,9 +15,11 @@ from postmortem.activities.team import TeamActivities
 from postmortem.settings import Settings
 from postmortem.store.store import Store
 from postmortem.teams import TeamsConfig
+from postmortem.activities.tickets import TicketActivities, TicketsConfig
+from postmortem.workflows.follow_up_workflow import FollowUpWorkflow
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
-WORKFLOWS = [PostmortemWorkflow]
+WORKFLOWS = [PostmortemWorkflow, FollowUpWorkflow]
 
 
 def gather_config(settings: Settings) -> GatherConfig:
@@ -51,6 +53,16 @@ def meeting_config(settings: Settings) -> MeetingConfig:
     )
 
 
+def tickets_config(settings: Settings) -> TicketsConfig:
+    return TicketsConfig(
+        public_url=settings.resolved_public_url, jira_url=settings.jira_url, jira_email=settings.jira_email,
+        jira_api_token=settings.jira_api_token, jira_project=settings.jira_project,
+        github_api_url=settings.github_api_url, github_token=settings.github_token, github_repo=settings.github_repo,
+        linear_api_url=settings.linear_api_url, linear_api_key=settings.linear_api_key,
+        linear_team_id=settings.linear_team_id, http_timeout_seconds=settings.http_timeout_seconds,
+    )
+
+
 def notify_config(settings: Settings) -> NotifyConfig:
     return NotifyConfig(slack_api_url=settings.slack_api_url, slack_bot_token=settings.slack_bot_token,
                         redact_patterns=settings.public_redact_patterns)
@@ -65,11 +77,13 @@ def build_worker(
     gather: GatherConfig | None = None,
     meeting: MeetingConfig | None = None,
     notify: NotifyConfig | None = None,
+    tickets: TicketsConfig | None = None,
 ) -> Worker:
     gatherers = GatherActivities(store.evidence, gather or GatherConfig())
     meetings = MeetingActivities(store.meetings, meeting or MeetingConfig())
     review = ReviewActivities(store, meeting or MeetingConfig(), notify or NotifyConfig())
     links = LinkActivities(store, gather or GatherConfig())
+    trackers = TicketActivities(store, tickets or TicketsConfig())
     return Worker(
         client,
         task_queue=task_queue,
@@ -90,5 +104,8 @@ def build_worker(
             review.notify,
             links.link_incident,
             links.refresh_incident,
+            trackers.open_tickets,
+            trackers.sync_tickets,
+            trackers.follow_up_check,
         ],
     )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ParentClosePolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         SendInviteInput,
     )
     from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
+    from postmortem.activities.tickets import TicketActivities, TicketsInput
+    from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
     from postmortem.lifecycle import Actor, Decision, Review, ReviewerState, Transition, TransitionRefused, check
     from postmortem.meeting import Meeting, MeetingStatus
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
@@ -271,7 +274,40 @@ class PostmortemWorkflow:
                 )
             except ActivityError as exc:  # e.g. Slack refused the channel: the report is published all the same
                 workflow.logger.warning("publishing side effects failed for %s: %s", self._postmortem_id, exc.cause)
+            await self._open_tickets()
+            if self._review.published_count == 1 and self._team is not None:
+                await workflow.start_child_workflow(
+                    FollowUpWorkflow.run,
+                    FollowUpInput(postmortem_id=self._postmortem_id, published_at=workflow.now(),
+                                  days=self._team.follow_up_days, tracker=self._team.tracker,
+                                  accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
+                                  slack_channel=self._team.slack_channel),
+                    id=f"followup-{self._postmortem_id}",
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                )
         return self._review
+
+    async def _open_tickets(self) -> None:
+        """One ticket per action item, exactly once (the activity searches before it creates)."""
+        if self._team is None or self._postmortem_id is None:
+            return
+        try:
+            await workflow.execute_activity_method(
+                TicketActivities.open_tickets,
+                TicketsInput(postmortem_id=self._postmortem_id, tracker=self._team.tracker,
+                             accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
+                             now=workflow.now()),
+                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=timedelta(days=1), retry_policy=DELIVERY_OPTIONS["retry_policy"],
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("tickets could not be opened for %s: %s", self._postmortem_id, exc.cause)
+
+    @workflow.signal
+    async def action_items_changed(self) -> None:
+        """Items added after publishing get their tickets too."""
+        if self._review is not None and self._review.status in (Status.PUBLISHED, Status.ARCHIVED):
+            await self._open_tickets()
 
     @workflow.update
     async def submit(self, request: SubmitRequest) -> Review:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 from datetime import date, datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
-from postmortem.models import ActionItem, ActionItemStatus, Priority
+from postmortem.gateway import TemporalUnavailable, WorkflowGone
+from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.store.tokens import Role
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
@@ -74,6 +79,10 @@ async def create_action_item(
     )
     response.headers["ETag"] = etag(1)
     response.headers["Location"] = f"/api/postmortems/{postmortem_id}/action-items/{item.id}"
+    pm = await services.store.postmortems.get(postmortem_id)
+    if pm.status in (Status.PUBLISHED, Status.ARCHIVED):
+        with contextlib.suppress(WorkflowGone, TemporalUnavailable):  # the next follow-up check catches up
+            await services.temporal.signal(pm.workflow_id, PostmortemWorkflow.action_items_changed, None)
     return item
 
 
@@ -120,3 +129,51 @@ async def delete_action_item(
 ) -> Response:
     await services.store.postmortems.delete_action_item(postmortem_id, item_id, datetime.now(timezone.utc))
     return Response(status_code=204)
+
+
+overview = APIRouter(prefix="/api/action-items", tags=["action items"])
+
+
+class ActionItemRow(ActionItem):
+    postmortem_id: str
+    team: str | None
+    overdue: bool
+
+
+@overview.get("", response_model=list[ActionItemRow],
+              responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}})
+async def all_action_items(
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+    status: ActionItemStatus | None = None,
+    owner: str | None = None,
+    priority: Priority | None = None,
+    team: str | None = None,
+    overdue: bool = False,
+    due_from: date | None = None,
+    due_to: date | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> list[ActionItemRow] | Response:
+    """Action items across reports, overdue ones flagged; CSV for the tracking meeting."""
+    today = datetime.now(timezone.utc).date()
+    found = await services.store.postmortems.action_items(
+        status=status, owner=owner, priority=priority, team=team, due_from=due_from, due_to=due_to,
+        overdue_on=today if overdue else None,
+    )
+    rows = [
+        ActionItemRow(**item.model_dump(), postmortem_id=pm_id, team=pm_team,
+                      overdue=bool(item.due_date and item.due_date < today and item.status in
+                                   (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)))
+        for pm_id, pm_team, item in found
+    ]
+    if format == "json":
+        return rows
+    buffer = io.StringIO()
+    columns = ["postmortem_id", "team", "id", "description", "owner", "due_date", "priority", "status", "overdue",
+               "ticket_key", "ticket_url", "completed_at"]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.model_dump(mode="json").items()})
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="action-items.csv"'})

@@ -22,4 +22,5 @@ def create_app(services: Services) -> FastAPI:
     for module in (health, webhooks, postmortems, action_items, timeline, meeting, review, templates, images, tokens):
         app.include_router(module.router)
     app.include_router(review.public)
+    app.include_router(action_items.overview)
     return app

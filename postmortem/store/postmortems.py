@@ -141,6 +141,10 @@ def _item(row: ActionItemRow) -> ActionItem:
         due_date=row.due_date,
         priority=Priority(row.priority),
         status=ActionItemStatus(row.status),
+        ticket_key=row.ticket_key,
+        ticket_url=row.ticket_url,
+        ticket_tracker=row.ticket_tracker,
+        completed_at=row.completed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -435,6 +439,58 @@ class PostmortemStore:
                 raise NotFound(f"no action item {item_id!r} in post-mortem {postmortem_id!r}")
             await self._touch(session, postmortem_id, now)
             await session.commit()
+
+    async def set_ticket(self, postmortem_id: str, item_id: str, tracker: str, key: str, url: str,
+                         now: datetime) -> None:
+        """Record the ticket an action item got (a system field: no edit conflict for people)."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(ActionItemRow).where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
+                .values(ticket_tracker=tracker, ticket_key=key, ticket_url=url, updated_at=now)
+            )
+            await session.commit()
+
+    async def sync_item_status(self, postmortem_id: str, item_id: str, status: ActionItemStatus,
+                               now: datetime) -> bool:
+        """The item follows its ticket; a person's stale If-Match then gets 412, never a silent overwrite."""
+        done = status in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(ActionItemRow)
+                .where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id,
+                       ActionItemRow.status != status.value)
+                .values(status=status.value, version=ActionItemRow.version + 1, updated_at=now,
+                        completed_at=now if done else None)
+            )
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def action_items(self, *, status: ActionItemStatus | None = None, owner: str | None = None,
+                           priority: Priority | None = None, team: str | None = None,
+                           due_from: date | None = None, due_to: date | None = None,
+                           overdue_on: date | None = None) -> list[tuple[str, str | None, ActionItem]]:
+        """Action items across reports, with their report's id and team."""
+        query = select(ActionItemRow, PostmortemRow.team).join(PostmortemRow,
+                                                               PostmortemRow.id == ActionItemRow.postmortem_id)
+        if status:
+            query = query.where(ActionItemRow.status == status.value)
+        if owner:
+            query = query.where(ActionItemRow.owner == owner)
+        if priority:
+            query = query.where(ActionItemRow.priority == priority.value)
+        if team:
+            query = query.where(PostmortemRow.team == team)
+        if due_from:
+            query = query.where(ActionItemRow.due_date >= due_from)
+        if due_to:
+            query = query.where(ActionItemRow.due_date <= due_to)
+        if overdue_on:
+            query = query.where(ActionItemRow.due_date < overdue_on, ActionItemRow.status.in_(
+                [ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value]))
+        query = query.order_by(ActionItemRow.due_date.is_(None), ActionItemRow.due_date, ActionItemRow.created_at)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+            return [(row[0].postmortem_id, row[1], _item(row[0])) for row in rows]
 
     @staticmethod
     async def _touch(session: Any, postmortem_id: str, now: datetime) -> None:

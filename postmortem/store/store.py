@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postmortem.store.database import create_engine, migrate, sessionmaker
 from postmortem.store.evidence import EvidenceStore
+from postmortem.store.follow_ups import FollowUpStore
 from postmortem.store.images import ImageStore
 from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
@@ -26,6 +27,7 @@ class Store:
         self.review = ReviewStore(sessions)
         self.templates = TemplateStore(sessions)
         self.images = ImageStore(sessions)
+        self.follow_ups = FollowUpStore(sessions, engine.dialect.name)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":

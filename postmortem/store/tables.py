@@ -103,6 +103,10 @@ class ActionItemRow(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     priority: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), index=True)
+    ticket_key: Mapped[str | None] = mapped_column(String(100))
+    ticket_url: Mapped[str | None] = mapped_column(Text)
+    ticket_tracker: Mapped[str | None] = mapped_column(String(16))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -237,3 +241,14 @@ class TemplateRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FollowUpRow(Base):
+    """One follow-up check of a published report's action items (30, 60, 90 days by default)."""
+
+    __tablename__ = "follow_ups"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,221 @@
+"""Steps for action items: open one ticket per item, exactly once; keep each item's status in step
+with its ticket; and the follow-up checks (overdue, stalled, and at the end whether the fix worked).
+
+Exactly once: every ticket carries a marker derived from the post-mortem and item ids, and the
+tracker is searched for it before creating, so a worker killed between "created upstream" and
+"recorded here" finds the first ticket instead of making a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import mean
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from postmortem.integrations.github_issues import GitHubIssuesClient
+from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.jira import JiraClient
+from postmortem.integrations.linear import LinearClient
+from postmortem.integrations.tickets import TicketClient, TicketRequest
+from postmortem.models import ActionItem, ActionItemStatus, Postmortem
+from postmortem.store.postmortems import PostmortemFilter
+from postmortem.store.store import Store
+
+STATE_TO_STATUS = {
+    "open": ActionItemStatus.OPEN,
+    "in_progress": ActionItemStatus.IN_PROGRESS,
+    "done": ActionItemStatus.COMPLETED,
+    "wont_do": ActionItemStatus.WONT_DO,
+}
+STALLED_AFTER = timedelta(days=14)
+
+
+@dataclass
+class TicketsConfig:
+    public_url: str = "http://127.0.0.1:8000"
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = None
+    jira_project: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_token: str | None = None
+    github_repo: str | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"
+    linear_api_key: str | None = None
+    linear_team_id: str | None = None
+    http_timeout_seconds: float = 15.0
+
+
+class TicketsInput(BaseModel):
+    postmortem_id: str
+    tracker: str | None
+    accounts: dict[str, str] = Field(default_factory=dict, description="owner (casefolded) → tracker account")
+    now: AwareDatetime
+
+
+class TicketsResult(BaseModel):
+    created: list[str] = Field(default_factory=list)
+    found: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    detail: str | None = None
+
+
+class FollowUpCheckInput(BaseModel):
+    postmortem_id: str
+    day: int
+    published_at: AwareDatetime
+    final: bool
+    now: AwareDatetime
+
+
+class FollowUpCheck(BaseModel):
+    day: int
+    completed: int
+    open: int
+    overdue: list[str]
+    stalled: list[str]
+    owners_to_remind: list[str]
+    verdict: dict[str, object] | None = None
+
+
+def marker_for(postmortem_id: str, item_id: str) -> str:
+    """Short, label-safe and deterministic: the same item always looks for the same ticket."""
+    digest = hashlib.sha256(f"{postmortem_id}\n{item_id}".encode()).hexdigest()
+    return f"pm-{digest[:10]}-item-{item_id[:12]}"
+
+
+def _retryable(exc: UpstreamError) -> ApplicationError:
+    return ApplicationError(str(exc), type="TrackerError", non_retryable=exc.permanent,
+                            next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None)
+
+
+class TicketActivities:
+    def __init__(self, store: Store, config: TicketsConfig) -> None:
+        self._store = store
+        self._config = config
+
+    def client(self, tracker: str, http: httpx.AsyncClient) -> TicketClient | None:
+        c = self._config
+        if tracker == "jira" and c.jira_url and c.jira_api_token and c.jira_project:
+            return JiraClient(c.jira_url, c.jira_email or "", c.jira_api_token, c.jira_project, http)
+        if tracker == "github" and c.github_token and c.github_repo:
+            return GitHubIssuesClient(c.github_api_url, c.github_token, c.github_repo, http)
+        if tracker == "linear" and c.linear_api_key and c.linear_team_id:
+            return LinearClient(c.linear_api_url, c.linear_api_key, c.linear_team_id, http)
+        return None
+
+    def _request(self, pm: Postmortem, item: ActionItem, accounts: dict[str, str]) -> TicketRequest:
+        account = accounts.get((item.owner or "").casefold())
+        owner_line = f"Owner: {item.owner}" + ("" if account or not item.owner else " (no tracker account mapped)")
+        description = "\n\n".join(part for part in (
+            item.description,
+            owner_line if item.owner else "",
+            f"From the post-mortem “{pm.title}”: {self._config.public_url}/api/postmortems/{pm.id}",
+        ) if part)
+        return TicketRequest(marker=marker_for(pm.id, item.id), title=item.description.splitlines()[0][:250],
+                             description=description, due_date=item.due_date, priority=item.priority.value,
+                             assignee=account, labels=("postmortem",))
+
+    @activity.defn(name="open_tickets")
+    async def open_tickets(self, input: TicketsInput) -> TicketsResult:
+        pm = await self._store.postmortems.get(input.postmortem_id)
+        todo = [item for item in pm.action_items if not item.ticket_key]
+        if not todo:
+            return TicketsResult()
+        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+            client = self.client(input.tracker or "", http)
+            if client is None:
+                return TicketsResult(detail=f"no tracker configured for this team ({input.tracker or 'none'})")
+            result = TicketsResult()
+            for item in todo:
+                request = self._request(pm, item, input.accounts)
+                try:
+                    ticket = await client.find(request.marker)
+                    if ticket is None:
+                        ticket = await client.create(request)
+                        result.created.append(ticket.key)
+                    else:
+                        result.found.append(ticket.key)
+                except UpstreamError as exc:
+                    raise _retryable(exc) from exc
+                await self._store.postmortems.set_ticket(pm.id, item.id, input.tracker or "", ticket.key, ticket.url,
+                                                         input.now)
+                activity.heartbeat(item.id)
+            return result
+
+    @activity.defn(name="sync_tickets")
+    async def sync_tickets(self, input: TicketsInput) -> TicketsResult:
+        pm = await self._store.postmortems.get(input.postmortem_id)
+        result = TicketsResult()
+        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+            for item in pm.action_items:
+                if not item.ticket_key or not item.ticket_tracker:
+                    continue
+                client = self.client(item.ticket_tracker, http)
+                if client is None:
+                    continue
+                try:
+                    ticket = await client.status(item.ticket_key)
+                except UpstreamError as exc:
+                    raise _retryable(exc) from exc
+                if await self._store.postmortems.sync_item_status(pm.id, item.id, STATE_TO_STATUS[ticket.state],
+                                                                  input.now):
+                    result.changed.append(item.ticket_key)
+        return result
+
+    @activity.defn(name="follow_up_check")
+    async def follow_up_check(self, input: FollowUpCheckInput) -> FollowUpCheck:
+        pm = await self._store.postmortems.get(input.postmortem_id)
+        today = input.now.date()
+        open_items = [i for i in pm.action_items if i.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)]
+        overdue = [i for i in open_items if i.due_date and i.due_date < today]
+        stalled = [i for i in open_items if input.now - i.updated_at > STALLED_AFTER and i not in overdue]
+        check = FollowUpCheck(
+            day=input.day,
+            completed=sum(i.status == ActionItemStatus.COMPLETED for i in pm.action_items),
+            open=len(open_items),
+            overdue=[i.description for i in overdue],
+            stalled=[i.description for i in stalled],
+            owners_to_remind=sorted({i.owner for i in overdue + stalled if i.owner}),
+        )
+        if input.final:
+            check.verdict = await self._verdict(pm, input.published_at, input.now)
+        await self._store.follow_ups.record(pm.id, input.day, check.model_dump(mode="json", exclude={"day"}),
+                                            input.now)
+        return check
+
+    async def _verdict(self, pm: Postmortem, published_at: datetime, now: datetime) -> dict[str, object]:
+        """Did the fix work? Recurrence on the same services since publishing, and detection/resolution
+        times of incidents on those services before and after."""
+        services = set(pm.services)
+        others: list[Postmortem] = []
+        cursor = None
+        while True:
+            page, cursor = await self._store.postmortems.list(PostmortemFilter(), limit=200, cursor=cursor)
+            others.extend(p for p in page if p.id != pm.id and services & set(p.services))
+            if cursor is None:
+                break
+        after = [p for p in others if p.created_at > published_at]
+        before = [p for p in others if p.created_at <= published_at] + [pm]
+
+        def average(items: list[Postmortem], field: str) -> float | None:
+            values = [getattr(p.metrics, field) for p in items if getattr(p.metrics, field) is not None]
+            return round(mean(values), 1) if values else None
+
+        recurred = bool(after)
+        return {
+            "worked": not recurred,
+            "recurrences": [p.id for p in after],
+            "services": sorted(services),
+            "time_to_detect_seconds": {"before": average(before, "time_to_detect_seconds"),
+                                       "after": average(after, "time_to_detect_seconds")},
+            "time_to_resolve_seconds": {"before": average(before, "time_to_resolve_seconds"),
+                                        "after": average(after, "time_to_resolve_seconds")},
+            "judged_on": now.date().isoformat(),
+        }
