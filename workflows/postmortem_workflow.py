@@ -1,4 +1,5 @@
-"""PostmortemWorkflow: the lifecycle of one report, from a resolved incident to its draft.
+"""PostmortemWorkflow: the lifecycle of one report, from a resolved incident through evidence, draft,
+review meeting, review and publication to its tickets and follow-up checks.
 
 Deterministic orchestration only: every side effect is an activity, every decision is pure code.
 Changes for runs already in flight go behind `workflow.patched` (see tests/histories).
