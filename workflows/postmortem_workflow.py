@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
     from postmortem.evidence import EvidenceSource
+    from postmortem.formatting import format_local
     from postmortem.models import Incident, IncidentEvent, PolicyOutcome, Source, Status
     from postmortem.policy import decide
     from postmortem.teams import TeamSettings
@@ -54,6 +55,7 @@ GATHER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interv
 GATHER_PATCH = "gather-evidence"
 MEETING_PATCH = "review-meeting"
 LIFECYCLE_PATCH = "review-lifecycle"
+MEETING_REMINDER_PATCH = "meeting-reminder"
 # Invites are retried (SMTP relay or calendar down) for up to a day.
 DELIVERY_OPTIONS = dict(
     start_to_close_timeout=timedelta(minutes=1),
@@ -411,6 +413,13 @@ class PostmortemWorkflow:
         if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in self._reminded:
             candidates.append((self._resolved_at + timedelta(days=team.publish_deadline_days), "deadline", owner,
                                f"The post-mortem is not published {team.publish_deadline_days} days after resolution."))
+        meeting = self._meeting
+        if meeting is not None and meeting.status != MeetingStatus.CANCELLED and workflow.patched(MEETING_REMINDER_PATCH):
+            key = f"meeting:{meeting.sequence}"
+            if key not in self._reminded and meeting.start > workflow.now():
+                candidates.append((max(meeting.start - timedelta(hours=24), workflow.now()), key, owner,
+                                   f"The post-mortem review meeting is at {meeting.start.isoformat()} "
+                                   f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)})."))
         return min(candidates, key=lambda c: c[0]) if candidates else None
 
     async def _remind(self, kind: str, recipients: list[str], text: str) -> None:

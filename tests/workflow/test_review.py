@@ -199,7 +199,10 @@ async def test_racing_updates_publish_once(running: Running) -> None:
 
 async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
     running = own_clock
-    texts = lambda: [m["text"] for m in running.slack.posted]  # noqa: E731
+    meeting = await running.store.meetings.get(running.postmortem_id)
+    assert meeting is not None
+    everything = lambda: [m["text"] for m in running.slack.posted]  # noqa: E731
+    texts = lambda: [t for t in everything() if "review meeting is at" not in t]  # noqa: E731
     await running.env.sleep(timedelta(hours=47))
     assert texts() == []
     await running.env.sleep(timedelta(hours=2))
@@ -218,6 +221,9 @@ async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
         return any("not published 14 days" in t for t in texts())
 
     await eventually(deadline_told)
+    # The owner was also reminded of the review meeting, once, a day before it.
+    meeting_reminders = [t for t in everything() if "review meeting is at" in t]
+    assert len(meeting_reminders) == 1 and meeting.start.isoformat() in meeting_reminders[0]
 
 
 async def _posted(running: Running, count: int) -> bool:
