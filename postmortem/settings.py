@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     linear_api_url: str = "https://api.linear.app/graphql"
     linear_api_key: str | None = None
     linear_team_id: str | None = None
+    github_webhook_secret: str | None = None
+    jira_webhook_token: str | None = None
+    linear_webhook_secret: str | None = None
     follow_up_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 60, 90])
     teams_file: Path | None = None
     language: Language = Language.EN

@@ -26,13 +26,15 @@ FLAG_TAGS = {
 }
 
 
-def verify_token(presented: str | None, expected: str | None) -> None:
+def verify_token(presented: str | None, expected: str | None, *, source: str = "Opsgenie",
+                 setting: str = "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN") -> None:
+    """A shared token, for senders that cannot sign (Opsgenie, Jira automation)."""
     if not expected:
-        raise WebhookRejected(503, "Opsgenie webhooks are not configured: set POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN")
+        raise WebhookRejected(503, f"{source} webhooks are not configured: set {setting}")
     if not presented:
         raise WebhookRejected(401, f"missing token: send the {TOKEN_HEADER} header or a ?token= parameter")
     if not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
-        raise WebhookRejected(401, "invalid Opsgenie webhook token")
+        raise WebhookRejected(401, f"invalid {source} webhook token")
 
 
 def _names(value: Any) -> list[str]:

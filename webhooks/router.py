@@ -18,7 +18,9 @@ from postmortem.models import IncidentEvent
 from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
+from postmortem.activities.tickets import STATE_TO_STATUS
 from postmortem.webhooks.errors import WebhookRejected
+from postmortem.webhooks.trackers import github_state, jira_state, linear_state, verify_hmac
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie, verify_token
 from postmortem.webhooks.pagerduty import parse_pagerduty
@@ -112,3 +114,52 @@ async def alertmanager_webhook(
     alerts = parse_alertmanager(parse_json_object(await request.body()))
     stored = await services.store.evidence.record_alerts(alerts, datetime.now(timezone.utc))
     return JSONResponse({"status": "stored", "alerts": stored}, status_code=202)
+
+
+async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, str] | None) -> JSONResponse:
+    if change is None:
+        return JSONResponse({"status": "ignored", "reason": "the event changes no ticket status"}, status_code=202)
+    key, state = change
+    owner = await services.store.postmortems.item_for_ticket(tracker, key)
+    if owner is None:
+        return JSONResponse({"status": "ignored", "reason": f"no action item has ticket {key}"}, status_code=202)
+    changed = await services.store.postmortems.sync_item_status(owner[0], owner[1], STATE_TO_STATUS[state],
+                                                               datetime.now(timezone.utc))
+    return JSONResponse({"status": "synced" if changed else "unchanged", "postmortem_id": owner[0],
+                         "action_item": owner[1], "ticket": key, "state": state}, status_code=202)
+
+
+@router.post("/github", status_code=202, responses=ACCEPTED_RESPONSE)
+async def github_webhook(
+    request: Request, services: Annotated[Services, Depends(get_services)],
+    x_hub_signature_256: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
+    x_github_event: Annotated[str | None, Header(alias="X-GitHub-Event")] = None,
+) -> JSONResponse:
+    body = await request.body()
+    verify_hmac(body, x_hub_signature_256, services.settings.github_webhook_secret, header="X-Hub-Signature-256",
+                prefix="sha256=")
+    if x_github_event not in (None, "issues"):
+        return JSONResponse({"status": "ignored", "reason": f"event {x_github_event!r} is not used"},
+                            status_code=202)
+    return await _ticket_pushed(services, "github", github_state(parse_json_object(body)))
+
+
+@router.post("/jira", status_code=202, responses=ACCEPTED_RESPONSE)
+async def jira_webhook(
+    request: Request, services: Annotated[Services, Depends(get_services)],
+    x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
+    token: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
+    verify_token(x_postmortem_token or token, services.settings.jira_webhook_token, source="Jira",
+                 setting="POSTMORTEM_JIRA_WEBHOOK_TOKEN")
+    return await _ticket_pushed(services, "jira", jira_state(parse_json_object(await request.body())))
+
+
+@router.post("/linear", status_code=202, responses=ACCEPTED_RESPONSE)
+async def linear_webhook(
+    request: Request, services: Annotated[Services, Depends(get_services)],
+    linear_signature: Annotated[str | None, Header(alias="Linear-Signature")] = None,
+) -> JSONResponse:
+    body = await request.body()
+    verify_hmac(body, linear_signature, services.settings.linear_webhook_secret, header="Linear-Signature")
+    return await _ticket_pushed(services, "linear", linear_state(parse_json_object(body)))

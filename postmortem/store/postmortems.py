@@ -465,6 +465,15 @@ class PostmortemStore:
             await session.commit()
             return bool(result.rowcount)
 
+    async def item_for_ticket(self, tracker: str, key: str) -> tuple[str, str] | None:
+        """(post-mortem id, item id) of the action item that owns this ticket."""
+        async with self._sessions() as session:
+            row = (await session.execute(
+                select(ActionItemRow.postmortem_id, ActionItemRow.id)
+                .where(ActionItemRow.ticket_tracker == tracker, ActionItemRow.ticket_key == key)
+            )).first()
+            return (row[0], row[1]) if row else None
+
     async def action_items(self, *, status: ActionItemStatus | None = None, owner: str | None = None,
                            priority: Priority | None = None, team: str | None = None,
                            due_from: date | None = None, due_to: date | None = None,
