@@ -58,6 +58,18 @@ class Visibility(StrEnum):
     ORGANISATION = "organisation"  # every token
 
 
+class CauseCategory(StrEnum):
+    PROCESS = "process"
+    OBSERVABILITY = "observability"
+    CHANGE_MANAGEMENT = "change_management"
+    CAPACITY = "capacity"
+    DEPENDENCY = "dependency"
+    CODE = "code"
+    CONFIGURATION = "configuration"
+    SECURITY = "security"
+    OTHER = "other"
+
+
 class Priority(StrEnum):
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
@@ -211,6 +223,7 @@ class Postmortem(BaseModel):
     workflow_id: str
     visibility: Visibility = Visibility.ORGANISATION
     author: str | None = None
+    cause_category: CauseCategory | None = None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -8,14 +8,16 @@ import io
 from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
 from postmortem.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
+from postmortem.reporting import ProgramMetrics, program_metrics
+from postmortem.store.postmortems import PostmortemFilter
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.store.tokens import Role
 
@@ -177,3 +179,29 @@ async def all_action_items(
         writer.writerow({k: ("" if v is None else v) for k, v in row.model_dump(mode="json").items()})
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="action-items.csv"'})
+
+
+metrics_router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+
+
+@metrics_router.get("", response_model=ProgramMetrics)
+async def program(
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
+    from_: Annotated[AwareDatetime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
+    to: Annotated[AwareDatetime | None, Query(description="created before (ISO 8601)")] = None,
+    team: str | None = None,
+    service: str | None = None,
+) -> ProgramMetrics:
+    """Created, completion rate, time to publish, action items on time and overdue, TTD/TTR, recurrence,
+    and trends (cause categories, most affected services, team completion rates)."""
+    filters = PostmortemFilter(team=team, service=service, created_from=from_, created_to=to)
+    reports = []
+    cursor = None
+    while True:
+        page, cursor = await services.store.postmortems.list(filters, limit=200, cursor=cursor)
+        for pm in page:
+            reports.append((pm, await services.store.review.get(pm.id), await services.store.follow_ups.list(pm.id)))
+        if cursor is None:
+            break
+    return program_metrics(reports, datetime.now(timezone.utc))

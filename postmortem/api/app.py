@@ -23,4 +23,5 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(module.router)
     app.include_router(review.public)
     app.include_router(action_items.overview)
+    app.include_router(action_items.metrics_router)
     return app

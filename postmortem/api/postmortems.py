@@ -27,6 +27,7 @@ from postmortem.models import (
     Status,
     TemplateVariant,
     Visibility,
+    CauseCategory,
 )
 from postmortem.rendering import render_markdown
 from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
@@ -71,6 +72,7 @@ class PostmortemPatch(BaseModel):
     variant: TemplateVariant | None = Field(default=None, description="redraft unedited sections from this template")
     timezone: str | None = None
     visibility: Visibility | None = Field(default=None, description="private, team or organisation")
+    cause_category: CauseCategory | None = Field(default=None, description="for trends across reports")
 
     @field_validator("timezone")
     @classmethod
@@ -200,6 +202,8 @@ async def patch_postmortem(
         changes.timezone = patch.timezone
     if patch.visibility is not None:
         changes.visibility = patch.visibility
+    if patch.cause_category is not None:
+        changes.cause_category = patch.cause_category
     if current.author is None:
         changes.author = token.name  # the first person to write in it
     updated = await store.update(postmortem_id, expected, changes, datetime.now(timezone.utc))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 from postmortem.models import (
     ActionItem,
     ActionItemStatus,
+    CauseCategory,
     Incident,
     KeyMetrics,
     Language,
@@ -97,6 +98,7 @@ class PostmortemChanges(BaseModel):
     title: str | None = None
     visibility: Visibility | None = None
     author: str | None = None
+    cause_category: CauseCategory | None = None
     metrics: KeyMetrics | None = None
     sections: list[Section] | None = None
     language: Language | None = None
@@ -127,6 +129,7 @@ def _to_model(row: PostmortemRow) -> Postmortem:
         workflow_id=row.workflow_id,
         visibility=Visibility(row.visibility or Visibility.ORGANISATION.value),
         author=row.author,
+        cause_category=CauseCategory(row.cause_category) if row.cause_category else None,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -51,6 +51,7 @@ class PostmortemRow(Base):
     review: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     visibility: Mapped[str] = mapped_column(String(16), server_default="organisation")
     author: Mapped[str | None] = mapped_column(String(320))
+    cause_category: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
