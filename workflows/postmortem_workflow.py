@@ -300,8 +300,10 @@ class PostmortemWorkflow:
                 TicketsInput(postmortem_id=self._postmortem_id, tracker=self._team.tracker,
                              accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
                              now=workflow.now()),
-                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(minutes=1),
-                schedule_to_close_timeout=timedelta(days=1), retry_policy=DELIVERY_OPTIONS["retry_policy"],
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=self._team.gather_heartbeat_seconds),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)),
             )
         except ActivityError as exc:
             workflow.logger.warning("tickets could not be opened for %s: %s", self._postmortem_id, exc.cause)
