@@ -191,14 +191,19 @@ class TicketActivities:
         return check
 
     async def _verdict(self, pm: Postmortem, published_at: datetime, now: datetime) -> dict[str, object]:
-        """Did the fix work? Recurrence on the same services since publishing, and detection/resolution
-        times of incidents on those services before and after."""
+        """Did the fix work? Recurrence (incidents on the same services, or with the same cause category,
+        since publishing), and detection/resolution times of those incidents before and after."""
         services = set(pm.services)
+
+        def related(other: Postmortem) -> bool:
+            same_cause = pm.cause_category is not None and other.cause_category == pm.cause_category
+            return other.id != pm.id and (bool(services & set(other.services)) or same_cause)
+
         others: list[Postmortem] = []
         cursor = None
         while True:
             page, cursor = await self._store.postmortems.list(PostmortemFilter(), limit=200, cursor=cursor)
-            others.extend(p for p in page if p.id != pm.id and services & set(p.services))
+            others.extend(p for p in page if related(p))
             if cursor is None:
                 break
         after = [p for p in others if p.created_at > published_at]
@@ -213,6 +218,7 @@ class TicketActivities:
             "worked": not recurred,
             "recurrences": [p.id for p in after],
             "services": sorted(services),
+            "cause_category": pm.cause_category.value if pm.cause_category else None,
             "time_to_detect_seconds": {"before": average(before, "time_to_detect_seconds"),
                                        "after": average(after, "time_to_detect_seconds")},
             "time_to_resolve_seconds": {"before": average(before, "time_to_resolve_seconds"),

@@ -99,9 +99,12 @@ async def test_ninety_days_of_follow_up_in_seconds(own_clock: WorkflowEnvironmen
         await env.sleep(timedelta(days=20))
         fake.close(int(ttl_ticket.lstrip("#").split("#")[-1]), "completed")  # done upstream at day 20
         await env.sleep(timedelta(days=60))
-        # Day 80: the same service fails again.
+        # Day 80: the same service fails again; another service fails for an unrelated reason.
         await sqlite_store.postmortems.create_if_absent(
             new_postmortem(pagerduty_event("PAGAIN").incident, created_at=await env.get_current_time()))
+        elsewhere = pagerduty_event("PELSE", service={"id": "PX", "summary": "billing", "type": "service_reference"})
+        await sqlite_store.postmortems.create_if_absent(
+            new_postmortem(elsewhere.incident, created_at=await env.get_current_time()))
         result = await handle.result()
 
     days = [check.day for check in result.checks]
@@ -116,3 +119,24 @@ async def test_ninety_days_of_follow_up_in_seconds(own_clock: WorkflowEnvironmen
     items = {i.description: i for i in (await sqlite_store.postmortems.get(pm_id)).action_items}
     assert items["Lower the DNS TTL"].status == ActionItemStatus.COMPLETED
     assert items["Alert on replication lag"].status == ActionItemStatus.OPEN
+
+
+async def test_the_same_cause_elsewhere_counts_as_a_recurrence(sqlite_store: Store, github) -> None:  # type: ignore[no-untyped-def]
+    from postmortem.activities.tickets import FollowUpCheckInput
+    from postmortem.store.postmortems import PostmortemChanges
+
+    _, config = github
+    published = datetime.now(timezone.utc) - timedelta(days=90)
+    pm_id = await seed(sqlite_store, "PCAUSE", [], published)
+    pm = await sqlite_store.postmortems.get(pm_id)
+    await sqlite_store.postmortems.update(pm_id, pm.version, PostmortemChanges(cause_category="capacity"), published)
+    other = pagerduty_event("PCAUSE2", service={"id": "PY", "summary": "search", "type": "service_reference"})
+    stored, _ = await sqlite_store.postmortems.create_if_absent(new_postmortem(other.incident))
+    await sqlite_store.postmortems.update(stored.id, stored.version, PostmortemChanges(cause_category="capacity"),
+                                          datetime.now(timezone.utc))
+    check = await ActivityEnvironment().run(
+        TicketActivities(sqlite_store, config).follow_up_check,
+        FollowUpCheckInput(postmortem_id=pm_id, day=90, published_at=published, final=True,
+                           now=datetime.now(timezone.utc)))
+    assert check.verdict is not None and check.verdict["recurrences"] == [stored.id]
+    assert check.verdict["worked"] is False and check.verdict["cause_category"] == "capacity"
