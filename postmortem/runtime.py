@@ -126,7 +126,12 @@ def check_api_port(settings: Settings) -> None:
         )
 
 
-async def run_dev(settings: Settings, print_fn=print) -> None:
+def _say(text: str) -> None:
+    """Unbuffered, so the banner shows at once when output goes to a file or a log collector."""
+    print(text, flush=True)
+
+
+async def run_dev(settings: Settings, print_fn=_say) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     check_api_port(settings)

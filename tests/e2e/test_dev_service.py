@@ -116,7 +116,11 @@ async def test_webhooks_become_drafts_and_survive_restarts(service: Service) -> 
     headers = {"Authorization": f"Bearer {ADMIN}"}
     async with httpx.AsyncClient(base_url=service.base, headers=headers, timeout=10) as http:
         await wait_ready(http, service)
-        assert "Temporal UI" in service.output() and str(service.data_dir) in service.output()
+
+        async def banner() -> bool:
+            return "Temporal UI" in service.output() and str(service.data_dir) in service.output()
+
+        await eventually(banner, timeout=10)
 
         body = pagerduty_resolved_body("PE2E1", teams=[{"id": "PT1", "summary": "Engineering", "type": "team_reference"}])
         accepted = await http.post("/webhooks/pagerduty", content=body, headers=signed(body))
