@@ -6,12 +6,14 @@ the write names the version it read, so a person's concurrent edit wins and we s
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
 from temporalio import activity
 
 from postmortem.redraft import redraft
+from postmortem.store.templates import TemplateStore
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemStore, VersionConflict
 
@@ -28,9 +30,10 @@ class RefreshReportResult(BaseModel):
 
 
 class RefreshActivities:
-    def __init__(self, store: PostmortemStore, evidence: EvidenceStore) -> None:
+    def __init__(self, store: PostmortemStore, evidence: EvidenceStore, templates: TemplateStore | None = None) -> None:
         self._store = store
         self._evidence = evidence
+        self._templates = templates
 
     @activity.defn(name="refresh_report")
     async def refresh_report(self, input: RefreshReportInput) -> RefreshReportResult:
@@ -39,7 +42,11 @@ class RefreshActivities:
                 pm = await self._store.get(input.postmortem_id)
             except NotFound:
                 return RefreshReportResult(updated=False)  # deleted meanwhile: nothing to complete
-            fresh = await redraft(self._evidence, pm)
+            template = None
+            if pm.template_name and self._templates is not None:
+                with contextlib.suppress(NotFound):  # the team deleted it: refresh from the built-in one
+                    template, _ = await self._templates.get(pm.template_name)
+            fresh = await redraft(self._evidence, pm, template=template)
             replacements = {s.key: s for s in fresh.sections if s.key in REFRESHED_SECTIONS}
             sections = [
                 replacements[s.key].model_copy(update={"title": s.title}) if s.key in replacements and not s.edited else s

@@ -224,6 +224,7 @@ class Postmortem(BaseModel):
     visibility: Visibility = Visibility.ORGANISATION
     author: str | None = None
     cause_category: CauseCategory | None = None
+    template_name: str | None = Field(default=None, description="a team's own template, when one is used")
     version: int
     created_at: datetime
     updated_at: datetime

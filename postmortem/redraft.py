@@ -9,17 +9,20 @@ from postmortem.drafting import Draft, draft_report
 from postmortem.evidence import GatherState
 from postmortem.models import Language, PolicyDecision, PolicyOutcome, Postmortem, TemplateVariant
 from postmortem.store.evidence import EvidenceStore
+from postmortem.template_catalogue import ReportTemplate
 
 UNFINISHED = (GatherState.FAILED, GatherState.PENDING)
 
 
 async def redraft(
-    evidence: EvidenceStore, pm: Postmortem, language: Language | None = None, variant: TemplateVariant | None = None
+    evidence: EvidenceStore, pm: Postmortem, language: Language | None = None, variant: TemplateVariant | None = None,
+    template: ReportTemplate | None = None,
 ) -> Draft:
     statuses = await evidence.statuses(pm.id)
     chosen = variant or pm.variant
     return draft_report(
         pm.incidents,
+        template=template,
         decision=pm.decision or PolicyDecision(outcome=PolicyOutcome.LIGHTWEIGHT, reasons=[]),
         language=language or pm.language,
         variant=chosen if chosen != TemplateVariant.AUTO else pm.variant,

@@ -95,7 +95,7 @@ def build_worker(
             gatherers.gather_alertmanager,
             gatherers.gather_slack,
             DraftActivities(store.postmortems, store.evidence).draft_postmortem,
-            RefreshActivities(store.postmortems, store.evidence).refresh_report,
+            RefreshActivities(store.postmortems, store.evidence, store.templates).refresh_report,
             meetings.plan_meeting,
             meetings.revise_meeting,
             meetings.send_invite,

@@ -20,6 +20,8 @@ from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.drafting import TITLE_LIMIT, merge_redraft
 from postmortem.lifecycle import Review, can_edit
 from postmortem.redraft import redraft
+from postmortem.store.postmortems import NotFound
+from postmortem.template_catalogue import builtin_templates
 from postmortem.models import (
     Language,
     Postmortem,
@@ -73,6 +75,8 @@ class PostmortemPatch(BaseModel):
     timezone: str | None = None
     visibility: Visibility | None = Field(default=None, description="private, team or organisation")
     cause_category: CauseCategory | None = Field(default=None, description="for trends across reports")
+    template: str | None = Field(default=None, description="redraft unedited sections from this template "
+                                 "(a built-in one such as en-full, or the team's own from /api/templates)")
 
     @field_validator("timezone")
     @classmethod
@@ -175,7 +179,19 @@ async def patch_postmortem(
                                  f"{'admins only' if current.status in (Status.PUBLISHED, Status.ARCHIVED) else 'editors'}")
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
-    if patch.language is not None or patch.variant is not None:
+    if patch.template is not None:
+        try:
+            template = builtin_templates().get(patch.template) or (await services.store.templates.get(patch.template))[0]
+        except NotFound as exc:
+            raise HTTPException(422, f"no template {patch.template!r}: see GET /api/templates") from exc
+        try:
+            fresh = await redraft(services.store.evidence, current, template.language, template.variant, template)
+        except ValueError as exc:  # a team's template that does not render for this report
+            raise HTTPException(422, str(exc)) from exc
+        sections = merge_redraft(current.sections, fresh.sections)
+        changes.language, changes.variant = template.language, template.variant
+        changes.template_name = None if template.builtin else template.name
+    elif patch.language is not None or patch.variant is not None:
         fresh = await redraft(services.store.evidence, current, patch.language, patch.variant)
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language = patch.language or current.language
@@ -194,7 +210,7 @@ async def patch_postmortem(
             if edit.body is not None:
                 section.body = edit.body
                 section.edited = True
-    if patch.sections or patch.language is not None or patch.variant is not None:
+    if patch.sections or patch.language is not None or patch.variant is not None or patch.template is not None:
         changes.sections = sections
     if patch.title is not None:
         changes.title = patch.title

@@ -105,6 +105,7 @@ class PostmortemChanges(BaseModel):
     variant: TemplateVariant | None = None
     timezone: str | None = None
     team: str | None = None
+    template_name: str | None = None
 
 
 SORT_COLUMNS = {"created": PostmortemRow.created_at, "updated": PostmortemRow.updated_at}
@@ -130,6 +131,7 @@ def _to_model(row: PostmortemRow) -> Postmortem:
         visibility=Visibility(row.visibility or Visibility.ORGANISATION.value),
         author=row.author,
         cause_category=CauseCategory(row.cause_category) if row.cause_category else None,
+        template_name=row.template_name,
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -52,6 +52,7 @@ class PostmortemRow(Base):
     visibility: Mapped[str] = mapped_column(String(16), server_default="organisation")
     author: Mapped[str | None] = mapped_column(String(320))
     cause_category: Mapped[str | None] = mapped_column(String(32))
+    template_name: Mapped[str | None] = mapped_column(String(100))
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

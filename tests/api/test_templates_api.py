@@ -68,3 +68,30 @@ async def test_template_validation_says_what_is_wrong(api: Api) -> None:
         response = await api.http.post("/api/templates", json=body, headers=editor)
         assert response.status_code in (404, 422), (body, response.text)
         assert says in response.json()["detail"], (body, response.json())
+
+
+async def test_a_report_is_redrafted_from_the_teams_own_template(api: Api) -> None:
+    from tests.factories import new_postmortem, pagerduty_event
+
+    pm, _ = await api.store.postmortems.create_if_absent(new_postmortem(pagerduty_event("PCUSTOM").incident))
+    editor = api.auth(Role.EDITOR)
+    await api.http.post("/api/templates", json={"name": "payments-review", "sections": SECTIONS}, headers=editor)
+    url = f"/api/postmortems/{pm.id}"
+    edited = await api.http.patch(url, json={"sections": {"summary": {"body": "Our own words."}}},
+                                  headers={**editor, "If-Match": '"1"'})
+    switched = await api.http.patch(url, json={"template": "payments-review"},
+                                    headers={**editor, "If-Match": edited.headers["ETag"]})
+    assert switched.status_code == 200, switched.text
+    body = switched.json()
+    assert body["template_name"] == "payments-review"
+    sections = {s["key"]: s for s in body["sections"]}
+    assert sections["summary"]["body"] == "Our own words."  # a person's edit survives the switch
+    assert sections["customer_comms"]["title"] == "Customer communication"
+    back = await api.http.patch(url, json={"template": "zh-full"}, headers={**editor, "If-Match": switched.headers["ETag"]})
+    assert back.status_code == 200 and back.json()["template_name"] is None and back.json()["language"] == "zh"
+    unknown = await api.http.patch(url, json={"template": "nope"}, headers={**editor, "If-Match": back.headers["ETag"]})
+    assert unknown.status_code == 422 and "GET /api/templates" in unknown.json()["detail"]
+    await api.http.post("/api/templates", json={"name": "broken-vars", "sections": [
+        {"key": "summary", "title": "S", "text": "{{ no_such_variable }}"}]}, headers=editor)
+    broken = await api.http.patch(url, json={"template": "broken-vars"}, headers={**editor, "If-Match": back.headers["ETag"]})
+    assert broken.status_code == 422 and "no_such_variable" in broken.json()["detail"]
