@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ParentClosePolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
@@ -250,6 +250,14 @@ class PostmortemWorkflow:
             raise ValueError("the draft is not ready yet" if not self._closed else "this post-mortem is closed")
         check(self._review, action, actor, reviewers=reviewers)
 
+    def _recheck(self, action: str, actor: Actor, reviewers: list[str] | None = None) -> None:
+        """Validators of Updates accepted together all saw the same state; inside the lock the state may
+        have moved on (two people clicked at once), so each handler checks again before changing anything."""
+        try:
+            self._check(action, actor, reviewers)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="TransitionRefused", non_retryable=True) from exc
+
     async def _transition(self, action: str, actor: Actor, to: Status, comment: str | None = None) -> Review:
         assert self._review is not None and self._postmortem_id is not None
         self._review.history.append(Transition(action=action, by=actor.name, at=workflow.now(),
@@ -317,6 +325,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def submit(self, request: SubmitRequest) -> Review:
         async with self._review_lock:
+            self._recheck("submit", request.actor, request.reviewers)
             assert self._review is not None
             self._review.reviewers = [ReviewerState(reviewer=r) for r in dict.fromkeys(request.reviewers)]
             self._submitted_at = workflow.now()
@@ -329,6 +338,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def approve(self, request: DecisionRequest) -> Review:
         async with self._review_lock:
+            self._recheck("approve", request.actor)
             assert self._review is not None
             state = self._review.reviewer(request.actor.name)
             assert state is not None
@@ -344,6 +354,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def request_changes(self, request: DecisionRequest) -> Review:
         async with self._review_lock:
+            self._recheck("request_changes", request.actor)
             assert self._review is not None
             state = self._review.reviewer(request.actor.name)
             assert state is not None
@@ -360,6 +371,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def publish(self, request: TransitionRequest) -> Review:
         async with self._review_lock:
+            self._recheck("publish", request.actor)
             return await self._transition("publish", request.actor, Status.PUBLISHED)
 
     @publish.validator
@@ -369,6 +381,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def unpublish(self, request: TransitionRequest) -> Review:
         async with self._review_lock:
+            self._recheck("unpublish", request.actor)
             return await self._transition("unpublish", request.actor, Status.DRAFT)
 
     @unpublish.validator
@@ -378,6 +391,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def archive(self, request: TransitionRequest) -> Review:
         async with self._review_lock:
+            self._recheck("archive", request.actor)
             return await self._transition("archive", request.actor, Status.ARCHIVED)
 
     @archive.validator
