@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.upstream import activity_error
 from postmortem.evidence import EvidenceSource, GatherState, SourceStatus, TimelineEntry
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.opsgenie_api import OpsgenieClient
@@ -138,11 +138,7 @@ class GatherActivities:
             if exc.permanent:
                 return await self._status(input, source, GatherState.FAILED, str(exc))
             await self._status(input, source, GatherState.PENDING, f"retrying: {exc}")
-            raise ApplicationError(
-                str(exc),
-                type="UpstreamUnavailable",
-                next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None,
-            ) from exc
+            raise activity_error(exc, "UpstreamUnavailable") from exc
         return await self._status(input, source, GatherState.COMPLETE)
 
     @activity.defn(name="gather_pagerduty")

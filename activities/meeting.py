@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.upstream import activity_error
 from postmortem.agenda import agenda_text, build_agenda
 from postmortem.formatting import format_local
 from postmortem.integrations.caldav_calendar import CalDavCalendar
@@ -84,11 +85,7 @@ class ReviseMeetingInput(BaseModel):
 
 
 def _retryable(exc: UpstreamError) -> ApplicationError:
-    return ApplicationError(
-        str(exc), type="UpstreamUnavailable" if not exc.permanent else "UpstreamRefused",
-        non_retryable=exc.permanent,
-        next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None,
-    )
+    return activity_error(exc, "UpstreamRefused" if exc.permanent else "UpstreamUnavailable")
 
 
 def delivery_key(meeting: Meeting, channel: Channel) -> str:

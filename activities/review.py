@@ -7,14 +7,13 @@ sending, so a retried step never announces or reminds twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.meeting import MeetingConfig
+from postmortem.activities.upstream import activity_error
 from postmortem.exports import export_html, export_json, export_markdown, export_pdf, public_summary
 from postmortem.integrations.email_invite import SmtpMailer
 from postmortem.integrations.http_errors import UpstreamError
@@ -64,11 +63,6 @@ class NotifyInput(BaseModel):
 
 class NotifyResult(BaseModel):
     sent: list[str]
-
-
-def _retryable(exc: UpstreamError) -> ApplicationError:
-    return ApplicationError(str(exc), non_retryable=exc.permanent,
-                            next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None)
 
 
 class ReviewActivities:
@@ -124,7 +118,7 @@ class ReviewActivities:
                 answer = await SlackClient(self._notify.slack_api_url, self._notify.slack_bot_token, http).post_message(
                     channel, text)
             except UpstreamError as exc:
-                raise _retryable(exc) from exc
+                raise activity_error(exc) from exc
         await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)  # type: ignore[arg-type]
         return True
 
@@ -144,6 +138,6 @@ class ReviewActivities:
         try:
             await mailer.send(message)
         except UpstreamError as exc:
-            raise _retryable(exc) from exc
+            raise activity_error(exc) from exc
         await self._store.meetings.record_delivery(key, input.postmortem_id, "email", input.subject, input.now)
         return True

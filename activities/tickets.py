@@ -16,8 +16,8 @@ from statistics import mean
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.upstream import activity_error
 from postmortem.integrations.github_issues import GitHubIssuesClient
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.jira import JiraClient
@@ -90,11 +90,6 @@ def marker_for(postmortem_id: str, item_id: str) -> str:
     return f"pm-{digest[:10]}-item-{item_id[:12]}"
 
 
-def _retryable(exc: UpstreamError) -> ApplicationError:
-    return ApplicationError(str(exc), type="TrackerError", non_retryable=exc.permanent,
-                            next_retry_delay=timedelta(seconds=exc.retry_after) if exc.retry_after else None)
-
-
 class TicketActivities:
     def __init__(self, store: Store, config: TicketsConfig) -> None:
         self._store = store
@@ -143,7 +138,7 @@ class TicketActivities:
                     else:
                         result.found.append(ticket.key)
                 except UpstreamError as exc:
-                    raise _retryable(exc) from exc
+                    raise activity_error(exc, "TrackerError") from exc
                 await self._store.postmortems.set_ticket(pm.id, item.id, input.tracker or "", ticket.key, ticket.url,
                                                          input.now)
                 activity.heartbeat(item.id)
@@ -163,7 +158,7 @@ class TicketActivities:
                 try:
                     ticket = await client.status(item.ticket_key)
                 except UpstreamError as exc:
-                    raise _retryable(exc) from exc
+                    raise activity_error(exc, "TrackerError") from exc
                 if await self._store.postmortems.sync_item_status(pm.id, item.id, STATE_TO_STATUS[ticket.state],
                                                                   input.now):
                     result.changed.append(item.ticket_key)
