@@ -44,6 +44,8 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the real payloads live with the tests
+
 from postmortem.devserver import DevServer
 from postmortem.gateway import START_TIMEOUT
 from postmortem.models import IncidentEvent
@@ -54,9 +56,9 @@ from postmortem.webhooks.pagerduty_signature import sign
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from tests.fixtures import fixture_json
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "pagerduty_v3_incident_resolved.json"
+FIXTURE = "pagerduty_v3_incident_resolved.json"
 TASK_QUEUE = "postmortem"
 SECRET = "bench-webhook-secret"
 WEBHOOK_PATH = "/webhooks/pagerduty"
@@ -94,9 +96,8 @@ def postmortem_command() -> str:
 
 
 def load_fixture() -> dict[str, Any]:
-    if not FIXTURE.exists():
-        raise SystemExit(f"error: fixture not found: {FIXTURE}")
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+    fixture: dict[str, Any] = fixture_json(FIXTURE)
+    return fixture
 
 
 def delivery(fixture: dict[str, Any], incident_id: str) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def workflow_input(fixture: dict[str, Any], incident_id: str) -> tuple[str, Post
     """What the webhook path hands to start_workflow for this incident: (workflow id, input)."""
     (event,) = parse_pagerduty(delivery(fixture, incident_id))
     if not isinstance(event, IncidentEvent):
-        raise RuntimeError(f"the fixture {FIXTURE.name} is not a resolved incident: {event}")
+        raise RuntimeError(f"the fixture {FIXTURE} is not a resolved incident: {event}")
     postmortem_id = postmortem_id_for(event.incident.source.value, event.incident.id)
     return workflow_id_for(postmortem_id), PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event)
 

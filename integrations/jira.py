@@ -1,6 +1,6 @@
 """Jira Cloud REST v3 as a TicketClient: action items become issues in one project.
 
-Wire format (Atlassian's OpenAPI, see shared/fixtures/README.md §5):
+Wire format (Atlassian's OpenAPI, see tests/fixtures/README.md §5):
 * Basic auth `base64(email:api_token)`.
 * create: `POST /rest/api/3/issue` `{"fields": {project{key}, issuetype{name}, summary, description
   (Atlassian Document Format), duedate "YYYY-MM-DD", priority{name}, labels, assignee{id}}}`

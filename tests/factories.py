@@ -12,7 +12,7 @@ from postmortem.store.postmortems import NewPostmortem
 from postmortem.teams import PolicyConfig
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 RESOLVED_V3 = "pagerduty_v3_incident_resolved.json"
 

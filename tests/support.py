@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: real binaries, fixtures from ../shared, polling with a deadline."""
+"""Helpers shared by the tests: real binaries, free ports, polling with a deadline."""
 
 from __future__ import annotations
 
@@ -13,16 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 T = TypeVar("T")
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (SHARED_FIXTURES / name).read_bytes()
-
-
-def fixture_json(name: str) -> dict[str, Any]:
-    return json.loads(fixture_bytes(name))
 
 
 def binary(name: str) -> str:

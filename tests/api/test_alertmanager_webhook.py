@@ -22,7 +22,8 @@ from postmortem.gateway import TemporalGateway
 from postmortem.settings import Settings
 from postmortem.store.store import Store
 from postmortem.teams import TeamsConfig
-from tests.support import fixture_json, free_port
+from tests.fixtures import fixture_json
+from tests.support import free_port
 
 TOKEN = "alertmanager-token-for-tests"
 URL = "/webhooks/alertmanager"

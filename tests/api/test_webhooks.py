@@ -14,7 +14,8 @@ from postmortem.store.postmortems import NotFound, PostmortemFilter
 from postmortem.store.tokens import Role
 from tests.api.conftest import OPSGENIE_TOKEN, PD_SECRET, Api
 from tests.factories import pagerduty_resolved_body
-from tests.support import eventually, fixture_bytes, fixture_json
+from tests.fixtures import fixture_bytes, fixture_json
+from tests.support import eventually
 
 
 def signed(body: bytes, secret: str = PD_SECRET) -> dict[str, str]:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tests.factories import pagerduty_resolved_body
-from tests.support import eventually, fixture_json, free_port
+from tests.fixtures import fixture_json
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """A loopback GitHub REST API (issues of one repository, issue search) built from the recorded fixture.
 
-What it copies from the real one (shared/fixtures/README.md §5, octokit/fixtures recording): issue
+What it copies from the real one (tests/fixtures/README.md §5, octokit/fixtures recording): issue
 objects shaped like the recorded 201 answer; `Authorization: Bearer|token <token>`; labels that do
 not exist yet are created on the fly (with push access; without it labels and assignees are silently
 dropped); `state`/`state_reason` ("completed", "not_planned", "duplicate", "reopened");
@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.serve import Recorded, record, reset_fake
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 _RECORDED = fixture_json("github_create_issue_add_labels_recorded.json")
 _ISSUE = _RECORDED[0]["response"]

@@ -1,6 +1,6 @@
 """A loopback Jira Cloud REST v3: create an issue, read one, search by JQL label — built from the fixtures.
 
-What it copies from the real one (shared/fixtures/README.md §5, Atlassian's OpenAPI): Basic auth
+What it copies from the real one (tests/fixtures/README.md §5, Atlassian's OpenAPI): Basic auth
 `base64(email:api_token)`; `POST /rest/api/3/issue` answering 201 `{"id", "key", "self"}` (the
 fixture's shape) or 400 `{"errorMessages": [...], "errors": {field: message}}`; a description that
 must be an ADF document; labels without spaces; `fields.status.statusCategory` from the real status
@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.serve import Recorded, record, reset_fake
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 _CREATED = fixture_json("jira_v3_create_issue_response_201.json")
 BAD_REQUEST = fixture_json("jira_v3_create_issue_response_400.json")  # "Field 'priority' is required"

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.serve import Recorded, record, reset_fake
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20

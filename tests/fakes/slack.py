@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.serve import Recorded, record, reset_fake
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 _POSTED = fixture_json("slack_chat_postMessage_response_ok.json")
 MAX_LIMIT = 999

@@ -18,7 +18,7 @@ from postmortem.integrations.http_errors import UpstreamError, request
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest, seconds_until_epoch
 from tests.fakes.github import FakeGitHub, github_app
 from tests.fakes.serve import loopback_client, serve_app
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 MARKER = "pm-abc123-item-9f2e"
 DESCRIPTION = "Roll back the **deploy** when the error budget burns.\n\n- add an alert\n- link the runbook\n"

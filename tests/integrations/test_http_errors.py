@@ -19,7 +19,8 @@ from postmortem.integrations.http_errors import (
 )
 from tests.fakes.pagerduty import FakePagerDuty, pagerduty_app
 from tests.fakes.serve import loopback_client, serve_app
-from tests.support import fixture_json, free_port
+from tests.fixtures import fixture_json
+from tests.support import free_port
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -18,7 +18,7 @@ from postmortem.integrations.jira import JiraClient, jira_labels, summary, to_ad
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest
 from tests.fakes.jira import FakeJira, jira_app
 from tests.fakes.serve import loopback_client, serve_app
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 MARKER = "pm-abc123-item-9f2e"
 DESCRIPTION = """Roll back the **deploy** when the error budget burns.

@@ -16,7 +16,7 @@ from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagination import Page
 from tests.fakes.opsgenie import FakeOpsgenie, make_logs, opsgenie_app
 from tests.fakes.serve import loopback_client, serve_app
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 ALERT = "70413a06-38d6-4c85-92b8-5ebc900d42e2"
 

@@ -17,7 +17,7 @@ from postmortem.integrations.pagination import Page
 from postmortem.integrations.slack_api import SlackClient
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fakes.slack import FakeSlack, make_messages, slack_app
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 CHANNEL = "C1H9RESGL"
 START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)

@@ -11,14 +11,14 @@ from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.opsgenie import parse_opsgenie, verify_token
 from postmortem.webhooks.payload import parse_json_object
-from tests.fixtures_path import fixture_bytes, load_fixture
+from tests.fixtures import fixture_bytes, fixture_json
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CLOSE = "opsgenie_webhook_close.json"
 
 
 def close_event(**alert_changes) -> IncidentEvent:
-    data = load_fixture(CLOSE)
+    data = fixture_json(CLOSE)
     data["alert"].update(alert_changes)
     result = parse_opsgenie(data)
     assert isinstance(result, IncidentEvent), result
@@ -32,7 +32,7 @@ def rejected(data) -> WebhookRejected:
 
 
 def test_close_fixture_gives_an_incident_event():
-    raw = load_fixture(CLOSE)
+    raw = fixture_json(CLOSE)
     created_ms = raw["alert"]["createdAt"]
     updated_ns = raw["alert"]["updatedAt"]
     # Computed here: createdAt in milliseconds, updatedAt in nanoseconds (truncated to microseconds).
@@ -87,7 +87,7 @@ def test_other_actions_are_ignored(name, action):
     result = parse_opsgenie(parse_json_object(fixture_bytes(name)))
     assert isinstance(result, Ignored)
     assert result.event_type == action
-    assert result.event_id == load_fixture(name)["alert"]["alertId"]
+    assert result.event_id == fixture_json(name)["alert"]["alertId"]
     assert action in result.reason
 
 
@@ -151,20 +151,20 @@ def test_tags_set_the_flags(tags, flags):
 @pytest.mark.parametrize("field", ["createdAt", "updatedAt"])
 @pytest.mark.parametrize("value", ["yesterday", "1.4e12", " ", "0x10"])
 def test_timestamp_string_that_is_not_a_number_is_422(field, value):
-    data = load_fixture(CLOSE)
+    data = fixture_json(CLOSE)
     data["alert"][field] = value
     error = rejected(data)
     assert error.status_code == 422 and field in error.message
 
 
 def test_numeric_string_created_at_is_read_as_milliseconds():
-    data = load_fixture(CLOSE)
+    data = fixture_json(CLOSE)
     expected = close_event().incident.created_at
     assert close_event(createdAt=str(data["alert"]["createdAt"])).incident.created_at == expected
 
 
 def test_absent_timestamps():
-    data = load_fixture(CLOSE)
+    data = fixture_json(CLOSE)
     del data["alert"]["createdAt"]
     data["alert"]["updatedAt"] = ""
     incident = parse_opsgenie(data).incident
@@ -173,7 +173,7 @@ def test_absent_timestamps():
 
 @pytest.mark.parametrize("change", ["no_action", "no_alert", "alert_not_object", "no_alert_id"])
 def test_malformed_delivery_is_422(change):
-    data = load_fixture(CLOSE)
+    data = fixture_json(CLOSE)
     if change == "no_action":
         del data["action"]
     elif change == "no_alert":

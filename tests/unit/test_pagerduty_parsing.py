@@ -12,7 +12,7 @@ from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.payload import parse_json_object
-from tests.fixtures_path import FIXTURES, fixture_bytes, load_fixture
+from tests.fixtures import FIXTURES, fixture_bytes, fixture_json
 
 UTC = timezone.utc
 
@@ -60,7 +60,7 @@ def assert_utc(moment: datetime | None) -> None:
 
 def rich_v3_resolved() -> dict:
     """The docs' incident (priority, teams, assignees, bridge, created_at) delivered as incident.resolved."""
-    data = load_fixture(V3_DOCS_INCIDENT)
+    data = fixture_json(V3_DOCS_INCIDENT)
     data["event"]["event_type"] = "incident.resolved"
     return data
 
@@ -85,7 +85,7 @@ def test_every_fixture_parses(name):
 
 
 def test_v3_resolved_fixture():
-    event = only_event(load_fixture(V3_RESOLVED))
+    event = only_event(fixture_json(V3_RESOLVED))
     assert event.event_id == "01BZYH1JJY09P9LEIST8HG2PMN"
     assert event.event_type == "incident.resolved"
     incident = event.incident
@@ -129,7 +129,7 @@ def test_v3_resolved_with_every_docs_field():
 
 
 def test_v3_occurred_at_with_offset_is_converted_to_utc():
-    data = load_fixture(V3_RESOLVED)
+    data = fixture_json(V3_RESOLVED)
     data["event"]["occurred_at"] = "2021-06-04T15:16:53.816+02:00"
     incident = only_event(data).incident
     assert incident.resolved_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=UTC)
@@ -137,7 +137,7 @@ def test_v3_occurred_at_with_offset_is_converted_to_utc():
 
 
 def test_v2_resolve_fixture():
-    event = only_event(load_fixture(V2_RESOLVE))
+    event = only_event(fixture_json(V2_RESOLVE))
     assert event.event_id == "e82195c0-a2cd-11e7-8f69-22000affca53"
     assert event.event_type == "incident.resolve"
     assert event.kind == EventKind.RESOLVED
@@ -162,12 +162,12 @@ def test_v2_resolve_fixture():
 
 
 def test_raw_payload_is_kept():
-    v3 = load_fixture(V3_RESOLVED)
-    assert only_event(load_fixture(V3_RESOLVED)).incident.raw == {"event": v3["event"]}
-    v2 = load_fixture(V2_RESOLVE)
-    assert only_event(load_fixture(V2_RESOLVE)).incident.raw == {"message": v2["messages"][0]}
+    v3 = fixture_json(V3_RESOLVED)
+    assert only_event(fixture_json(V3_RESOLVED)).incident.raw == {"event": v3["event"]}
+    v2 = fixture_json(V2_RESOLVE)
+    assert only_event(fixture_json(V2_RESOLVE)).incident.raw == {"message": v2["messages"][0]}
     # ... and survives the JSON round trip a Temporal payload makes.
-    event = only_event(load_fixture(V3_RESOLVED))
+    event = only_event(fixture_json(V3_RESOLVED))
     assert IncidentEvent.model_validate_json(event.model_dump_json()).incident.raw == {"event": v3["event"]}
 
 
@@ -257,13 +257,13 @@ V2_OPTIONAL = [
 
 @pytest.mark.parametrize("key, check", V2_OPTIONAL, ids=[key for key, _ in V2_OPTIONAL])
 def test_v2_optional_incident_field_missing(key, check):
-    data = load_fixture(V2_RESOLVE)
+    data = fixture_json(V2_RESOLVE)
     del data["messages"][0]["incident"][key]
     assert check(only_event(data).incident)
 
 
 def test_v2_resolved_at_falls_back_to_the_resolve_log_entry():
-    data = load_fixture(V2_RESOLVE)
+    data = fixture_json(V2_RESOLVE)
     del data["messages"][0]["created_on"]
     data["messages"][0]["log_entries"][0]["created_at"] = "2017-09-26T17:20:00+02:00"
     assert only_event(data).incident.resolved_at == datetime(2017, 9, 26, 15, 20, tzinfo=UTC)
@@ -272,7 +272,7 @@ def test_v2_resolved_at_falls_back_to_the_resolve_log_entry():
 
 
 def test_v2_acknowledgements_give_the_earliest_ack():
-    data = load_fixture(V2_RESOLVE)
+    data = fixture_json(V2_RESOLVE)
     user = {"id": "PX", "type": "user_reference", "summary": "Ack Person"}
     data["messages"][0]["incident"]["acknowledgements"] = [
         {"at": "2017-09-26T15:17:00Z", "acknowledger": user},
@@ -287,9 +287,9 @@ def test_v2_acknowledgements_give_the_earliest_ack():
 
 
 def test_v2_several_messages_give_several_results_in_order():
-    trigger = load_fixture("pagerduty_v2_incident_trigger.json")["messages"][0]
-    resolve = load_fixture(V2_RESOLVE)["messages"][0]
-    ack = load_fixture("pagerduty_v2_incident_acknowledge.json")["messages"][0]
+    trigger = fixture_json("pagerduty_v2_incident_trigger.json")["messages"][0]
+    resolve = fixture_json(V2_RESOLVE)["messages"][0]
+    ack = fixture_json("pagerduty_v2_incident_acknowledge.json")["messages"][0]
     results = parse_pagerduty({"messages": [trigger, resolve, ack]})
     assert [type(r) for r in results] == [Ignored, IncidentEvent, Ignored]
     assert [r.event_type for r in results] == ["incident.trigger", "incident.resolve", "incident.acknowledge"]
@@ -297,8 +297,8 @@ def test_v2_several_messages_give_several_results_in_order():
 
 
 def test_v2_two_resolved_messages_give_two_events():
-    first = load_fixture(V2_RESOLVE)["messages"][0]
-    second = load_fixture(V2_RESOLVE)["messages"][0]
+    first = fixture_json(V2_RESOLVE)["messages"][0]
+    second = fixture_json(V2_RESOLVE)["messages"][0]
     second["incident"]["id"] = "PSECOND"
     results = parse_pagerduty({"messages": [first, second]})
     assert [r.incident.id for r in results] == ["PRORDTY", "PSECOND"]
@@ -314,28 +314,28 @@ def rejected(data) -> WebhookRejected:
 
 
 def test_v3_missing_event_type_is_422_naming_the_field():
-    data = load_fixture(V3_RESOLVED)
+    data = fixture_json(V3_RESOLVED)
     del data["event"]["event_type"]
     error = rejected(data)
     assert error.status_code == 422 and "event_type" in error.message
 
 
 def test_v3_missing_data_id_is_422_naming_the_field():
-    data = load_fixture(V3_RESOLVED)
+    data = fixture_json(V3_RESOLVED)
     del data["event"]["data"]["id"]
     error = rejected(data)
     assert error.status_code == 422 and "data.id" in error.message
 
 
 def test_v2_missing_event_is_422_naming_the_field():
-    data = load_fixture(V2_RESOLVE)
+    data = fixture_json(V2_RESOLVE)
     del data["messages"][0]["event"]
     error = rejected(data)
     assert error.status_code == 422 and "messages[0].event" in error.message
 
 
 def test_v2_missing_incident_id_is_422_naming_the_field():
-    data = load_fixture(V2_RESOLVE)
+    data = fixture_json(V2_RESOLVE)
     del data["messages"][0]["incident"]["id"]
     error = rejected(data)
     assert error.status_code == 422 and "messages[0].incident.id" in error.message
@@ -360,4 +360,4 @@ def test_parse_json_object_rejects_non_objects_with_400(body):
 
 
 def test_parse_json_object_returns_the_object():
-    assert parse_json_object(fixture_bytes(V3_RESOLVED)) == load_fixture(V3_RESOLVED)
+    assert parse_json_object(fixture_bytes(V3_RESOLVED)) == fixture_json(V3_RESOLVED)

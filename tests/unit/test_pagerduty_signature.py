@@ -9,7 +9,7 @@ import pytest
 
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.pagerduty_signature import sign, verify_signature
-from tests.fixtures_path import fixture_bytes
+from tests.fixtures import fixture_bytes
 
 BODY = fixture_bytes("pagerduty_v3_incident_resolved.json")
 SECRET = "whsec-current-4f1d2c"

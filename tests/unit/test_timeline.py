@@ -18,7 +18,7 @@ from postmortem.timeline import (
 )
 from postmortem.webhooks.alertmanager import parse_alertmanager
 from tests.factories import pagerduty_event
-from tests.support import fixture_json
+from tests.fixtures import fixture_json
 
 UTC = timezone.utc
 

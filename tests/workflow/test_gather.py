@@ -27,7 +27,8 @@ from tests.factories import pagerduty_event
 from tests.fakes.opsgenie import FakeOpsgenie, opsgenie_app
 from tests.fakes.pagerduty import FakePagerDuty, pagerduty_app
 from tests.fakes.serve import serve_app
-from tests.support import eventually, fixture_json
+from tests.fixtures import fixture_json
+from tests.support import eventually
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
 
