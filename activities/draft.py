@@ -10,14 +10,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from postmortem.drafting import draft_report
-from postmortem.evidence import EvidenceSource, GatherState, SourceStatus
+from postmortem.evidence.models import EvidenceSource, GatherState, SourceStatus
+from postmortem.evidence.timeline import from_incident
+from postmortem.incident.teams import TeamSettings
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
-from postmortem.redraft import UNFINISHED
+from postmortem.report.drafting import draft_report
+from postmortem.report.redraft import UNFINISHED
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NewPostmortem, PostmortemStore
-from postmortem.teams import TeamSettings
-from postmortem.timeline import from_incident
 
 
 class DraftPostmortemInput(BaseModel):

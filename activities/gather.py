@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,14 +20,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
 from postmortem.activities.upstream import activity_error
-from postmortem.evidence import EvidenceSource, GatherState, SourceStatus, TimelineEntry
-from postmortem.integrations.http_errors import UpstreamError
-from postmortem.integrations.opsgenie_api import OpsgenieClient
-from postmortem.integrations.pagerduty_api import PagerDutyClient
-from postmortem.integrations.pagination import Page
-from postmortem.integrations.slack_api import SlackClient
-from postmortem.store.evidence import EvidenceStore
-from postmortem.timeline import (
+from postmortem.evidence.models import EvidenceSource, GatherState, SourceStatus, TimelineEntry
+from postmortem.evidence.timeline import (
     from_alert_event,
     from_opsgenie_log,
     from_opsgenie_note,
@@ -36,6 +30,12 @@ from postmortem.timeline import (
     from_pagerduty_note,
     from_slack_message,
 )
+from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.opsgenie_api import OpsgenieClient
+from postmortem.integrations.pagerduty_api import PagerDutyClient
+from postmortem.integrations.pagination import Page
+from postmortem.integrations.slack_api import SlackClient
+from postmortem.store.evidence import EvidenceStore
 
 SLACK_CHANNEL = re.compile(r"/archives/([A-Z0-9]{6,})")
 
@@ -107,17 +107,24 @@ class GatherActivities:
         if self._http is not None:
             await self._http.aclose()
 
-    async def _status(self, input: GatherInput | GatherAlertsInput | GatherSlackInput, source: EvidenceSource,
-                      state: GatherState, detail: str | None = None) -> GatherResult:
+    async def _status(
+        self,
+        input: GatherInput | GatherAlertsInput | GatherSlackInput,
+        source: EvidenceSource,
+        state: GatherState,
+        detail: str | None = None,
+    ) -> GatherResult:
         entries = await self._evidence.count(input.postmortem_id, sources=[source])
         await self._evidence.set_status(
             input.postmortem_id,
             SourceStatus(source=source, incident_id=input.incident_id, state=state, entries=entries, detail=detail),
-            datetime.now(timezone.utc),
+            datetime.now(UTC),
         )
         return GatherResult(source=source, state=state, entries=entries, detail=detail)
 
-    async def _paged(self, input: GatherInput, source: EvidenceSource, phases: list[tuple[Fetch, Convert]]) -> GatherResult:
+    async def _paged(
+        self, input: GatherInput, source: EvidenceSource, phases: list[tuple[Fetch, Convert]]
+    ) -> GatherResult:
         details = activity.info().heartbeat_details
         resume = details[0] if details and isinstance(details[0], dict) else {"phase": 0, "cursor": None}
         if not details:  # so a draft written before we finish says this source is on its way
@@ -144,31 +151,41 @@ class GatherActivities:
     @activity.defn(name="gather_pagerduty")
     async def gather_pagerduty(self, input: GatherInput) -> GatherResult:
         if not self._config.pagerduty_api_token:
-            return await self._status(input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED,
-                                      "POSTMORTEM_PAGERDUTY_API_TOKEN is not set")
+            return await self._status(
+                input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED, "POSTMORTEM_PAGERDUTY_API_TOKEN is not set"
+            )
         client = PagerDutyClient(self._config.pagerduty_api_url, self._config.pagerduty_api_token, self._client())
         incident = input.incident_id
 
         async def notes(_: str | None) -> Page[dict[str, Any]]:
             return Page(items=await client.notes(incident), next_cursor=None)
 
-        return await self._paged(input, EvidenceSource.PAGERDUTY, [
-            (lambda cursor: client.log_entries_page(incident, cursor), _one(from_pagerduty_log_entry, incident)),
-            (lambda cursor: client.alerts_page(incident, cursor), _one(from_pagerduty_alert, incident)),
-            (notes, _one(from_pagerduty_note, incident)),
-        ])
+        return await self._paged(
+            input,
+            EvidenceSource.PAGERDUTY,
+            [
+                (lambda cursor: client.log_entries_page(incident, cursor), _one(from_pagerduty_log_entry, incident)),
+                (lambda cursor: client.alerts_page(incident, cursor), _one(from_pagerduty_alert, incident)),
+                (notes, _one(from_pagerduty_note, incident)),
+            ],
+        )
 
     @activity.defn(name="gather_opsgenie")
     async def gather_opsgenie(self, input: GatherInput) -> GatherResult:
         if not self._config.opsgenie_api_key:
-            return await self._status(input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED,
-                                      "POSTMORTEM_OPSGENIE_API_KEY is not set")
+            return await self._status(
+                input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED, "POSTMORTEM_OPSGENIE_API_KEY is not set"
+            )
         client = OpsgenieClient(self._config.opsgenie_api_url, self._config.opsgenie_api_key, self._client())
         alert = input.incident_id
-        return await self._paged(input, EvidenceSource.OPSGENIE, [
-            (lambda cursor: client.logs_page(alert, cursor), _one(from_opsgenie_log, alert)),
-            (lambda cursor: client.notes_page(alert, cursor), _one(from_opsgenie_note, alert)),
-        ])
+        return await self._paged(
+            input,
+            EvidenceSource.OPSGENIE,
+            [
+                (lambda cursor: client.logs_page(alert, cursor), _one(from_opsgenie_log, alert)),
+                (lambda cursor: client.notes_page(alert, cursor), _one(from_opsgenie_note, alert)),
+            ],
+        )
 
     @activity.defn(name="gather_alertmanager")
     async def gather_alertmanager(self, input: GatherAlertsInput) -> GatherResult:
@@ -179,7 +196,8 @@ class GatherActivities:
         start = (input.start or input.end) - margin
         services = {name.casefold() for name in input.services}
         matched = [
-            alert for alert in await self._evidence.alerts_between(start, input.end)
+            alert
+            for alert in await self._evidence.alerts_between(start, input.end)
             if self._matches(alert["labels"], services, input.label_matchers)
         ]
         entries = [entry for alert in matched for entry in from_alert_event(alert, input.incident_id)]
@@ -195,11 +213,13 @@ class GatherActivities:
     async def gather_slack(self, input: GatherSlackInput) -> GatherResult:
         channels = sorted({m.group(1) for link in input.links if (m := SLACK_CHANNEL.search(link))})
         if not channels:
-            return await self._status(input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED,
-                                      "the incident names no Slack channel")
+            return await self._status(
+                input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "the incident names no Slack channel"
+            )
         if not self._config.slack_bot_token:
-            return await self._status(input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED,
-                                      "POSTMORTEM_SLACK_BOT_TOKEN is not set")
+            return await self._status(
+                input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "POSTMORTEM_SLACK_BOT_TOKEN is not set"
+            )
         client = SlackClient(self._config.slack_api_url, self._config.slack_bot_token, self._client())
         margin = timedelta(minutes=self._config.alertmanager_margin_minutes)
         oldest = (input.start - margin).timestamp() if input.start else None

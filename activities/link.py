@@ -14,14 +14,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.gather import GatherConfig
+from postmortem.evidence.key_metrics import compute_metrics
+from postmortem.evidence.timeline import from_incident
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagerduty_api import PagerDutyClient
-from postmortem.metrics import compute_metrics
 from postmortem.models import Incident, KeyMetrics, Severity, Source
-from postmortem.store.store import Store
 from postmortem.store.postmortems import IncidentTaken
-from postmortem.timeline import from_incident
+from postmortem.store.store import Store
 from postmortem.webhooks.opsgenie import incident_from_alert_api
 from postmortem.webhooks.pagerduty import incident_from_rest
 
@@ -61,8 +61,9 @@ class LinkActivities:
             except UpstreamError as exc:
                 raise ApplicationError(str(exc), type="UpstreamError", non_retryable=exc.permanent) from exc
         # No API configured: link what we know; its own webhook or the gather step fills it in later.
-        return Incident(source=source, id=incident_id, title=f"{source.value} incident {incident_id}",
-                        severity=Severity.SEV4)
+        return Incident(
+            source=source, id=incident_id, title=f"{source.value} incident {incident_id}", severity=Severity.SEV4
+        )
 
     async def _recompute(self, postmortem_id: str, now: datetime) -> KeyMetrics:
         pm = await self._store.postmortems.get(postmortem_id)
@@ -79,7 +80,9 @@ class LinkActivities:
         except IncidentTaken as exc:
             raise ApplicationError(str(exc), type="IncidentTaken", non_retryable=True) from exc
         await self._store.evidence.add_entries(input.postmortem_id, from_incident(incident))
-        return LinkedIncident(incident=incident.summary(), metrics=await self._recompute(input.postmortem_id, input.now))
+        return LinkedIncident(
+            incident=incident.summary(), metrics=await self._recompute(input.postmortem_id, input.now)
+        )
 
     @activity.defn(name="refresh_incident")
     async def refresh_incident(self, input: RefreshIncidentInput) -> KeyMetrics:

@@ -20,17 +20,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.upstream import activity_error
-from postmortem.agenda import agenda_text, build_agenda
-from postmortem.formatting import format_local
+from postmortem.incident.teams import TeamSettings
 from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.integrations.email_invite import SmtpMailer, invite_message
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.invite import build_invite
-from postmortem.meeting import Attendee, Meeting, MeetingStatus
+from postmortem.meeting.agenda import agenda_text, build_agenda
+from postmortem.meeting.invite import build_invite
+from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
+from postmortem.meeting.scheduling import find_slot, meeting_minutes
 from postmortem.models import Language, Severity
-from postmortem.scheduling import find_slot, meeting_minutes
+from postmortem.report.formatting import format_local
 from postmortem.store.meetings import MeetingStore
-from postmortem.teams import TeamSettings
 
 log = logging.getLogger(__name__)
 Channel = Literal["email", "caldav"]
@@ -129,19 +129,32 @@ class MeetingActivities:
             raise ApplicationError(f"cannot schedule the review meeting: {exc}", non_retryable=True) from exc
         organizer = Attendee(email=team.organizer or self._config.smtp_from)
         attendees: dict[str, Attendee] = {}
-        for person in [*team.responders, *(Attendee(email=o) for o in team.owners),
-                       *(Attendee(email=a, required=False) for a in team.attendees)]:
+        for person in [
+            *team.responders,
+            *(Attendee(email=o) for o in team.owners),
+            *(Attendee(email=a, required=False) for a in team.attendees),
+        ]:
             attendees.setdefault(person.email.casefold(), person)
         attendees.pop(organizer.email.casefold(), None)
         uid = f"{input.postmortem_id}@postmortem"
         meeting = Meeting(
-            postmortem_id=input.postmortem_id, uid=uid, sequence=0, language=input.language,
+            postmortem_id=input.postmortem_id,
+            uid=uid,
+            sequence=0,
+            language=input.language,
             title=("复盘会议：" if input.language == Language.ZH else "Post-mortem review: ") + input.title,
-            start=slot.start, end=slot.end, timezone=team.timezone, organizer=organizer,
-            attendees=list(attendees.values()), agenda=build_agenda(minutes, input.language),
+            start=slot.start,
+            end=slot.end,
+            timezone=team.timezone,
+            organizer=organizer,
+            attendees=list(attendees.values()),
+            agenda=build_agenda(minutes, input.language),
             report_url=f"{self._config.public_url}/api/postmortems/{input.postmortem_id}?format=markdown",
-            video_url=(self._config.video_url_template.format(postmortem_id=input.postmortem_id, uid=uid)
-                       if self._config.video_url_template else None),
+            video_url=(
+                self._config.video_url_template.format(postmortem_id=input.postmortem_id, uid=uid)
+                if self._config.video_url_template
+                else None
+            ),
         )
         return await self._meetings.create_if_absent(meeting, input.now)
 
@@ -167,8 +180,9 @@ class MeetingActivities:
             raise ApplicationError(f"post-mortem {input.postmortem_id} has no meeting", non_retryable=True)
         key = delivery_key(meeting, input.channel)
         if meeting.sequence != input.sequence:
-            return DeliveryResult(channel=input.channel, key=key, sent=False,
-                                  detail=f"superseded by revision {meeting.sequence}")
+            return DeliveryResult(
+                channel=input.channel, key=key, sent=False, detail=f"superseded by revision {meeting.sequence}"
+            )
         if await self._meetings.delivered(key):
             return DeliveryResult(channel=input.channel, key=key, sent=False, detail="already sent")
         try:
@@ -183,8 +197,11 @@ class MeetingActivities:
     def description(self, meeting: Meeting, language: Language) -> str:
         header = "议程" if language == Language.ZH else "Agenda"
         report = "复盘报告草稿" if language == Language.ZH else "Draft report"
-        note = ("对事不对人：我们讨论系统与决策，而不是追究个人。" if language == Language.ZH
-                else "Blameless: we discuss systems and decisions, not people's mistakes.")
+        note = (
+            "对事不对人：我们讨论系统与决策，而不是追究个人。"
+            if language == Language.ZH
+            else "Blameless: we discuss systems and decisions, not people's mistakes."
+        )
         lines = [f"{header}:", agenda_text(meeting.agenda, language), "", f"{report}: {meeting.report_url}"]
         if meeting.video_url:
             lines.append(f"Video: {meeting.video_url}")
@@ -200,10 +217,21 @@ class MeetingActivities:
         ics = self.invite(meeting, input.now)
         method = "CANCEL" if meeting.status == MeetingStatus.CANCELLED else "REQUEST"
         when = format_local(meeting.start, meeting.timezone)
-        message = invite_message(meeting, ics, method=method, sender=self._config.smtp_from,
-                                 body_text=f"{meeting.title}\n{when}\n\n{self.description(meeting, meeting.language)}")
-        mailer = SmtpMailer(self._config.smtp_host, self._config.smtp_port, self._config.smtp_username,
-                            self._config.smtp_password, self._config.smtp_starttls, self._config.http_timeout_seconds)
+        message = invite_message(
+            meeting,
+            ics,
+            method=method,
+            sender=self._config.smtp_from,
+            body_text=f"{meeting.title}\n{when}\n\n{self.description(meeting, meeting.language)}",
+        )
+        mailer = SmtpMailer(
+            self._config.smtp_host,
+            self._config.smtp_port,
+            self._config.smtp_username,
+            self._config.smtp_password,
+            self._config.smtp_starttls,
+            self._config.http_timeout_seconds,
+        )
         await mailer.send(message)
         return f"emailed {method} revision {meeting.sequence} to {len(meeting.attendees)} attendee(s)"
 

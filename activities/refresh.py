@@ -7,15 +7,15 @@ the write names the version it read, so a person's concurrent edit wins and we s
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from temporalio import activity
 
-from postmortem.redraft import redraft
-from postmortem.store.templates import TemplateStore
+from postmortem.report.redraft import redraft
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemStore, VersionConflict
+from postmortem.store.templates import TemplateStore
 
 REFRESHED_SECTIONS = {"timeline", "detection_response"}
 
@@ -49,13 +49,17 @@ class RefreshActivities:
             fresh = await redraft(self._evidence, pm, template=template)
             replacements = {s.key: s for s in fresh.sections if s.key in REFRESHED_SECTIONS}
             sections = [
-                replacements[s.key].model_copy(update={"title": s.title}) if s.key in replacements and not s.edited else s
+                replacements[s.key].model_copy(update={"title": s.title})
+                if s.key in replacements and not s.edited
+                else s
                 for s in pm.sections
             ]
             try:
                 updated = await self._store.update(
-                    pm.id, pm.version, PostmortemChanges(sections=sections, metrics=fresh.metrics),
-                    datetime.now(timezone.utc),
+                    pm.id,
+                    pm.version,
+                    PostmortemChanges(sections=sections, metrics=fresh.metrics),
+                    datetime.now(UTC),
                 )
             except VersionConflict:
                 continue  # someone saved in between: read again, keep their edit

@@ -14,11 +14,11 @@ from temporalio import activity
 
 from postmortem.activities.meeting import MeetingConfig
 from postmortem.activities.upstream import activity_error
-from postmortem.exports import export_html, export_json, export_markdown, export_pdf, public_summary
 from postmortem.integrations.email_invite import SmtpMailer
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.slack_api import SlackClient
-from postmortem.lifecycle import Review
+from postmortem.report.exports import export_html, export_json, export_markdown, export_pdf, public_summary
+from postmortem.review.lifecycle import Review
 from postmortem.store.store import Store
 
 EXPORTS = {
@@ -89,8 +89,15 @@ class ReviewActivities:
             "public": public_summary(pm, redact=redact).encode(),
         }
         for format, content in rendered.items():
-            await self._store.review.put_export(pm.id, format, EXPORTS[format], content, input.published_count,
-                                               input.now, slug=input.public_slug if format == "public" else None)
+            await self._store.review.put_export(
+                pm.id,
+                format,
+                EXPORTS[format],
+                content,
+                input.published_count,
+                input.now,
+                slug=input.public_slug if format == "public" else None,
+            )
         sent: list[str] = []
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"
@@ -102,8 +109,9 @@ class ReviewActivities:
     @activity.defn(name="notify")
     async def notify(self, input: NotifyInput) -> NotifyResult:
         sent: list[str] = []
-        if input.slack_channel and await self._slack(input.postmortem_id, f"{input.key}:slack", input.slack_channel,
-                                                     f"{input.subject}\n{input.text}", input.now):
+        if input.slack_channel and await self._slack(
+            input.postmortem_id, f"{input.key}:slack", input.slack_channel, f"{input.subject}\n{input.text}", input.now
+        ):
             sent.append("slack")
         if self._mail.smtp_host and input.recipients and await self._email(input):
             sent.append("email")
@@ -116,7 +124,8 @@ class ReviewActivities:
         async with httpx.AsyncClient(timeout=self._mail.http_timeout_seconds) as http:
             try:
                 answer = await SlackClient(self._notify.slack_api_url, self._notify.slack_bot_token, http).post_message(
-                    channel, text)
+                    channel, text
+                )
             except UpstreamError as exc:
                 raise activity_error(exc) from exc
         await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)  # type: ignore[arg-type]
@@ -133,8 +142,14 @@ class ReviewActivities:
         message["To"] = ", ".join(input.recipients)
         message["Subject"] = input.subject
         message.set_content(input.text)
-        mailer = SmtpMailer(self._mail.smtp_host or "", self._mail.smtp_port, self._mail.smtp_username,
-                            self._mail.smtp_password, self._mail.smtp_starttls, self._mail.http_timeout_seconds)
+        mailer = SmtpMailer(
+            self._mail.smtp_host or "",
+            self._mail.smtp_port,
+            self._mail.smtp_username,
+            self._mail.smtp_password,
+            self._mail.smtp_starttls,
+            self._mail.http_timeout_seconds,
+        )
         try:
             await mailer.send(message)
         except UpstreamError as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 from temporalio import activity
 
+from postmortem.incident.teams import TeamsConfig, TeamSettings
 from postmortem.models import Incident
-from postmortem.teams import TeamSettings, TeamsConfig
 
 
 class ResolveTeamInput(BaseModel):

@@ -108,14 +108,24 @@ class TicketActivities:
     def _request(self, pm: Postmortem, item: ActionItem, accounts: dict[str, str]) -> TicketRequest:
         account = accounts.get((item.owner or "").casefold())
         owner_line = f"Owner: {item.owner}" + ("" if account or not item.owner else " (no tracker account mapped)")
-        description = "\n\n".join(part for part in (
-            item.description,
-            owner_line if item.owner else "",
-            f"From the post-mortem “{pm.title}”: {self._config.public_url}/api/postmortems/{pm.id}",
-        ) if part)
-        return TicketRequest(marker=marker_for(pm.id, item.id), title=item.description.splitlines()[0][:250],
-                             description=description, due_date=item.due_date, priority=item.priority.value,
-                             assignee=account, labels=("postmortem",))
+        description = "\n\n".join(
+            part
+            for part in (
+                item.description,
+                owner_line if item.owner else "",
+                f"From the post-mortem “{pm.title}”: {self._config.public_url}/api/postmortems/{pm.id}",
+            )
+            if part
+        )
+        return TicketRequest(
+            marker=marker_for(pm.id, item.id),
+            title=item.description.splitlines()[0][:250],
+            description=description,
+            due_date=item.due_date,
+            priority=item.priority.value,
+            assignee=account,
+            labels=("postmortem",),
+        )
 
     @activity.defn(name="open_tickets")
     async def open_tickets(self, input: TicketsInput) -> TicketsResult:
@@ -139,8 +149,9 @@ class TicketActivities:
                         result.found.append(ticket.key)
                 except UpstreamError as exc:
                     raise activity_error(exc, "TrackerError") from exc
-                await self._store.postmortems.set_ticket(pm.id, item.id, input.tracker or "", ticket.key, ticket.url,
-                                                         input.now)
+                await self._store.postmortems.set_ticket(
+                    pm.id, item.id, input.tracker or "", ticket.key, ticket.url, input.now
+                )
                 activity.heartbeat(item.id)
             return result
 
@@ -159,8 +170,9 @@ class TicketActivities:
                     ticket = await client.status(item.ticket_key)
                 except UpstreamError as exc:
                     raise activity_error(exc, "TrackerError") from exc
-                if await self._store.postmortems.sync_item_status(pm.id, item.id, STATE_TO_STATUS[ticket.state],
-                                                                  input.now):
+                if await self._store.postmortems.sync_item_status(
+                    pm.id, item.id, STATE_TO_STATUS[ticket.state], input.now
+                ):
                     result.changed.append(item.ticket_key)
         return result
 
@@ -181,8 +193,7 @@ class TicketActivities:
         )
         if input.final:
             check.verdict = await self._verdict(pm, input.published_at, input.now)
-        await self._store.follow_ups.record(pm.id, input.day, check.model_dump(mode="json", exclude={"day"}),
-                                            input.now)
+        await self._store.follow_ups.record(pm.id, input.day, check.model_dump(mode="json", exclude={"day"}), input.now)
         return check
 
     async def _verdict(self, pm: Postmortem, published_at: datetime, now: datetime) -> dict[str, object]:
@@ -214,9 +225,13 @@ class TicketActivities:
             "recurrences": [p.id for p in after],
             "services": sorted(services),
             "cause_category": pm.cause_category.value if pm.cause_category else None,
-            "time_to_detect_seconds": {"before": average(before, "time_to_detect_seconds"),
-                                       "after": average(after, "time_to_detect_seconds")},
-            "time_to_resolve_seconds": {"before": average(before, "time_to_resolve_seconds"),
-                                        "after": average(after, "time_to_resolve_seconds")},
+            "time_to_detect_seconds": {
+                "before": average(before, "time_to_detect_seconds"),
+                "after": average(after, "time_to_detect_seconds"),
+            },
+            "time_to_resolve_seconds": {
+                "before": average(before, "time_to_resolve_seconds"),
+                "after": average(after, "time_to_resolve_seconds"),
+            },
             "judged_on": now.date().isoformat(),
         }

@@ -19,7 +19,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -27,11 +27,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the loopback fake lives with the tests
 
-from postmortem.activities.gather import GatherActivities, GatherConfig, GatherInput  # noqa: E402
-from postmortem.evidence import EvidenceSource  # noqa: E402
-from postmortem.store.store import Store  # noqa: E402
-from postmortem.timeline import distil  # noqa: E402
 from temporalio.testing import ActivityEnvironment  # noqa: E402
+
+from postmortem.activities.gather import GatherActivities, GatherConfig, GatherInput  # noqa: E402
+from postmortem.evidence.models import EvidenceSource  # noqa: E402
+from postmortem.evidence.timeline import distil  # noqa: E402
+from postmortem.store.store import Store  # noqa: E402
 from tests.fakes.pagerduty import FakePagerDuty, pagerduty_app  # noqa: E402
 from tests.fakes.serve import serve_app  # noqa: E402
 
@@ -47,8 +48,9 @@ async def bare_fetch(base: str, token: str) -> tuple[float, int]:
             limit = min(100, 10_000 - offset)
             if limit <= 0:
                 break
-            body = (await http.get(f"/incidents/{INCIDENT}/log_entries",
-                                   params={"limit": limit, "offset": offset})).json()
+            body = (
+                await http.get(f"/incidents/{INCIDENT}/log_entries", params={"limit": limit, "offset": offset})
+            ).json()
             count += len(body["log_entries"])
             offset += len(body["log_entries"])
             if not body["more"]:
@@ -56,16 +58,20 @@ async def bare_fetch(base: str, token: str) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
-async def ours(base: str, token: str, url: str, schema: str | None, *, trace: bool) -> tuple[float, float, int, int, int]:
+async def ours(
+    base: str, token: str, url: str, schema: str | None, *, trace: bool
+) -> tuple[float, float, int, int, int]:
     store = await Store.open(url, schema=schema)
-    activities = GatherActivities(store.evidence, GatherConfig(pagerduty_api_url=base, pagerduty_api_token=token,
-                                                               http_timeout_seconds=30))
+    activities = GatherActivities(
+        store.evidence, GatherConfig(pagerduty_api_url=base, pagerduty_api_token=token, http_timeout_seconds=30)
+    )
     pm_id = f"pagerduty-{INCIDENT}-{uuid.uuid4().hex[:8]}"
     if trace:
         tracemalloc.start()
     started = time.perf_counter()
-    result = await ActivityEnvironment().run(activities.gather_pagerduty,
-                                             GatherInput(postmortem_id=pm_id, incident_id=INCIDENT))
+    result = await ActivityEnvironment().run(
+        activities.gather_pagerduty, GatherInput(postmortem_id=pm_id, incident_id=INCIDENT)
+    )
     gathered = time.perf_counter() - started
     entries = await store.evidence.entries(pm_id, sources=[EvidenceSource.PAGERDUTY])
     key_events = distil(entries)
@@ -85,7 +91,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     fake = FakePagerDuty()
-    fake.add_incident(INCIDENT, log_entries=args.entries, start=datetime(2024, 5, 1, 9, tzinfo=timezone.utc))
+    fake.add_incident(INCIDENT, log_entries=args.entries, start=datetime(2024, 5, 1, 9, tzinfo=UTC))
     with tempfile.TemporaryDirectory() as folder:
         if args.database == "sqlite":
             url, schema = f"sqlite+aiosqlite:///{folder}/bench.db", None
@@ -105,11 +111,17 @@ async def main() -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"gather {args.entries} PagerDuty log entries from a loopback server ({args.database} store)")
     print(f"{'path':<44} {'entries':>8} {'seconds':>8} {'per s':>9} {'vs baseline':>12}")
-    print(f"{'bare httpx page loop (baseline)':<44} {fetched:>8} {baseline:>8.2f} {fetched / baseline:>9.0f} {'1.00x':>12}")
-    print(f"{'gather activity (fetch+normalise+store)':<44} {stored:>8} {gathered:>8.2f} {stored / gathered:>9.0f} "
-          f"{baseline / gathered:>11.2f}x")
-    print(f"{'gather + read back + distil':<44} {stored:>8} {total:>8.2f} {stored / total:>9.0f} "
-          f"{baseline / total:>11.2f}x")
+    print(
+        f"{'bare httpx page loop (baseline)':<44} {fetched:>8} {baseline:>8.2f} {fetched / baseline:>9.0f} {'1.00x':>12}"
+    )
+    print(
+        f"{'gather activity (fetch+normalise+store)':<44} {stored:>8} {gathered:>8.2f} {stored / gathered:>9.0f} "
+        f"{baseline / gathered:>11.2f}x"
+    )
+    print(
+        f"{'gather + read back + distil':<44} {stored:>8} {total:>8.2f} {stored / total:>9.0f} "
+        f"{baseline / total:>11.2f}x"
+    )
     print(f"key events in the Timeline section: {key_events}")
     print(f"peak Python allocations during gather+distil: {peak / 1024 / 1024:.1f} MiB; max RSS: {rss_mb:.0f} MiB")
 

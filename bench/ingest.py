@@ -46,10 +46,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the real payloads live with the tests
 
-from postmortem.devserver import DevServer
-from postmortem.gateway import START_TIMEOUT
+from postmortem.app.devserver import DevServer
+from postmortem.app.gateway import START_TIMEOUT
+from postmortem.app.temporal import connect
 from postmortem.models import IncidentEvent
-from postmortem.temporal import connect
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
 from postmortem.webhooks.pagerduty_signature import sign
@@ -157,7 +157,11 @@ class ApiProcess:
         )
         with self.stdout_file.open("wb") as out, self.stderr_file.open("wb") as err:
             self.process = subprocess.Popen(
-                [postmortem_command(), "api"], env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [postmortem_command(), "api"],
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
                 cwd=self.data_dir,
             )
 
@@ -174,7 +178,9 @@ class ApiProcess:
             while True:
                 code = self.process.poll()
                 if code is not None:
-                    raise RuntimeError(f"the API exited with code {code} at start-up; its stderr:\n{self.stderr_tail()}")
+                    raise RuntimeError(
+                        f"the API exited with code {code} at start-up; its stderr:\n{self.stderr_tail()}"
+                    )
                 with contextlib.suppress(httpx.TransportError):
                     if (await http.get("/healthz")).status_code == 200:
                         return
@@ -235,7 +241,9 @@ async def closed_loop(calls: list[Callable[[], Awaitable[str | None]]], concurre
     return PhaseResult(requests=len(calls), seconds=time.perf_counter() - started, errors=errors)
 
 
-def start_calls(client: Client, inputs: list[tuple[str, PostmortemWorkflowInput]]) -> list[Callable[[], Awaitable[None]]]:
+def start_calls(
+    client: Client, inputs: list[tuple[str, PostmortemWorkflowInput]]
+) -> list[Callable[[], Awaitable[None]]]:
     def call(workflow_id: str, arg: PostmortemWorkflowInput) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             # Exactly the call the gateway makes (postmortem/gateway.py, TemporalGateway.start_postmortem).
@@ -376,8 +384,12 @@ async def open_loop(calls: list[Callable[[], Awaitable[str | None]]], rate: floa
         tasks.append(asyncio.create_task(one(call, scheduled)))
     await asyncio.gather(*tasks)
     return LatencyResult(
-        rate=rate, planned=len(calls), seconds=loop.time() - start, from_schedule_ms=from_schedule,
-        from_send_ms=from_send, errors=errors,
+        rate=rate,
+        planned=len(calls),
+        seconds=loop.time() - start,
+        from_schedule_ms=from_schedule,
+        from_send_ms=from_send,
+        errors=errors,
     )
 
 
@@ -416,8 +428,13 @@ def latency_lines(name: str, result: LatencyResult) -> list[str]:
 
 
 def print_report(
-    args: argparse.Namespace, temporal_address: str, floor: PhaseResult, ours: PhaseResult,
-    latency: LatencyResult, floor_latency: LatencyResult, missing: list[str],
+    args: argparse.Namespace,
+    temporal_address: str,
+    floor: PhaseResult,
+    ours: PhaseResult,
+    latency: LatencyResult,
+    floor_latency: LatencyResult,
+    missing: list[str],
     rounds: tuple[list[PhaseResult], list[PhaseResult]],
 ) -> None:
     ratio = ours.per_second / floor.per_second if floor.per_second else 0.0
@@ -494,7 +511,9 @@ def combined(results: list[PhaseResult], samples: dict[str, str]) -> PhaseResult
     for result in results:
         errors.update(result.errors)
     return PhaseResult(
-        requests=sum(r.requests for r in results), seconds=sum(r.seconds for r in results), errors=errors,
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        errors=errors,
         samples=samples,
     )
 
@@ -545,11 +564,17 @@ async def run(args: argparse.Namespace) -> None:
                 # the dev server (database growth, disk) weighs on both alike.
                 floor_rounds: list[PhaseResult] = []
                 hook_rounds: list[PhaseResult] = []
-                pairs = list(zip(chunks(floor_calls[warmup:], args.rounds), chunks(hook_calls[warmup:], args.rounds)))
+                pairs = list(
+                    zip(
+                        chunks(floor_calls[warmup:], args.rounds), chunks(hook_calls[warmup:], args.rounds), strict=True
+                    )
+                )
                 for number, (floor_chunk, hook_chunk) in enumerate(pairs, start=1):
                     order = [("floor", floor_chunk, floor_rounds), ("webhooks", hook_chunk, hook_rounds)]
                     for name, calls, results in order if number % 2 else reversed(order):
-                        status(f"round {number}/{len(pairs)}: {name}, {len(calls)} at concurrency {args.concurrency} ...")
+                        status(
+                            f"round {number}/{len(pairs)}: {name}, {len(calls)} at concurrency {args.concurrency} ..."
+                        )
                         if name == "webhooks":
                             await connections.touch()
                         results.append(await closed_loop(calls, args.concurrency))
@@ -599,7 +624,9 @@ def main() -> int:
         "--duration-seconds", type=float, default=10.0, help="length of each latency phase (default 10)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=4,
+        "--rounds",
+        type=int,
+        default=4,
         help="interleave the two throughput phases in this many alternating rounds (default 4; 1 = one after the other)",
     )
     args = parser.parse_args()

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -97,7 +97,7 @@ class CalDavCalendar:
             raise ValueError("start and end must be timezone-aware")
         if end <= start:
             return []
-        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         if self._free_busy_query:
             try:
                 busy = await self._free_busy(start, end)
@@ -127,8 +127,10 @@ class CalDavCalendar:
             return busy_from_freebusy(response.content, start, end)
         except ValueError as exc:
             raise UpstreamError(
-                SERVICE, response.status_code,
-                f"CalDAV answered free-busy-query with no readable VFREEBUSY: {exc}", permanent=True,
+                SERVICE,
+                response.status_code,
+                f"CalDAV answered free-busy-query with no readable VFREEBUSY: {exc}",
+                permanent=True,
             ) from exc
 
     async def _calendar_query_busy(self, start: datetime, end: datetime) -> list[Interval]:
@@ -148,7 +150,9 @@ class CalDavCalendar:
             intervals = [interval for document in documents for interval in busy_from_events(document, start, end)]
         except ValueError as exc:
             raise UpstreamError(
-                SERVICE, response.status_code, f"CalDAV answered calendar-query with an unreadable body: {exc}",
+                SERVICE,
+                response.status_code,
+                f"CalDAV answered calendar-query with an unreadable body: {exc}",
                 permanent=True,
             ) from exc
         return merge(intervals)
@@ -298,9 +302,9 @@ def _occurrences(event: Any, length: timedelta, start: datetime, end: datetime) 
     """Occurrence starts (UTC) of a recurring event that overlap [start, end), for servers that did not expand."""
     local_start = event.decoded("DTSTART")
     if not isinstance(local_start, datetime):
-        local_start = datetime.combine(local_start, time(0), tzinfo=timezone.utc)
+        local_start = datetime.combine(local_start, time(0), tzinfo=UTC)
     elif local_start.tzinfo is None:
-        local_start = local_start.replace(tzinfo=timezone.utc)
+        local_start = local_start.replace(tzinfo=UTC)
     rules = rruleset()
     for prop in _as_list(event.get("RRULE")):
         text = prop.to_ical().decode()
@@ -320,7 +324,7 @@ def _occurrences(event: Any, length: timedelta, start: datetime, end: datetime) 
     for index, occurrence in enumerate(rules.between(start - length - timedelta(seconds=1), end, inc=True)):
         if index >= _MAX_OCCURRENCES:
             break
-        moment = occurrence.astimezone(timezone.utc)
+        moment = occurrence.astimezone(UTC)
         if moment + length > start and moment < end:
             found.append(moment)
     return found
@@ -343,14 +347,14 @@ def _as_local(value: date | datetime, like: datetime) -> datetime:
 def _start_of(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value
-    return datetime.combine(value, time(0), tzinfo=timezone.utc)
+    return datetime.combine(value, time(0), tzinfo=UTC)
 
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)  # floating time: read as UTC
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)  # floating time: read as UTC
+    return value.astimezone(UTC)
 
 
 def _stamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

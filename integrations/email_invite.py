@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate, parseaddr
@@ -48,8 +48,8 @@ import aiosmtplib
 from icalendar import Calendar
 
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.invite import unique_attendees
-from postmortem.meeting import Attendee, Meeting
+from postmortem.meeting.invite import unique_attendees
+from postmortem.meeting.models import Attendee, Meeting
 
 SERVICE = "SMTP"
 ATTACHMENT_NAME = "invite.ics"
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 
 def invite_message(meeting: Meeting, ics: bytes, *, method: str, sender: str, body_text: str) -> EmailMessage:
-    """The iMIP email for `ics` (as built by postmortem.invite.build_invite with the same method)."""
+    """The iMIP email for `ics` (as built by postmortem.meeting.invite.build_invite with the same method)."""
     method = method.upper()
     calendar = Calendar.from_ical(ics)
     inner = str(calendar.get("METHOD", "")).upper()
@@ -126,8 +126,8 @@ def _date(calendar: Calendar) -> str:
     for event in calendar.walk("VEVENT"):
         stamp = event.get("DTSTAMP")
         if stamp is not None and isinstance(stamp.dt, datetime):
-            value = stamp.dt if stamp.dt.tzinfo else stamp.dt.replace(tzinfo=timezone.utc)
-            return format_datetime(value.astimezone(timezone.utc))
+            value = stamp.dt if stamp.dt.tzinfo else stamp.dt.replace(tzinfo=UTC)
+            return format_datetime(value.astimezone(UTC))
     return formatdate(usegmt=True)
 
 
@@ -192,7 +192,9 @@ class SmtpMailer:
             detail = "; ".join(f"{r.recipient}: {r.code} {_shorten(r.message)}" for r in exc.recipients)
             permanent = bool(codes) and all(500 <= code < 600 for code in codes)
             status = codes[0] if len(set(codes)) == 1 else None
-            return UpstreamError(SERVICE, status, f"SMTP {where} refused every recipient: {detail}", permanent=permanent)
+            return UpstreamError(
+                SERVICE, status, f"SMTP {where} refused every recipient: {detail}", permanent=permanent
+            )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             what = "refused the login" if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else "answered"
             return UpstreamError(
@@ -207,20 +209,29 @@ class SmtpMailer:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLCertVerificationError):
                 return self._error(cause)
-            return UpstreamError(SERVICE, None, f"SMTP {where} could not be reached: {_shorten(str(exc))}", permanent=False)
+            return UpstreamError(
+                SERVICE, None, f"SMTP {where} could not be reached: {_shorten(str(exc))}", permanent=False
+            )
         if isinstance(exc, ssl.SSLCertVerificationError):
             return UpstreamError(
-                SERVICE, None, f"SMTP {where} has a certificate that does not verify: {_shorten(str(exc))}", permanent=True
+                SERVICE,
+                None,
+                f"SMTP {where} has a certificate that does not verify: {_shorten(str(exc))}",
+                permanent=True,
             )
         if isinstance(exc, aiosmtplib.SMTPException | ValueError):
             # No STARTTLS or AUTH where configured, an address that cannot go on a command line, ...
             return UpstreamError(SERVICE, None, f"SMTP {where}: {_shorten(str(exc))}", permanent=True)
         if isinstance(exc, OSError):  # refused connection, TLS broken mid-handshake, DNS
             return UpstreamError(
-                SERVICE, None, f"SMTP {where} could not be reached: {_shorten(str(exc) or type(exc).__name__)}",
+                SERVICE,
+                None,
+                f"SMTP {where} could not be reached: {_shorten(str(exc) or type(exc).__name__)}",
                 permanent=False,
             )
-        return UpstreamError(SERVICE, None, f"SMTP {where} failed: {type(exc).__name__}: {_shorten(str(exc))}", permanent=True)
+        return UpstreamError(
+            SERVICE, None, f"SMTP {where} failed: {type(exc).__name__}: {_shorten(str(exc))}", permanent=True
+        )
 
 
 def _shorten(text: str) -> str:

@@ -85,7 +85,8 @@ class GitHubIssuesClient:
             return self._ticket(issue)
         query = f'repo:{self.repo} is:issue in:body "{marker}"'
         response = await self._call(
-            "GET", f"{self._base}/search/issues",
+            "GET",
+            f"{self._base}/search/issues",
             params={"q": query, "sort": "created", "order": "asc", "per_page": str(SEARCH_PAGE)},
         )
         body = json_object(response, SERVICE)
@@ -164,15 +165,23 @@ def _repo_of(issue: dict[str, Any]) -> str | None:
 def _issue_list(items: Any) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         return []
-    return [item for item in items
-            if isinstance(item, dict) and isinstance(item.get("number"), int) and "pull_request" not in item]
+    return [
+        item
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("number"), int) and "pull_request" not in item
+    ]
 
 
 def _issue(response: httpx.Response) -> dict[str, Any]:
     body = json_object(response, SERVICE)
     if not isinstance(body.get("number"), int):
-        raise upstream_error(response, SERVICE, "the answer has no issue number", permanent=True,
-                             head=f"{SERVICE} answered {response.status_code} without the expected issue")
+        raise upstream_error(
+            response,
+            SERVICE,
+            "the answer has no issue number",
+            permanent=True,
+            head=f"{SERVICE} answered {response.status_code} without the expected issue",
+        )
     return body
 
 
@@ -186,16 +195,24 @@ def raise_for_github(response: httpx.Response) -> None:
     headers = response.headers
     if status in (403, 429):
         if headers.get("x-ratelimit-remaining") == "0":
-            wait = retry_after_seconds(httpx.Headers({"retry-after": headers["retry-after"]})) \
-                if "retry-after" in headers else seconds_until_epoch(headers.get("x-ratelimit-reset"))
+            wait = (
+                retry_after_seconds(httpx.Headers({"retry-after": headers["retry-after"]}))
+                if "retry-after" in headers
+                else seconds_until_epoch(headers.get("x-ratelimit-reset"))
+            )
             raise upstream_error(response, SERVICE, detail, permanent=False, retry_after=wait, code="rate_limited")
         if "retry-after" in headers or "secondary rate limit" in (detail or "").lower():
             wait = None
             if "retry-after" in headers:
                 wait = retry_after_seconds(httpx.Headers({"retry-after": headers["retry-after"]}))
-            raise upstream_error(response, SERVICE, detail, permanent=False,
-                                 retry_after=SECONDARY_LIMIT_WAIT if wait is None else wait,
-                                 code="secondary_rate_limited")
+            raise upstream_error(
+                response,
+                SERVICE,
+                detail,
+                permanent=False,
+                retry_after=SECONDARY_LIMIT_WAIT if wait is None else wait,
+                code="secondary_rate_limited",
+            )
     if detail is not None:
         error = error_from_response(response, SERVICE)  # classification by status, our wording of the body
         raise upstream_error(response, SERVICE, detail, permanent=error.permanent, retry_after=error.retry_after)

@@ -7,7 +7,7 @@ them from `permanent` and `retry_after`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -106,10 +106,10 @@ def _http_date_seconds(value: str, now: datetime | None) -> float | None:
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -203,7 +203,7 @@ def error_from_response(response: httpx.Response, service: str) -> UpstreamError
 
 def _has_request(response: httpx.Response) -> bool:
     try:
-        response.request
+        _ = response.request
     except RuntimeError:
         return False
     return True
@@ -253,17 +253,19 @@ async def request(client: httpx.AsyncClient, service: str, method: str, url: str
         response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         raise UpstreamError(
-            service, None, f"{service} did not answer in time: {type(exc).__name__}{_where(_request_of(exc))}",
+            service,
+            None,
+            f"{service} did not answer in time: {type(exc).__name__}{_where(_request_of(exc))}",
             permanent=False,
         ) from exc
     except httpx.UnsupportedProtocol as exc:  # a base URL without http(s):// — configuration, not weather
-        raise UpstreamError(
-            service, None, f"{service} cannot be called at {url!r}: {exc}", permanent=True
-        ) from exc
+        raise UpstreamError(service, None, f"{service} cannot be called at {url!r}: {exc}", permanent=True) from exc
     except httpx.TransportError as exc:
         reason = str(exc) or type(exc).__name__
         raise UpstreamError(
-            service, None, f"{service} could not be reached: {_shorten(reason)}{_where(_request_of(exc))}",
+            service,
+            None,
+            f"{service} could not be reached: {_shorten(reason)}{_where(_request_of(exc))}",
             permanent=False,
         ) from exc
     raise_for_upstream(response, service)

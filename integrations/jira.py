@@ -63,7 +63,7 @@ class JiraClient:
         self.project = project
         self.issue_type = issue_type
         self.priority_names = priority_names
-        credentials = base64.b64encode(f"{email}:{api_token}".encode("utf-8")).decode("ascii")
+        credentials = base64.b64encode(f"{email}:{api_token}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
 
     def browse_url(self, key: str) -> str:
@@ -88,8 +88,12 @@ class JiraClient:
 
     async def create(self, request: TicketRequest) -> Ticket:
         response = await send(
-            self._http, SERVICE, "POST", f"{self._base}{ISSUE_PATH}",
-            json=self.create_payload(request), headers=self._headers,
+            self._http,
+            SERVICE,
+            "POST",
+            f"{self._base}{ISSUE_PATH}",
+            json=self.create_payload(request),
+            headers=self._headers,
         )
         body = json_object(response, SERVICE)
         key = expect_key(body, "key", str, response, SERVICE)
@@ -97,8 +101,12 @@ class JiraClient:
 
     async def status(self, key: str) -> Ticket:
         response = await send(
-            self._http, SERVICE, "GET", f"{self._base}{ISSUE_PATH}/{path_segment(key)}",
-            params={"fields": "status,resolution"}, headers=self._headers,
+            self._http,
+            SERVICE,
+            "GET",
+            f"{self._base}{ISSUE_PATH}/{path_segment(key)}",
+            params={"fields": "status,resolution"},
+            headers=self._headers,
         )
         body = json_object(response, SERVICE)
         expect_key(body, "key", str, response, SERVICE)
@@ -205,8 +213,11 @@ def _block(node: SyntaxTreeNode) -> dict[str, Any] | None:
         return {"type": "bulletList", "content": [_list_item(item) for item in node.children]}
     if kind == "ordered_list":
         start = node.attrs.get("start", 1)
-        return {"type": "orderedList", "attrs": {"order": int(start)},
-                "content": [_list_item(item) for item in node.children]}
+        return {
+            "type": "orderedList",
+            "attrs": {"order": int(start)},
+            "content": [_list_item(item) for item in node.children],
+        }
     if kind == "blockquote":
         return {"type": "blockquote", "content": _blocks(node.children) or [{"type": "paragraph", "content": []}]}
     if kind in ("fence", "code_block"):
@@ -279,8 +290,12 @@ def _merged(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: list[dict[str, Any]] = []
     for node in nodes:
         last = merged[-1] if merged else None
-        if (last is not None and node["type"] == "text" and last["type"] == "text"
-                and last.get("marks") == node.get("marks")):
+        if (
+            last is not None
+            and node["type"] == "text"
+            and last["type"] == "text"
+            and last.get("marks") == node.get("marks")
+        ):
             merged[-1] = {**last, "text": last["text"] + node["text"]}
         else:
             merged.append(node)

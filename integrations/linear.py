@@ -59,7 +59,8 @@ TRANSIENT_TYPES = frozenset({"ratelimited", "internal error", "lock timeout"})
 _FIELDS = "id identifier url state { type }"
 CREATE = (
     "mutation CreateTicket($input: IssueCreateInput!) { issueCreate(input: $input) { success issue { "
-    + _FIELDS + " } } }"
+    + _FIELDS
+    + " } } }"
 )
 FIND = (
     "query FindTicket($id: ID!, $line: String!) { issues(filter: { or: [{ id: { eq: $id } }, "
@@ -76,7 +77,7 @@ def marker_line(marker: str) -> str:
 def issue_id(team_id: str, marker: str) -> str:
     """The issue UUID for `marker` in team `team_id`: the same on every try, in UUID v4 format
     (version and variant bits set) as `IssueCreateInput.id` asks for."""
-    digest = hashlib.sha256(f"postmortem-ticket:{team_id}:{marker}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"postmortem-ticket:{team_id}:{marker}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
@@ -89,7 +90,11 @@ class LinearClient:
 
     async def _graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         response = await exchange(
-            self._http, SERVICE, "POST", self._url, json={"query": query, "variables": variables},
+            self._http,
+            SERVICE,
+            "POST",
+            self._url,
+            json={"query": query, "variables": variables},
             headers=self._headers,
         )
         body = json_or_none(response)
@@ -115,8 +120,9 @@ class LinearClient:
         payload = data.get("issueCreate")
         issue = payload.get("issue") if isinstance(payload, dict) else None
         if not isinstance(payload, dict) or payload.get("success") is not True or not isinstance(issue, dict):
-            raise UpstreamError(SERVICE, 200, f"{SERVICE} did not create the issue (issueCreate success is not true)",
-                                permanent=True)
+            raise UpstreamError(
+                SERVICE, 200, f"{SERVICE} did not create the issue (issueCreate success is not true)", permanent=True
+            )
         return _ticket(issue)
 
     async def status(self, key: str) -> Ticket:
@@ -187,13 +193,17 @@ def graphql_error(response: httpx.Response, errors: list[Any]) -> UpstreamError:
     transient = rate_limited or status == 429 or status >= 500 or any(kind in TRANSIENT_TYPES for kind in types)
     retry_after = None
     if rate_limited or status == 429:
-        retry_after = retry_after_seconds(httpx.Headers({"retry-after": response.headers["retry-after"]})) \
-            if "retry-after" in response.headers else None
+        retry_after = (
+            retry_after_seconds(httpx.Headers({"retry-after": response.headers["retry-after"]}))
+            if "retry-after" in response.headers
+            else None
+        )
         if retry_after is None:
             retry_after = _reset_wait(response.headers)
     code = codes[0] if codes else (types[0] if types else None)
-    return upstream_error(response, SERVICE, "; ".join(messages) or code, permanent=not transient,
-                          retry_after=retry_after, code=code)
+    return upstream_error(
+        response, SERVICE, "; ".join(messages) or code, permanent=not transient, retry_after=retry_after, code=code
+    )
 
 
 def _reset_wait(headers: httpx.Headers) -> float | None:

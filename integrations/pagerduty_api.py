@@ -47,8 +47,9 @@ class PagerDutyClient:
         at 10000 gives an empty last page without asking: an incident with more than 10,000 log
         entries yields its first 10,000 only (PagerDuty offers no way past that for this endpoint).
         """
-        return await self._paged(self._incident_url(incident_id, "/log_entries"), "log_entries", cursor,
-                                 {"include[]": "channels"})
+        return await self._paged(
+            self._incident_url(incident_id, "/log_entries"), "log_entries", cursor, {"include[]": "channels"}
+        )
 
     async def alerts_page(self, incident_id: str, cursor: str | None) -> Page[dict[str, Any]]:
         """One page of GET /incidents/{id}/alerts; same offset cursor and 10,000 cap as log entries."""

@@ -70,7 +70,10 @@ class SlackClient:
         if blocks is not None:
             payload["blocks"] = blocks
         response = await request(
-            self._http, SERVICE, "POST", f"{self._base}/chat.postMessage",
+            self._http,
+            SERVICE,
+            "POST",
+            f"{self._base}/chat.postMessage",
             content=json.dumps(payload).encode("utf-8"),
             headers={**self._auth, "Content-Type": "application/json; charset=utf-8"},
         )

@@ -114,7 +114,7 @@ async def exchange(http: httpx.AsyncClient, service: str, method: str, url: str,
 
 
 def where(response: httpx.Response) -> str:
-    """" (METHOD /path)" for error messages, like http_errors words them (no query string)."""
+    """ " (METHOD /path)" for error messages, like http_errors words them (no query string)."""
     try:
         sent = response.request
     except RuntimeError:
@@ -139,8 +139,12 @@ def upstream_error(
         text = text[:299] + "…"
     message = f"{head}: {text}" if text else head
     return UpstreamError(
-        service, response.status_code, message + where(response),
-        retry_after=retry_after, permanent=permanent, code=code,
+        service,
+        response.status_code,
+        message + where(response),
+        retry_after=retry_after,
+        permanent=permanent,
+        code=code,
     )
 
 

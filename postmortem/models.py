@@ -129,7 +129,7 @@ class Incident(BaseModel):
     security: bool = False
     raw: dict[str, Any] = Field(default_factory=dict)
 
-    def summary(self) -> "Incident":
+    def summary(self) -> Incident:
         """The same incident without the raw payload, for places that must stay small."""
         return self.model_copy(update={"raw": {}})
 

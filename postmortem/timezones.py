@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -17,8 +17,8 @@ def validate_timezone(name: str) -> str:
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes only come from our own SQLite columns, which store UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def in_zone(value: datetime, zone: str) -> datetime:

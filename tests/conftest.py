@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import make_url
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from sqlalchemy.engine import make_url
-
+from postmortem.app.temporal import ensure_search_attributes
 from postmortem.store.store import Store
-from postmortem.temporal import ensure_search_attributes
 from tests.support import binary
 
 POSTGRES_URL = os.environ.get("POSTMORTEM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

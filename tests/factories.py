@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from postmortem.drafting import draft_report
+from postmortem.incident.policy import decide
+from postmortem.incident.teams import PolicyConfig
 from postmortem.models import Incident, IncidentEvent, Language, Status, TemplateVariant
-from postmortem.policy import decide
+from postmortem.report.drafting import draft_report
 from postmortem.store.postmortems import NewPostmortem
-from postmortem.teams import PolicyConfig
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from tests.fixtures import fixture_json
@@ -17,8 +17,9 @@ from tests.fixtures import fixture_json
 RESOLVED_V3 = "pagerduty_v3_incident_resolved.json"
 
 
-def pagerduty_resolved_body(incident_id: str = "PCPZE64", resolved_at: datetime | None = None,
-                            **data_changes: object) -> bytes:
+def pagerduty_resolved_body(
+    incident_id: str = "PCPZE64", resolved_at: datetime | None = None, **data_changes: object
+) -> bytes:
     """The real V3 resolved capture, for another incident id (and resolution time) if asked."""
     payload = fixture_json(RESOLVED_V3)
     payload["event"]["data"]["id"] = incident_id
@@ -28,8 +29,9 @@ def pagerduty_resolved_body(incident_id: str = "PCPZE64", resolved_at: datetime 
     return json.dumps(payload).encode()
 
 
-def pagerduty_event(incident_id: str = "PCPZE64", resolved_at: datetime | None = None,
-                    **data_changes: object) -> IncidentEvent:
+def pagerduty_event(
+    incident_id: str = "PCPZE64", resolved_at: datetime | None = None, **data_changes: object
+) -> IncidentEvent:
     [event] = parse_pagerduty(json.loads(pagerduty_resolved_body(incident_id, resolved_at, **data_changes)))
     assert isinstance(event, IncidentEvent)
     return event
@@ -43,7 +45,7 @@ def new_postmortem(
     language: Language = Language.EN,
     status: Status = Status.DRAFT,
 ) -> NewPostmortem:
-    created_at = created_at or datetime.now(timezone.utc)
+    created_at = created_at or datetime.now(UTC)
     decision = decide([incident], PolicyConfig())
     draft = draft_report(
         [incident], decision=decision, language=language, variant=TemplateVariant.AUTO, zone="UTC", now=created_at

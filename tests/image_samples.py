@@ -34,8 +34,10 @@ def png(*, width: int = 1, height: int = 1, size: int | None = None) -> bytes:
 
 
 # The classic 1x1 transparent GIF (43 bytes).
-GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 def gif() -> bytes:
@@ -58,12 +60,12 @@ def jpeg(*, comment: int = 0) -> bytes:
         b"\xff\xd8"
         + _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
         + comments
-        + _segment(0xDB, b"\x00" + bytes([1] * 64))                     # quantisation table 0, all ones
-        + _segment(0xC0, b"\x08\x00\x01\x00\x01\x01\x01\x11\x00")       # SOF0: 8 bit, 1x1, one component
-        + _segment(0xC4, b"\x00" + one_code + b"\x00")                  # DC table 0: category 0
-        + _segment(0xC4, b"\x10" + one_code + b"\x00")                  # AC table 0: end of block
-        + _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")                   # SOS
-        + b"\x3f"                                                       # DC 0, EOB, padding ones
+        + _segment(0xDB, b"\x00" + bytes([1] * 64))  # quantisation table 0, all ones
+        + _segment(0xC0, b"\x08\x00\x01\x00\x01\x01\x01\x11\x00")  # SOF0: 8 bit, 1x1, one component
+        + _segment(0xC4, b"\x00" + one_code + b"\x00")  # DC table 0: category 0
+        + _segment(0xC4, b"\x10" + one_code + b"\x00")  # AC table 0: end of block
+        + _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")  # SOS
+        + b"\x3f"  # DC 0, EOB, padding ones
         + b"\xff\xd9"
     )
 
@@ -88,15 +90,15 @@ def webp() -> bytes:
     bits = _Bits()
     bits.put(0, 14)  # width - 1
     bits.put(0, 14)  # height - 1
-    bits.put(1, 1)   # alpha is used
-    bits.put(0, 3)   # version
-    bits.put(0, 1)   # no transform
-    bits.put(0, 1)   # no colour cache
-    bits.put(0, 1)   # no meta prefix codes
+    bits.put(1, 1)  # alpha is used
+    bits.put(0, 3)  # version
+    bits.put(0, 1)  # no transform
+    bits.put(0, 1)  # no colour cache
+    bits.put(0, 1)  # no meta prefix codes
     for symbol in (0, 0xFF, 0, 0xFF, 0):  # green, red, blue, alpha, distance
-        bits.put(1, 1)   # simple code
-        bits.put(0, 1)   # one symbol
-        bits.put(1, 1)   # an 8-bit symbol
+        bits.put(1, 1)  # simple code
+        bits.put(0, 1)  # one symbol
+        bits.put(1, 1)  # an 8-bit symbol
         bits.put(symbol, 8)
     payload = b"\x2f" + bits.bytes()
     chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) % 2 else b"")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")

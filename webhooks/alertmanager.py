@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from postmortem.timeline import parse_time
+from postmortem.evidence.timeline import parse_time
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.payload import obj, text
 
@@ -40,7 +40,7 @@ def fingerprint(labels: dict[str, str]) -> str:
 def parse_alertmanager(data: dict[str, Any]) -> list[dict[str, Any]]:
     version = text(data.get("version"))
     if version != "4":
-        raise WebhookRejected(422, f"version must be \"4\" (Alertmanager webhook format), got {version!r}")
+        raise WebhookRejected(422, f'version must be "4" (Alertmanager webhook format), got {version!r}')
     alerts = data.get("alerts")
     if not isinstance(alerts, list):
         raise WebhookRejected(422, "alerts must be a list")

@@ -11,8 +11,8 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
+from postmortem.incident.severity import opsgenie_severity
 from postmortem.models import EventKind, Incident, IncidentEvent, Person, Ref, Source
-from postmortem.severity import opsgenie_severity
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.payload import epoch_datetime, obj, require_text, text
@@ -26,8 +26,13 @@ FLAG_TAGS = {
 }
 
 
-def verify_token(presented: str | None, expected: str | None, *, source: str = "Opsgenie",
-                 setting: str = "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN") -> None:
+def verify_token(
+    presented: str | None,
+    expected: str | None,
+    *,
+    source: str = "Opsgenie",
+    setting: str = "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN",
+) -> None:
     """A shared token, for senders that cannot sign (Opsgenie, Jira automation)."""
     if not expected:
         raise WebhookRejected(503, f"{source} webhooks are not configured: set {setting}")
@@ -100,7 +105,7 @@ def parse_opsgenie(data: dict[str, Any]) -> IncidentEvent | Ignored:
 
 def incident_from_alert_api(alert: dict[str, Any]) -> Incident:
     """An alert as the Alert API returns it (GET /v2/alerts/{id}): ISO times, `report` in ms."""
-    from postmortem.timeline import parse_time
+    from postmortem.evidence.timeline import parse_time
 
     alert_id = require_text(alert, "id", "alert")
     created = parse_time(alert.get("createdAt"))
@@ -115,12 +120,17 @@ def incident_from_alert_api(alert: dict[str, Any]) -> Incident:
             responders.append(Person(email=person) if "@" in person else Person(name=person))
     entity = text(alert.get("entity"))
     return Incident(
-        source=Source.OPSGENIE, id=alert_id, number=text(alert.get("tinyId")),
+        source=Source.OPSGENIE,
+        id=alert_id,
+        number=text(alert.get("tinyId")),
         title=text(alert.get("message")) or f"Opsgenie alert {alert_id}",
         services=[Ref(name=entity)] if entity else [],
         severity=opsgenie_severity(alert.get("priority") if isinstance(alert.get("priority"), (int, str)) else None),
-        priority=text(alert.get("priority")), created_at=created,
+        priority=text(alert.get("priority")),
+        created_at=created,
         acknowledged_at=created + timedelta(milliseconds=ack_ms) if created and isinstance(ack_ms, int) else None,
         resolved_at=closed if alert.get("status") == "closed" else None,
-        responders=responders, tags=_names(alert.get("tags")), raw={"alert": alert},
+        responders=responders,
+        tags=_names(alert.get("tags")),
+        raw={"alert": alert},
     )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from postmortem.incident.severity import pagerduty_severity
 from postmortem.models import EventKind, Incident, IncidentEvent, Link, Person, Ref, Source
-from postmortem.severity import pagerduty_severity
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.payload import iso_datetime, obj, objs, require_text, text
@@ -86,7 +86,10 @@ def _parse_v3(event: dict[str, Any]) -> IncidentEvent | Ignored:
         resolved_at=occurred_at,
         responders=[*map(_person, objs(data.get("assignees"))), _person(event.get("agent"))],
         resolved_by=_person(event.get("agent")),
-        links=[_link("PagerDuty incident", data.get("html_url")), _link("Conference bridge", bridge.get("conference_url"))],
+        links=[
+            _link("PagerDuty incident", data.get("html_url")),
+            _link("Conference bridge", bridge.get("conference_url")),
+        ],
         raw={"event": event},
     )
     return _resolved(event_id, event_type, occurred_at, incident)
@@ -164,8 +167,12 @@ def _incident(
 
 def _resolved(event_id: str | None, event_type: str, occurred_at: Any, incident: Incident) -> IncidentEvent:
     return IncidentEvent(
-        source=Source.PAGERDUTY, event_id=event_id, event_type=event_type, kind=EventKind.RESOLVED,
-        occurred_at=occurred_at, incident=incident,
+        source=Source.PAGERDUTY,
+        event_id=event_id,
+        event_type=event_type,
+        kind=EventKind.RESOLVED,
+        occurred_at=occurred_at,
+        incident=incident,
     )
 
 

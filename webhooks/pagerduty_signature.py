@@ -24,9 +24,7 @@ def sign(body: bytes, secret: str) -> str:
 def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
     if not secrets:
         # 5xx, so PagerDuty keeps retrying until the operator configures the secret: nothing lost.
-        raise WebhookRejected(
-            503, "PagerDuty webhooks are not configured: set POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS"
-        )
+        raise WebhookRejected(503, "PagerDuty webhooks are not configured: set POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS")
     if not body:
         raise WebhookRejected(400, "empty request body")
     if header is None or not header.strip():

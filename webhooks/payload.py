@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from postmortem.webhooks.errors import WebhookRejected
@@ -54,7 +54,7 @@ def iso_datetime(value: Any, where: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise WebhookRejected(422, f"{where} is not an ISO 8601 timestamp: {value!r}") from exc
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def epoch_datetime(value: Any, where: str, *, unit: str) -> datetime | None:
@@ -70,7 +70,7 @@ def epoch_datetime(value: Any, where: str, *, unit: str) -> datetime | None:
     divisor = {"ms": 1_000, "ns": 1_000_000_000}[unit]
     seconds, remainder = divmod(number, divisor)
     try:
-        moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+        moment = datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise WebhookRejected(422, f"{where} is out of range: {value!r}") from exc
     microseconds = remainder * 1_000_000 // divisor

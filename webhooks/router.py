@@ -6,27 +6,27 @@ retried delivery lands on the same workflow and never makes a second report.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from postmortem.activities.tickets import STATE_TO_STATUS
 from postmortem.api.services import Services, get_services
 from postmortem.models import IncidentEvent
-from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
-from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
-from postmortem.activities.tickets import STATE_TO_STATUS
 from postmortem.webhooks.errors import WebhookRejected
-from postmortem.webhooks.trackers import github_state, jira_state, linear_state, verify_hmac
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie, verify_token
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
 from postmortem.webhooks.pagerduty_signature import verify_signature
 from postmortem.webhooks.payload import parse_json_object
+from postmortem.webhooks.trackers import github_state, jira_state, linear_state, verify_hmac
+from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -63,8 +63,15 @@ async def _dispatch(services: Services, deliveries: list[IncidentEvent | Ignored
             # Linked to another report: that report's workflow hears about it; no second report.
             linked = await services.store.postmortems.get(owner)
             await services.temporal.signal(linked.workflow_id, PostmortemWorkflow.incident_updated, delivery)
-            started.append({"postmortem_id": owner, "workflow_id": linked.workflow_id, "outcome": "linked",
-                            "event_type": delivery.event_type, "event_id": delivery.event_id})
+            started.append(
+                {
+                    "postmortem_id": owner,
+                    "workflow_id": linked.workflow_id,
+                    "outcome": "linked",
+                    "event_type": delivery.event_type,
+                    "event_id": delivery.event_id,
+                }
+            )
             continue
         workflow_id, outcome = await services.temporal.start_postmortem(postmortem_id, delivery)
         started.append(
@@ -112,7 +119,7 @@ async def alertmanager_webhook(
     """Stored straight away (no workflow): the gather step attaches them to incidents later."""
     verify_bearer(authorization, services.settings.alertmanager_webhook_token)
     alerts = parse_alertmanager(parse_json_object(await request.body()))
-    stored = await services.store.evidence.record_alerts(alerts, datetime.now(timezone.utc))
+    stored = await services.store.evidence.record_alerts(alerts, datetime.now(UTC))
     return JSONResponse({"status": "stored", "alerts": stored}, status_code=202)
 
 
@@ -123,41 +130,61 @@ async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, st
     owner = await services.store.postmortems.item_for_ticket(tracker, key)
     if owner is None:
         return JSONResponse({"status": "ignored", "reason": f"no action item has ticket {key}"}, status_code=202)
-    changed = await services.store.postmortems.sync_item_status(owner[0], owner[1], STATE_TO_STATUS[state],
-                                                               datetime.now(timezone.utc))
-    return JSONResponse({"status": "synced" if changed else "unchanged", "postmortem_id": owner[0],
-                         "action_item": owner[1], "ticket": key, "state": state}, status_code=202)
+    changed = await services.store.postmortems.sync_item_status(
+        owner[0], owner[1], STATE_TO_STATUS[state], datetime.now(UTC)
+    )
+    return JSONResponse(
+        {
+            "status": "synced" if changed else "unchanged",
+            "postmortem_id": owner[0],
+            "action_item": owner[1],
+            "ticket": key,
+            "state": state,
+        },
+        status_code=202,
+    )
 
 
 @router.post("/github", status_code=202, responses=ACCEPTED_RESPONSE)
 async def github_webhook(
-    request: Request, services: Annotated[Services, Depends(get_services)],
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
     x_hub_signature_256: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
     x_github_event: Annotated[str | None, Header(alias="X-GitHub-Event")] = None,
 ) -> JSONResponse:
     body = await request.body()
-    verify_hmac(body, x_hub_signature_256, services.settings.github_webhook_secret, header="X-Hub-Signature-256",
-                prefix="sha256=")
+    verify_hmac(
+        body,
+        x_hub_signature_256,
+        services.settings.github_webhook_secret,
+        header="X-Hub-Signature-256",
+        prefix="sha256=",
+    )
     if x_github_event not in (None, "issues"):
-        return JSONResponse({"status": "ignored", "reason": f"event {x_github_event!r} is not used"},
-                            status_code=202)
+        return JSONResponse({"status": "ignored", "reason": f"event {x_github_event!r} is not used"}, status_code=202)
     return await _ticket_pushed(services, "github", github_state(parse_json_object(body)))
 
 
 @router.post("/jira", status_code=202, responses=ACCEPTED_RESPONSE)
 async def jira_webhook(
-    request: Request, services: Annotated[Services, Depends(get_services)],
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
     x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
     token: Annotated[str | None, Query()] = None,
 ) -> JSONResponse:
-    verify_token(x_postmortem_token or token, services.settings.jira_webhook_token, source="Jira",
-                 setting="POSTMORTEM_JIRA_WEBHOOK_TOKEN")
+    verify_token(
+        x_postmortem_token or token,
+        services.settings.jira_webhook_token,
+        source="Jira",
+        setting="POSTMORTEM_JIRA_WEBHOOK_TOKEN",
+    )
     return await _ticket_pushed(services, "jira", jira_state(parse_json_object(await request.body())))
 
 
 @router.post("/linear", status_code=202, responses=ACCEPTED_RESPONSE)
 async def linear_webhook(
-    request: Request, services: Annotated[Services, Depends(get_services)],
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
     linear_signature: Annotated[str | None, Header(alias="Linear-Signature")] = None,
 ) -> JSONResponse:
     body = await request.body()

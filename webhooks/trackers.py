@@ -70,5 +70,6 @@ def linear_state(data: dict[str, Any]) -> tuple[str, str] | None:
         raise WebhookRejected(422, "Linear Issue event without data.identifier")
     if kind is None:
         return None
-    return key, {"completed": "done", "canceled": "wont_do", "duplicate": "wont_do",
-                 "started": "in_progress"}.get(kind, "open")
+    return key, {"completed": "done", "canceled": "wont_do", "duplicate": "wont_do", "started": "in_progress"}.get(
+        kind, "open"
+    )

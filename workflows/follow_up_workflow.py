@@ -18,8 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.tickets import FollowUpCheck, FollowUpCheckInput, TicketActivities, TicketsInput
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
-OPTIONS = dict(start_to_close_timeout=timedelta(minutes=5), schedule_to_close_timeout=timedelta(days=1),
-               retry_policy=RETRY)
+OPTIONS = dict(
+    start_to_close_timeout=timedelta(minutes=5), schedule_to_close_timeout=timedelta(days=1), retry_policy=RETRY
+)
 
 
 class FollowUpInput(BaseModel):
@@ -45,13 +46,19 @@ class FollowUpWorkflow:
             due = input.published_at + timedelta(days=day)
             if due > workflow.now():
                 await workflow.sleep(due - workflow.now())
-            tickets = TicketsInput(postmortem_id=input.postmortem_id, tracker=input.tracker,
-                                   accounts=input.accounts, now=workflow.now())
+            tickets = TicketsInput(
+                postmortem_id=input.postmortem_id, tracker=input.tracker, accounts=input.accounts, now=workflow.now()
+            )
             await workflow.execute_activity_method(TicketActivities.sync_tickets, tickets, **OPTIONS)
             check = await workflow.execute_activity_method(
                 TicketActivities.follow_up_check,
-                FollowUpCheckInput(postmortem_id=input.postmortem_id, day=day, published_at=input.published_at,
-                                   final=day == days[-1], now=workflow.now()),
+                FollowUpCheckInput(
+                    postmortem_id=input.postmortem_id,
+                    day=day,
+                    published_at=input.published_at,
+                    final=day == days[-1],
+                    now=workflow.now(),
+                ),
                 **OPTIONS,
             )
             checks.append(check)
@@ -59,11 +66,15 @@ class FollowUpWorkflow:
                 late = "; ".join(check.overdue + check.stalled)
                 await workflow.execute_activity_method(
                     ReviewActivities.notify,
-                    NotifyInput(postmortem_id=input.postmortem_id,
-                                key=f"{input.postmortem_id}:followup:{day}", recipients=check.owners_to_remind,
-                                subject=f"Day {day} follow-up of post-mortem {input.postmortem_id}",
-                                text=f"Action items overdue or stalled: {late}",
-                                slack_channel=input.slack_channel, now=workflow.now()),
+                    NotifyInput(
+                        postmortem_id=input.postmortem_id,
+                        key=f"{input.postmortem_id}:followup:{day}",
+                        recipients=check.owners_to_remind,
+                        subject=f"Day {day} follow-up of post-mortem {input.postmortem_id}",
+                        text=f"Action items overdue or stalled: {late}",
+                        slack_channel=input.slack_channel,
+                        now=workflow.now(),
+                    ),
                     **OPTIONS,
                 )
         return FollowUpResult(checks=checks)

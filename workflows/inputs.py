@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel
 
-from postmortem.lifecycle import Actor
 from postmortem.models import IncidentEvent, Source, Status
+from postmortem.review.lifecycle import Actor
 
 
 class PostmortemWorkflowInput(BaseModel):

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ParentClosePolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
@@ -25,28 +25,28 @@ with workflow.unsafe.imports_passed_through():
         ReviseMeetingInput,
         SendInviteInput,
     )
-    from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
-    from postmortem.activities.tickets import TicketActivities, TicketsInput
-    from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
-    from postmortem.lifecycle import Actor, Decision, Review, ReviewerState, Transition, TransitionRefused, check
-    from postmortem.meeting import Meeting, MeetingStatus
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
+    from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
-    from postmortem.evidence import EvidenceSource
-    from postmortem.formatting import format_local
+    from postmortem.activities.tickets import TicketActivities, TicketsInput
+    from postmortem.evidence.models import EvidenceSource
+    from postmortem.incident.policy import decide
+    from postmortem.incident.teams import TeamSettings
+    from postmortem.meeting.models import Meeting, MeetingStatus
     from postmortem.models import Incident, IncidentEvent, PolicyOutcome, Source, Status
-    from postmortem.policy import decide
-    from postmortem.teams import TeamSettings
+    from postmortem.report.formatting import format_local
+    from postmortem.review.lifecycle import Actor, Decision, Review, ReviewerState, Transition, TransitionRefused, check
+    from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         CancelRequest,
         DecisionRequest,
         LinkRequest,
-        SubmitRequest,
-        TransitionRequest,
         PostmortemWorkflowInput,
         PostmortemWorkflowResult,
         RescheduleRequest,
+        SubmitRequest,
+        TransitionRequest,
     )
 
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
@@ -129,8 +129,13 @@ class PostmortemWorkflow:
                     self._meeting = await workflow.execute_activity_method(
                         MeetingActivities.plan_meeting,
                         PlanMeetingInput(
-                            postmortem_id=input.postmortem_id, title=incident.title, severity=incident.severity,
-                            resolved_at=incident.resolved_at, language=team.language, team=team, now=workflow.now(),
+                            postmortem_id=input.postmortem_id,
+                            title=incident.title,
+                            severity=incident.severity,
+                            resolved_at=incident.resolved_at,
+                            language=team.language,
+                            team=team,
+                            now=workflow.now(),
                         ),
                         start_to_close_timeout=timedelta(minutes=2),
                         retry_policy=STEP_RETRY,
@@ -146,22 +151,29 @@ class PostmortemWorkflow:
     async def _deliver(self) -> None:
         """Send the current revision of the invite on every channel (each is a no-op if unconfigured)."""
         assert self._meeting is not None and self._postmortem_id is not None
-        await asyncio.gather(*(
-            workflow.execute_activity_method(
-                MeetingActivities.send_invite,
-                SendInviteInput(postmortem_id=self._postmortem_id, sequence=self._meeting.sequence, channel=channel,
-                                now=workflow.now()),
-                **DELIVERY_OPTIONS,
+        await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    MeetingActivities.send_invite,
+                    SendInviteInput(
+                        postmortem_id=self._postmortem_id,
+                        sequence=self._meeting.sequence,
+                        channel=channel,
+                        now=workflow.now(),
+                    ),
+                    **DELIVERY_OPTIONS,
+                )
+                for channel in ("email", "caldav")
             )
-            for channel in ("email", "caldav")
-        ))
+        )
 
     async def _revise(self, **change: object) -> Meeting:
         assert self._meeting is not None and self._postmortem_id is not None
         self._meeting = await workflow.execute_activity_method(
             MeetingActivities.revise_meeting,
-            ReviseMeetingInput(postmortem_id=self._postmortem_id, from_sequence=self._meeting.sequence,
-                               now=workflow.now(), **change),
+            ReviseMeetingInput(
+                postmortem_id=self._postmortem_id, from_sequence=self._meeting.sequence, now=workflow.now(), **change
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=STEP_RETRY,
         )
@@ -207,16 +219,22 @@ class PostmortemWorkflow:
         try:
             linked = await workflow.execute_activity_method(
                 LinkActivities.link_incident,
-                LinkIncidentInput(postmortem_id=self._postmortem_id, source=request.source,
-                                  incident_id=request.incident_id, now=workflow.now()),
-                start_to_close_timeout=timedelta(minutes=1), retry_policy=STEP_RETRY,
+                LinkIncidentInput(
+                    postmortem_id=self._postmortem_id,
+                    source=request.source,
+                    incident_id=request.incident_id,
+                    now=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=STEP_RETRY,
             )
         except ActivityError:
             self._linked.discard((request.source.value, request.incident_id))
             raise
         late = await self._gather(self._postmortem_id, linked.incident, self._team)
-        self._background.append(asyncio.create_task(self._complete_when_gathered(self._postmortem_id,
-                                                                                 list(late.values()))))
+        self._background.append(
+            asyncio.create_task(self._complete_when_gathered(self._postmortem_id, list(late.values())))
+        )
         return linked
 
     @link_incident.validator
@@ -236,7 +254,8 @@ class PostmortemWorkflow:
         await workflow.execute_activity_method(
             LinkActivities.refresh_incident,
             RefreshIncidentInput(postmortem_id=self._postmortem_id, incident=event.incident, now=workflow.now()),
-            start_to_close_timeout=timedelta(minutes=1), retry_policy=STEP_RETRY,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=STEP_RETRY,
         )
 
     # Review lifecycle ------------------------------------------------------------------------
@@ -260,8 +279,16 @@ class PostmortemWorkflow:
 
     async def _transition(self, action: str, actor: Actor, to: Status, comment: str | None = None) -> Review:
         assert self._review is not None and self._postmortem_id is not None
-        self._review.history.append(Transition(action=action, by=actor.name, at=workflow.now(),
-                                               from_status=self._review.status, to_status=to, comment=comment))
+        self._review.history.append(
+            Transition(
+                action=action,
+                by=actor.name,
+                at=workflow.now(),
+                from_status=self._review.status,
+                to_status=to,
+                comment=comment,
+            )
+        )
         self._review.status = to
         publishing = to == Status.PUBLISHED
         if publishing:
@@ -270,7 +297,8 @@ class PostmortemWorkflow:
         await workflow.execute_activity_method(
             ReviewActivities.record_review,
             RecordReviewInput(postmortem_id=self._postmortem_id, review=self._review, now=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=STEP_RETRY,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STEP_RETRY,
         )
         self._set_status(to)
         self._changed = True
@@ -278,9 +306,13 @@ class PostmortemWorkflow:
             try:
                 await workflow.execute_activity_method(
                     ReviewActivities.publish_report,
-                    PublishInput(postmortem_id=self._postmortem_id, published_count=self._review.published_count,
-                                 public_slug=self._review.public_slug,
-                                 slack_channel=self._team.slack_channel if self._team else None, now=workflow.now()),
+                    PublishInput(
+                        postmortem_id=self._postmortem_id,
+                        published_count=self._review.published_count,
+                        public_slug=self._review.public_slug,
+                        slack_channel=self._team.slack_channel if self._team else None,
+                        now=workflow.now(),
+                    ),
                     **DELIVERY_OPTIONS,
                 )
             except ActivityError as exc:  # e.g. Slack refused the channel: the report is published all the same
@@ -289,10 +321,14 @@ class PostmortemWorkflow:
             if self._review.published_count == 1 and self._team is not None:
                 await workflow.start_child_workflow(
                     FollowUpWorkflow.run,
-                    FollowUpInput(postmortem_id=self._postmortem_id, published_at=workflow.now(),
-                                  days=self._team.follow_up_days, tracker=self._team.tracker,
-                                  accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
-                                  slack_channel=self._team.slack_channel),
+                    FollowUpInput(
+                        postmortem_id=self._postmortem_id,
+                        published_at=workflow.now(),
+                        days=self._team.follow_up_days,
+                        tracker=self._team.tracker,
+                        accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
+                        slack_channel=self._team.slack_channel,
+                    ),
                     id=f"followup-{self._postmortem_id}",
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
@@ -305,9 +341,12 @@ class PostmortemWorkflow:
         try:
             await workflow.execute_activity_method(
                 TicketActivities.open_tickets,
-                TicketsInput(postmortem_id=self._postmortem_id, tracker=self._team.tracker,
-                             accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
-                             now=workflow.now()),
+                TicketsInput(
+                    postmortem_id=self._postmortem_id,
+                    tracker=self._team.tracker,
+                    accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
+                    now=workflow.now(),
+                ),
                 start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=self._team.gather_heartbeat_seconds),
                 schedule_to_close_timeout=timedelta(days=1),
@@ -358,8 +397,11 @@ class PostmortemWorkflow:
             assert self._review is not None
             state = self._review.reviewer(request.actor.name)
             assert state is not None
-            state.decision, state.comment, state.decided_at = (Decision.CHANGES_REQUESTED, request.comment,
-                                                               workflow.now())
+            state.decision, state.comment, state.decided_at = (
+                Decision.CHANGES_REQUESTED,
+                request.comment,
+                workflow.now(),
+            )
             return await self._transition("request_changes", request.actor, Status.DRAFT, request.comment)
 
     @request_changes.validator
@@ -405,7 +447,7 @@ class PostmortemWorkflow:
             timeout = max((due[0] - workflow.now()).total_seconds(), 0) if due else None
             try:
                 await workflow.wait_condition(lambda: self._closed or self._changed, timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if due is not None:
                     await self._remind(*due[1:])
             self._changed = False
@@ -417,40 +459,83 @@ class PostmortemWorkflow:
         owner = [o for o in owner if o]
         candidates: list[tuple[datetime, str, list[str], str]] = []
         if review.status == Status.DRAFT and self._submitted_at is None and "submit" not in self._reminded:
-            candidates.append((self._resolved_at + timedelta(hours=team.remind_submit_hours), "submit", owner,
-                               "The post-mortem draft has not been submitted for review yet."))
+            candidates.append(
+                (
+                    self._resolved_at + timedelta(hours=team.remind_submit_hours),
+                    "submit",
+                    owner,
+                    "The post-mortem draft has not been submitted for review yet.",
+                )
+            )
         if review.status == Status.IN_REVIEW and self._submitted_at is not None:
             for state in review.reviewers:
                 if state.decision == Decision.PENDING:
                     last = self._reminded.get(f"review:{state.reviewer}", self._submitted_at)
-                    candidates.append((last + timedelta(hours=team.remind_reviewers_hours),
-                                       f"review:{state.reviewer}", [state.reviewer],
-                                       "A post-mortem is waiting for your review."))
+                    candidates.append(
+                        (
+                            last + timedelta(hours=team.remind_reviewers_hours),
+                            f"review:{state.reviewer}",
+                            [state.reviewer],
+                            "A post-mortem is waiting for your review.",
+                        )
+                    )
         if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in self._reminded:
-            candidates.append((self._resolved_at + timedelta(days=team.publish_deadline_days), "deadline", owner,
-                               f"The post-mortem is not published {team.publish_deadline_days} days after resolution."))
+            candidates.append(
+                (
+                    self._resolved_at + timedelta(days=team.publish_deadline_days),
+                    "deadline",
+                    owner,
+                    f"The post-mortem is not published {team.publish_deadline_days} days after resolution.",
+                )
+            )
         meeting = self._meeting
-        if meeting is not None and meeting.status != MeetingStatus.CANCELLED and workflow.patched(MEETING_REMINDER_PATCH):
+        if (
+            meeting is not None
+            and meeting.status != MeetingStatus.CANCELLED
+            and workflow.patched(MEETING_REMINDER_PATCH)
+        ):
             key = f"meeting:{meeting.sequence}"
             if key not in self._reminded and meeting.start > workflow.now():
-                candidates.append((max(meeting.start - timedelta(hours=24), workflow.now()), key, owner,
-                                   f"The post-mortem review meeting is at {meeting.start.isoformat()} "
-                                   f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)})."))
+                candidates.append(
+                    (
+                        max(meeting.start - timedelta(hours=24), workflow.now()),
+                        key,
+                        owner,
+                        f"The post-mortem review meeting is at {meeting.start.isoformat()} "
+                        f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)}).",
+                    )
+                )
         return min(candidates, key=lambda c: c[0]) if candidates else None
 
     async def _remind(self, kind: str, recipients: list[str], text: str) -> None:
         assert self._postmortem_id is not None and self._team is not None
         now = workflow.now()
-        occurrence = len([k for k in self._reminded if k == kind]) if not kind.startswith("review:") else \
-            int((now - (self._submitted_at or now)).total_seconds() // 3600)
+        occurrence = (
+            len([k for k in self._reminded if k == kind])
+            if not kind.startswith("review:")
+            else int((now - (self._submitted_at or now)).total_seconds() // 3600)
+        )
         self._reminded[kind] = now
         await workflow.execute_activity_method(
             ReviewActivities.notify,
-            NotifyInput(postmortem_id=self._postmortem_id, key=f"{self._postmortem_id}:remind:{kind}:{occurrence}",
-                        recipients=recipients, subject=f"Reminder: post-mortem {self._postmortem_id}",
-                        text=" ".join([*(f"<@{self._team.slack_users[r.casefold()]}>" for r in recipients
-                                         if r.casefold() in self._team.slack_users), text]),
-                        slack_channel=self._team.slack_channel, now=now),
+            NotifyInput(
+                postmortem_id=self._postmortem_id,
+                key=f"{self._postmortem_id}:remind:{kind}:{occurrence}",
+                recipients=recipients,
+                subject=f"Reminder: post-mortem {self._postmortem_id}",
+                text=" ".join(
+                    [
+                        *(
+                            f"<@{self._team.slack_users[r.casefold()]}>"
+                            for r in recipients
+                            if r.casefold() in self._team.slack_users
+                        ),
+                        text,
+                    ]
+                ),
+                slack_channel=self._team.slack_channel,
+                now=now,
+            ),
             **DELIVERY_OPTIONS,
         )
 
@@ -475,17 +560,23 @@ class PostmortemWorkflow:
             EvidenceSource.ALERTMANAGER: workflow.start_activity_method(
                 GatherActivities.gather_alertmanager,
                 GatherAlertsInput(
-                    postmortem_id=postmortem_id, incident_id=incident.id,
-                    services=[service.name for service in incident.services], label_matchers=team.alert_matchers,
-                    start=incident.created_at, end=incident.resolved_at or workflow.now(),
+                    postmortem_id=postmortem_id,
+                    incident_id=incident.id,
+                    services=[service.name for service in incident.services],
+                    label_matchers=team.alert_matchers,
+                    start=incident.created_at,
+                    end=incident.resolved_at or workflow.now(),
                 ),
                 **options,
             ),
             EvidenceSource.SLACK: workflow.start_activity_method(
                 GatherActivities.gather_slack,
                 GatherSlackInput(
-                    postmortem_id=postmortem_id, incident_id=incident.id, links=[link.url for link in incident.links],
-                    start=incident.created_at, end=incident.resolved_at or workflow.now(),
+                    postmortem_id=postmortem_id,
+                    incident_id=incident.id,
+                    links=[link.url for link in incident.links],
+                    start=incident.created_at,
+                    end=incident.resolved_at or workflow.now(),
                 ),
                 **options,
             ),

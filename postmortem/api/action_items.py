@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -14,12 +14,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
-from postmortem.gateway import TemporalUnavailable, WorkflowGone
+from postmortem.app.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
-from postmortem.reporting import ProgramMetrics, program_metrics
+from postmortem.review.program_metrics import ProgramMetrics, program_metrics
 from postmortem.store.postmortems import PostmortemFilter
-from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from postmortem.store.tokens import Role
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
 
@@ -76,9 +76,7 @@ async def create_action_item(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.EDITOR))],
 ) -> ActionItem:
-    item = await services.store.postmortems.add_action_item(
-        postmortem_id, **body.model_dump(), now=datetime.now(timezone.utc)
-    )
+    item = await services.store.postmortems.add_action_item(postmortem_id, **body.model_dump(), now=datetime.now(UTC))
     response.headers["ETag"] = etag(1)
     response.headers["Location"] = f"/api/postmortems/{postmortem_id}/action-items/{item.id}"
     pm = await services.store.postmortems.get(postmortem_id)
@@ -116,7 +114,7 @@ async def patch_action_item(
         if values.get(key) is not None:
             values[key] = values[key].value
     item, version = await services.store.postmortems.update_action_item(
-        postmortem_id, item_id, required_version(if_match), values, datetime.now(timezone.utc)
+        postmortem_id, item_id, required_version(if_match), values, datetime.now(UTC)
     )
     response.headers["ETag"] = etag(version)
     return item
@@ -129,7 +127,7 @@ async def delete_action_item(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.EDITOR))],
 ) -> Response:
-    await services.store.postmortems.delete_action_item(postmortem_id, item_id, datetime.now(timezone.utc))
+    await services.store.postmortems.delete_action_item(postmortem_id, item_id, datetime.now(UTC))
     return Response(status_code=204)
 
 
@@ -142,8 +140,11 @@ class ActionItemRow(ActionItem):
     overdue: bool
 
 
-@overview.get("", response_model=list[ActionItemRow],
-              responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}})
+@overview.get(
+    "",
+    response_model=list[ActionItemRow],
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+)
 async def all_action_items(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.VIEWER))],
@@ -157,28 +158,55 @@ async def all_action_items(
     format: Literal["json", "csv"] = "json",
 ) -> list[ActionItemRow] | Response:
     """Action items across reports, overdue ones flagged; CSV for the tracking meeting."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     found = await services.store.postmortems.action_items(
-        status=status, owner=owner, priority=priority, team=team, due_from=due_from, due_to=due_to,
+        status=status,
+        owner=owner,
+        priority=priority,
+        team=team,
+        due_from=due_from,
+        due_to=due_to,
         overdue_on=today if overdue else None,
     )
     rows = [
-        ActionItemRow(**item.model_dump(), postmortem_id=pm_id, team=pm_team,
-                      overdue=bool(item.due_date and item.due_date < today and item.status in
-                                   (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)))
+        ActionItemRow(
+            **item.model_dump(),
+            postmortem_id=pm_id,
+            team=pm_team,
+            overdue=bool(
+                item.due_date
+                and item.due_date < today
+                and item.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
+            ),
+        )
         for pm_id, pm_team, item in found
     ]
     if format == "json":
         return rows
     buffer = io.StringIO()
-    columns = ["postmortem_id", "team", "id", "description", "owner", "due_date", "priority", "status", "overdue",
-               "ticket_key", "ticket_url", "completed_at"]
+    columns = [
+        "postmortem_id",
+        "team",
+        "id",
+        "description",
+        "owner",
+        "due_date",
+        "priority",
+        "status",
+        "overdue",
+        "ticket_key",
+        "ticket_url",
+        "completed_at",
+    ]
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.model_dump(mode="json").items()})
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="action-items.csv"'})
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="action-items.csv"'},
+    )
 
 
 metrics_router = APIRouter(prefix="/api/metrics", tags=["metrics"])
@@ -204,4 +232,4 @@ async def program(
             reports.append((pm, await services.store.review.get(pm.id), await services.store.follow_ups.list(pm.id)))
         if cursor is None:
             break
-    return program_metrics(reports, datetime.now(timezone.utc))
+    return program_metrics(reports, datetime.now(UTC))

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from postmortem.gateway import TemporalUnavailable, UpdateRejected, WorkflowGone
+from postmortem.app.gateway import TemporalUnavailable, UpdateRejected, WorkflowGone
 from postmortem.store.postmortems import InvalidCursor, NotFound, VersionConflict
 from postmortem.webhooks.errors import WebhookRejected
 
@@ -26,8 +26,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VersionConflict)
     async def _conflict(_: Request, exc: VersionConflict) -> JSONResponse:
         return JSONResponse(
-            {"detail": f"stale If-Match: the resource changed since you read it (now version {exc.current}); "
-             "fetch it again and reapply your edit", "current_version": exc.current},
+            {
+                "detail": f"stale If-Match: the resource changed since you read it (now version {exc.current}); "
+                "fetch it again and reapply your edit",
+                "current_version": exc.current,
+            },
             status_code=412,
             headers={"ETag": f'"{exc.current}"'},
         )

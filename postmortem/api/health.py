@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from postmortem.api.services import Services, get_services
-from postmortem.gateway import TemporalUnavailable
+from postmortem.app.gateway import TemporalUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -32,4 +32,6 @@ async def readyz(services: Annotated[Services, Depends(get_services)]) -> JSONRe
     except TemporalUnavailable as exc:
         checks["temporal"] = f"unreachable: {exc}"
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

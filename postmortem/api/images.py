@@ -3,7 +3,7 @@
 The upload is read from the request stream by a small multipart/form-data reader, not spooled by a
 form parser: it keeps at most `MAX_BYTES` bytes of the image in memory, never writes a temporary
 file, refuses a declared Content-Length that cannot fit before reading anything, and stops reading a
-body that outgrows the limit. The rules themselves (size, content, count) are in `postmortem.images`.
+body that outgrows the limit. The rules themselves (size, content, count) are in `postmortem.report.images`.
 
 A second upload of the same bytes to the same report answers 200 with the image already stored
 (idempotent retries), instead of 201 with a new one.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Annotated
 from urllib.parse import quote
@@ -22,9 +22,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel
 
-from postmortem import images
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
+from postmortem.report import images
 from postmortem.store.images import ImageStore, StoredImage, TooManyImages
 from postmortem.store.tokens import Role
 
@@ -57,8 +57,15 @@ def _url(postmortem_id: str, image_id: str) -> str:
 
 
 def _out(image: StoredImage) -> Image:
-    return Image(id=image.id, media_type=image.media_type, size=image.size, sha256=image.sha256,
-                 filename=image.filename, created_at=image.created_at, url=_url(image.postmortem_id, image.id))
+    return Image(
+        id=image.id,
+        media_type=image.media_type,
+        size=image.size,
+        sha256=image.sha256,
+        filename=image.filename,
+        created_at=image.created_at,
+        url=_url(image.postmortem_id, image.id),
+    )
 
 
 def _store(services: Services) -> ImageStore:
@@ -91,8 +98,9 @@ def boundary_of(content_type: str | None) -> bytes:
     message["content-type"] = content_type or ""
     if not content_type or message.get_content_type() != "multipart/form-data":
         raise images.ImageRejected(
-            422, f"expected a multipart/form-data body with the image in a field named '{FIELD}', "
-                 f"not {content_type or 'a body without Content-Type'}"
+            422,
+            f"expected a multipart/form-data body with the image in a field named '{FIELD}', "
+            f"not {content_type or 'a body without Content-Type'}",
         )
     boundary = message.get_param("boundary")
     if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70:
@@ -157,7 +165,7 @@ class _Parser:
                 if len(self.buffer) > OVERHEAD:
                     raise _malformed("no boundary line found")
                 return False
-            del self.buffer[:index + len(delimiter)]
+            del self.buffer[: index + len(delimiter)]
             self.state = "after-delimiter"
             return True
         if self.state == "after-delimiter":
@@ -173,7 +181,7 @@ class _Parser:
                 return False
             if self.buffer[:line_end].strip(b" \t"):
                 raise _malformed("unexpected text after a boundary")
-            del self.buffer[:line_end + 2]
+            del self.buffer[: line_end + 2]
             self.state = "headers"
             return True
         if self.state == "headers":
@@ -185,7 +193,7 @@ class _Parser:
                     raise _malformed(f"a part's headers are longer than {MAX_PART_HEADERS} bytes")
                 return False
             self._start_part(bytes(self.buffer[:end]))
-            del self.buffer[:end + 4]
+            del self.buffer[: end + 4]
             self.state = "body"
             return True
         if self.state == "body":
@@ -193,7 +201,7 @@ class _Parser:
             index = self.buffer.find(needle)
             if index >= 0:
                 self._emit(self.buffer[:index])
-                del self.buffer[:index + len(needle)]
+                del self.buffer[: index + len(needle)]
                 self._end_part()
                 self.state = "after-delimiter"
                 return True
@@ -231,8 +239,9 @@ class _Parser:
         self.current = None
 
 
-async def read_upload(chunks: AsyncIterator[bytes], content_type: str | None,
-                      content_length: str | None = None) -> Upload:
+async def read_upload(
+    chunks: AsyncIterator[bytes], content_type: str | None, content_length: str | None = None
+) -> Upload:
     """The `file` field of a multipart/form-data body, read with bounded memory.
 
     Raises ImageRejected: 413 for an image over the limit (with its exact size when the body around it
@@ -246,7 +255,7 @@ async def read_upload(chunks: AsyncIterator[bytes], content_type: str | None,
         )
     received = 0
     async for chunk in chunks:
-        parser.feed(chunk[:MAX_BODY - received])
+        parser.feed(chunk[: MAX_BODY - received])
         received += len(chunk)
         if parser.done:
             break
@@ -254,8 +263,9 @@ async def read_upload(chunks: AsyncIterator[bytes], content_type: str | None,
             if parser.overflowed:
                 raise images.too_large(parser.part_size, exact=False)
             raise images.ImageRejected(
-                413, f"request body is more than {MAX_BODY} bytes: send only the image, at most "
-                     f"{images.LIMIT_TEXT}, in the '{FIELD}' field"
+                413,
+                f"request body is more than {MAX_BODY} bytes: send only the image, at most "
+                f"{images.LIMIT_TEXT}, in the '{FIELD}' field",
             )
     if not parser.done:
         if parser.overflowed:
@@ -271,11 +281,21 @@ async def read_upload(chunks: AsyncIterator[bytes], content_type: str | None,
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": [FIELD],
-            "properties": {FIELD: {"type": "string", "format": "binary",
-                                   "description": "a JPEG, PNG, WebP or GIF image of at most 4 MB"}},
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {
+                        FIELD: {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "a JPEG, PNG, WebP or GIF image of at most 4 MB",
+                        }
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -285,12 +305,17 @@ def _rejected(exc: images.ImageRejected) -> HTTPException:
 
 
 @router.post(
-    "", response_model=Image, status_code=201, openapi_extra=_UPLOAD_BODY,
-    responses={200: {"model": Image, "description": "these bytes were already attached: the stored image"},
-               409: {"description": f"the report already has {images.MAX_IMAGES} images"},
-               413: {"description": "the image is over 4 MB"},
-               415: {"description": "the content is not a JPEG, PNG, WebP or GIF image"},
-               422: {"description": "no 'file' field"}},
+    "",
+    response_model=Image,
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        200: {"model": Image, "description": "these bytes were already attached: the stored image"},
+        409: {"description": f"the report already has {images.MAX_IMAGES} images"},
+        413: {"description": "the image is over 4 MB"},
+        415: {"description": "the content is not a JPEG, PNG, WebP or GIF image"},
+        422: {"description": "no 'file' field"},
+    },
 )
 async def upload_image(
     postmortem_id: str,
@@ -303,16 +328,19 @@ async def upload_image(
     await services.store.postmortems.get(postmortem_id)  # 404 before reading the upload
     store = _store(services)
     try:
-        upload = await read_upload(request.stream(), request.headers.get("content-type"),
-                                   request.headers.get("content-length"))
+        upload = await read_upload(
+            request.stream(), request.headers.get("content-type"), request.headers.get("content-length")
+        )
         existing = await store.find(postmortem_id, images.sha256(upload.data))
         if existing is None:
-            media_type = images.check(upload.data, upload.filename, upload.content_type,
-                                      await store.count(postmortem_id))
+            media_type = images.check(
+                upload.data, upload.filename, upload.content_type, await store.count(postmortem_id)
+            )
             filename = images.display_name(upload.filename, media_type)
             try:
-                stored, created = await store.add(postmortem_id, upload.data, media_type, filename,
-                                                  datetime.now(timezone.utc), max_images=images.MAX_IMAGES)
+                stored, created = await store.add(
+                    postmortem_id, upload.data, media_type, filename, datetime.now(UTC), max_images=images.MAX_IMAGES
+                )
             except TooManyImages as exc:  # another upload took the last place meanwhile
                 raise images.too_many(exc.count) from None
         else:
@@ -334,9 +362,16 @@ async def list_images(
     return ImageList(items=[_out(image) for image in await _store(services).list(postmortem_id)])
 
 
-@router.get("/{image_id}", response_class=Response,
-            responses={200: {"content": {media_type: {} for media_type in images.MEDIA_TYPES},
-                             "description": "the image bytes, with the type detected at upload"}})
+@router.get(
+    "/{image_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {media_type: {} for media_type in images.MEDIA_TYPES},
+            "description": "the image bytes, with the type detected at upload",
+        }
+    },
+)
 async def download_image(
     postmortem_id: str,
     image_id: str,
@@ -357,8 +392,9 @@ async def download_image(
         "Content-Security-Policy": "default-src 'none'",
         "Content-Disposition": images.content_disposition(image.filename, image.media_type),
     }
-    if if_none_match and (if_none_match.strip() == "*" or
-                          tag in [value.strip().removeprefix("W/") for value in if_none_match.split(",")]):
+    if if_none_match and (
+        if_none_match.strip() == "*" or tag in [value.strip().removeprefix("W/") for value in if_none_match.split(",")]
+    ):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=image.media_type, headers=headers)
 

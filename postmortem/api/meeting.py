@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
@@ -12,7 +12,7 @@ from postmortem.activities.meeting import MeetingActivities
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
 from postmortem.api.visibility import visible_postmortem
-from postmortem.meeting import Meeting
+from postmortem.meeting.models import Meeting
 from postmortem.store.tokens import Role, TokenInfo
 from postmortem.workflows.inputs import RescheduleRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -43,17 +43,23 @@ async def get_meeting(
     return await _meeting(services, postmortem_id, token)
 
 
-@router.get("/meeting.ics", response_class=Response,
-            responses={200: {"content": {"text/calendar": {}}, "description": "the current invite (RFC 5545)"}})
+@router.get(
+    "/meeting.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}, "description": "the current invite (RFC 5545)"}},
+)
 async def download_invite(
     postmortem_id: str,
     services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> Response:
     meeting = await _meeting(services, postmortem_id, token)
-    ics = MeetingActivities(services.store.meetings, services.meeting_config).invite(meeting, datetime.now(timezone.utc))
-    return Response(ics, media_type="text/calendar; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{postmortem_id}-review.ics"'})
+    ics = MeetingActivities(services.store.meetings, services.meeting_config).invite(meeting, datetime.now(UTC))
+    return Response(
+        ics,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{postmortem_id}-review.ics"'},
+    )
 
 
 @router.post("/meeting", response_model=Meeting)
@@ -68,6 +74,8 @@ async def reschedule_meeting(
     pm = await services.store.postmortems.get(postmortem_id)
     update_id = f"reschedule-{idempotency_key}" if idempotency_key else None
     return await services.temporal.update(
-        pm.workflow_id, PostmortemWorkflow.reschedule,
-        RescheduleRequest(start=change.start, requested_by=token.name), update_id,
+        pm.workflow_id,
+        PostmortemWorkflow.reschedule,
+        RescheduleRequest(start=change.start, requested_by=token.name),
+        update_id,
     )

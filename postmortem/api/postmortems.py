@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -13,28 +13,27 @@ from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
 from postmortem.api.visibility import viewer, visible_postmortem
-from postmortem.gateway import WorkflowGone
-from postmortem.meeting import Meeting
-from postmortem.workflows.inputs import CancelRequest
-from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
-from postmortem.drafting import TITLE_LIMIT, merge_redraft
-from postmortem.lifecycle import Review, can_edit
-from postmortem.redraft import redraft
-from postmortem.store.postmortems import NotFound
-from postmortem.template_catalogue import builtin_templates
+from postmortem.app.gateway import WorkflowGone
+from postmortem.meeting.models import Meeting
 from postmortem.models import (
+    CauseCategory,
     Language,
     Postmortem,
     Severity,
     Status,
     TemplateVariant,
     Visibility,
-    CauseCategory,
 )
-from postmortem.rendering import render_markdown
-from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
+from postmortem.report.drafting import TITLE_LIMIT, merge_redraft
+from postmortem.report.redraft import redraft
+from postmortem.report.rendering import render_markdown
+from postmortem.report.template_catalogue import builtin_templates
+from postmortem.review.lifecycle import Review, can_edit
+from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemFilter
 from postmortem.store.tokens import Role, TokenInfo
 from postmortem.timezones import validate_timezone
+from postmortem.workflows.inputs import CancelRequest
+from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems", tags=["postmortems"])
 
@@ -75,8 +74,11 @@ class PostmortemPatch(BaseModel):
     timezone: str | None = None
     visibility: Visibility | None = Field(default=None, description="private, team or organisation")
     cause_category: CauseCategory | None = Field(default=None, description="for trends across reports")
-    template: str | None = Field(default=None, description="redraft unedited sections from this template "
-                                 "(a built-in one such as en-full, or the team's own from /api/templates)")
+    template: str | None = Field(
+        default=None,
+        description="redraft unedited sections from this template "
+        "(a built-in one such as en-full, or the team's own from /api/templates)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -175,13 +177,18 @@ async def patch_postmortem(
     current = await visible_postmortem(services, postmortem_id, token)
     review = await services.store.review.get(postmortem_id)
     if not can_edit(current.status, token.role.value, is_reviewer=review.reviewer(token.name) is not None):
-        raise HTTPException(403, f"a {current.status.value} post-mortem is editable by "
-                                 f"{'admins only' if current.status in (Status.PUBLISHED, Status.ARCHIVED) else 'editors'}")
+        raise HTTPException(
+            403,
+            f"a {current.status.value} post-mortem is editable by "
+            f"{'admins only' if current.status in (Status.PUBLISHED, Status.ARCHIVED) else 'editors'}",
+        )
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
     if patch.template is not None:
         try:
-            template = builtin_templates().get(patch.template) or (await services.store.templates.get(patch.template))[0]
+            template = (
+                builtin_templates().get(patch.template) or (await services.store.templates.get(patch.template))[0]
+            )
         except NotFound as exc:
             raise HTTPException(422, f"no template {patch.template!r}: see GET /api/templates") from exc
         try:
@@ -200,9 +207,7 @@ async def patch_postmortem(
         by_key = {section.key: section for section in sections}
         unknown = sorted(set(patch.sections) - set(by_key))
         if unknown:
-            raise HTTPException(
-                422, f"unknown section(s) {', '.join(unknown)}; this report has {', '.join(by_key)}"
-            )
+            raise HTTPException(422, f"unknown section(s) {', '.join(unknown)}; this report has {', '.join(by_key)}")
         for key, edit in patch.sections.items():
             section = by_key[key]
             if edit.title is not None:
@@ -222,7 +227,7 @@ async def patch_postmortem(
         changes.cause_category = patch.cause_category
     if current.author is None:
         changes.author = token.name  # the first person to write in it
-    updated = await store.update(postmortem_id, expected, changes, datetime.now(timezone.utc))
+    updated = await store.update(postmortem_id, expected, changes, datetime.now(UTC))
     response.headers["ETag"] = etag(updated.version)
     return updated
 
@@ -238,8 +243,10 @@ async def delete_postmortem(
     # is down nothing is deleted and the caller can retry.
     try:
         await services.temporal.update(
-            pm.workflow_id, PostmortemWorkflow.cancel,
-            CancelRequest(reason="post-mortem deleted", requested_by=token.name), f"delete-{pm.id}",
+            pm.workflow_id,
+            PostmortemWorkflow.cancel,
+            CancelRequest(reason="post-mortem deleted", requested_by=token.name),
+            f"delete-{pm.id}",
         )
     except WorkflowGone:
         pass  # already finished (skipped by policy, or terminated): nothing to cancel
@@ -249,4 +256,3 @@ async def delete_postmortem(
     await services.store.review.delete_for(postmortem_id)
     await services.store.images.delete_for(postmortem_id)
     return Response(status_code=204)
-

@@ -7,20 +7,20 @@ real, so two people racing cannot both win. `Idempotency-Key` makes a retried cl
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from postmortem.activities.link import LinkedIncident
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
 from postmortem.api.visibility import visible_postmortem
-from postmortem.lifecycle import Actor, Review, TransitionRefused, check
+from postmortem.models import Source
+from postmortem.review.lifecycle import Actor, Review, TransitionRefused, check
 from postmortem.store.review import Comment
 from postmortem.store.tokens import Role, TokenInfo
-from postmortem.activities.link import LinkedIncident
-from postmortem.models import Source
 from postmortem.workflows.identity import is_safe_incident_id
 from postmortem.workflows.inputs import DecisionRequest, LinkRequest, SubmitRequest, TransitionRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -55,8 +55,16 @@ def _actor(token: TokenInfo) -> Actor:
     return Actor(name=token.name, role=token.role.value)
 
 
-async def _move(services: Services, postmortem_id: str, action: str, update: Any, request: BaseModel,
-                actor: Actor, key: str | None, reviewers: list[str] | None = None) -> Review:
+async def _move(
+    services: Services,
+    postmortem_id: str,
+    action: str,
+    update: Any,
+    request: BaseModel,
+    actor: Actor,
+    key: str | None,
+    reviewers: list[str] | None = None,
+) -> Review:
     pm = await services.store.postmortems.get(postmortem_id)
     review = await services.store.review.get(postmortem_id)
     try:
@@ -68,7 +76,9 @@ async def _move(services: Services, postmortem_id: str, action: str, update: Any
 
 @router.post("/submit", response_model=Review)
 async def submit(
-    postmortem_id: str, body: SubmitBody, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    body: SubmitBody,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
@@ -76,14 +86,23 @@ async def submit(
     missing = [s.title for s in pm.sections if s.required and not s.body.strip()]
     if missing:
         raise HTTPException(422, f"fill the required sections before submitting: {', '.join(missing)}")
-    return await _move(services, postmortem_id, "submit", PostmortemWorkflow.submit,
-                       SubmitRequest(actor=_actor(token), reviewers=body.reviewers), _actor(token), idempotency_key,
-                       body.reviewers)
+    return await _move(
+        services,
+        postmortem_id,
+        "submit",
+        PostmortemWorkflow.submit,
+        SubmitRequest(actor=_actor(token), reviewers=body.reviewers),
+        _actor(token),
+        idempotency_key,
+        body.reviewers,
+    )
 
 
 @router.post("/approve", response_model=Review)
 async def approve(
-    postmortem_id: str, body: DecisionBody, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    body: DecisionBody,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
@@ -92,31 +111,50 @@ async def approve(
         pending = [r for r in review.reviewers if r.decision.value != "approved"]
         if len(pending) == 1 and pending[0].reviewer.casefold() == token.name.casefold():
             raise HTTPException(409, "resolve the open comment threads first: the last approval publishes")
-    return await _move(services, postmortem_id, "approve", PostmortemWorkflow.approve,
-                       DecisionRequest(actor=_actor(token), comment=body.comment), _actor(token), idempotency_key)
+    return await _move(
+        services,
+        postmortem_id,
+        "approve",
+        PostmortemWorkflow.approve,
+        DecisionRequest(actor=_actor(token), comment=body.comment),
+        _actor(token),
+        idempotency_key,
+    )
 
 
 @router.post("/request-changes", response_model=Review)
 async def request_changes(
-    postmortem_id: str, body: DecisionBody, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    body: DecisionBody,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
     if not (body.comment or "").strip():
         raise HTTPException(422, "say what should change: a comment is required")
-    return await _move(services, postmortem_id, "request_changes", PostmortemWorkflow.request_changes,
-                       DecisionRequest(actor=_actor(token), comment=body.comment), _actor(token), idempotency_key)
+    return await _move(
+        services,
+        postmortem_id,
+        "request_changes",
+        PostmortemWorkflow.request_changes,
+        DecisionRequest(actor=_actor(token), comment=body.comment),
+        _actor(token),
+        idempotency_key,
+    )
 
 
-async def _simple(services: Services, postmortem_id: str, action: str, update: Any, token: TokenInfo,
-                  key: str | None) -> Review:
-    return await _move(services, postmortem_id, action, update, TransitionRequest(actor=_actor(token)),
-                       _actor(token), key)
+async def _simple(
+    services: Services, postmortem_id: str, action: str, update: Any, token: TokenInfo, key: str | None
+) -> Review:
+    return await _move(
+        services, postmortem_id, action, update, TransitionRequest(actor=_actor(token)), _actor(token), key
+    )
 
 
 @router.post("/publish", response_model=Review)
 async def publish(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
@@ -128,7 +166,8 @@ async def publish(
 
 @router.post("/unpublish", response_model=Review)
 async def unpublish(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
@@ -137,7 +176,8 @@ async def unpublish(
 
 @router.post("/archive", response_model=Review)
 async def archive(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
@@ -153,7 +193,9 @@ class LinkBody(BaseModel):
 
 @router.post("/incidents", response_model=LinkedIncident)
 async def link_incident(
-    postmortem_id: str, body: LinkBody, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    body: LinkBody,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
 ) -> LinkedIncident:
     """Link another incident (any source) to this report; its webhooks then update this report."""
@@ -165,7 +207,8 @@ async def link_incident(
         where = "here already" if owner == postmortem_id else f"to post-mortem {owner}"
         raise HTTPException(409, f"{body.source.value} incident {body.incident_id} belongs {where}")
     return await services.temporal.update(
-        pm.workflow_id, PostmortemWorkflow.link_incident,
+        pm.workflow_id,
+        PostmortemWorkflow.link_incident,
         LinkRequest(actor=_actor(token), source=body.source, incident_id=body.incident_id),
         f"link-{body.source.value}-{body.incident_id}",
     )
@@ -173,7 +216,8 @@ async def link_incident(
 
 @router.get("/review", response_model=Review)
 async def get_review(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.VIEWER))],
 ) -> Review:
     return await services.store.review.get(postmortem_id)
@@ -181,7 +225,8 @@ async def get_review(
 
 @router.get("/comments", response_model=list[Comment])
 async def list_comments(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> list[Comment]:
     await visible_postmortem(services, postmortem_id, token)
@@ -190,32 +235,44 @@ async def list_comments(
 
 @router.post("/comments", response_model=Comment, status_code=201)
 async def add_comment(
-    postmortem_id: str, body: CommentBody, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    body: CommentBody,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> Comment:
     pm = await services.store.postmortems.get(postmortem_id)
     if body.parent_id is None and body.section not in {s.key for s in pm.sections}:
-        raise HTTPException(422, f"unknown section {body.section!r}; this report has "
-                                 f"{', '.join(s.key for s in pm.sections)}")
-    return await services.store.review.add_comment(postmortem_id, section=body.section, author=token.name,
-                                                   body=body.body, parent_id=body.parent_id,
-                                                   now=datetime.now(timezone.utc))
+        raise HTTPException(
+            422, f"unknown section {body.section!r}; this report has {', '.join(s.key for s in pm.sections)}"
+        )
+    return await services.store.review.add_comment(
+        postmortem_id,
+        section=body.section,
+        author=token.name,
+        body=body.body,
+        parent_id=body.parent_id,
+        now=datetime.now(UTC),
+    )
 
 
 @router.post("/comments/{comment_id}/resolve", response_model=Comment)
 async def resolve_comment(
-    postmortem_id: str, comment_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    comment_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
 ) -> Comment:
-    return await services.store.review.resolve_thread(postmortem_id, comment_id, token.name,
-                                                      datetime.now(timezone.utc))
+    return await services.store.review.resolve_thread(postmortem_id, comment_id, token.name, datetime.now(UTC))
 
 
-@router.get("/export", response_class=Response,
-            responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {},
-                                         "application/pdf": {}}}})
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}, "application/pdf": {}}}},
+)
 async def export(
-    postmortem_id: str, services: Annotated[Services, Depends(get_services)],
+    postmortem_id: str,
+    services: Annotated[Services, Depends(get_services)],
     token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
     format: Format = Query(description="md, html, json or pdf"),
 ) -> Response:
@@ -232,12 +289,18 @@ async def export(
     return Response(content, media_type=media_type, headers=headers)
 
 
-@public.get("/public/postmortems/{slug}", response_class=Response,
-            responses={200: {"content": {"text/markdown": {}}, "description": "the status-page summary"}})
+@public.get(
+    "/public/postmortems/{slug}",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}}, "description": "the status-page summary"}},
+)
 async def public_summary(slug: str, services: Annotated[Services, Depends(get_services)]) -> Response:
     """The customer-facing summary of a published report: no token, internal details removed."""
     content = await services.store.review.public_by_slug(slug)
     if content is None:
         raise HTTPException(404, "no published post-mortem at this link")
-    return Response(content, media_type="text/markdown; charset=utf-8",
-                    headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        content,
+        media_type="text/markdown; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )

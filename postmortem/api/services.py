@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from postmortem.activities.meeting import MeetingConfig
-from postmortem.gateway import TemporalGateway
-from postmortem.settings import Settings
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
 
 
 @dataclass

@@ -4,7 +4,7 @@ regulated) are listed and copyable but not editable; teams create, replace and d
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response
@@ -14,10 +14,15 @@ from postmortem.api.auth import require
 from postmortem.api.etags import etag, required_version
 from postmortem.api.services import Services, get_services
 from postmortem.models import Language, TemplateVariant
-
+from postmortem.report.template_catalogue import (
+    CustomField,
+    ReportTemplate,
+    SectionTemplate,
+    builtin_templates,
+    template_problems,
+)
 from postmortem.store.templates import AlreadyExists
 from postmortem.store.tokens import Role
-from postmortem.template_catalogue import CustomField, ReportTemplate, SectionTemplate, builtin_templates, template_problems
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,99}$")
@@ -53,8 +58,14 @@ async def _validated(services: Services, body: TemplateBody) -> ReportTemplate:
         fields = fields or source.fields
     if sections is None:
         raise HTTPException(422, "give the template's sections, or copy_from an existing template")
-    template = ReportTemplate(name=body.name, language=body.language, variant=body.variant,
-                              description=body.description, sections=sections, fields=fields)
+    template = ReportTemplate(
+        name=body.name,
+        language=body.language,
+        variant=body.variant,
+        description=body.description,
+        sections=sections,
+        fields=fields,
+    )
     problems = template_problems(template)
     if problems:
         raise HTTPException(422, "; ".join(problems))
@@ -63,7 +74,8 @@ async def _validated(services: Services, body: TemplateBody) -> ReportTemplate:
 
 @router.get("", response_model=list[ReportTemplate])
 async def list_templates(
-    services: Annotated[Services, Depends(get_services)], _: Annotated[object, Depends(require(Role.VIEWER))],
+    services: Annotated[Services, Depends(get_services)],
+    _: Annotated[object, Depends(require(Role.VIEWER))],
 ) -> list[ReportTemplate]:
     custom = [template for template, _ in await services.store.templates.list()]
     return sorted(builtin_templates().values(), key=lambda t: t.name) + custom
@@ -71,7 +83,9 @@ async def list_templates(
 
 @router.get("/{name}", response_model=ReportTemplate)
 async def get_template(
-    name: str, response: Response, services: Annotated[Services, Depends(get_services)],
+    name: str,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.VIEWER))],
 ) -> ReportTemplate:
     template, version = await _find(services, name)
@@ -82,12 +96,14 @@ async def get_template(
 
 @router.post("", response_model=ReportTemplate, status_code=201)
 async def create_template(
-    body: TemplateBody, response: Response, services: Annotated[Services, Depends(get_services)],
+    body: TemplateBody,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.EDITOR))],
 ) -> ReportTemplate:
     template = await _validated(services, body)
     try:
-        version = await services.store.templates.create(template, datetime.now(timezone.utc))
+        version = await services.store.templates.create(template, datetime.now(UTC))
     except AlreadyExists as exc:
         raise HTTPException(409, str(exc)) from exc
     response.headers["ETag"] = etag(version)
@@ -96,7 +112,10 @@ async def create_template(
 
 @router.put("/{name}", response_model=ReportTemplate)
 async def replace_template(
-    name: str, body: TemplateBody, response: Response, services: Annotated[Services, Depends(get_services)],
+    name: str,
+    body: TemplateBody,
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.EDITOR))],
     if_match: Annotated[str | None, Header()] = None,
 ) -> ReportTemplate:
@@ -106,20 +125,18 @@ async def replace_template(
         raise HTTPException(422, f"the body names {body.name!r} but the URL {name!r}")
     await services.store.templates.get(name)
     template = await _validated(services, body)
-    version = await services.store.templates.replace(template, required_version(if_match),
-                                                     datetime.now(timezone.utc))
+    version = await services.store.templates.replace(template, required_version(if_match), datetime.now(UTC))
     response.headers["ETag"] = etag(version)
     return template
 
 
 @router.delete("/{name}", status_code=204)
 async def delete_template(
-    name: str, services: Annotated[Services, Depends(get_services)],
+    name: str,
+    services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.ADMIN))],
 ) -> Response:
     if name in builtin_templates():
         raise HTTPException(403, f"built-in template {name!r} cannot be deleted")
     await services.store.templates.delete(name)
     return Response(status_code=204)
-
-

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from postmortem.api.auth import require
 from postmortem.api.services import Services, get_services
-from postmortem.evidence import EntryKind, EvidenceSource, SourceStatus, TimelineEntry
 from postmortem.api.visibility import visible_postmortem
+from postmortem.evidence.models import EntryKind, EvidenceSource, SourceStatus, TimelineEntry
 from postmortem.store.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/timeline", tags=["timeline"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -39,8 +39,7 @@ async def create_token(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.ADMIN))],
 ) -> CreatedToken:
-    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(timezone.utc),
-                                                      team=body.team)
+    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(UTC), team=body.team)
     return CreatedToken(**info.model_dump(), token=secret)
 
 
@@ -50,4 +49,4 @@ async def revoke_token(
     services: Annotated[Services, Depends(get_services)],
     _: Annotated[object, Depends(require(Role.ADMIN))],
 ) -> TokenInfo:
-    return await services.store.tokens.revoke(token_id, datetime.now(timezone.utc))
+    return await services.store.tokens.revoke(token_id, datetime.now(UTC))

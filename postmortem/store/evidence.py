@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.evidence import EntryKind, EvidenceSource, GatherState, SourceStatus, TimelineEntry
+from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState, SourceStatus, TimelineEntry
 from postmortem.store.tables import AlertEventRow, SourceStatusRow, TimelineEntryRow
 
 
@@ -23,8 +23,14 @@ def _insert(dialect: str, table: Any) -> Any:
 
 def _entry(row: TimelineEntryRow) -> TimelineEntry:
     return TimelineEntry(
-        key=row.key, at=row.at, kind=EntryKind(row.kind), source=EvidenceSource(row.source), text=row.text,
-        actor=row.actor, evidence_url=row.evidence_url, incident_id=row.incident_id,
+        key=row.key,
+        at=row.at,
+        kind=EntryKind(row.kind),
+        source=EvidenceSource(row.source),
+        text=row.text,
+        actor=row.actor,
+        evidence_url=row.evidence_url,
+        incident_id=row.incident_id,
     )
 
 
@@ -39,8 +45,14 @@ class EvidenceStore:
             return 0
         rows = [
             {
-                "postmortem_id": postmortem_id, "key": e.key, "at": e.at, "kind": e.kind.value,
-                "source": e.source.value, "actor": e.actor, "text": e.text, "evidence_url": e.evidence_url,
+                "postmortem_id": postmortem_id,
+                "key": e.key,
+                "at": e.at,
+                "kind": e.kind.value,
+                "source": e.source.value,
+                "actor": e.actor,
+                "text": e.text,
+                "evidence_url": e.evidence_url,
                 "incident_id": e.incident_id,
             }
             for e in {e.key: e for e in entries}.values()
@@ -55,8 +67,9 @@ class EvidenceStore:
             await session.commit()
             return len(rows) - before
 
-    def _filtered(self, query: Any, postmortem_id: str, kinds: list[EntryKind] | None,
-                  sources: list[EvidenceSource] | None) -> Any:
+    def _filtered(
+        self, query: Any, postmortem_id: str, kinds: list[EntryKind] | None, sources: list[EvidenceSource] | None
+    ) -> Any:
         query = query.where(TimelineEntryRow.postmortem_id == postmortem_id)
         if kinds:
             query = query.where(TimelineEntryRow.kind.in_([k.value for k in kinds]))
@@ -66,8 +79,10 @@ class EvidenceStore:
 
     @staticmethod
     async def _count_keys(session: Any, postmortem_id: str, keys: list[str]) -> int:
-        query = select(func.count()).select_from(TimelineEntryRow).where(
-            TimelineEntryRow.postmortem_id == postmortem_id, TimelineEntryRow.key.in_(keys)
+        query = (
+            select(func.count())
+            .select_from(TimelineEntryRow)
+            .where(TimelineEntryRow.postmortem_id == postmortem_id, TimelineEntryRow.key.in_(keys))
         )
         return int(await session.scalar(query) or 0)
 
@@ -96,8 +111,13 @@ class EvidenceStore:
 
     async def set_status(self, postmortem_id: str, status: SourceStatus, now: datetime) -> None:
         values = {
-            "postmortem_id": postmortem_id, "source": status.source.value, "incident_id": status.incident_id,
-            "state": status.state.value, "entries": status.entries, "detail": status.detail, "updated_at": now,
+            "postmortem_id": postmortem_id,
+            "source": status.source.value,
+            "incident_id": status.incident_id,
+            "state": status.state.value,
+            "entries": status.entries,
+            "detail": status.detail,
+            "updated_at": now,
         }
         statement = _insert(self._dialect, SourceStatusRow).values(values)
         statement = statement.on_conflict_do_update(
@@ -109,13 +129,20 @@ class EvidenceStore:
             await session.commit()
 
     async def statuses(self, postmortem_id: str) -> list[SourceStatus]:
-        query = select(SourceStatusRow).where(SourceStatusRow.postmortem_id == postmortem_id).order_by(
-            SourceStatusRow.source, SourceStatusRow.incident_id
+        query = (
+            select(SourceStatusRow)
+            .where(SourceStatusRow.postmortem_id == postmortem_id)
+            .order_by(SourceStatusRow.source, SourceStatusRow.incident_id)
         )
         async with self._sessions() as session:
             return [
-                SourceStatus(source=EvidenceSource(row.source), incident_id=row.incident_id,
-                             state=GatherState(row.state), entries=row.entries, detail=row.detail)
+                SourceStatus(
+                    source=EvidenceSource(row.source),
+                    incident_id=row.incident_id,
+                    state=GatherState(row.state),
+                    entries=row.entries,
+                    detail=row.detail,
+                )
                 for row in (await session.scalars(query)).all()
             ]
 
@@ -155,8 +182,12 @@ class EvidenceStore:
         async with self._sessions() as session:
             return [
                 {
-                    "fingerprint": row.fingerprint, "status": row.status, "labels": row.labels,
-                    "annotations": row.annotations, "starts_at": row.starts_at, "ends_at": row.ends_at,
+                    "fingerprint": row.fingerprint,
+                    "status": row.status,
+                    "labels": row.labels,
+                    "annotations": row.annotations,
+                    "starts_at": row.starts_at,
+                    "ends_at": row.ends_at,
                     "generator_url": row.generator_url,
                 }
                 for row in (await session.scalars(query)).all()

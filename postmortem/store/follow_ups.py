@@ -20,16 +20,20 @@ class FollowUpStore:
     async def record(self, postmortem_id: str, day: int, data: dict[str, Any], now: datetime) -> None:
         insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(FollowUpRow)
         statement = insert.values(postmortem_id=postmortem_id, day=day, data=data, checked_at=now)
-        statement = statement.on_conflict_do_update(index_elements=["postmortem_id", "day"],
-                                                    set_={"data": data, "checked_at": now})
+        statement = statement.on_conflict_do_update(
+            index_elements=["postmortem_id", "day"], set_={"data": data, "checked_at": now}
+        )
         async with self._sessions() as session:
             await session.execute(statement)
             await session.commit()
 
     async def list(self, postmortem_id: str) -> list[dict[str, Any]]:
         async with self._sessions() as session:
-            rows = (await session.scalars(select(FollowUpRow).where(FollowUpRow.postmortem_id == postmortem_id)
-                                          .order_by(FollowUpRow.day))).all()
+            rows = (
+                await session.scalars(
+                    select(FollowUpRow).where(FollowUpRow.postmortem_id == postmortem_id).order_by(FollowUpRow.day)
+                )
+            ).all()
             return [{"day": row.day, "checked_at": row.checked_at.isoformat(), **row.data} for row in rows]
 
     async def delete_for(self, postmortem_id: str) -> None:

@@ -52,8 +52,15 @@ class TooManyImages(Exception):
 
 
 def _image(row: ImageRow) -> StoredImage:
-    return StoredImage(id=row.id, postmortem_id=row.postmortem_id, media_type=row.media_type, size=row.size,
-                       sha256=row.sha256, filename=row.filename, created_at=row.created_at)
+    return StoredImage(
+        id=row.id,
+        postmortem_id=row.postmortem_id,
+        media_type=row.media_type,
+        size=row.size,
+        sha256=row.sha256,
+        filename=row.filename,
+        created_at=row.created_at,
+    )
 
 
 _WITHOUT_DATA = defer(ImageRow.data, raiseload=True)  # listing never loads the bytes
@@ -63,15 +70,24 @@ class ImageStore:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
 
-    async def add(self, postmortem_id: str, data: bytes, media_type: str, filename: str, now: datetime,
-                  *, max_images: int) -> tuple[StoredImage, bool]:
+    async def add(
+        self, postmortem_id: str, data: bytes, media_type: str, filename: str, now: datetime, *, max_images: int
+    ) -> tuple[StoredImage, bool]:
         """Store the image; (image, True) when new, (the stored one, False) when these bytes are there already.
 
         Raises TooManyImages when the report already holds `max_images` other images.
         """
         digest = hashlib.sha256(data).hexdigest()
-        row = ImageRow(id=uuid.uuid4().hex, postmortem_id=postmortem_id, sha256=digest, media_type=media_type,
-                       size=len(data), filename=filename, data=data, created_at=now)
+        row = ImageRow(
+            id=uuid.uuid4().hex,
+            postmortem_id=postmortem_id,
+            sha256=digest,
+            media_type=media_type,
+            size=len(data),
+            filename=filename,
+            data=data,
+            created_at=now,
+        )
         async with self._sessions() as session:
             await self._lock(session, postmortem_id)
             session.add(row)
@@ -102,7 +118,8 @@ class ImageStore:
     async def find(self, postmortem_id: str, sha256: str) -> StoredImage | None:
         async with self._sessions() as session:
             row = await session.scalar(
-                select(ImageRow).options(_WITHOUT_DATA)
+                select(ImageRow)
+                .options(_WITHOUT_DATA)
                 .where(ImageRow.postmortem_id == postmortem_id, ImageRow.sha256 == sha256)
             )
             return _image(row) if row else None
@@ -111,7 +128,9 @@ class ImageStore:
         """Oldest first; the bytes are not loaded."""
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(ImageRow).options(_WITHOUT_DATA).where(ImageRow.postmortem_id == postmortem_id)
+                select(ImageRow)
+                .options(_WITHOUT_DATA)
+                .where(ImageRow.postmortem_id == postmortem_id)
                 .order_by(ImageRow.created_at, ImageRow.id)
             )
             return [_image(row) for row in rows]

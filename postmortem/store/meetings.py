@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.meeting import Meeting
+from postmortem.meeting.models import Meeting
 from postmortem.store.tables import DeliveryRow, MeetingRow
 
 
@@ -24,10 +24,16 @@ class MeetingStore:
     async def create_if_absent(self, meeting: Meeting, now: datetime) -> Meeting:
         """The first plan wins: a retried planning step returns it instead of moving the meeting."""
         async with self._sessions() as session:
-            session.add(MeetingRow(
-                postmortem_id=meeting.postmortem_id, sequence=meeting.sequence, status=meeting.status.value,
-                start_at=meeting.start, data=meeting.model_dump(mode="json"), updated_at=now,
-            ))
+            session.add(
+                MeetingRow(
+                    postmortem_id=meeting.postmortem_id,
+                    sequence=meeting.sequence,
+                    status=meeting.status.value,
+                    start_at=meeting.start,
+                    data=meeting.model_dump(mode="json"),
+                    updated_at=now,
+                )
+            )
             try:
                 await session.commit()
             except IntegrityError:
@@ -42,8 +48,13 @@ class MeetingStore:
             await session.execute(
                 update(MeetingRow)
                 .where(MeetingRow.postmortem_id == meeting.postmortem_id, MeetingRow.sequence < meeting.sequence)
-                .values(sequence=meeting.sequence, status=meeting.status.value, start_at=meeting.start,
-                        data=meeting.model_dump(mode="json"), updated_at=now)
+                .values(
+                    sequence=meeting.sequence,
+                    status=meeting.status.value,
+                    start_at=meeting.start,
+                    data=meeting.model_dump(mode="json"),
+                    updated_at=now,
+                )
             )
             await session.commit()
         stored = await self.get(meeting.postmortem_id)
@@ -54,11 +65,13 @@ class MeetingStore:
         async with self._sessions() as session:
             return await session.get(DeliveryRow, key) is not None
 
-    async def record_delivery(self, key: str, postmortem_id: str, channel: str, detail: str | None,
-                              now: datetime) -> None:
+    async def record_delivery(
+        self, key: str, postmortem_id: str, channel: str, detail: str | None, now: datetime
+    ) -> None:
         async with self._sessions() as session:
-            session.add(DeliveryRow(key=key, postmortem_id=postmortem_id, channel=channel, detail=detail,
-                                    created_at=now))
+            session.add(
+                DeliveryRow(key=key, postmortem_id=postmortem_id, channel=channel, detail=detail, created_at=now)
+            )
             try:
                 await session.commit()
             except IntegrityError:
@@ -67,8 +80,9 @@ class MeetingStore:
     async def deliveries(self, postmortem_id: str) -> list[tuple[str, str]]:
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(DeliveryRow).where(DeliveryRow.postmortem_id == postmortem_id).order_by(DeliveryRow.created_at,
-                                                                                             DeliveryRow.key)
+                select(DeliveryRow)
+                .where(DeliveryRow.postmortem_id == postmortem_id)
+                .order_by(DeliveryRow.created_at, DeliveryRow.key)
             )
             return [(row.key, row.channel) for row in rows]
 

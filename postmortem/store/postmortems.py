@@ -252,7 +252,9 @@ class PostmortemStore:
         if viewer is not None and not viewer.admin:
             allowed = [PostmortemRow.visibility == Visibility.ORGANISATION.value, PostmortemRow.author == viewer.name]
             if viewer.team:
-                allowed.append(and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team))
+                allowed.append(
+                    and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team)
+                )
             query = query.where(or_(*allowed))
         if filters.status:
             query = query.where(PostmortemRow.status == filters.status.value)
@@ -276,9 +278,7 @@ class PostmortemStore:
             query = query.where(PostmortemRow.created_at < filters.created_to)
         if cursor:
             after_value, after_id = decode_cursor(cursor)
-            query = query.where(
-                or_(column < after_value, and_(column == after_value, PostmortemRow.id < after_id))
-            )
+            query = query.where(or_(column < after_value, and_(column == after_value, PostmortemRow.id < after_id)))
         query = query.order_by(column.desc(), PostmortemRow.id.desc()).limit(limit + 1)
         async with self._sessions() as session:
             rows = list((await session.execute(query)).scalars())
@@ -342,8 +342,15 @@ class PostmortemStore:
                 return
             if owner is not None:
                 raise IncidentTaken(owner)
-            session.add(IncidentRow(postmortem_id=postmortem_id, source=incident.source.value,
-                                    incident_id=incident.id, data=incident.model_dump(mode="json"), created_at=now))
+            session.add(
+                IncidentRow(
+                    postmortem_id=postmortem_id,
+                    source=incident.source.value,
+                    incident_id=incident.id,
+                    data=incident.model_dump(mode="json"),
+                    created_at=now,
+                )
+            )
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -355,8 +362,11 @@ class PostmortemStore:
         async with self._sessions() as session:
             await session.execute(
                 update(IncidentRow)
-                .where(IncidentRow.postmortem_id == postmortem_id, IncidentRow.source == incident.source.value,
-                       IncidentRow.incident_id == incident.id)
+                .where(
+                    IncidentRow.postmortem_id == postmortem_id,
+                    IncidentRow.source == incident.source.value,
+                    IncidentRow.incident_id == incident.id,
+                )
                 .values(data=incident.model_dump(mode="json"))
             )
             await session.commit()
@@ -365,11 +375,17 @@ class PostmortemStore:
         """Recomputed key metrics (a system write: no edit conflict, but services are kept in step)."""
         async with self._sessions() as session:
             await session.execute(
-                update(PostmortemRow).where(PostmortemRow.id == postmortem_id).values(
-                    metrics=metrics.model_dump(mode="json"), updated_at=now,
-                    severity=metrics.highest_severity.value if metrics.highest_severity else None)
+                update(PostmortemRow)
+                .where(PostmortemRow.id == postmortem_id)
+                .values(
+                    metrics=metrics.model_dump(mode="json"),
+                    updated_at=now,
+                    severity=metrics.highest_severity.value if metrics.highest_severity else None,
+                )
             )
-            await session.execute(delete(PostmortemServiceRow).where(PostmortemServiceRow.postmortem_id == postmortem_id))
+            await session.execute(
+                delete(PostmortemServiceRow).where(PostmortemServiceRow.postmortem_id == postmortem_id)
+            )
             for name in dict.fromkeys(metrics.services):
                 session.add(PostmortemServiceRow(postmortem_id=postmortem_id, service=name))
             await session.commit()
@@ -445,27 +461,35 @@ class PostmortemStore:
             await self._touch(session, postmortem_id, now)
             await session.commit()
 
-    async def set_ticket(self, postmortem_id: str, item_id: str, tracker: str, key: str, url: str,
-                         now: datetime) -> None:
+    async def set_ticket(
+        self, postmortem_id: str, item_id: str, tracker: str, key: str, url: str, now: datetime
+    ) -> None:
         """Record the ticket an action item got (a system field: no edit conflict for people)."""
         async with self._sessions() as session:
             await session.execute(
-                update(ActionItemRow).where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
+                update(ActionItemRow)
+                .where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
                 .values(ticket_tracker=tracker, ticket_key=key, ticket_url=url, updated_at=now)
             )
             await session.commit()
 
-    async def sync_item_status(self, postmortem_id: str, item_id: str, status: ActionItemStatus,
-                               now: datetime) -> bool:
+    async def sync_item_status(self, postmortem_id: str, item_id: str, status: ActionItemStatus, now: datetime) -> bool:
         """The item follows its ticket; a person's stale If-Match then gets 412, never a silent overwrite."""
         done = status in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
         async with self._sessions() as session:
             result = await session.execute(
                 update(ActionItemRow)
-                .where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id,
-                       ActionItemRow.status != status.value)
-                .values(status=status.value, version=ActionItemRow.version + 1, updated_at=now,
-                        completed_at=now if done else None)
+                .where(
+                    ActionItemRow.id == item_id,
+                    ActionItemRow.postmortem_id == postmortem_id,
+                    ActionItemRow.status != status.value,
+                )
+                .values(
+                    status=status.value,
+                    version=ActionItemRow.version + 1,
+                    updated_at=now,
+                    completed_at=now if done else None,
+                )
             )
             await session.commit()
             return bool(result.rowcount)
@@ -473,19 +497,30 @@ class PostmortemStore:
     async def item_for_ticket(self, tracker: str, key: str) -> tuple[str, str] | None:
         """(post-mortem id, item id) of the action item that owns this ticket."""
         async with self._sessions() as session:
-            row = (await session.execute(
-                select(ActionItemRow.postmortem_id, ActionItemRow.id)
-                .where(ActionItemRow.ticket_tracker == tracker, ActionItemRow.ticket_key == key)
-            )).first()
+            row = (
+                await session.execute(
+                    select(ActionItemRow.postmortem_id, ActionItemRow.id).where(
+                        ActionItemRow.ticket_tracker == tracker, ActionItemRow.ticket_key == key
+                    )
+                )
+            ).first()
             return (row[0], row[1]) if row else None
 
-    async def action_items(self, *, status: ActionItemStatus | None = None, owner: str | None = None,
-                           priority: Priority | None = None, team: str | None = None,
-                           due_from: date | None = None, due_to: date | None = None,
-                           overdue_on: date | None = None) -> list[tuple[str, str | None, ActionItem]]:
+    async def action_items(
+        self,
+        *,
+        status: ActionItemStatus | None = None,
+        owner: str | None = None,
+        priority: Priority | None = None,
+        team: str | None = None,
+        due_from: date | None = None,
+        due_to: date | None = None,
+        overdue_on: date | None = None,
+    ) -> list[tuple[str, str | None, ActionItem]]:
         """Action items across reports, with their report's id and team."""
-        query = select(ActionItemRow, PostmortemRow.team).join(PostmortemRow,
-                                                               PostmortemRow.id == ActionItemRow.postmortem_id)
+        query = select(ActionItemRow, PostmortemRow.team).join(
+            PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id
+        )
         if status:
             query = query.where(ActionItemRow.status == status.value)
         if owner:
@@ -499,8 +534,10 @@ class PostmortemStore:
         if due_to:
             query = query.where(ActionItemRow.due_date <= due_to)
         if overdue_on:
-            query = query.where(ActionItemRow.due_date < overdue_on, ActionItemRow.status.in_(
-                [ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value]))
+            query = query.where(
+                ActionItemRow.due_date < overdue_on,
+                ActionItemRow.status.in_([ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value]),
+            )
         query = query.order_by(ActionItemRow.due_date.is_(None), ActionItemRow.due_date, ActionItemRow.created_at)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.lifecycle import Review
+from postmortem.review.lifecycle import Review
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tables import CommentRow, ExportRow, PostmortemRow
 
@@ -30,9 +30,17 @@ class Comment(BaseModel):
 
 
 def _comment(row: CommentRow) -> Comment:
-    return Comment(id=row.id, section=row.section, parent_id=row.parent_id, author=row.author, body=row.body,
-                   mentions=list(row.mentions), resolved_at=row.resolved_at, resolved_by=row.resolved_by,
-                   created_at=row.created_at)
+    return Comment(
+        id=row.id,
+        section=row.section,
+        parent_id=row.parent_id,
+        author=row.author,
+        body=row.body,
+        mentions=list(row.mentions),
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        created_at=row.created_at,
+    )
 
 
 def mentions_in(body: str) -> list[str]:
@@ -54,7 +62,8 @@ class ReviewStore:
         """Lifecycle writes come from the workflow only; they do not bump the edit version."""
         async with self._sessions() as session:
             result = await session.execute(
-                update(PostmortemRow).where(PostmortemRow.id == postmortem_id)
+                update(PostmortemRow)
+                .where(PostmortemRow.id == postmortem_id)
                 .values(review=review.model_dump(mode="json"), status=review.status.value, updated_at=now)
             )
             if result.rowcount == 0:
@@ -63,13 +72,31 @@ class ReviewStore:
 
     # Exports -----------------------------------------------------------------------------------
 
-    async def put_export(self, postmortem_id: str, format: str, media_type: str, content: bytes,
-                         published_count: int, now: datetime, slug: str | None = None) -> None:
+    async def put_export(
+        self,
+        postmortem_id: str,
+        format: str,
+        media_type: str,
+        content: bytes,
+        published_count: int,
+        now: datetime,
+        slug: str | None = None,
+    ) -> None:
         async with self._sessions() as session:
-            await session.execute(delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id,
-                                                          ExportRow.format == format))
-            session.add(ExportRow(postmortem_id=postmortem_id, format=format, media_type=media_type, content=content,
-                                  published_count=published_count, slug=slug, created_at=now))
+            await session.execute(
+                delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id, ExportRow.format == format)
+            )
+            session.add(
+                ExportRow(
+                    postmortem_id=postmortem_id,
+                    format=format,
+                    media_type=media_type,
+                    content=content,
+                    published_count=published_count,
+                    slug=slug,
+                    created_at=now,
+                )
+            )
             await session.commit()
 
     async def get_export(self, postmortem_id: str, format: str) -> tuple[str, bytes, int] | None:
@@ -84,8 +111,9 @@ class ReviewStore:
 
     # Comments ----------------------------------------------------------------------------------
 
-    async def add_comment(self, postmortem_id: str, *, section: str, author: str, body: str,
-                          parent_id: str | None, now: datetime) -> Comment:
+    async def add_comment(
+        self, postmortem_id: str, *, section: str, author: str, body: str, parent_id: str | None, now: datetime
+    ) -> Comment:
         async with self._sessions() as session:
             if parent_id is not None:
                 parent = await session.get(CommentRow, parent_id)
@@ -93,9 +121,16 @@ class ReviewStore:
                     raise NotFound(f"no comment {parent_id!r} in post-mortem {postmortem_id!r}")
                 section = parent.section
                 parent_id = parent.parent_id or parent.id  # threads are one level deep
-            row = CommentRow(id=secrets.token_hex(8), postmortem_id=postmortem_id, section=section,
-                             parent_id=parent_id, author=author, body=body, mentions=mentions_in(body),
-                             created_at=now)
+            row = CommentRow(
+                id=secrets.token_hex(8),
+                postmortem_id=postmortem_id,
+                section=section,
+                parent_id=parent_id,
+                author=author,
+                body=body,
+                mentions=mentions_in(body),
+                created_at=now,
+            )
             session.add(row)
             await session.commit()
             return _comment(row)

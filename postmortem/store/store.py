@@ -30,7 +30,7 @@ class Store:
         self.follow_ups = FollowUpStore(sessions, engine.dialect.name)
 
     @classmethod
-    async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> "Store":
+    async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:
         engine = create_engine(url, schema=schema)
         if migrate_schema:
             await migrate(engine)

@@ -60,9 +60,7 @@ class PostmortemRow(Base):
     incidents: Mapped[list[IncidentRow]] = relationship(
         back_populates="postmortem", cascade="all, delete-orphan", passive_deletes=True, order_by="IncidentRow.id"
     )
-    services: Mapped[list[PostmortemServiceRow]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True
-    )
+    services: Mapped[list[PostmortemServiceRow]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     action_items: Mapped[list[ActionItemRow]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="ActionItemRow.created_at"
     )
@@ -73,9 +71,7 @@ class PostmortemServiceRow(Base):
 
     __tablename__ = "postmortem_services"
 
-    postmortem_id: Mapped[str] = mapped_column(
-        ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True
-    )
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True)
     service: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
 
 

@@ -8,9 +8,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from postmortem.report.template_catalogue import ReportTemplate
 from postmortem.store.postmortems import NotFound, VersionConflict
 from postmortem.store.tables import TemplateRow
-from postmortem.template_catalogue import ReportTemplate
 
 
 class AlreadyExists(Exception):
@@ -35,8 +35,11 @@ class TemplateStore:
 
     async def create(self, template: ReportTemplate, now: datetime) -> int:
         async with self._sessions() as session:
-            session.add(TemplateRow(name=template.name, data=template.model_dump(mode="json"), version=1,
-                                    created_at=now, updated_at=now))
+            session.add(
+                TemplateRow(
+                    name=template.name, data=template.model_dump(mode="json"), version=1, created_at=now, updated_at=now
+                )
+            )
             try:
                 await session.commit()
             except IntegrityError as exc:
@@ -49,7 +52,8 @@ class TemplateStore:
             conditions.append(TemplateRow.version == expected_version)
         async with self._sessions() as session:
             result = await session.execute(
-                update(TemplateRow).where(*conditions)
+                update(TemplateRow)
+                .where(*conditions)
                 .values(data=template.model_dump(mode="json"), version=TemplateRow.version + 1, updated_at=now)
             )
             if result.rowcount == 0:

@@ -42,19 +42,30 @@ def hash_token(token: str) -> str:
 
 
 def _info(row: ApiTokenRow) -> TokenInfo:
-    return TokenInfo(id=row.id, name=row.name, role=Role(row.role), team=row.team, created_at=row.created_at,
-                     revoked_at=row.revoked_at)
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        team=row.team,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 class TokenStore:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
 
-    async def create(self, name: str, role: Role, now: datetime, secret: str | None = None,
-                     team: str | None = None) -> tuple[TokenInfo, str]:
+    async def create(
+        self, name: str, role: Role, now: datetime, secret: str | None = None, team: str | None = None
+    ) -> tuple[TokenInfo, str]:
         secret = secret or PREFIX + secrets.token_urlsafe(32)
         row = ApiTokenRow(
-            id=secrets.token_hex(8), name=name, role=role.value, team=team, token_hash=hash_token(secret),
+            id=secrets.token_hex(8),
+            name=name,
+            role=role.value,
+            team=team,
+            token_hash=hash_token(secret),
             created_at=now,
         )
         async with self._sessions() as session:
@@ -74,7 +85,9 @@ class TokenStore:
     async def authenticate(self, secret: str) -> TokenInfo | None:
         async with self._sessions() as session:
             row = await session.scalar(
-                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(secret), ApiTokenRow.revoked_at.is_(None))
+                select(ApiTokenRow).where(
+                    ApiTokenRow.token_hash == hash_token(secret), ApiTokenRow.revoked_at.is_(None)
+                )
             )
             return _info(row) if row else None
 
@@ -85,12 +98,16 @@ class TokenStore:
 
     async def any_active(self) -> bool:
         async with self._sessions() as session:
-            return (await session.scalar(select(ApiTokenRow.id).where(ApiTokenRow.revoked_at.is_(None)).limit(1))) is not None
+            return (
+                await session.scalar(select(ApiTokenRow.id).where(ApiTokenRow.revoked_at.is_(None)).limit(1))
+            ) is not None
 
     async def revoke(self, token_id: str, now: datetime) -> TokenInfo:
         async with self._sessions() as session:
             await session.execute(
-                update(ApiTokenRow).where(ApiTokenRow.id == token_id, ApiTokenRow.revoked_at.is_(None)).values(revoked_at=now)
+                update(ApiTokenRow)
+                .where(ApiTokenRow.id == token_id, ApiTokenRow.revoked_at.is_(None))
+                .values(revoked_at=now)
             )
             row = await session.get(ApiTokenRow, token_id)
             if row is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest_asyncio
@@ -13,12 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.gateway import TemporalGateway
-from postmortem.settings import Settings
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.app.worker import build_worker
+from postmortem.incident.teams import parse_teams
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
-from postmortem.teams import parse_teams
-from postmortem.worker import build_worker
 
 PD_SECRET = "pd-secret-for-tests"
 OPSGENIE_TOKEN = "opsgenie-token-for-tests"
@@ -50,7 +50,7 @@ async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> As
     teams = parse_teams(TEAMS)
     gateway = TemporalGateway("unused", "default", settings.temporal_task_queue, client=dev_env.client)
     app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=teams))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tokens = {role: (await sqlite_store.tokens.create(role.value, role, now))[1] for role in Role}
     worker = build_worker(dev_env.client, task_queue=settings.temporal_task_queue, store=sqlite_store, teams=teams)
     async with worker:

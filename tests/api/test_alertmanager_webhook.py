@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,10 +18,10 @@ import pytest_asyncio
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.gateway import TemporalGateway
-from postmortem.settings import Settings
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
 from tests.fixtures import fixture_json
 from tests.support import free_port
 
@@ -31,7 +31,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 FIRING = "alertmanager_webhook_v4_firing.json"  # two alerts, with fingerprints, nanosecond Z times
 FIRING_SINGLE = "alertmanager_webhook_v4_firing_single_line.json"  # no fingerprint, +01:00, endsAt in the future
 RESOLVED = "alertmanager_webhook_v4_resolved.json"  # the same alert as FIRING_SINGLE, resolved
-EVER = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 ClientFor = Callable[[str | None], Any]
 
@@ -70,7 +70,7 @@ async def post(http: httpx.AsyncClient, payload: Any, headers: dict[str, str] | 
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 # Storing -----------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ async def test_a_broken_alert_is_422_naming_it(  # type: ignore[no-untyped-def]
     "body",
     [
         pytest.param(b"receiver=ops&status=firing", id="form"),
-        pytest.param(b"{\"version\": \"4\", ", id="truncated"),
+        pytest.param(b'{"version": "4", ', id="truncated"),
         pytest.param(b"", id="empty"),
         pytest.param(b"[]", id="array"),
     ],

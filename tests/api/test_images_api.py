@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest_asyncio
@@ -14,19 +14,19 @@ from starlette.routing import NoMatchFound
 from postmortem.api import images as images_api
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.gateway import TemporalGateway
-from postmortem.images import MAX_BYTES, MAX_IMAGES
-from postmortem.settings import Settings
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import parse_teams
+from postmortem.report.images import MAX_BYTES, MAX_IMAGES
 from postmortem.store.database import sessionmaker
 from postmortem.store.images import ImageStore
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
-from postmortem.teams import parse_teams
 from tests.api.conftest import TEAMS
 from tests.factories import new_postmortem, pagerduty_event
 from tests.image_samples import gif, jpeg, png, webp
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @dataclass
@@ -43,10 +43,17 @@ class ImagesApi:
         pm, _ = await self.store.postmortems.create_if_absent(new_postmortem(pagerduty_event(incident_id).incident))
         return pm.id
 
-    async def upload(self, pm_id: str, data: bytes, name: str = "image.bin", content_type: str = "image/png",
-                     role: Role = Role.EDITOR) -> httpx.Response:
-        return await self.http.post(f"/api/postmortems/{pm_id}/images",
-                                    files={"file": (name, data, content_type)}, headers=self.auth(role))
+    async def upload(
+        self,
+        pm_id: str,
+        data: bytes,
+        name: str = "image.bin",
+        content_type: str = "image/png",
+        role: Role = Role.EDITOR,
+    ) -> httpx.Response:
+        return await self.http.post(
+            f"/api/postmortems/{pm_id}/images", files={"file": (name, data, content_type)}, headers=self.auth(role)
+        )
 
 
 @pytest_asyncio.fixture
@@ -59,8 +66,9 @@ async def api(sqlite_store: Store, tmp_path) -> AsyncIterator[ImagesApi]:  # typ
     if not isinstance(getattr(sqlite_store, "images", None), ImageStore):
         sqlite_store.images = ImageStore(sessionmaker(sqlite_store.engine))  # type: ignore[attr-defined]
     gateway = TemporalGateway("127.0.0.1:1", "default", "images-tests")
-    app = create_app(Services(settings=Settings(data_dir=tmp_path), store=sqlite_store, temporal=gateway,
-                              teams=parse_teams(TEAMS)))
+    app = create_app(
+        Services(settings=Settings(data_dir=tmp_path), store=sqlite_store, temporal=gateway, teams=parse_teams(TEAMS))
+    )
     try:
         app.url_path_for("upload_image", postmortem_id="x")
     except NoMatchFound:
@@ -68,14 +76,22 @@ async def api(sqlite_store: Store, tmp_path) -> AsyncIterator[ImagesApi]:  # typ
     tokens = {role: (await sqlite_store.tokens.create(role.value, role, NOW))[1] for role in Role}
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield ImagesApi(http=http, store=sqlite_store, images=sqlite_store.images,  # type: ignore[attr-defined]
-                        tokens=tokens)
+        yield ImagesApi(
+            http=http,
+            store=sqlite_store,
+            images=sqlite_store.images,  # type: ignore[attr-defined]
+            tokens=tokens,
+        )
 
 
 async def test_each_format_is_accepted_by_its_content(api: ImagesApi) -> None:
     pm_id = await api.seed("PIMG1")
-    samples = [("chart.png", png(), "image/png"), ("dot.gif", gif(), "image/gif"),
-               ("photo.jpeg", jpeg(), "image/jpeg"), ("shot.webp", webp(), "image/webp")]
+    samples = [
+        ("chart.png", png(), "image/png"),
+        ("dot.gif", gif(), "image/gif"),
+        ("photo.jpeg", jpeg(), "image/jpeg"),
+        ("shot.webp", webp(), "image/webp"),
+    ]
     ids = []
     for name, data, media_type in samples:
         response = await api.upload(pm_id, data, name, "application/octet-stream")
@@ -117,7 +133,8 @@ async def test_a_huge_declared_upload_is_refused_before_it_is_read(api: ImagesAp
             yield bytes(1 << 20)
 
     response = await api.http.post(
-        f"/api/postmortems/{pm_id}/images", content=body(),
+        f"/api/postmortems/{pm_id}/images",
+        content=body(),
         headers={**api.auth(), "Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(1 << 30)},
     )
     assert response.status_code == 413 and "an image may be at most 4194304 (4 MB)" in response.json()["detail"]
@@ -140,8 +157,9 @@ async def test_the_content_decides_not_the_name_or_declared_type(api: ImagesApi)
     assert "only the content counts" in detail
     signature_only = await api.upload(pm_id, b"\x89PNG\r\n\x1a\n", "x.png")
     assert signature_only.status_code == 415 and "IHDR" in signature_only.json()["detail"]
-    svg = await api.upload(pm_id, b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
-                           "x.svg", "image/svg+xml")
+    svg = await api.upload(
+        pm_id, b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.svg", "image/svg+xml"
+    )
     assert svg.status_code == 415 and "SVG" in svg.json()["detail"]
     assert await api.images.count(pm_id) == 1
 
@@ -194,8 +212,9 @@ async def test_download_is_the_same_bytes_served_safely(api: ImagesApi) -> None:
         "inline; filename=\"St_rung _final_.webp\"; filename*=UTF-8''St%C3%B6rung%20%22final%22.webp"
     )
     assert response.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
-    cached = await api.http.get(stored["url"], headers={**api.auth(Role.VIEWER),
-                                                        "If-None-Match": response.headers["etag"]})
+    cached = await api.http.get(
+        stored["url"], headers={**api.auth(Role.VIEWER), "If-None-Match": response.headers["etag"]}
+    )
     assert cached.status_code == 304 and cached.content == b""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from postmortem.models import Severity
 from postmortem.store.postmortems import PostmortemFilter
@@ -21,14 +21,17 @@ async def test_a_linked_incident_joins_the_report_and_its_webhook_updates_it(api
     pm = await draft_of(api, "pagerduty-PLINKA")
     url = f"/api/postmortems/{pm.id}/incidents"
 
-    assert (await api.http.post(url, json={"source": "pagerduty", "incident_id": "PLINKB"},
-                                headers=api.auth(Role.VIEWER))).status_code == 403
-    linked = await api.http.post(url, json={"source": "pagerduty", "incident_id": "PLINKB"},
-                                 headers=api.auth(Role.EDITOR))
+    assert (
+        await api.http.post(url, json={"source": "pagerduty", "incident_id": "PLINKB"}, headers=api.auth(Role.VIEWER))
+    ).status_code == 403
+    linked = await api.http.post(
+        url, json={"source": "pagerduty", "incident_id": "PLINKB"}, headers=api.auth(Role.EDITOR)
+    )
     assert linked.status_code == 200, linked.text
     assert linked.json()["metrics"]["incident_count"] == 2
-    again = await api.http.post(url, json={"source": "pagerduty", "incident_id": "PLINKB"},
-                                headers=api.auth(Role.EDITOR))
+    again = await api.http.post(
+        url, json={"source": "pagerduty", "incident_id": "PLINKB"}, headers=api.auth(Role.EDITOR)
+    )
     assert again.status_code == 409 and "here already" in again.json()["detail"]
     bad = await api.http.post(url, json={"source": "jira", "incident_id": "X"}, headers=api.auth(Role.EDITOR))
     assert bad.status_code == 422
@@ -44,7 +47,7 @@ async def test_a_linked_incident_joins_the_report_and_its_webhook_updates_it(api
         return current if current.metrics.highest_severity == Severity.SEV1 else None
 
     current = await eventually(recomputed)
-    assert current.metrics.started_at == datetime(2021, 6, 4, 12, 0, tzinfo=timezone.utc)
+    assert current.metrics.started_at == datetime(2021, 6, 4, 12, 0, tzinfo=UTC)
     assert current.metrics.incident_count == 2 and current.severity == Severity.SEV1
     assert sorted(i.id for i in current.incidents) == ["PLINKA", "PLINKB"]
     assert await api.store.postmortems.owner_of("pagerduty", "PLINKB") == pm.id
@@ -54,6 +57,7 @@ async def test_a_linked_incident_joins_the_report_and_its_webhook_updates_it(api
     other = pagerduty_resolved_body("PLINKC")
     await api.http.post("/webhooks/pagerduty", content=other, headers=signed(other))
     owned = await draft_of(api, "pagerduty-PLINKC")
-    taken = await api.http.post(url, json={"source": "pagerduty", "incident_id": "PLINKC"},
-                                headers=api.auth(Role.EDITOR))
+    taken = await api.http.post(
+        url, json={"source": "pagerduty", "incident_id": "PLINKC"}, headers=api.auth(Role.EDITOR)
+    )
     assert taken.status_code == 409 and owned.id in taken.json()["detail"]

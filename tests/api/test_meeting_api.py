@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
 
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.api.test_webhooks import draft_of, signed
-from tests.factories import pagerduty_resolved_body, new_postmortem, pagerduty_event
+from tests.factories import new_postmortem, pagerduty_event, pagerduty_resolved_body
 from tests.support import eventually
 
 
@@ -44,21 +44,26 @@ async def test_meeting_read_download_and_reschedule(api: Api) -> None:
     moved = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()}, headers=editor)
     assert moved.status_code == 200, moved.text
     assert moved.json()["sequence"] == 1 and datetime.fromisoformat(moved.json()["start"]) == start
-    retried = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()}, headers=editor)
+    retried = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()}, headers=editor
+    )
     assert retried.status_code == 200 and retried.json()["sequence"] == 1  # the same click, applied once
 
-    past = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": "2020-01-01T10:00:00+00:00"},
-                               headers=api.auth(Role.EDITOR))
+    past = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting", json={"start": "2020-01-01T10:00:00+00:00"}, headers=api.auth(Role.EDITOR)
+    )
     assert past.status_code == 409 and "in the past" in past.json()["detail"]
-    naive = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": "2030-01-01T10:00:00"},
-                                headers=api.auth(Role.EDITOR))
+    naive = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting", json={"start": "2030-01-01T10:00:00"}, headers=api.auth(Role.EDITOR)
+    )
     assert naive.status_code == 422
-    viewer = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()},
-                                 headers=api.auth(Role.VIEWER))
+    viewer = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()}, headers=api.auth(Role.VIEWER)
+    )
     assert viewer.status_code == 403
     ics = await api.http.get(f"/api/postmortems/{pm.id}/meeting.ics", headers=api.auth(Role.VIEWER))
     [event] = Calendar.from_ical(ics.content).walk("VEVENT")
-    assert int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == start.astimezone(timezone.utc)
+    assert int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == start.astimezone(UTC)
 
 
 async def test_no_meeting_yet_is_a_clear_404(api: Api) -> None:

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from postmortem.lifecycle import Review, Transition
 from postmortem.models import ActionItemStatus, Priority, Status
+from postmortem.review.lifecycle import Review, Transition
 from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.factories import new_postmortem, pagerduty_event
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 async def report(api: Api, incident: str, team: str, *, published: bool, cause: str | None = None) -> str:
     pm, _ = await api.store.postmortems.create_if_absent(
-        new_postmortem(pagerduty_event(incident, created_at="2021-06-04T12:00:00Z").incident, team=team))
+        new_postmortem(pagerduty_event(incident, created_at="2021-06-04T12:00:00Z").incident, team=team)
+    )
     if cause:
         await api.store.postmortems.update(pm.id, pm.version, PostmortemChanges(cause_category=cause), NOW)
     if published:
-        review = Review(status=Status.PUBLISHED, published_count=1, history=[Transition(
-            action="approve", by="alice", at=pm.metrics.closed_at + timedelta(hours=30),
-            from_status=Status.IN_REVIEW, to_status=Status.PUBLISHED)])
+        review = Review(
+            status=Status.PUBLISHED,
+            published_count=1,
+            history=[
+                Transition(
+                    action="approve",
+                    by="alice",
+                    at=pm.metrics.closed_at + timedelta(hours=30),
+                    from_status=Status.IN_REVIEW,
+                    to_status=Status.PUBLISHED,
+                )
+            ],
+        )
         await api.store.review.save(pm.id, review, NOW)
     return pm.id
 
@@ -33,13 +44,25 @@ async def test_program_metrics_and_trends(api: Api) -> None:
     a = await report(api, "PMETA", "payments", published=True, cause="change_management")
     await report(api, "PMETB", "payments", published=False, cause="change_management")
     c = await report(api, "PMETC", "search", published=True, cause="capacity")
-    on_time = await api.store.postmortems.add_action_item(a, description="Canary deploys", owner="alice",
-                                                          due_date=NOW.date() + timedelta(days=5),
-                                                          priority=Priority.HIGH, status=ActionItemStatus.OPEN, now=NOW)
+    on_time = await api.store.postmortems.add_action_item(
+        a,
+        description="Canary deploys",
+        owner="alice",
+        due_date=NOW.date() + timedelta(days=5),
+        priority=Priority.HIGH,
+        status=ActionItemStatus.OPEN,
+        now=NOW,
+    )
     await api.store.postmortems.sync_item_status(a, on_time.id, ActionItemStatus.COMPLETED, NOW)
-    await api.store.postmortems.add_action_item(c, description="More capacity", owner="bob",
-                                                due_date=date(2020, 1, 1), priority=Priority.LOW,
-                                                status=ActionItemStatus.OPEN, now=NOW)
+    await api.store.postmortems.add_action_item(
+        c,
+        description="More capacity",
+        owner="bob",
+        due_date=date(2020, 1, 1),
+        priority=Priority.LOW,
+        status=ActionItemStatus.OPEN,
+        now=NOW,
+    )
     await api.store.follow_ups.record(a, 90, {"verdict": {"worked": False}}, NOW)
     await api.store.follow_ups.record(c, 90, {"verdict": {"worked": True}}, NOW)
 
@@ -61,8 +84,9 @@ async def test_program_metrics_and_trends(api: Api) -> None:
 
     overdue = (await api.http.get("/api/action-items", params={"overdue": "true"}, headers=api.auth())).json()
     assert [i["description"] for i in overdue] == ["More capacity"] and overdue[0]["overdue"] is True
-    by_owner = (await api.http.get("/api/action-items", params={"owner": "alice", "status": "COMPLETED"},
-                                   headers=api.auth())).json()
+    by_owner = (
+        await api.http.get("/api/action-items", params={"owner": "alice", "status": "COMPLETED"}, headers=api.auth())
+    ).json()
     assert [i["postmortem_id"] for i in by_owner] == [a] and by_owner[0]["team"] == "payments"
     exported = await api.http.get("/api/action-items", params={"format": "csv"}, headers=api.auth())
     assert exported.headers["content-type"].startswith("text/csv")

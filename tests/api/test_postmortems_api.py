@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.gateway import TemporalGateway
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Language
-from postmortem.settings import Settings
 from postmortem.store.tokens import Role
-from postmortem.teams import TeamsConfig
 from tests.api.conftest import Api
 from tests.factories import new_postmortem, pagerduty_event, pagerduty_resolved_body
 from tests.support import free_port
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 async def seed(api: Api, incident_id: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
@@ -118,10 +118,13 @@ async def test_switching_language_keeps_edited_sections(api: Api) -> None:
     url = f"/api/postmortems/{pm_id}"
     editor = api.auth(Role.EDITOR)
     edited = await api.http.patch(
-        url, json={"sections": {"impact": {"body": "Checkout failed for 3% of users."}}},
+        url,
+        json={"sections": {"impact": {"body": "Checkout failed for 3% of users."}}},
         headers={**editor, "If-Match": '"1"'},
     )
-    switched = await api.http.patch(url, json={"language": "zh"}, headers={**editor, "If-Match": edited.headers["ETag"]})
+    switched = await api.http.patch(
+        url, json={"language": "zh"}, headers={**editor, "If-Match": edited.headers["ETag"]}
+    )
     assert switched.status_code == 200, switched.text
     sections = {s["key"]: s for s in switched.json()["sections"]}
     assert switched.json()["language"] == Language.ZH
@@ -131,7 +134,9 @@ async def test_switching_language_keeps_edited_sections(api: Api) -> None:
 
 async def test_listing_filters_sorts_and_pages(api: Api) -> None:
     for index in range(5):
-        await seed(api, f"PPAGE{index}", created_at=NOW + timedelta(hours=index), team="payments" if index < 3 else "search")
+        await seed(
+            api, f"PPAGE{index}", created_at=NOW + timedelta(hours=index), team="payments" if index < 3 else "search"
+        )
     auth = api.auth(Role.VIEWER)
     page = await api.http.get("/api/postmortems", params={"limit": 2, "team": "payments"}, headers=auth)
     assert page.status_code == 200
@@ -149,9 +154,14 @@ async def test_listing_filters_sorts_and_pages(api: Api) -> None:
     assert {i["id"] for i in ranged.json()["items"]} == {"pagerduty-PPAGE3", "pagerduty-PPAGE4"}
     by_incident = await api.http.get("/api/postmortems", params={"incident_id": "PPAGE4"}, headers=auth)
     assert [i["id"] for i in by_incident.json()["items"]] == ["pagerduty-PPAGE4"]
-    for params, status in [({"limit": 201}, 422), ({"limit": 0}, 422), ({"cursor": "garbage!"}, 400),
-                           ({"status": "LOST"}, 422), ({"created_from": "yesterday"}, 422),
-                           ({"created_from": "2026-01-01T00:00:00"}, 422)]:
+    for params, status in [
+        ({"limit": 201}, 422),
+        ({"limit": 0}, 422),
+        ({"cursor": "garbage!"}, 400),
+        ({"status": "LOST"}, 422),
+        ({"created_from": "yesterday"}, 422),
+        ({"created_from": "2026-01-01T00:00:00"}, 422),
+    ]:
         response = await api.http.get("/api/postmortems", params=params, headers=auth)
         assert response.status_code == status, (params, response.text)
     default = await api.http.get("/api/postmortems", headers=auth)
@@ -163,14 +173,24 @@ async def test_action_items_crud(api: Api) -> None:
     base = f"/api/postmortems/{pm_id}/action-items"
     editor = api.auth(Role.EDITOR)
     created = await api.http.post(
-        base, json={"description": "Alert on replication lag", "owner": "alice@example.com",
-                    "due_date": "2026-04-01", "priority": "HIGH"}, headers=editor,
+        base,
+        json={
+            "description": "Alert on replication lag",
+            "owner": "alice@example.com",
+            "due_date": "2026-04-01",
+            "priority": "HIGH",
+        },
+        headers=editor,
     )
     assert created.status_code == 201, created.text
     item = created.json()
     assert item["status"] == "OPEN" and created.headers["Location"].endswith(item["id"])
-    for bad in ({"description": ""}, {"description": "x", "priority": "URGENT"}, {"description": "x", "due_date": "soon"},
-                {"description": "x", "color": "red"}):
+    for bad in (
+        {"description": ""},
+        {"description": "x", "priority": "URGENT"},
+        {"description": "x", "due_date": "soon"},
+        {"description": "x", "color": "red"},
+    ):
         response = await api.http.post(base, json=bad, headers=editor)
         assert response.status_code == 422, bad
     stale_free = await api.http.patch(
@@ -185,8 +205,9 @@ async def test_action_items_crud(api: Api) -> None:
     assert "| Alert on replication lag | alice@example.com | 2026-04-01 | HIGH | COMPLETED |" in markdown.text
     assert (await api.http.delete(f"{base}/{item['id']}", headers=editor)).status_code == 204
     assert (await api.http.get(f"{base}/{item['id']}", headers=editor)).status_code == 404
-    assert (await api.http.post("/api/postmortems/pagerduty-NOPE/action-items",
-                                json={"description": "x"}, headers=editor)).status_code == 404
+    assert (
+        await api.http.post("/api/postmortems/pagerduty-NOPE/action-items", json={"description": "x"}, headers=editor)
+    ).status_code == 404
 
 
 async def test_health_and_readiness(api: Api) -> None:
@@ -208,5 +229,6 @@ async def test_temporal_down_means_503_not_500(sqlite_store, tmp_path) -> None: 
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["temporal"].startswith("unreachable")
         not_configured = await http.post("/webhooks/opsgenie", json={}, headers={"X-Postmortem-Token": "x"})
-        assert not_configured.status_code == 503 and "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN" in not_configured.json()["detail"]
-
+        assert (
+            not_configured.status_code == 503 and "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN" in not_configured.json()["detail"]
+        )

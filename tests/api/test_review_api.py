@@ -3,33 +3,46 @@ retries, comment threads blocking publication, exports and the token-free public
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.api.test_webhooks import draft_of, signed
 from tests.factories import pagerduty_resolved_body
 
-FILLED = {key: {"body": f"Filled {key}."} for key in
-          ("summary", "timeline", "root_cause", "impact", "detection_response", "resolution", "action_items",
-           "lessons_learned")}
+FILLED = {
+    key: {"body": f"Filled {key}."}
+    for key in (
+        "summary",
+        "timeline",
+        "root_cause",
+        "impact",
+        "detection_response",
+        "resolution",
+        "action_items",
+        "lessons_learned",
+    )
+}
 
 
 async def person(api: Api, name: str, role: Role) -> dict[str, str]:
-    _, secret = await api.store.tokens.create(name, role, datetime.now(timezone.utc))
+    _, secret = await api.store.tokens.create(name, role, datetime.now(UTC))
     return {"Authorization": f"Bearer {secret}"}
 
 
 async def drafted(api: Api, incident: str) -> str:
-    body = pagerduty_resolved_body(incident, resolved_at=datetime.now(timezone.utc))
+    body = pagerduty_resolved_body(incident, resolved_at=datetime.now(UTC))
     assert (await api.http.post("/webhooks/pagerduty", content=body, headers=signed(body))).status_code == 202
     return (await draft_of(api, f"pagerduty-{incident}")).id
 
 
 async def fill(api: Api, pm_id: str) -> None:
     current = (await api.http.get(f"/api/postmortems/{pm_id}", headers=api.auth())).json()
-    response = await api.http.patch(f"/api/postmortems/{pm_id}", json={"sections": FILLED},
-                                    headers={**api.auth(Role.EDITOR), "If-Match": f'"{current["version"]}"'})
+    response = await api.http.patch(
+        f"/api/postmortems/{pm_id}",
+        json={"sections": FILLED},
+        headers={**api.auth(Role.EDITOR), "If-Match": f'"{current["version"]}"'},
+    )
     assert response.status_code == 200, response.text
 
 
@@ -43,8 +56,9 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
     assert missing.status_code == 422 and "Root cause and contributing factors" in missing.json()["detail"]
     await fill(api, pm_id)
     assert (await api.http.post(f"{base}/submit", json={"reviewers": []}, headers=editor)).status_code == 422
-    assert (await api.http.post(f"{base}/submit", json={"reviewers": ["a@x"]},
-                                headers=api.auth(Role.VIEWER))).status_code == 403
+    assert (
+        await api.http.post(f"{base}/submit", json={"reviewers": ["a@x"]}, headers=api.auth(Role.VIEWER))
+    ).status_code == 403
     keyed = {**editor, "Idempotency-Key": "submit-click"}
     submitted = await api.http.post(f"{base}/submit", json={"reviewers": ["alice@example.com"]}, headers=keyed)
     assert submitted.status_code == 200 and submitted.json()["status"] == "IN_REVIEW"
@@ -58,27 +72,39 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
     outsider = await api.http.post(f"{base}/approve", json={}, headers=api.auth(Role.VIEWER))
     assert outsider.status_code == 403 and "not a reviewer" in outsider.json()["detail"]
 
-    thread = await api.http.post(f"{base}/comments", json={"section": "root_cause",
-                                                          "body": "@bob@example.com is the TTL really 1 day?"},
-                                 headers=alice)
+    thread = await api.http.post(
+        f"{base}/comments",
+        json={"section": "root_cause", "body": "@bob@example.com is the TTL really 1 day?"},
+        headers=alice,
+    )
     assert thread.status_code == 201 and thread.json()["mentions"] == ["bob@example.com"]
-    reply = await api.http.post(f"{base}/comments", json={"section": "x", "body": "Yes, checked.",
-                                                         "parent_id": thread.json()["id"]}, headers=editor)
+    reply = await api.http.post(
+        f"{base}/comments",
+        json={"section": "x", "body": "Yes, checked.", "parent_id": thread.json()["id"]},
+        headers=editor,
+    )
     assert reply.status_code == 201 and reply.json()["section"] == "root_cause"
-    assert (await api.http.post(f"{base}/comments", json={"section": "nope", "body": "x"},
-                                headers=alice)).status_code == 422
+    assert (
+        await api.http.post(f"{base}/comments", json={"section": "nope", "body": "x"}, headers=alice)
+    ).status_code == 422
     blocked = await api.http.post(f"{base}/approve", json={"comment": "ok"}, headers=alice)
     assert blocked.status_code == 409 and "comment threads" in blocked.json()["detail"]
     resolved = await api.http.post(f"{base}/comments/{reply.json()['id']}/resolve", headers=editor)
-    assert resolved.status_code == 200 and resolved.json()["id"] == thread.json()["id"] and resolved.json()["resolved_at"]
+    assert (
+        resolved.status_code == 200 and resolved.json()["id"] == thread.json()["id"] and resolved.json()["resolved_at"]
+    )
 
     published = await api.http.post(f"{base}/approve", json={"comment": "Thorough"}, headers=alice)
     assert published.status_code == 200 and published.json()["status"] == "PUBLISHED"
     report = (await api.http.get(base, headers=api.auth())).json()
     assert report["status"] == "PUBLISHED" and report["review"]["reviewers"][0]["comment"] == "Thorough"
 
-    for format, media in (("md", "text/markdown"), ("html", "text/html"), ("json", "application/json"),
-                          ("pdf", "application/pdf")):
+    for format, media in (
+        ("md", "text/markdown"),
+        ("html", "text/html"),
+        ("json", "application/json"),
+        ("pdf", "application/pdf"),
+    ):
         export = await api.http.get(f"{base}/export", params={"format": format}, headers=api.auth(Role.VIEWER))
         assert export.status_code == 200 and export.headers["content-type"].startswith(media), format
     assert (await api.http.get(f"{base}/export", params={"format": "docx"}, headers=api.auth())).status_code == 422
@@ -86,11 +112,13 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
     assert summary.status_code == 200 and "Test Incident" in summary.text
     assert (await api.http.get("/public/postmortems/not-a-slug")).status_code == 404
 
-    locked = await api.http.patch(base, json={"title": "Late change"},
-                                  headers={**editor, "If-Match": f'"{report["version"]}"'})
+    locked = await api.http.patch(
+        base, json={"title": "Late change"}, headers={**editor, "If-Match": f'"{report["version"]}"'}
+    )
     assert locked.status_code == 403 and "admins only" in locked.json()["detail"]
-    admin_edit = await api.http.patch(base, json={"title": "Corrected title"},
-                                      headers={**api.auth(Role.ADMIN), "If-Match": f'"{report["version"]}"'})
+    admin_edit = await api.http.patch(
+        base, json={"title": "Corrected title"}, headers={**api.auth(Role.ADMIN), "If-Match": f'"{report["version"]}"'}
+    )
     assert admin_edit.status_code == 200
     assert (await api.http.post(f"{base}/unpublish", headers=editor)).status_code == 403
     assert (await api.http.post(f"{base}/unpublish", headers=api.auth(Role.ADMIN))).json()["status"] == "DRAFT"
@@ -104,8 +132,11 @@ async def test_editing_rights_follow_the_status(api: Api) -> None:
 
     async def edit(headers: dict[str, str]) -> int:
         version = (await api.http.get(base, headers=api.auth())).json()["version"]
-        return (await api.http.patch(base, json={"title": f"Edit {version}"},
-                                     headers={**headers, "If-Match": f'"{version}"'})).status_code
+        return (
+            await api.http.patch(
+                base, json={"title": f"Edit {version}"}, headers={**headers, "If-Match": f'"{version}"'}
+            )
+        ).status_code
 
     assert await edit(api.auth(Role.VIEWER)) == 403
     assert await edit(carol) == 403
@@ -114,8 +145,9 @@ async def test_editing_rights_follow_the_status(api: Api) -> None:
     await api.http.post(f"{base}/submit", json={"reviewers": ["carol@example.com"]}, headers=api.auth(Role.EDITOR))
     assert await edit(carol) == 200  # reviewers may edit while the report is in review
     assert await edit(api.auth(Role.VIEWER)) == 403
-    item = await api.http.post(f"{base}/action-items", json={"description": "Lower the TTL"},
-                               headers=api.auth(Role.EDITOR))
+    item = await api.http.post(
+        f"{base}/action-items", json={"description": "Lower the TTL"}, headers=api.auth(Role.EDITOR)
+    )
     assert item.status_code == 201  # action items stay editable in every status
 
 
@@ -144,11 +176,15 @@ async def test_each_role_against_each_status(api: Api) -> None:
     async def try_all() -> None:
         for role, headers in callers.items():
             version = (await api.http.get(base, headers=api.auth())).json()["version"]
-            response = await api.http.patch(base, json={"sections": {"impact": {"body": f"{role} was here"}}},
-                                            headers={**headers, "If-Match": f'"{version}"'})
+            response = await api.http.patch(
+                base,
+                json={"sections": {"impact": {"body": f"{role} was here"}}},
+                headers={**headers, "If-Match": f'"{version}"'},
+            )
             seen[role].append(response.status_code)
-            item = await api.http.post(f"{base}/action-items", json={"description": f"{role} item"},
-                                       headers=api.auth(Role.EDITOR))
+            item = await api.http.post(
+                f"{base}/action-items", json={"description": f"{role} item"}, headers=api.auth(Role.EDITOR)
+            )
             assert item.status_code == 201  # action items stay editable in every status
 
     await try_all()  # DRAFT

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.factories import new_postmortem, pagerduty_event
 
 
 async def token(api: Api, name: str, role: Role, team: str | None = None) -> dict[str, str]:
-    created = await api.http.post("/api/tokens", json={"name": name, "role": role.value, "team": team},
-                                  headers=api.auth())
+    created = await api.http.post(
+        "/api/tokens", json={"name": name, "role": role.value, "team": team}, headers=api.auth()
+    )
     assert created.status_code == 201 and created.json()["team"] == team
     return {"Authorization": f"Bearer {created.json()['token']}"}
 
 
 async def test_visibility_limits_who_sees_a_report(api: Api) -> None:
-    pm, _ = await api.store.postmortems.create_if_absent(new_postmortem(pagerduty_event("PVIS").incident,
-                                                                        team="payments"))
+    pm, _ = await api.store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event("PVIS").incident, team="payments")
+    )
     url = f"/api/postmortems/{pm.id}"
     author = await token(api, "author@example.com", Role.EDITOR)
     teammate = await token(api, "mate@example.com", Role.VIEWER, team="payments")
@@ -43,8 +44,7 @@ async def test_visibility_limits_who_sees_a_report(api: Api) -> None:
     assert private.status_code == 200
     assert await sees(teammate) == (404, False)
     assert await sees(author) == (200, True)
-    await api.http.patch(url, json={"visibility": "organisation"},
-                         headers={**api.auth(Role.ADMIN), "If-Match": '"3"'})
+    await api.http.patch(url, json={"visibility": "organisation"}, headers={**api.auth(Role.ADMIN), "If-Match": '"3"'})
     assert await sees(outsider) == (200, True)
     bad = await api.http.patch(url, json={"visibility": "everyone"}, headers={**author, "If-Match": '"4"'})
     assert bad.status_code == 422

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from postmortem.models import Status
 from postmortem.store.postmortems import NotFound, PostmortemFilter
@@ -49,7 +50,9 @@ async def test_signed_v3_resolve_drafts_a_report_once(api: Api) -> None:
     other_event = json.loads(body)
     other_event["event"]["id"] = "01SECONDRESOLVE"
     other_body = json.dumps(other_event).encode()
-    assert (await api.http.post("/webhooks/pagerduty", content=other_body, headers=signed(other_body))).status_code == 202
+    assert (
+        await api.http.post("/webhooks/pagerduty", content=other_body, headers=signed(other_body))
+    ).status_code == 202
     listed, _ = await api.store.postmortems.list(PostmortemFilter(incident_id="PAPI1"))
     assert len(listed) == 1 and listed[0].version == 1
 
@@ -77,7 +80,7 @@ async def test_bad_signatures_are_rejected_and_nothing_is_stored(api: Api, heade
     assert says in response.json()["detail"]
     assert await api.store.postmortems.owner_of("pagerduty", "PBADSIG") is None
     handle = api.env.client.get_workflow_handle("postmortem-pagerduty-PBADSIG")
-    with pytest.raises(Exception):
+    with pytest.raises(RPCError, match="not found"):
         await handle.describe()
 
 
@@ -140,7 +143,8 @@ async def test_opsgenie_rejections(api: Api) -> None:
     assert (missing.status_code, wrong.status_code) == (401, 401)
     assert "X-Postmortem-Token" in missing.json()["detail"]
     ack = await api.http.post(
-        "/webhooks/opsgenie", json=fixture_json("opsgenie_webhook_acknowledge.json"),
+        "/webhooks/opsgenie",
+        json=fixture_json("opsgenie_webhook_acknowledge.json"),
         headers={"X-Postmortem-Token": OPSGENIE_TOKEN},
     )
     assert ack.status_code == 202 and ack.json()["status"] == "ignored"

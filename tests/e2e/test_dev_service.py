@@ -63,8 +63,14 @@ class Service:
         command = [str(Path(sys.executable).parent / "postmortem"), "dev"]
         with self.log.open("ab") as log:
             # A session of its own, so a hard kill takes the whole process tree like a crash would.
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         assert self.process is not None
@@ -123,11 +129,16 @@ async def test_webhooks_become_drafts_and_survive_restarts(service: Service) -> 
 
         await eventually(banner, timeout=10)
 
-        body = pagerduty_resolved_body("PE2E1", teams=[{"id": "PT1", "summary": "Engineering", "type": "team_reference"}])
+        body = pagerduty_resolved_body(
+            "PE2E1", teams=[{"id": "PT1", "summary": "Engineering", "type": "team_reference"}]
+        )
         accepted = await http.post("/webhooks/pagerduty", content=body, headers=signed(body))
         assert accepted.status_code == 202, accepted.text
-        opsgenie = await http.post("/webhooks/opsgenie", json=fixture_json("opsgenie_webhook_close.json"),
-                                   headers={"X-Postmortem-Token": OPSGENIE_TOKEN})
+        opsgenie = await http.post(
+            "/webhooks/opsgenie",
+            json=fixture_json("opsgenie_webhook_close.json"),
+            headers={"X-Postmortem-Token": OPSGENIE_TOKEN},
+        )
         assert opsgenie.status_code == 202, opsgenie.text
 
         pd = await draft(http, "pagerduty-PE2E1")
@@ -141,14 +152,19 @@ async def test_webhooks_become_drafts_and_survive_restarts(service: Service) -> 
         again = await http.post("/webhooks/pagerduty", content=body, headers=signed(body))
         assert again.status_code == 202
         bad = pagerduty_resolved_body("PE2EBAD")
-        rejected = await http.post("/webhooks/pagerduty", content=bad, headers={"X-PagerDuty-Signature": "v1=" + "0" * 64})
+        rejected = await http.post(
+            "/webhooks/pagerduty", content=bad, headers={"X-PagerDuty-Signature": "v1=" + "0" * 64}
+        )
         assert rejected.status_code == 401
         listed = (await http.get("/api/postmortems")).json()["items"]
-        assert sorted(item["id"] for item in listed) == ["opsgenie-052652ac-5d1c-464a-812a-7dd18bbfba8c",
-                                                         "pagerduty-PE2E1"]
+        assert sorted(item["id"] for item in listed) == [
+            "opsgenie-052652ac-5d1c-464a-812a-7dd18bbfba8c",
+            "pagerduty-PE2E1",
+        ]
 
-        edited = await http.patch("/api/postmortems/pagerduty-PE2E1", json={"title": "Kept across restarts"},
-                                  headers={"If-Match": '"1"'})
+        edited = await http.patch(
+            "/api/postmortems/pagerduty-PE2E1", json={"title": "Kept across restarts"}, headers={"If-Match": '"1"'}
+        )
         assert edited.status_code == 200
 
     assert service.stop(signal.SIGINT) == 0  # Ctrl-C stops every part cleanly

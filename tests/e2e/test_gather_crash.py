@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from postmortem.evidence import EvidenceSource
+from postmortem.evidence.models import EvidenceSource
 from postmortem.models import Status
 from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
@@ -33,13 +33,18 @@ ENTRIES = 10_000
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([str(Path(sys.executable).parent / "postmortem"), "worker"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "postmortem"), "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 async def test_a_killed_worker_is_replaced_and_the_gather_resumes(tmp_path: Path) -> None:
     fake = FakePagerDuty()
-    fake.add_incident("PKILL", log_entries=ENTRIES, start=datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc))
+    fake.add_incident("PKILL", log_entries=ENTRIES, start=datetime(2024, 5, 1, 9, 0, tzinfo=UTC))
     fake.delay_seconds = 0.03  # a gather of ~100 pages takes seconds: time to kill the worker midway
     port = free_port()
     env = await WorkflowEnvironment.start_local(
@@ -68,7 +73,8 @@ async def test_a_killed_worker_is_replaced_and_the_gather_resumes(tmp_path: Path
             await env.client.start_workflow(
                 PostmortemWorkflow.run,
                 PostmortemWorkflowInput(postmortem_id=pm_id, event=pagerduty_event("PKILL")),
-                id=workflow_id_for(pm_id), task_queue=worker_env["POSTMORTEM_TEMPORAL_TASK_QUEUE"],
+                id=workflow_id_for(pm_id),
+                task_queue=worker_env["POSTMORTEM_TEMPORAL_TASK_QUEUE"],
             )
 
             def offsets() -> list[int]:

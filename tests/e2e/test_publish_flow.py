@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,8 +22,16 @@ from tests.support import eventually, free_port
 pytestmark = pytest.mark.e2e
 ADMIN = "e2e-publish-admin"
 SECRET = "e2e-pagerduty-secret"
-SECTIONS = ("summary", "timeline", "root_cause", "impact", "detection_response", "resolution", "action_items",
-            "lessons_learned")
+SECTIONS = (
+    "summary",
+    "timeline",
+    "root_cause",
+    "impact",
+    "detection_response",
+    "resolution",
+    "action_items",
+    "lessons_learned",
+)
 
 
 async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_path: Path) -> None:
@@ -34,18 +42,30 @@ async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_
     async with serve_app(slack_app(slack)) as slack_url:
         env = {
             **os.environ,
-            "POSTMORTEM_DATA_DIR": str(tmp_path), "POSTMORTEM_PORT": str(port),
-            "POSTMORTEM_TEMPORAL_PORT": str(free_port()), "POSTMORTEM_TEMPORAL_UI_PORT": str(free_port()),
-            "POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS": SECRET, "POSTMORTEM_BOOTSTRAP_ADMIN_TOKEN": ADMIN,
+            "POSTMORTEM_DATA_DIR": str(tmp_path),
+            "POSTMORTEM_PORT": str(port),
+            "POSTMORTEM_TEMPORAL_PORT": str(free_port()),
+            "POSTMORTEM_TEMPORAL_UI_PORT": str(free_port()),
+            "POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS": SECRET,
+            "POSTMORTEM_BOOTSTRAP_ADMIN_TOKEN": ADMIN,
             "POSTMORTEM_TEAMS_FILE": str(tmp_path / "teams.toml"),
-            "POSTMORTEM_SLACK_API_URL": f"{slack_url}/api", "POSTMORTEM_SLACK_BOT_TOKEN": slack.token,
+            "POSTMORTEM_SLACK_API_URL": f"{slack_url}/api",
+            "POSTMORTEM_SLACK_BOT_TOKEN": slack.token,
         }
         log = (tmp_path / "service.log").open("wb")
-        process = subprocess.Popen([str(Path(sys.executable).parent / "postmortem"), "dev"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "postmortem"), "dev"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20,
-                                         headers={"Authorization": f"Bearer {ADMIN}"}) as http:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", timeout=20, headers={"Authorization": f"Bearer {ADMIN}"}
+            ) as http:
+
                 async def ready() -> bool:
                     assert process.poll() is None, (tmp_path / "service.log").read_text()
                     try:
@@ -54,7 +74,7 @@ async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_
                         return False
 
                 await eventually(ready, timeout=90, interval=0.2)
-                body = pagerduty_resolved_body("PE2EPUB", resolved_at=datetime.now(timezone.utc))
+                body = pagerduty_resolved_body("PE2EPUB", resolved_at=datetime.now(UTC))
                 assert (await http.post("/webhooks/pagerduty", content=body, headers=signed(body))).status_code == 202
 
                 async def drafted() -> dict | None:  # type: ignore[type-arg]
@@ -62,16 +82,22 @@ async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_
                     return response.json() if response.status_code == 200 and response.json()["review"] else None
 
                 report = await eventually(drafted, timeout=30)
-                edit = await http.patch("/api/postmortems/pagerduty-PE2EPUB",
-                                        json={"sections": {k: {"body": f"Written {k}."} for k in SECTIONS}},
-                                        headers={"If-Match": f'"{report["version"]}"'})
+                edit = await http.patch(
+                    "/api/postmortems/pagerduty-PE2EPUB",
+                    json={"sections": {k: {"body": f"Written {k}."} for k in SECTIONS}},
+                    headers={"If-Match": f'"{report["version"]}"'},
+                )
                 assert edit.status_code == 200, edit.text
                 alice = (await http.post("/api/tokens", json={"name": "alice@example.com", "role": "reviewer"})).json()
-                submitted = await http.post("/api/postmortems/pagerduty-PE2EPUB/submit",
-                                            json={"reviewers": ["alice@example.com"]})
+                submitted = await http.post(
+                    "/api/postmortems/pagerduty-PE2EPUB/submit", json={"reviewers": ["alice@example.com"]}
+                )
                 assert submitted.status_code == 200 and submitted.json()["status"] == "IN_REVIEW", submitted.text
-                approved = await http.post("/api/postmortems/pagerduty-PE2EPUB/approve", json={"comment": "Clear"},
-                                           headers={"Authorization": f"Bearer {alice['token']}"})
+                approved = await http.post(
+                    "/api/postmortems/pagerduty-PE2EPUB/approve",
+                    json={"comment": "Clear"},
+                    headers={"Authorization": f"Bearer {alice['token']}"},
+                )
                 assert approved.status_code == 200 and approved.json()["status"] == "PUBLISHED", approved.text
 
                 async def announced() -> bool:
@@ -85,8 +111,9 @@ async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_
                 assert html.status_code == 200 and "Written root_cause." in html.text
                 pdf = await http.get("/api/postmortems/pagerduty-PE2EPUB/export", params={"format": "pdf"})
                 assert pdf.content.startswith(b"%PDF")
-                public = await http.get(f"/public/postmortems/{approved.json()['public_slug']}",
-                                        headers={"Authorization": ""})
+                public = await http.get(
+                    f"/public/postmortems/{approved.json()['public_slug']}", headers={"Authorization": ""}
+                )
                 assert public.status_code == 200 and "Test Incident" in public.text
         finally:
             os.killpg(process.pid, signal.SIGINT)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,10 @@ import pytest
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.gateway import TemporalGateway
-from postmortem.settings import Settings
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
 from tests.fakes.serve import loopback_client, serve_app
 from tests.support import eventually, free_port
 
@@ -35,7 +35,7 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 INSTALL = "apt-get update && apt-get install -y --no-install-recommends prometheus-alertmanager"
 TOKEN = "e2e-alertmanager-token"
 WEBHOOK_PATH = "/webhooks/alertmanager"
-EVER = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 DEADLINE = 30.0
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -80,7 +80,7 @@ def alertmanager_fingerprint(labels: dict[str, str]) -> str:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -194,8 +194,9 @@ async def wait_ready(http: httpx.AsyncClient, am: Alertmanager, tmp_path: Path) 
 async def our_api(sqlite_store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Recorder]]:
     settings = Settings(data_dir=tmp_path, alertmanager_webhook_token=TOKEN)
     gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", "unused")  # this route needs no Temporal
-    recorder = Recorder(create_app(Services(settings=settings, store=sqlite_store, temporal=gateway,
-                                            teams=TeamsConfig())))
+    recorder = Recorder(
+        create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=TeamsConfig()))
+    )
     async with serve_app(recorder) as base:
         yield base, recorder
 
@@ -206,7 +207,7 @@ async def test_alertmanager_notifies_firing_then_resolved(  # type: ignore[no-un
     base, recorder = our_api
     am = alertmanager(alertmanager_config(f"{base}{WEBHOOK_PATH}"))
     labels = {"alertname": "CheckoutErrorRate", "service": "checkout", "severity": "critical"}
-    starts_at = (datetime.now(timezone.utc) - timedelta(minutes=4)).replace(microsecond=123456)
+    starts_at = (datetime.now(UTC) - timedelta(minutes=4)).replace(microsecond=123456)
     alert = {
         "labels": labels,
         "annotations": {"summary": "checkout 5xx above 5% for 2 minutes"},
@@ -228,20 +229,24 @@ async def test_alertmanager_notifies_firing_then_resolved(  # type: ignore[no-un
         try:
             firing = await eventually(lambda: row("firing"), timeout=DEADLINE)
         except AssertionError as exc:
-            raise AssertionError(f"no firing alert stored; deliveries {recorder.deliveries}\n{log_tail(tmp_path)}") from exc
+            raise AssertionError(
+                f"no firing alert stored; deliveries {recorder.deliveries}\n{log_tail(tmp_path)}"
+            ) from exc
         assert firing["starts_at"] == starts_at
         assert firing["ends_at"] is None
         assert firing["fingerprint"] == alertmanager_fingerprint(labels)
         assert firing["annotations"] == alert["annotations"]
         assert firing["generator_url"] == alert["generatorURL"]
 
-        ends_at = datetime.now(timezone.utc)
+        ends_at = datetime.now(UTC)
         resolve = await http.post(f"{am.base}/api/v2/alerts", json=[{**alert, "endsAt": rfc3339(ends_at)}])
         assert resolve.status_code == 200, resolve.text
         try:
             resolved = await eventually(lambda: row("resolved"), timeout=DEADLINE)
         except AssertionError as exc:
-            raise AssertionError(f"alert never resolved; deliveries {recorder.deliveries}\n{log_tail(tmp_path)}") from exc
+            raise AssertionError(
+                f"alert never resolved; deliveries {recorder.deliveries}\n{log_tail(tmp_path)}"
+            ) from exc
 
     assert resolved["fingerprint"] == firing["fingerprint"]
     assert resolved["starts_at"] == starts_at

@@ -9,15 +9,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from postmortem.lifecycle import Actor
 from postmortem.models import ActionItemStatus, Priority
+from postmortem.review.lifecycle import Actor
 from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
@@ -35,8 +35,13 @@ def hold_after_create(app, created: asyncio.Event, release: asyncio.Event):  # t
     """GitHub makes the issue, then its answer is held back (as if the network died on the way)."""
 
     async def wrapped(scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/issues") \
-                and not release.is_set():
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].endswith("/issues")
+            and not release.is_set()
+        ):
+
             async def held(message):  # type: ignore[no-untyped-def]
                 if message["type"] == "http.response.start":
                     created.set()
@@ -51,16 +56,22 @@ def hold_after_create(app, created: asyncio.Event, release: asyncio.Event):  # t
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([str(Path(sys.executable).parent / "postmortem"), "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "postmortem"), "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 async def test_a_worker_killed_after_create_never_makes_a_second_ticket(tmp_path: Path) -> None:
     fake = FakeGitHub()
     created, release = asyncio.Event(), asyncio.Event()
     port = free_port()
-    env = await WorkflowEnvironment.start_local(data_converter=pydantic_data_converter, ui=False, port=port,
-                                                dev_server_existing_path=binary("temporal"))
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, ui=False, port=port, dev_server_existing_path=binary("temporal")
+    )
     database = tmp_path / "store.db"
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     (tmp_path / "teams.toml").write_text('[default]\ntracker = "github"\n')
@@ -68,11 +79,16 @@ async def test_a_worker_killed_after_create_never_makes_a_second_ticket(tmp_path
     try:
         async with serve_app(hold_after_create(github_app(fake), created, release)) as github_url:
             worker_env = {
-                **os.environ, "POSTMORTEM_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-                "POSTMORTEM_TEMPORAL_TASK_QUEUE": f"tickets-{uuid.uuid4().hex}", "POSTMORTEM_DATA_DIR": str(tmp_path),
-                "POSTMORTEM_DATABASE_URL": f"sqlite:///{database}", "POSTMORTEM_TEAMS_FILE": str(tmp_path / "teams.toml"),
-                "POSTMORTEM_GITHUB_API_URL": github_url, "POSTMORTEM_GITHUB_TOKEN": fake.token,
-                "POSTMORTEM_GITHUB_REPO": fake.repo, "POSTMORTEM_GATHER_HEARTBEAT_SECONDS": "2",
+                **os.environ,
+                "POSTMORTEM_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+                "POSTMORTEM_TEMPORAL_TASK_QUEUE": f"tickets-{uuid.uuid4().hex}",
+                "POSTMORTEM_DATA_DIR": str(tmp_path),
+                "POSTMORTEM_DATABASE_URL": f"sqlite:///{database}",
+                "POSTMORTEM_TEAMS_FILE": str(tmp_path / "teams.toml"),
+                "POSTMORTEM_GITHUB_API_URL": github_url,
+                "POSTMORTEM_GITHUB_TOKEN": fake.token,
+                "POSTMORTEM_GITHUB_REPO": fake.repo,
+                "POSTMORTEM_GATHER_HEARTBEAT_SECONDS": "2",
                 "POSTMORTEM_LOG_LEVEL": "WARNING",
             }
             log = tmp_path / "workers.log"
@@ -80,9 +96,11 @@ async def test_a_worker_killed_after_create_never_makes_a_second_ticket(tmp_path
             pm_id = postmortem_id_for("pagerduty", "PTKILL")
             handle = await env.client.start_workflow(
                 PostmortemWorkflow.run,
-                PostmortemWorkflowInput(postmortem_id=pm_id,
-                                        event=pagerduty_event("PTKILL", resolved_at=datetime.now(timezone.utc))),
-                id=workflow_id_for(pm_id), task_queue=worker_env["POSTMORTEM_TEMPORAL_TASK_QUEUE"],
+                PostmortemWorkflowInput(
+                    postmortem_id=pm_id, event=pagerduty_event("PTKILL", resolved_at=datetime.now(UTC))
+                ),
+                id=workflow_id_for(pm_id),
+                task_queue=worker_env["POSTMORTEM_TEMPORAL_TASK_QUEUE"],
             )
 
             async def reviewable() -> bool:
@@ -95,13 +113,20 @@ async def test_a_worker_killed_after_create_never_makes_a_second_ticket(tmp_path
 
             await eventually(reviewable, timeout=60)
             for description in ("Lower the DNS TTL", "Alert on replication lag"):
-                await store.postmortems.add_action_item(pm_id, description=description, owner=None, due_date=None,
-                                                        priority=Priority.HIGH, status=ActionItemStatus.OPEN,
-                                                        now=datetime.now(timezone.utc))
+                await store.postmortems.add_action_item(
+                    pm_id,
+                    description=description,
+                    owner=None,
+                    due_date=None,
+                    priority=Priority.HIGH,
+                    status=ActionItemStatus.OPEN,
+                    now=datetime.now(UTC),
+                )
             editor, alice = Actor(name="e@example.com", role="editor"), Actor(name="a@example.com", role="reviewer")
             await handle.execute_update(PostmortemWorkflow.submit, SubmitRequest(actor=editor, reviewers=[alice.name]))
             publishing = asyncio.create_task(
-                handle.execute_update(PostmortemWorkflow.approve, DecisionRequest(actor=alice)))
+                handle.execute_update(PostmortemWorkflow.approve, DecisionRequest(actor=alice))
+            )
 
             await asyncio.wait_for(created.wait(), timeout=60)  # GitHub made the first ticket …
             workers[0].send_signal(signal.SIGKILL)  # … and the worker dies before hearing about it

@@ -37,19 +37,31 @@ BAD_CREDENTIALS = {"message": "Bad credentials", "documentation_url": DOCS, "sta
 NOT_FOUND = {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
 ISSUES_DISABLED = {"message": "Issues are disabled for this repo", "documentation_url": DOCS, "status": "410"}
 FORBIDDEN = {"message": "Resource not accessible by integration", "documentation_url": DOCS, "status": "403"}
-RATE_LIMITED = {"message": "API rate limit exceeded for installation ID 1000.", "documentation_url": DOCS,
-                "status": "403"}
-SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-             "documentation_url": DOCS, "status": "403"}
-NEEDS_IS = {"message": "Query must include 'is:issue' or 'is:pull-request'",
-            "documentation_url": f"{DOCS}/search/search#search-issues-and-pull-requests", "status": "422"}
+RATE_LIMITED = {
+    "message": "API rate limit exceeded for installation ID 1000.",
+    "documentation_url": DOCS,
+    "status": "403",
+}
+SECONDARY = {
+    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    "documentation_url": DOCS,
+    "status": "403",
+}
+NEEDS_IS = {
+    "message": "Query must include 'is:issue' or 'is:pull-request'",
+    "documentation_url": f"{DOCS}/search/search#search-issues-and-pull-requests",
+    "status": "422",
+}
 INTERNAL = {"message": "Server Error", "status": "500"}
 
 
 def validation_failed(field_name: str, value: Any, code: str = "invalid") -> dict[str, Any]:
-    return {"message": "Validation Failed",
-            "errors": [{"value": value, "resource": "Issue", "field": field_name, "code": code}],
-            "documentation_url": f"{DOCS}/issues/issues#create-an-issue", "status": "422"}
+    return {
+        "message": "Validation Failed",
+        "errors": [{"value": value, "resource": "Issue", "field": field_name, "code": code}],
+        "documentation_url": f"{DOCS}/issues/issues#create-an-issue",
+        "status": "422",
+    }
 
 
 @dataclass
@@ -78,8 +90,14 @@ class FakeGitHub:
     def reset(self) -> None:
         reset_fake(self)
 
-    def add_issue(self, title: str, body: str | None = None, labels: tuple[str, ...] = (),
-                  state: str = "open", state_reason: str | None = None) -> dict[str, Any]:
+    def add_issue(
+        self,
+        title: str,
+        body: str | None = None,
+        labels: tuple[str, ...] = (),
+        state: str = "open",
+        state_reason: str | None = None,
+    ) -> dict[str, Any]:
         """An issue that exists before the test's client runs."""
         issue = self._make(title, body, list(labels), [])
         if state == "closed":
@@ -100,8 +118,12 @@ class FakeGitHub:
     def _label(self, name: str) -> dict[str, Any]:
         found = self.labels.get(name.lower())
         if found is None:
-            found = {**_LABEL, "id": 2000 + len(self.labels), "name": name,
-                     "url": f"{API}/repos/{self.repo}/labels/{name}"}
+            found = {
+                **_LABEL,
+                "id": 2000 + len(self.labels),
+                "name": name,
+                "url": f"{API}/repos/{self.repo}/labels/{name}",
+            }
             self.labels[name.lower()] = found
         return found
 
@@ -111,10 +133,19 @@ class FakeGitHub:
         issue = copy.deepcopy(_ISSUE)
         api = f"{API}/repos/{self.repo}/issues/{number}"
         issue.update(
-            url=api, repository_url=f"{API}/repos/{self.repo}", labels_url=f"{api}/labels{{/name}}",
-            comments_url=f"{api}/comments", events_url=f"{api}/events", timeline_url=f"{api}/timeline",
-            html_url=f"{WEB}/{self.repo}/issues/{number}", id=1000 + number, number=number, title=title, body=body,
-            labels=[self._label(name) for name in labels], comments=0,
+            url=api,
+            repository_url=f"{API}/repos/{self.repo}",
+            labels_url=f"{api}/labels{{/name}}",
+            comments_url=f"{api}/comments",
+            events_url=f"{api}/events",
+            timeline_url=f"{api}/timeline",
+            html_url=f"{WEB}/{self.repo}/issues/{number}",
+            id=1000 + number,
+            number=number,
+            title=title,
+            body=body,
+            labels=[self._label(name) for name in labels],
+            comments=0,
             assignees=[{**_ISSUE["user"], "login": login} for login in assignees],
             assignee={**_ISSUE["user"], "login": assignees[0]} if assignees else None,
         )
@@ -129,9 +160,13 @@ def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
 
 
 def _rate_headers(remaining: int, reset: int | None = None) -> dict[str, str]:
-    return {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": str(remaining),
-            "x-ratelimit-reset": str(reset if reset is not None else int(time.time()) + 3600),
-            "x-ratelimit-used": str(5000 - remaining), "x-ratelimit-resource": "core"}
+    return {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(reset if reset is not None else int(time.time()) + 3600),
+        "x-ratelimit-used": str(5000 - remaining),
+        "x-ratelimit-resource": "core",
+    }
 
 
 def _failure(state: FakeGitHub, kind: int | str) -> Response:
@@ -215,7 +250,8 @@ def github_app(state: FakeGitHub) -> FastAPI:
         wanted = {label.strip().lower() for label in params.get("labels", "").split(",") if label.strip()}
         which = params.get("state", "open")
         found = [
-            issue for issue in state.issues.values()
+            issue
+            for issue in state.issues.values()
             if (which == "all" or issue["state"] == which)
             and wanted <= {label["name"].lower() for label in issue["labels"]}
         ]
@@ -240,7 +276,8 @@ def github_app(state: FakeGitHub) -> FastAPI:
         repos = [word[5:] for word in words if word.startswith("repo:")]
         phrases = _PHRASE.findall(query)
         items = [
-            issue for number, issue in sorted(state.issues.items())
+            issue
+            for number, issue in sorted(state.issues.items())
             if number in state.indexed
             and all(repo == state.repo for repo in repos)
             and all(phrase in (issue.get("body") or "") + " " + issue["title"] for phrase in phrases)
@@ -248,7 +285,12 @@ def github_app(state: FakeGitHub) -> FastAPI:
         if request.query_params.get("order", "desc") == "desc":
             items.reverse()
         limit = int(request.query_params.get("per_page", "30"))
-        return JSONResponse({"total_count": len(items), "incomplete_results": False,
-                             "items": [{**item, "score": 1.0} for item in items[:limit]]})
+        return JSONResponse(
+            {
+                "total_count": len(items),
+                "incomplete_results": False,
+                "items": [{**item, "score": 1.0} for item in items[:limit]],
+            }
+        )
 
     return app

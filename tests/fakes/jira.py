@@ -35,8 +35,10 @@ REMOVED = {
     ],
     "errors": {},
 }
-UNAUTHORIZED = {"errorMessages": ["You are not authenticated. Authentication required to perform this operation."],
-                "errors": {}}
+UNAUTHORIZED = {
+    "errorMessages": ["You are not authenticated. Authentication required to perform this operation."],
+    "errors": {},
+}
 FORBIDDEN = {"errorMessages": ["You do not have permission to create issues in this project."], "errors": {}}
 NOT_FOUND = {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}
 RATE_LIMITED = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
@@ -83,8 +85,9 @@ class FakeJira:
         self.transition(key, category)
         return issue
 
-    def transition(self, key: str, category: str, status_name: str | None = None,
-                   resolution: str | None = None) -> None:
+    def transition(
+        self, key: str, category: str, status_name: str | None = None, resolution: str | None = None
+    ) -> None:
         """Move an issue as a person would: into a status of `category`, maybe with a resolution."""
         issue = self.issues[key]
         issue.category = category
@@ -185,8 +188,12 @@ def jira_app(state: FakeJira) -> FastAPI:
 
     def issue_json(request: Request, issue: FakeJiraIssue, fields: str | None) -> dict[str, Any]:
         base = str(request.base_url).rstrip("/")
-        return {"id": issue.id, "key": issue.key, "self": f"{base}/rest/api/3/issue/{issue.id}",
-                "fields": _fields_view(issue, fields)}
+        return {
+            "id": issue.id,
+            "key": issue.key,
+            "self": f"{base}/rest/api/3/issue/{issue.id}",
+            "fields": _fields_view(issue, fields),
+        }
 
     @app.post("/rest/api/3/issue")
     async def create(request: Request) -> Response:
@@ -209,8 +216,9 @@ def jira_app(state: FakeJira) -> FastAPI:
         if state.crash_after_create:
             return _error(500, INTERNAL)
         base = str(request.base_url).rstrip("/")
-        return JSONResponse({**_CREATED, "id": issue.id, "key": key, "self": f"{base}/rest/api/3/issue/{issue.id}"},
-                            status_code=201)
+        return JSONResponse(
+            {**_CREATED, "id": issue.id, "key": key, "self": f"{base}/rest/api/3/issue/{issue.id}"}, status_code=201
+        )
 
     @app.get("/rest/api/3/issue/{key}")
     async def get_issue(key: str, request: Request) -> Response:
@@ -229,8 +237,9 @@ def jira_app(state: FakeJira) -> FastAPI:
         found = [issue for issue in state.issues.values() if label in (issue.fields.get("labels") or [])]
         limit = int(request.query_params.get("maxResults", "50"))
         fields = request.query_params.get("fields")
-        return JSONResponse({"issues": [issue_json(request, issue, fields) for issue in found[:limit]],
-                             "isLast": len(found) <= limit})
+        return JSONResponse(
+            {"issues": [issue_json(request, issue, fields) for issue in found[:limit]], "isLast": len(found) <= limit}
+        )
 
     @app.api_route("/rest/api/3/search", methods=["GET", "POST"])
     async def removed() -> Response:

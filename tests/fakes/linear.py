@@ -26,12 +26,22 @@ from fastapi.responses import JSONResponse, Response
 from tests.fakes.serve import Recorded, record, reset_fake
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled", "duplicate")
-STATE_NAMES = {"triage": "Triage", "backlog": "Backlog", "unstarted": "Todo", "started": "In Progress",
-               "completed": "Done", "canceled": "Canceled", "duplicate": "Duplicate"}
+STATE_NAMES = {
+    "triage": "Triage",
+    "backlog": "Backlog",
+    "unstarted": "Todo",
+    "started": "In Progress",
+    "completed": "Done",
+    "canceled": "Canceled",
+    "duplicate": "Duplicate",
+}
 _ERRORS = {
     "RATELIMITED": ("ratelimited", "Rate limit exceeded", "You have exceeded the API rate limit. Retry later."),
-    "AUTHENTICATION_ERROR": ("authentication error", "Authentication required, not authenticated",
-                             "You need to authenticate to access this operation."),
+    "AUTHENTICATION_ERROR": (
+        "authentication error",
+        "Authentication required, not authenticated",
+        "You need to authenticate to access this operation.",
+    ),
     "FORBIDDEN": ("forbidden", "Forbidden", "You don't have access to this team."),
     "INVALID_INPUT": ("invalid input", "Argument Validation Error", "Invalid input."),
     "INTERNAL_SERVER_ERROR": ("internal error", "Internal server error", "Something went wrong."),
@@ -40,10 +50,19 @@ _ERRORS = {
 
 def graphql_errors(code: str, user_message: str | None = None) -> dict[str, Any]:
     kind, message, presentable = _ERRORS[code]
-    return {"errors": [{"message": message, "extensions": {
-        "code": code, "type": kind, "userError": code != "INTERNAL_SERVER_ERROR",
-        "userPresentableMessage": user_message or presentable,
-    }}]}
+    return {
+        "errors": [
+            {
+                "message": message,
+                "extensions": {
+                    "code": code,
+                    "type": kind,
+                    "userError": code != "INTERNAL_SERVER_ERROR",
+                    "userPresentableMessage": user_message or presentable,
+                },
+            }
+        ]
+    }
 
 
 @dataclass
@@ -69,10 +88,12 @@ class FakeLinear:
     def reset(self) -> None:
         reset_fake(self)
 
-    def add_issue(self, description: str, state_type: str = "unstarted", issue_id: str | None = None,
-                  title: str = "Existing") -> dict[str, Any]:
-        return self._make({"id": issue_id, "title": title, "description": description, "teamId": self.team_id},
-                          state_type)
+    def add_issue(
+        self, description: str, state_type: str = "unstarted", issue_id: str | None = None, title: str = "Existing"
+    ) -> dict[str, Any]:
+        return self._make(
+            {"id": issue_id, "title": title, "description": description, "teamId": self.team_id}, state_type
+        )
 
     def move(self, identifier: str, state_type: str) -> None:
         """A person moves the issue into a workflow state of `state_type`."""
@@ -97,11 +118,16 @@ class FakeLinear:
         identifier = f"{self.team_key}-{number}"
         issue_id = values.get("id") or f"00000000-0000-4000-8000-{number:012d}"
         issue = {
-            "id": issue_id, "identifier": identifier, "number": number,
+            "id": issue_id,
+            "identifier": identifier,
+            "number": number,
             "url": f"https://linear.app/acme/issue/{identifier.lower()}/item-{number}",
-            "title": values.get("title") or "", "description": values.get("description"),
-            "priority": values.get("priority", 0), "dueDate": values.get("dueDate"),
-            "assigneeId": values.get("assigneeId"), "archivedAt": None,
+            "title": values.get("title") or "",
+            "description": values.get("description"),
+            "priority": values.get("priority", 0),
+            "dueDate": values.get("dueDate"),
+            "assigneeId": values.get("assigneeId"),
+            "archivedAt": None,
             "state": {"type": state_type, "name": STATE_NAMES[state_type]},
         }
         self.issues[issue_id] = issue
@@ -109,8 +135,12 @@ class FakeLinear:
 
 
 def _view(issue: dict[str, Any]) -> dict[str, Any]:
-    return {"id": issue["id"], "identifier": issue["identifier"], "url": issue["url"],
-            "state": {"type": issue["state"]["type"]}}
+    return {
+        "id": issue["id"],
+        "identifier": issue["identifier"],
+        "url": issue["url"],
+        "state": {"type": issue["state"]["type"]},
+    }
 
 
 def _rate_headers(state: FakeLinear, exhausted: bool) -> dict[str, str]:
@@ -131,8 +161,9 @@ def _rate_headers(state: FakeLinear, exhausted: bool) -> dict[str, str]:
 def _failure(state: FakeLinear, kind: int | str) -> Response:
     if isinstance(kind, str):
         status = 401 if kind == "AUTHENTICATION_ERROR" else state.error_status
-        return JSONResponse(graphql_errors(kind), status_code=status,
-                            headers=_rate_headers(state, kind == "RATELIMITED"))
+        return JSONResponse(
+            graphql_errors(kind), status_code=status, headers=_rate_headers(state, kind == "RATELIMITED")
+        )
     if kind == 429:
         return JSONResponse(graphql_errors("RATELIMITED"), status_code=429, headers=_rate_headers(state, True))
     if kind == 401:
@@ -200,7 +231,8 @@ def linear_app(state: FakeLinear) -> FastAPI:
         line = variables.get("line")
         include_archived = bool(re.search(r"includeArchived:\s*true", query))
         nodes = [
-            _view(issue) for issue in state.issues.values()
+            _view(issue)
+            for issue in state.issues.values()
             if (include_archived or issue["archivedAt"] is None)
             and (issue["id"] == wanted_id or (line and line in (issue["description"] or "")))
         ]
@@ -209,8 +241,9 @@ def linear_app(state: FakeLinear) -> FastAPI:
     def status(variables: dict[str, Any]) -> Response:
         issue = state.by_key(str(variables.get("id")))
         if issue is None:
-            return JSONResponse({**graphql_errors("INVALID_INPUT", "Entity not found: Issue"), "data": None},
-                                status_code=200)
+            return JSONResponse(
+                {**graphql_errors("INVALID_INPUT", "Entity not found: Issue"), "data": None}, status_code=200
+            )
         return JSONResponse({"data": {"issue": _view(issue)}})
 
     return app

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,7 +73,7 @@ class FakeOpsgenie:
         *,
         logs: int | list[dict[str, Any]] = 0,
         notes: int | list[dict[str, Any]] = 0,
-        start: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc),
+        start: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=UTC),
     ) -> FakeAlert:
         alert = FakeAlert(
             alert=make_alert(alert_id, start),
@@ -85,7 +85,7 @@ class FakeOpsgenie:
 
 
 def _iso_ms(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _offset(moment: datetime, index: int) -> str:
@@ -130,8 +130,9 @@ def make_logs(count: int, start: datetime) -> list[dict[str, Any]]:
         else:
             text, kind = _LOG_TEXTS[1 + (index - 1) % 3]
         owner = _LOGS[0]["owner"] if kind == "system" else _LOGS[1]["owner"]
-        logs.append({"log": text, "type": kind, "owner": owner, "createdAt": _iso_ms(moment),
-                     "offset": _offset(moment, index)})
+        logs.append(
+            {"log": text, "type": kind, "owner": owner, "createdAt": _iso_ms(moment), "offset": _offset(moment, index)}
+        )
     return logs
 
 
@@ -139,8 +140,14 @@ def make_notes(count: int, start: datetime) -> list[dict[str, Any]]:
     notes = []
     for index in range(count):
         moment = start + timedelta(minutes=1 + index)
-        notes.append({"note": f"Investigating, update {index + 1}", "owner": _LOGS[0]["owner"],
-                      "createdAt": _iso_ms(moment), "offset": _offset(moment, index)})
+        notes.append(
+            {
+                "note": f"Investigating, update {index + 1}",
+                "owner": _LOGS[0]["owner"],
+                "createdAt": _iso_ms(moment),
+                "offset": _offset(moment, index),
+            }
+        )
     return notes
 
 
@@ -214,8 +221,9 @@ def _page(state: FakeOpsgenie, request: Request, items: list[dict[str, Any]]) ->
     order = params.get("order", "desc")
     direction = params.get("direction", "next")
     if limit < 1 or order not in ("asc", "desc") or direction != "next":
-        return JSONResponse(_body({"message": "Request is not valid (this fake pages with direction=next)"}),
-                            status_code=422)
+        return JSONResponse(
+            _body({"message": "Request is not valid (this fake pages with direction=next)"}), status_code=422
+        )
     ordered = sorted(items, key=lambda item: item["offset"], reverse=order == "desc")
     cursor = params.get("offset")
     if cursor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,7 +69,7 @@ class FakePagerDuty:
         log_entries: int | list[dict[str, Any]] = 0,
         alerts: int | list[dict[str, Any]] = 0,
         notes: int | list[dict[str, Any]] = 0,
-        start: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc),
+        start: datetime = datetime(2024, 5, 1, 9, 0, tzinfo=UTC),
     ) -> FakeIncident:
         entries = make_log_entries(incident_id, log_entries, start) if isinstance(log_entries, int) else log_entries
         end = start + timedelta(seconds=30 * max(len(entries) - 1, 0))
@@ -87,7 +87,7 @@ class FakePagerDuty:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pd_id(*parts: object, length: int = 14, prefix: str = "Q") -> str:
@@ -174,18 +174,30 @@ def make_log_entries(incident_id: str, count: int, start: datetime) -> list[dict
             "contexts": [],
         }
         if kind == "trigger_log_entry":
-            entry.update(summary=_ENTRY["summary"], agent=_ENTRY["agent"], channel=_ENTRY["channel"],
-                         event_details=_ENTRY["event_details"])
+            entry.update(
+                summary=_ENTRY["summary"],
+                agent=_ENTRY["agent"],
+                channel=_ENTRY["channel"],
+                event_details=_ENTRY["event_details"],
+            )
         elif kind == "notify_log_entry":
-            entry.update(summary=f"Notified {_name(_USER)} by SMS", agent=_SERVICE, user=_USER,
-                         channel={"type": "auto", "notification": {"type": "sms_notification", "status": "success"}})
+            entry.update(
+                summary=f"Notified {_name(_USER)} by SMS",
+                agent=_SERVICE,
+                user=_USER,
+                channel={"type": "auto", "notification": {"type": "sms_notification", "status": "success"}},
+            )
         elif kind == "acknowledge_log_entry":
             entry.update(summary=f"Acknowledged by {_name(_USER)}", acknowledgement_timeout=1800)
         elif kind == "annotate_log_entry":
             entry.update(summary="Note added", channel={"type": "note"}, note=f"Status update {index}")
         elif kind == "escalate_log_entry":
-            entry.update(summary=f"Escalated to {_name(_RESPONDER)} by timeout", agent=_SERVICE,
-                         channel={"type": "timeout"}, assignees=[_RESPONDER])
+            entry.update(
+                summary=f"Escalated to {_name(_RESPONDER)} by timeout",
+                agent=_SERVICE,
+                channel={"type": "timeout"},
+                assignees=[_RESPONDER],
+            )
         else:
             entry.update(summary=f"Resolved by {_name(_USER)}")
         entries.append(entry)
@@ -196,15 +208,17 @@ def make_alerts(incident_id: str, count: int, start: datetime) -> list[dict[str,
     alerts = []
     for index in range(count):
         alert_id = _pd_id(incident_id, "alert", index, length=7, prefix="P")
-        alerts.append({
-            **_ALERT,
-            "id": alert_id,
-            "self": f"{API}/incidents/{incident_id}/alerts/{alert_id}",
-            "html_url": f"{WEB}/alerts/{alert_id}",
-            "created_at": _iso(start + timedelta(seconds=10 * index)),
-            "alert_key": hashlib.md5(f"{incident_id}:{index}".encode()).hexdigest(),
-            "incident": {"id": incident_id, "type": "incident_reference"},
-        })
+        alerts.append(
+            {
+                **_ALERT,
+                "id": alert_id,
+                "self": f"{API}/incidents/{incident_id}/alerts/{alert_id}",
+                "html_url": f"{WEB}/alerts/{alert_id}",
+                "created_at": _iso(start + timedelta(seconds=10 * index)),
+                "alert_key": hashlib.md5(f"{incident_id}:{index}".encode()).hexdigest(),
+                "incident": {"id": incident_id, "type": "incident_reference"},
+            }
+        )
     return alerts
 
 
@@ -212,13 +226,15 @@ def make_notes(incident_id: str, count: int, start: datetime) -> list[dict[str, 
     notes = []
     for index in range(count):
         moment = _iso(start + timedelta(minutes=5 * (index + 1)))
-        notes.append({
-            **_NOTE,
-            "id": _pd_id(incident_id, "note", index, length=7, prefix="P"),
-            "content": f"{_NOTE['content']} ({index + 1})",
-            "created_at": moment,
-            "updated_at": moment,
-        })
+        notes.append(
+            {
+                **_NOTE,
+                "id": _pd_id(incident_id, "note", index, length=7, prefix="P"),
+                "content": f"{_NOTE['content']} ({index + 1})",
+                "created_at": moment,
+                "updated_at": moment,
+            }
+        )
     return notes
 
 
@@ -303,7 +319,7 @@ def _page(state: FakePagerDuty, request: Request, key: str, items: list[dict[str
         return _error(400, TOO_FAR)
     if state.fail_after_offset is not None and offset >= state.fail_after_offset:
         return _error(500, INTERNAL)
-    chunk = items[offset: offset + limit]
+    chunk = items[offset : offset + limit]
     total = len(items) if request.query_params.get("total") == "true" else None
     return JSONResponse(
         {key: chunk, "limit": limit, "offset": offset, "more": offset + len(chunk) < len(items), "total": total}

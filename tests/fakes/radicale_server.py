@@ -42,8 +42,11 @@ async def radicale_calendar(
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         args = [
-            sys.executable, "-m", "radicale",
-            "--config", "",  # no /etc/radicale/config, no ~/.config/radicale/config
+            sys.executable,
+            "-m",
+            "radicale",
+            "--config",
+            "",  # no /etc/radicale/config, no ~/.config/radicale/config
             f"--storage-filesystem-folder={folder / 'collections'}",
             f"--server-hosts=127.0.0.1:{port}",
             "--web-type=none",
@@ -83,10 +86,15 @@ async def radicale_calendar(
 
                 await eventually(answers, timeout=timeout)
                 # 405 for MKCOL: the principal collection exists already (Radicale makes it for a user who logs in)
-                for method, path, fine in (("MKCOL", f"/{user}/", (201, 405)), ("MKCALENDAR", f"/{user}/{calendar}/", (201,))):
+                for method, path, fine in (
+                    ("MKCOL", f"/{user}/", (201, 405)),
+                    ("MKCALENDAR", f"/{user}/{calendar}/", (201,)),
+                ):
                     response = await client.request(method, f"{base}{path}")
                     if response.status_code not in fine:
-                        raise RuntimeError(f"Radicale answered {method} {path} with {response.status_code}: {response.text}")
+                        raise RuntimeError(
+                            f"Radicale answered {method} {path} with {response.status_code}: {response.text}"
+                        )
             yield f"{base}/{user}/{calendar}/"
         finally:
             if process.returncode is None:

@@ -15,7 +15,6 @@ from starlette.requests import Request
 
 from tests.support import free_port
 
-
 # One TLS context for every test client: building one per client costs ~0.15 s (the CA bundle).
 _TLS = ssl.create_default_context()
 
@@ -39,7 +38,7 @@ def reset_fake(state: object) -> None:
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn without its own signal handling (same pattern as postmortem.runtime._Server)."""
+    """Uvicorn without its own signal handling (same pattern as postmortem.app.runtime._Server)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # type: ignore[override]
@@ -51,7 +50,12 @@ async def serve_app(app, *, timeout: float = 10.0) -> AsyncIterator[str]:  # typ
     """Yield "http://127.0.0.1:PORT" once the server accepts connections; stop it on exit."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off",
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
         timeout_graceful_shutdown=2,
     )
     server = _Server(config)

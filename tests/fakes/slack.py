@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -53,8 +53,12 @@ def _ts(moment: datetime, index: int) -> str:
 def make_messages(count: int, start: datetime, user: str = "U012AB3CDE") -> list[dict[str, Any]]:
     """`count` plain user messages, oldest first, one a minute from `start`, unique `ts`."""
     return [
-        {"type": "message", "user": user, "text": f"Update {index + 1}: looking at the dashboards",
-         "ts": _ts(start + timedelta(minutes=index), index)}
+        {
+            "type": "message",
+            "user": user,
+            "text": f"Update {index + 1}: looking at the dashboards",
+            "ts": _ts(start + timedelta(minutes=index), index),
+        }
         for index in range(count)
     ]
 
@@ -154,10 +158,14 @@ def slack_app(state: FakeSlack) -> FastAPI:
             if start is None:
                 return _error("invalid_cursor")
             messages = [m for m in messages if Decimal(m["ts"]) <= start]
-        chunk, rest = messages[: max(limit, 1)], messages[max(limit, 1):]
+        chunk, rest = messages[: max(limit, 1)], messages[max(limit, 1) :]
         body: dict[str, Any] = {
-            "ok": True, "messages": chunk, "has_more": bool(rest), "pin_count": 0,
-            "channel_actions_ts": None, "channel_actions_count": 0,
+            "ok": True,
+            "messages": chunk,
+            "has_more": bool(rest),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
         }
         if rest:
             body["response_metadata"] = {"next_cursor": _cursor_for(rest[0]["ts"])}
@@ -178,7 +186,7 @@ def slack_app(state: FakeSlack) -> FastAPI:
         if not args.get("text") and not args.get("blocks"):
             return _error("no_text")
         state.posted.append(args)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         ts = _ts(now, len(state.posted))
         message = {key: value for key, value in _POSTED["message"].items() if key != "attachments"}
         message.update(text=args.get("text", ""), ts=ts)

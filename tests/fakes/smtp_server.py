@@ -29,13 +29,18 @@ class Inbox:
 
     def invites(self) -> list[tuple[EmailMessage, list[str]]]:
         """The messages that carry a calendar invite (not reminders), with their envelope recipients."""
-        return [(message, rcpt) for message, rcpt in zip(self.messages, self.recipients)
-                if any(p.get_content_type() == "text/calendar" for p in message.walk())]
+        return [
+            (message, rcpt)
+            for message, rcpt in zip(self.messages, self.recipients, strict=True)
+            if any(p.get_content_type() == "text/calendar" for p in message.walk())
+        ]
 
     def calendars(self) -> list[str]:
         """The text/calendar part of every invite received, in order."""
-        return [next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content()
-                for message, _ in self.invites()]
+        return [
+            next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content()
+            for message, _ in self.invites()
+        ]
 
 
 @contextlib.contextmanager

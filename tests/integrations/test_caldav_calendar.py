@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,13 +17,13 @@ from starlette.responses import Response
 
 from postmortem.integrations.caldav_calendar import CalDavCalendar, busy_from_events, busy_from_freebusy
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.invite import build_invite
-from postmortem.meeting import AgendaItem, Attendee, Meeting
+from postmortem.meeting.invite import build_invite
+from postmortem.meeting.models import AgendaItem, Attendee, Meeting
 from tests.fakes.radicale_server import radicale_calendar
 from tests.fakes.serve import loopback_client, serve_app
 from tests.support import free_port
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)
 CREDENTIALS = ("alice", "s3cret-pass")
 
@@ -207,17 +207,24 @@ async def proxy_answering_free_busy_with(
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         request = Request(scope, receive)
         body = await request.body()
-        kind = "free-busy-query" if b"free-busy-query" in body else "calendar-query" if b"calendar-query" in body else ""
+        kind = (
+            "free-busy-query" if b"free-busy-query" in body else "calendar-query" if b"calendar-query" in body else ""
+        )
         seen.append(f"{request.method} {kind}".strip())
         if kind == "free-busy-query":
             response = answer
         else:
             relayed = await http.request(
-                request.method, f"{upstream.scheme}://{upstream.netloc}{request.url.path}", content=body,
+                request.method,
+                f"{upstream.scheme}://{upstream.netloc}{request.url.path}",
+                content=body,
                 headers={k: v for k, v in request.headers.items() if k in ("depth", "content-type", "authorization")},
             )
-            response = Response(relayed.content, status_code=relayed.status_code,
-                                headers={k: v for k, v in relayed.headers.items() if k in ("content-type", "etag")})
+            response = Response(
+                relayed.content,
+                status_code=relayed.status_code,
+                headers={k: v for k, v in relayed.headers.items() if k in ("content-type", "etag")},
+            )
         await response(scope, receive, send)
 
     async with serve_app(app) as base:
@@ -234,8 +241,11 @@ MULTISTATUS = (  # what Radicale 3.0 answered to free-busy-query: the matching e
     "answer",
     [
         Response(status_code=501),
-        Response(b'<?xml version="1.0"?><error xmlns="DAV:"><supported-report/></error>', status_code=403,
-                 media_type="application/xml"),
+        Response(
+            b'<?xml version="1.0"?><error xmlns="DAV:"><supported-report/></error>',
+            status_code=403,
+            media_type="application/xml",
+        ),
         Response(MULTISTATUS, status_code=207, media_type="application/xml"),
     ],
     ids=["501", "403", "207-multistatus"],
@@ -254,9 +264,14 @@ async def test_basic_auth(radicale_with_auth: str, http: httpx.AsyncClient) -> N
     m = meeting("pm-auth@postmortem", datetime(2026, 4, 6, 8, 0, tzinfo=UTC))
     assert await calendar.put_event(m.uid, request_ics(m))
     assert await calendar.get_event(m.uid)
-    assert await calendar.busy_times(datetime(2026, 4, 6, tzinfo=UTC), datetime(2026, 4, 7, tzinfo=UTC)) == [(m.start, m.end)]
+    assert await calendar.busy_times(datetime(2026, 4, 6, tzinfo=UTC), datetime(2026, 4, 7, tzinfo=UTC)) == [
+        (m.start, m.end)
+    ]
 
-    for wrong in (CalDavCalendar(radicale_with_auth, "alice", "wrong", http), CalDavCalendar(radicale_with_auth, None, None, http)):
+    for wrong in (
+        CalDavCalendar(radicale_with_auth, "alice", "wrong", http),
+        CalDavCalendar(radicale_with_auth, None, None, http),
+    ):
         with pytest.raises(UpstreamError) as caught:
             await wrong.get_event(m.uid)
         assert caught.value.status == 401

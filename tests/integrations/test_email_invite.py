@@ -9,7 +9,7 @@ import email.policy
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -21,12 +21,12 @@ from icalendar import Calendar
 
 from postmortem.integrations.email_invite import SmtpMailer, invite_message, message_id
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.invite import build_invite
-from postmortem.meeting import AgendaItem, Attendee, Meeting
+from postmortem.meeting.invite import build_invite
+from postmortem.meeting.models import AgendaItem, Attendee, Meeting
 from tests.support import free_port
 
 SENDER = "Post-mortem bot <postmortems@ops.example.com>"
-NOW = datetime(2026, 3, 20, 10, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 20, 10, 30, tzinfo=UTC)
 LOGIN, PASSWORD = "mailer", "correct horse battery staple"
 
 
@@ -58,7 +58,11 @@ class Mailbox:
 
 
 def authenticate(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == LOGIN.encode() and auth_data.password == PASSWORD.encode()
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == LOGIN.encode()
+        and auth_data.password == PASSWORD.encode()
+    )
     return AuthResult(success=ok, handled=False, auth_data=LOGIN if ok else None)
 
 
@@ -93,7 +97,7 @@ def tls() -> Tls:
 
 
 def make_meeting(**changes: Any) -> Meeting:
-    start = datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
     fields: dict[str, Any] = dict(
         postmortem_id="pm-4711",
         uid="pm-4711@postmortem.example.com",
@@ -140,7 +144,11 @@ async def test_invitation_arrives_as_imip_with_accept_decline_parts() -> None:
     assert envelope.rcpt_tos == ["bob@example.com", "carol@example.com", "dave@example.com", "ingrid@example.com"]
     received = mailbox.only_message()
     assert received["From"] == SENDER
-    assert [a.addr_spec for a in received["To"].addresses] == ["bob@example.com", "carol@example.com", "dave@example.com"]
+    assert [a.addr_spec for a in received["To"].addresses] == [
+        "bob@example.com",
+        "carol@example.com",
+        "dave@example.com",
+    ]
     assert received["To"].addresses[0].display_name == "Bob Müller"
     assert [a.addr_spec for a in received["Cc"].addresses] == ["ingrid@example.com"]
     assert [a.addr_spec for a in received["Reply-To"].addresses] == ["ingrid@example.com"]
@@ -220,7 +228,11 @@ async def test_starttls_and_auth_deliver(tls: Tls) -> None:
     mailbox = Mailbox()
     _, message = message_for(make_meeting())
     with smtp_server(
-        mailbox, tls_context=tls.server, require_starttls=True, authenticator=authenticate, auth_required=True,
+        mailbox,
+        tls_context=tls.server,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_required=True,
         auth_require_tls=True,
     ) as port:
         mailer = SmtpMailer("127.0.0.1", port, LOGIN, PASSWORD, starttls=True, timeout=5, tls_context=tls.client)
@@ -232,7 +244,9 @@ async def test_starttls_and_auth_deliver(tls: Tls) -> None:
 async def test_wrong_password_is_permanent(tls: Tls) -> None:
     mailbox = Mailbox()
     _, message = message_for(make_meeting())
-    with smtp_server(mailbox, tls_context=tls.server, require_starttls=True, authenticator=authenticate, auth_required=True) as port:
+    with smtp_server(
+        mailbox, tls_context=tls.server, require_starttls=True, authenticator=authenticate, auth_required=True
+    ) as port:
         mailer = SmtpMailer("127.0.0.1", port, LOGIN, "wrong", starttls=True, timeout=5, tls_context=tls.client)
         with pytest.raises(UpstreamError) as caught:
             await mailer.send(message)
@@ -331,4 +345,3 @@ async def test_message_refused_after_data(reply: str, permanent: bool) -> None:
             await plain_mailer(port).send(simple_message("bob@example.com"))
     assert caught.value.permanent is permanent
     assert caught.value.status == int(reply[:3])
-

@@ -27,8 +27,13 @@ RECORDED_ISSUE = fixture_json("github_create_issue_add_labels_recorded.json")[0]
 
 def ticket_request(**overrides: Any) -> TicketRequest:
     values: dict[str, Any] = dict(
-        marker=MARKER, title="Alert on API error budget burn", description=DESCRIPTION,
-        due_date=date(2024, 6, 1), priority="HIGH", assignee="octocat", labels=("reliability",),
+        marker=MARKER,
+        title="Alert on API error budget burn",
+        description=DESCRIPTION,
+        due_date=date(2024, 6, 1),
+        priority="HIGH",
+        assignee="octocat",
+        labels=("reliability",),
     )
     values.update(overrides)
     return TicketRequest(**values)
@@ -96,8 +101,9 @@ async def test_create_sends_title_body_labels_and_assignee(gh: Env) -> None:
 
 
 async def test_optional_parts_are_left_out(gh: Env) -> None:
-    await gh.client().create(ticket_request(due_date=None, assignee=None, labels=("Postmortem",), priority="LOW",
-                                            description=""))
+    await gh.client().create(
+        ticket_request(due_date=None, assignee=None, labels=("Postmortem",), priority="LOW", description="")
+    )
     assert gh.state.payloads[-1] == {
         "title": "Alert on API error budget burn",
         "body": "**Priority:** low\n\n<!-- postmortem:pm-abc123-item-9f2e -->\n",
@@ -116,13 +122,23 @@ def test_the_marker_line_ends_the_body() -> None:
 
 async def test_find_by_the_marker_label_needs_no_search(gh: Env) -> None:
     gh.state.add_issue("other", labels=("postmortem", "pm-abc123-item-9f2e0"))
-    gh.state.add_issue("ours", body=f"text\n\n{marker_line(MARKER)}\n", labels=("postmortem", MARKER),
-                       state="closed", state_reason="completed")
+    gh.state.add_issue(
+        "ours",
+        body=f"text\n\n{marker_line(MARKER)}\n",
+        labels=("postmortem", MARKER),
+        state="closed",
+        state_reason="completed",
+    )
     found = await gh.client().find(MARKER)
     assert found == Ticket(key="acme/ops#2", url="https://github.com/acme/ops/issues/2", state="done")
     assert gh.paths() == ["/repos/acme/ops/issues"]
-    assert gh.state.requests[0].params == {"labels": MARKER, "state": "all", "sort": "created",
-                                           "direction": "asc", "per_page": "1"}
+    assert gh.state.requests[0].params == {
+        "labels": MARKER,
+        "state": "all",
+        "sort": "created",
+        "direction": "asc",
+        "per_page": "1",
+    }
 
 
 async def test_find_falls_back_to_search_when_labels_were_dropped(gh: Env) -> None:
@@ -158,18 +174,25 @@ async def test_a_lost_create_is_found_even_before_the_search_index_catches_up(gh
     error = await failure(client.create(ticket_request()))
     assert (error.status, error.permanent) == (500, False)
     gh.state.crash_after_create = False
-    assert await client.find(MARKER) == Ticket(key="acme/ops#1", url="https://github.com/acme/ops/issues/1",
-                                               state="open")
+    assert await client.find(MARKER) == Ticket(
+        key="acme/ops#1", url="https://github.com/acme/ops/issues/1", state="open"
+    )
     assert gh.state.created == 1
     assert gh.paths()[-1] == "/repos/acme/ops/issues"  # found by label, no search needed
 
 
 async def test_search_needs_is_issue(gh: Env) -> None:
     """Why the query carries is:issue: GitHub refuses issue searches without it (422)."""
-    error = await failure(request(
-        gh.http, "GitHub", "GET", f"{gh.base}/search/issues", params={"q": f'repo:acme/ops "{MARKER}"'},
-        headers={"Authorization": f"Bearer {gh.state.token}"},
-    ))
+    error = await failure(
+        request(
+            gh.http,
+            "GitHub",
+            "GET",
+            f"{gh.base}/search/issues",
+            params={"q": f'repo:acme/ops "{MARKER}"'},
+            headers={"Authorization": f"Bearer {gh.state.token}"},
+        )
+    )
     assert (error.status, error.permanent) == (422, True)
     assert "Query must include 'is:issue' or 'is:pull-request'" in error.message
 
@@ -184,14 +207,17 @@ async def test_a_bad_marker_is_refused_without_a_request(gh: Env) -> None:
 # status -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state", "reason", "expected"), [
-    ("open", None, "open"),
-    ("open", "reopened", "open"),
-    ("closed", "completed", "done"),
-    ("closed", None, "done"),
-    ("closed", "not_planned", "wont_do"),
-    ("closed", "duplicate", "wont_do"),
-])
+@pytest.mark.parametrize(
+    ("state", "reason", "expected"),
+    [
+        ("open", None, "open"),
+        ("open", "reopened", "open"),
+        ("closed", "completed", "done"),
+        ("closed", None, "done"),
+        ("closed", "not_planned", "wont_do"),
+        ("closed", "duplicate", "wont_do"),
+    ],
+)
 def test_state_mapping(state: str, reason: str | None, expected: str) -> None:
     assert github_state({"state": state, "state_reason": reason}) == expected
 
@@ -205,8 +231,9 @@ async def test_status_follows_the_issue(gh: Env) -> None:
     gh.state.reopen(1)
     assert (await client.status("#1")).state == "open"
     gh.state.close(1, "completed")
-    assert await client.status("1") == Ticket(key="acme/ops#1", url="https://github.com/acme/ops/issues/1",
-                                              state="done")
+    assert await client.status("1") == Ticket(
+        key="acme/ops#1", url="https://github.com/acme/ops/issues/1", state="done"
+    )
     assert gh.paths()[-1] == "/repos/acme/ops/issues/1"
 
 
@@ -236,8 +263,10 @@ async def test_issues_disabled_is_permanent(gh: Env) -> None:
 async def test_validation_failed_is_permanent_with_githubs_errors(gh: Env) -> None:
     error = await failure(gh.client().create(ticket_request(assignee="nobody")))
     assert (error.status, error.permanent) == (422, True)
-    assert str(error) == ("GitHub answered 422 Unprocessable Entity: Validation Failed: Issue.assignees invalid "
-                          "(nobody) (POST /repos/acme/ops/issues)")
+    assert str(error) == (
+        "GitHub answered 422 Unprocessable Entity: Validation Failed: Issue.assignees invalid "
+        "(nobody) (POST /repos/acme/ops/issues)"
+    )
     assert gh.state.created == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,11 +22,17 @@ from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
 from tests.support import free_port
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def answer(status: int, *, json=None, text: str | None = None, headers=None,  # type: ignore[no-untyped-def]
-           url: str = "https://api.pagerduty.com/incidents/X/log_entries?limit=100&offset=0") -> httpx.Response:
+def answer(
+    status: int,
+    *,
+    json=None,
+    text: str | None = None,
+    headers=None,  # type: ignore[no-untyped-def]
+    url: str = "https://api.pagerduty.com/incidents/X/log_entries?limit=100&offset=0",
+) -> httpx.Response:
     kwargs = {"json": json} if json is not None else {"text": text} if text is not None else {}
     return httpx.Response(status, headers=headers, request=httpx.Request("GET", url), **kwargs)
 
@@ -90,8 +96,9 @@ def test_success_passes(status: int) -> None:
 
 
 def test_429_is_transient_with_the_hint() -> None:
-    error = failure(answer(429, json={"error": {"message": "Rate Limit Exceeded", "code": 2020}},
-                           headers={"ratelimit-reset": "20"}))
+    error = failure(
+        answer(429, json={"error": {"message": "Rate Limit Exceeded", "code": 2020}}, headers={"ratelimit-reset": "20"})
+    )
     assert (error.status, error.permanent, error.retry_after, error.code) == (429, False, 20.0, "2020")
     assert "Rate Limit Exceeded" in error.message
 
@@ -158,8 +165,7 @@ def test_jira_error_shape_is_included() -> None:
 
 
 def test_html_error_pages_are_not_pasted_into_the_message() -> None:
-    error = failure(answer(502, text="<html><body>Bad gateway</body></html>",
-                           headers={"Content-Type": "text/html"}))
+    error = failure(answer(502, text="<html><body>Bad gateway</body></html>", headers={"Content-Type": "text/html"}))
     assert str(error) == "PagerDuty answered 502 Bad Gateway (GET /incidents/X/log_entries)"
 
 
@@ -169,11 +175,18 @@ def test_long_bodies_are_shortened() -> None:
 
 
 def test_error_survives_pickling() -> None:
-    error = failure(answer(429, json={"error": {"message": "Rate Limit Exceeded", "code": 2020}},
-                           headers={"Retry-After": "4"}))
+    error = failure(
+        answer(429, json={"error": {"message": "Rate Limit Exceeded", "code": 2020}}, headers={"Retry-After": "4"})
+    )
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.service, copy.status, copy.message, copy.retry_after, copy.permanent, copy.code) == (
-        error.service, error.status, error.message, error.retry_after, error.permanent, error.code)
+        error.service,
+        error.status,
+        error.message,
+        error.retry_after,
+        error.permanent,
+        error.code,
+    )
 
 
 def test_path_segment_escapes_and_refuses_path_tricks() -> None:
@@ -203,8 +216,9 @@ async def fake(pd_server: tuple[FakePagerDuty, str]) -> tuple[FakePagerDuty, str
 async def test_request_returns_the_response_on_success(fake: tuple[FakePagerDuty, str]) -> None:
     state, base = fake
     async with loopback_client() as http:
-        response = await request(http, "PagerDuty", "GET", f"{base}/incidents/PQ1",
-                                 headers={"Authorization": f"Token token={state.token}"})
+        response = await request(
+            http, "PagerDuty", "GET", f"{base}/incidents/PQ1", headers={"Authorization": f"Token token={state.token}"}
+        )
     assert response.status_code == 200
     assert response.json()["incident"]["id"] == "PQ1"
 
@@ -214,8 +228,13 @@ async def test_timeout_is_transient_without_status(fake: tuple[FakePagerDuty, st
     state.delay_seconds = 0.3
     async with loopback_client(timeout=0.05) as http:
         with pytest.raises(UpstreamError) as caught:
-            await request(http, "PagerDuty", "GET", f"{base}/incidents/PQ1",
-                          headers={"Authorization": f"Token token={state.token}"})
+            await request(
+                http,
+                "PagerDuty",
+                "GET",
+                f"{base}/incidents/PQ1",
+                headers={"Authorization": f"Token token={state.token}"},
+            )
     error = caught.value
     assert (error.status, error.permanent) == (None, False)
     assert str(error) == "PagerDuty did not answer in time: ReadTimeout (GET /incidents/PQ1)"
@@ -245,7 +264,12 @@ async def test_request_raises_for_error_statuses(fake: tuple[FakePagerDuty, str]
     state.fail_next = [503]
     async with loopback_client() as http:
         with pytest.raises(UpstreamError) as caught:
-            await request(http, "PagerDuty", "GET", f"{base}/incidents/PQ1",
-                          headers={"Authorization": f"Token token={state.token}"})
+            await request(
+                http,
+                "PagerDuty",
+                "GET",
+                f"{base}/incidents/PQ1",
+                headers={"Authorization": f"Token token={state.token}"},
+            )
     assert (caught.value.status, caught.value.permanent) == (503, False)
     assert "An internal error has occurred" in caught.value.message

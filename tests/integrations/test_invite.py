@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dateutil.tz
 import pytest
 import vobject
 from icalendar import Calendar
-from zoneinfo import ZoneInfo
 
-from postmortem.invite import PRODID, build_invite, vtimezone
-from postmortem.meeting import AgendaItem, Attendee, Meeting
+from postmortem.meeting.invite import PRODID, build_invite, vtimezone
+from postmortem.meeting.models import AgendaItem, Attendee, Meeting
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 3, 20, 11, 30, 15, tzinfo=BERLIN)
@@ -39,8 +39,11 @@ def make_meeting(start: datetime, *, minutes: int = 60, zone: str = "Europe/Berl
             Attendee(email="dave@example.com", required=False),
             Attendee(email="BOB@example.com", name="Bob again"),  # the same person twice: one ATTENDEE
         ],
-        agenda=[AgendaItem(title="Timeline walk-through", minutes=15), AgendaItem(title="Contributing factors", minutes=25),
-                AgendaItem(title="Action items; owners, due dates", minutes=20)],
+        agenda=[
+            AgendaItem(title="Timeline walk-through", minutes=15),
+            AgendaItem(title="Contributing factors", minutes=25),
+            AgendaItem(title="Action items; owners, due dates", minutes=20),
+        ],
         report_url="https://postmortems.example.com/api/postmortems/pm-4711?format=markdown",
         video_url="https://meet.example.com/pm-4711-review-with-a-rather-long-room-name-that-needs-folding",
     )
@@ -67,10 +70,10 @@ def raw_lines(ics: bytes, name: str) -> list[str]:
 
 # Around the 2026 changes in Berlin: 29 March 02:00 CET -> 03:00 CEST, 25 October 03:00 CEST -> 02:00 CET.
 WALL_TIMES = [
-    (datetime(2026, 3, 28, 9, 0, tzinfo=timezone.utc), "20260328T100000", "20260328T110000"),  # CET, day before
-    (datetime(2026, 3, 29, 8, 0, tzinfo=timezone.utc), "20260329T100000", "20260329T110000"),  # CEST, change day
-    (datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc), "20260329T013000", "20260329T033000"),  # spans the change
-    (datetime(2026, 10, 25, 8, 0, tzinfo=timezone.utc), "20261025T090000", "20261025T100000"),  # CET again
+    (datetime(2026, 3, 28, 9, 0, tzinfo=UTC), "20260328T100000", "20260328T110000"),  # CET, day before
+    (datetime(2026, 3, 29, 8, 0, tzinfo=UTC), "20260329T100000", "20260329T110000"),  # CEST, change day
+    (datetime(2026, 3, 29, 0, 30, tzinfo=UTC), "20260329T013000", "20260329T033000"),  # spans the change
+    (datetime(2026, 10, 25, 8, 0, tzinfo=UTC), "20261025T090000", "20261025T100000"),  # CET again
 ]
 
 
@@ -96,7 +99,7 @@ def test_request_times_are_berlin_wall_time_with_tzid(start: datetime, wall_star
 
 
 def test_request_has_every_property_a_client_needs() -> None:
-    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc))
+    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC))
     ics = invite(meeting)
     calendar, event = event_of(ics)
 
@@ -147,7 +150,7 @@ def test_request_has_every_property_a_client_needs() -> None:
 
 def test_organizer_listed_as_attendee_has_accepted() -> None:
     meeting = make_meeting(
-        datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc),
+        datetime(2026, 3, 30, 8, 0, tzinfo=UTC),
         attendees=[Attendee(email="Ingrid@example.com"), Attendee(email="bob@example.com")],
     )
     _, event = event_of(invite(meeting))
@@ -158,7 +161,7 @@ def test_organizer_listed_as_attendee_has_accepted() -> None:
 
 
 def test_cancel_keeps_uid_and_says_cancelled_without_alarm() -> None:
-    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc), sequence=4)
+    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC), sequence=4)
     ics = invite(meeting, "CANCEL")
     calendar, event = event_of(ics)
     assert calendar["METHOD"] == "CANCEL"
@@ -174,14 +177,14 @@ def test_cancel_keeps_uid_and_says_cancelled_without_alarm() -> None:
 
 
 def test_no_video_link_means_no_location() -> None:
-    ics = invite(make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc), video_url=None))
+    ics = invite(make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC), video_url=None))
     _, event = event_of(ics)
     assert "LOCATION" not in event
     assert "CONFERENCE" not in event
 
 
 def test_utc_meeting_is_written_in_utc_without_vtimezone() -> None:
-    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc), zone="UTC")
+    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC), zone="UTC")
     ics = invite(meeting)
     calendar, event = event_of(ics)
     assert raw_lines(ics, "DTSTART") == ["DTSTART:20260330T080000Z"]
@@ -191,7 +194,7 @@ def test_utc_meeting_is_written_in_utc_without_vtimezone() -> None:
 
 @pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
 def test_crlf_lines_folded_at_75_octets_without_splitting_characters(method: str) -> None:
-    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc))
+    meeting = make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC))
     ics = invite(meeting, method)
     assert ics.endswith(b"\r\n")
     assert ics.count(b"\n") == ics.count(b"\r\n")  # no bare LF
@@ -206,14 +209,16 @@ def test_crlf_lines_folded_at_75_octets_without_splitting_characters(method: str
 
 def moments_to_check(zone: ZoneInfo) -> list[datetime]:
     """Twice a day for two years, and on both sides of every change of offset in that time."""
-    first = datetime(2026, 1, 1, tzinfo=timezone.utc) - timedelta(hours=14)  # New Year's Day in Kiritimati
+    first = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=14)  # New Year's Day in Kiritimati
     moments = [first + timedelta(hours=12 * n, minutes=15) for n in range(2 * 730)]
     hour = first
-    while hour < datetime(2028, 1, 1, tzinfo=timezone.utc):
+    while hour < datetime(2028, 1, 1, tzinfo=UTC):
         following = hour + timedelta(hours=1)
         if hour.astimezone(zone).utcoffset() != following.astimezone(zone).utcoffset():
             change = following
-            while (change - timedelta(minutes=1)).astimezone(zone).utcoffset() == following.astimezone(zone).utcoffset():
+            while (change - timedelta(minutes=1)).astimezone(zone).utcoffset() == following.astimezone(
+                zone
+            ).utcoffset():
                 change -= timedelta(minutes=1)
             moments += [change + timedelta(minutes=m) for m in (-61, -31, -1, 0, 1, 29, 59, 61)]
         hour = following
@@ -221,11 +226,19 @@ def moments_to_check(zone: ZoneInfo) -> list[datetime]:
 
 
 @pytest.mark.parametrize(
-    "tzid", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "America/Sao_Paulo", "Pacific/Chatham"]
+    "tzid",
+    [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "Asia/Kolkata",
+        "America/Sao_Paulo",
+        "Pacific/Chatham",
+    ],
 )
 def test_vtimezone_matches_the_tz_database_at_every_moment(tzid: str) -> None:
     """Read only through the VTIMEZONE (not the tz database), every moment checked gets the right offset."""
-    start = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 6, 1, tzinfo=UTC)
     component = vtimezone(tzid, start, start + timedelta(hours=1))
     text = component.to_ical().decode("utf-8")
     from_vtimezone = dateutil.tz.tzical(io.StringIO(text)).get()
@@ -246,7 +259,7 @@ def onsets(observance) -> list[datetime]:  # type: ignore[no-untyped-def]
 
 def test_spring_onset_is_written_in_the_offset_before_it() -> None:
     """RFC 5545 §3.6.5: Berlin's DAYLIGHT starts at 02:00 local (CET), not 03:00; STANDARD at 03:00 (CEST)."""
-    component = vtimezone("Europe/Berlin", datetime(2026, 5, 1, tzinfo=timezone.utc), datetime(2026, 5, 1, 1, tzinfo=timezone.utc))
+    component = vtimezone("Europe/Berlin", datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 1, 1, tzinfo=UTC))
     [daylight] = component.walk("DAYLIGHT")
     assert datetime(2026, 3, 29, 2, 0) in onsets(daylight)
     assert daylight.decoded("TZOFFSETFROM") == timedelta(hours=1)
@@ -257,5 +270,9 @@ def test_spring_onset_is_written_in_the_offset_before_it() -> None:
 
 def test_unsupported_method_is_refused() -> None:
     with pytest.raises(ValueError):
-        build_invite(make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=timezone.utc)), method="PUBLISH", now=NOW,  # type: ignore[arg-type]
-                     description="")
+        build_invite(
+            make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC)),
+            method="PUBLISH",
+            now=NOW,  # type: ignore[arg-type]
+            description="",
+        )

@@ -30,8 +30,12 @@ DESCRIPTION = """Roll back the **deploy** when the error budget burns.
 
 def ticket_request(**overrides: Any) -> TicketRequest:
     values: dict[str, Any] = dict(
-        marker=MARKER, title="Alert on API error budget burn", description=DESCRIPTION,
-        due_date=date(2024, 6, 1), priority="HIGH", assignee="5b109f2e9729b51b54dc274d",
+        marker=MARKER,
+        title="Alert on API error budget burn",
+        description=DESCRIPTION,
+        due_date=date(2024, 6, 1),
+        priority="HIGH",
+        assignee="5b109f2e9729b51b54dc274d",
         labels=("postmortem", "api"),
     )
     values.update(overrides)
@@ -45,8 +49,9 @@ class Env:
     http: httpx.AsyncClient
 
     def client(self, **kwargs: Any) -> JiraClient:
-        return JiraClient(self.base, self.state.email, kwargs.pop("api_token", self.state.api_token), "OPS",
-                          self.http, **kwargs)
+        return JiraClient(
+            self.base, self.state.email, kwargs.pop("api_token", self.state.api_token), "OPS", self.http, **kwargs
+        )
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -81,16 +86,18 @@ async def test_create_sends_the_v3_issue_fields(jira: Env) -> None:
     assert sent.headers["authorization"] == "Basic " + base64.b64encode(b"bot@example.com:jira-fake-token").decode()
     assert sent.headers["accept"] == "application/json"
     assert sent.headers["content-type"] == "application/json"
-    assert json.loads(sent.body) == {"fields": {
-        "project": {"key": "OPS"},
-        "issuetype": {"name": "Task"},
-        "summary": "Alert on API error budget burn",
-        "description": to_adf(DESCRIPTION),
-        "labels": [MARKER, "postmortem", "api"],
-        "duedate": "2024-06-01",
-        "priority": {"name": "High"},
-        "assignee": {"id": "5b109f2e9729b51b54dc274d"},
-    }}
+    assert json.loads(sent.body) == {
+        "fields": {
+            "project": {"key": "OPS"},
+            "issuetype": {"name": "Task"},
+            "summary": "Alert on API error budget burn",
+            "description": to_adf(DESCRIPTION),
+            "labels": [MARKER, "postmortem", "api"],
+            "duedate": "2024-06-01",
+            "priority": {"name": "High"},
+            "assignee": {"id": "5b109f2e9729b51b54dc274d"},
+        }
+    }
     assert jira.state.created == 1
 
 
@@ -118,24 +125,54 @@ def test_labels_and_summary_are_made_acceptable_to_jira() -> None:
 
 
 def test_to_adf_paragraphs_lists_and_marks() -> None:
-    assert to_adf(DESCRIPTION) == {"type": "doc", "version": 1, "content": [
-        {"type": "paragraph", "content": [
-            {"type": "text", "text": "Roll back the "},
-            {"type": "text", "text": "deploy", "marks": [{"type": "strong"}]},
-            {"type": "text", "text": " when the error budget burns."},
-        ]},
-        {"type": "bulletList", "content": [
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [
-                {"type": "text", "text": "add an alert on "},
-                {"type": "text", "text": "5xx", "marks": [{"type": "code"}]},
-                {"type": "text", "text": " rate"},
-            ]}]},
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [
-                {"type": "text", "text": "link the "},
-                {"type": "text", "text": "runbook", "marks": [{"type": "link", "attrs": {"href": "https://runbooks.example/api"}}]},
-            ]}]},
-        ]},
-    ]}
+    assert to_adf(DESCRIPTION) == {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [
+                    {"type": "text", "text": "Roll back the "},
+                    {"type": "text", "text": "deploy", "marks": [{"type": "strong"}]},
+                    {"type": "text", "text": " when the error budget burns."},
+                ],
+            },
+            {
+                "type": "bulletList",
+                "content": [
+                    {
+                        "type": "listItem",
+                        "content": [
+                            {
+                                "type": "paragraph",
+                                "content": [
+                                    {"type": "text", "text": "add an alert on "},
+                                    {"type": "text", "text": "5xx", "marks": [{"type": "code"}]},
+                                    {"type": "text", "text": " rate"},
+                                ],
+                            }
+                        ],
+                    },
+                    {
+                        "type": "listItem",
+                        "content": [
+                            {
+                                "type": "paragraph",
+                                "content": [
+                                    {"type": "text", "text": "link the "},
+                                    {
+                                        "type": "text",
+                                        "text": "runbook",
+                                        "marks": [{"type": "link", "attrs": {"href": "https://runbooks.example/api"}}],
+                                    },
+                                ],
+                            }
+                        ],
+                    },
+                ],
+            },
+        ],
+    }
 
 
 def test_to_adf_other_blocks() -> None:
@@ -143,12 +180,25 @@ def test_to_adf_other_blocks() -> None:
     assert doc["content"] == [
         {"type": "heading", "attrs": {"level": 1}, "content": [{"type": "text", "text": "Title"}]},
         {"type": "paragraph", "content": [{"type": "text", "text": "line one line two"}]},  # a soft break is a space
-        {"type": "orderedList", "attrs": {"order": 1}, "content": [
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "first"}]}]},
-            {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "second"}]}]},
-        ]},
-        {"type": "codeBlock", "attrs": {"language": "sh"},
-         "content": [{"type": "text", "text": "kubectl rollout undo"}]},
+        {
+            "type": "orderedList",
+            "attrs": {"order": 1},
+            "content": [
+                {
+                    "type": "listItem",
+                    "content": [{"type": "paragraph", "content": [{"type": "text", "text": "first"}]}],
+                },
+                {
+                    "type": "listItem",
+                    "content": [{"type": "paragraph", "content": [{"type": "text", "text": "second"}]}],
+                },
+            ],
+        },
+        {
+            "type": "codeBlock",
+            "attrs": {"language": "sh"},
+            "content": [{"type": "text", "text": "kubectl rollout undo"}],
+        },
         {"type": "rule"},
     ]
     assert to_adf("") == {"type": "doc", "version": 1, "content": []}
@@ -158,10 +208,18 @@ def test_to_adf_other_blocks() -> None:
 
 async def test_the_fake_refuses_a_plain_string_description(jira: Env) -> None:
     """Why to_adf exists: v3 refuses Markdown/plain text in `description` (400, permanent)."""
-    error = await failure(request(
-        jira.http, "Jira", "POST", f"{jira.base}/rest/api/3/issue", headers={"Authorization": jira.state.basic()},
-        json={"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "x", "description": "y"}},
-    ))
+    error = await failure(
+        request(
+            jira.http,
+            "Jira",
+            "POST",
+            f"{jira.base}/rest/api/3/issue",
+            headers={"Authorization": jira.state.basic()},
+            json={
+                "fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "x", "description": "y"}
+            },
+        )
+    )
     assert (error.status, error.permanent) == (400, True)
     assert "description: Operation value must be an Atlassian Document" in error.message
 
@@ -176,8 +234,11 @@ async def test_find_returns_the_issue_labelled_with_the_marker(jira: Env) -> Non
     assert found == Ticket(key="OPS-7", url=f"{jira.base}/browse/OPS-7", state="in_progress")
     sent = jira.state.requests[-1]
     assert (sent.method, sent.path) == ("GET", "/rest/api/3/search/jql")
-    assert sent.params == {"jql": f'labels = "{MARKER}" ORDER BY created ASC', "fields": "status,resolution",
-                           "maxResults": "1"}
+    assert sent.params == {
+        "jql": f'labels = "{MARKER}" ORDER BY created ASC',
+        "fields": "status,resolution",
+        "maxResults": "1",
+    }
 
 
 async def test_find_returns_none_without_an_issue(jira: Env) -> None:
@@ -216,10 +277,16 @@ async def test_a_bad_marker_is_refused_without_a_request(jira: Env) -> None:
 
 async def test_the_classic_search_endpoint_is_gone(jira: Env) -> None:
     """Why find uses /search/jql: Jira Cloud answers 410 on the classic endpoint since 2025."""
-    error = await failure(request(
-        jira.http, "Jira", "GET", f"{jira.base}/rest/api/3/search", params={"jql": f'labels = "{MARKER}"'},
-        headers={"Authorization": jira.state.basic()},
-    ))
+    error = await failure(
+        request(
+            jira.http,
+            "Jira",
+            "GET",
+            f"{jira.base}/rest/api/3/search",
+            params={"jql": f'labels = "{MARKER}"'},
+            headers={"Authorization": jira.state.basic()},
+        )
+    )
     assert (error.status, error.permanent) == (410, True)
     assert "migrate to the /rest/api/3/search/jql API" in error.message
 
@@ -227,22 +294,25 @@ async def test_the_classic_search_endpoint_is_gone(jira: Env) -> None:
 # status -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("category", "status_name", "resolution", "expected"), [
-    ("new", None, None, "open"),
-    ("undefined", "Odd", None, "open"),
-    ("indeterminate", None, None, "in_progress"),
-    ("indeterminate", "In Review", None, "in_progress"),
-    ("done", None, "Done", "done"),
-    ("done", "Closed", "Fixed", "done"),
-    ("done", None, None, "done"),
-    ("done", "Closed", "Won't Do", "wont_do"),
-    ("done", "Closed", "Won't Fix", "wont_do"),
-    ("done", "Closed", "Won\u2019t Fix", "wont_do"),
-    ("done", "Closed", "Declined", "wont_do"),
-    ("done", "Closed", "Duplicate", "wont_do"),
-    ("done", "Won't Do", None, "wont_do"),  # team-managed projects: a status, no resolution
-    ("indeterminate", None, "Won't Do", "in_progress"),  # reopened, stale resolution: it is active
-])
+@pytest.mark.parametrize(
+    ("category", "status_name", "resolution", "expected"),
+    [
+        ("new", None, None, "open"),
+        ("undefined", "Odd", None, "open"),
+        ("indeterminate", None, None, "in_progress"),
+        ("indeterminate", "In Review", None, "in_progress"),
+        ("done", None, "Done", "done"),
+        ("done", "Closed", "Fixed", "done"),
+        ("done", None, None, "done"),
+        ("done", "Closed", "Won't Do", "wont_do"),
+        ("done", "Closed", "Won't Fix", "wont_do"),
+        ("done", "Closed", "Won\u2019t Fix", "wont_do"),
+        ("done", "Closed", "Declined", "wont_do"),
+        ("done", "Closed", "Duplicate", "wont_do"),
+        ("done", "Won't Do", None, "wont_do"),  # team-managed projects: a status, no resolution
+        ("indeterminate", None, "Won't Do", "in_progress"),  # reopened, stale resolution: it is active
+    ],
+)
 async def test_status_maps_category_and_resolution(
     jira: Env, category: str, status_name: str | None, resolution: str | None, expected: str
 ) -> None:
@@ -291,8 +361,10 @@ async def test_400_field_errors_are_named_in_the_message(jira: Env) -> None:
     error = await failure(client.create(ticket_request()))
     assert (error.status, error.permanent) == (400, True)
     assert "priority: Specify the Priority (name) in the string format" in error.message
-    jira.state.bad_request_body = {"errorMessages": [], "errors": {"assignee": "User 'x' cannot be assigned issues.",
-                                                                   "duedate": "Due date is required."}}
+    jira.state.bad_request_body = {
+        "errorMessages": [],
+        "errors": {"assignee": "User 'x' cannot be assigned issues.", "duedate": "Due date is required."},
+    }
     jira.state.fail_next = [400]
     error = await failure(jira.client().create(ticket_request()))
     assert "assignee: User 'x' cannot be assigned issues.; duedate: Due date is required." in error.message

@@ -26,8 +26,13 @@ DESCRIPTION = "Roll back the **deploy** when the error budget burns.\n\n- add an
 
 def ticket_request(**overrides: Any) -> TicketRequest:
     values: dict[str, Any] = dict(
-        marker=MARKER, title="Alert on API error budget burn", description=DESCRIPTION,
-        due_date=date(2024, 6, 1), priority="HIGH", assignee="user-1", labels=("ignored",),
+        marker=MARKER,
+        title="Alert on API error budget burn",
+        description=DESCRIPTION,
+        due_date=date(2024, 6, 1),
+        priority="HIGH",
+        assignee="user-1",
+        labels=("ignored",),
     )
     values.update(overrides)
     return TicketRequest(**values)
@@ -40,8 +45,9 @@ class Env:
     http: httpx.AsyncClient
 
     def client(self, api_key: str | None = None, team_id: str | None = None) -> LinearClient:
-        return LinearClient(f"{self.base}/graphql", api_key or self.state.api_key, team_id or self.state.team_id,
-                            self.http)
+        return LinearClient(
+            f"{self.base}/graphql", api_key or self.state.api_key, team_id or self.state.team_id, self.http
+        )
 
     def sent(self, index: int = -1) -> dict[str, Any]:
         return json.loads(self.state.requests[index].body)
@@ -84,15 +90,17 @@ async def test_create_sends_issue_create_with_our_fields(lin: Env) -> None:
     body = lin.sent()
     assert body["query"] == linear.CREATE
     assert "issueCreate(input: $input)" in body["query"]
-    assert body["variables"] == {"input": {
-        "id": lin.our_id(),
-        "teamId": lin.state.team_id,
-        "title": "Alert on API error budget burn",
-        "description": DESCRIPTION.strip() + "\n\n---\n\n`postmortem:pm-abc123-item-9f2e`\n",
-        "priority": 2,
-        "dueDate": "2024-06-01",
-        "assigneeId": "user-1",
-    }}
+    assert body["variables"] == {
+        "input": {
+            "id": lin.our_id(),
+            "teamId": lin.state.team_id,
+            "title": "Alert on API error budget burn",
+            "description": DESCRIPTION.strip() + "\n\n---\n\n`postmortem:pm-abc123-item-9f2e`\n",
+            "priority": 2,
+            "dueDate": "2024-06-01",
+            "assigneeId": "user-1",
+        }
+    }
     assert lin.state.created == 1
 
 
@@ -166,8 +174,9 @@ async def test_a_lost_create_is_found_and_cannot_be_repeated(lin: Env) -> None:
     error = await failure(client.create(ticket_request()))
     assert (error.status, error.permanent) == (502, False)
     lin.state.crash_after_create = False
-    assert (await client.find(MARKER)) == Ticket(key="ENG-1", url="https://linear.app/acme/issue/eng-1/item-1",
-                                                 state="open")
+    assert (await client.find(MARKER)) == Ticket(
+        key="ENG-1", url="https://linear.app/acme/issue/eng-1/item-1", state="open"
+    )
     again = await failure(client.create(ticket_request()))  # even without find: the same id is refused
     assert again.permanent is True and "already exists" in again.message
     assert lin.state.created == 1
@@ -183,10 +192,19 @@ async def test_a_bad_marker_is_refused_without_a_request(lin: Env) -> None:
 # status -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state_type", "expected"), [
-    ("triage", "open"), ("backlog", "open"), ("unstarted", "open"), ("started", "in_progress"),
-    ("completed", "done"), ("canceled", "wont_do"), ("duplicate", "wont_do"), (None, "open"),
-])
+@pytest.mark.parametrize(
+    ("state_type", "expected"),
+    [
+        ("triage", "open"),
+        ("backlog", "open"),
+        ("unstarted", "open"),
+        ("started", "in_progress"),
+        ("completed", "done"),
+        ("canceled", "wont_do"),
+        ("duplicate", "wont_do"),
+        (None, "open"),
+    ],
+)
 def test_state_mapping(state_type: str | None, expected: str) -> None:
     assert linear_state(state_type) == expected
 
@@ -270,11 +288,15 @@ async def test_internal_errors_are_transient(lin: Env) -> None:
 def test_queries_stay_the_documents_checked_against_linears_schema() -> None:
     """These three documents were validated against linear/linear packages/sdk/src/schema.graphql
     (commit 8335e09) with graphql-core; a change here needs that check again."""
-    assert linear.CREATE == ("mutation CreateTicket($input: IssueCreateInput!) { issueCreate(input: $input) { "
-                             "success issue { id identifier url state { type } } } }")
-    assert linear.FIND == ("query FindTicket($id: ID!, $line: String!) { issues(filter: { or: [{ id: { eq: $id } }, "
-                           "{ description: { contains: $line } }] }, first: 1, includeArchived: true) { nodes { "
-                           "id identifier url state { type } } } }")
+    assert linear.CREATE == (
+        "mutation CreateTicket($input: IssueCreateInput!) { issueCreate(input: $input) { "
+        "success issue { id identifier url state { type } } } }"
+    )
+    assert linear.FIND == (
+        "query FindTicket($id: ID!, $line: String!) { issues(filter: { or: [{ id: { eq: $id } }, "
+        "{ description: { contains: $line } }] }, first: 1, includeArchived: true) { nodes { "
+        "id identifier url state { type } } } }"
+    )
     assert linear.STATUS == "query TicketStatus($id: String!) { issue(id: $id) { id identifier url state { type } } }"
 
 

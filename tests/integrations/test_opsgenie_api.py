@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -73,7 +73,7 @@ async def failure(call: Awaitable[Any]) -> UpstreamError:
 
 def test_generated_logs_look_like_the_fixture() -> None:
     sample = fixture_json("opsgenie_api_list_alert_logs_response.json")["data"][0]
-    logs = make_logs(5, datetime(2017, 4, 12, 12, 27, 52, 838000, tzinfo=timezone.utc))
+    logs = make_logs(5, datetime(2017, 4, 12, 12, 27, 52, 838000, tzinfo=UTC))
     assert set(logs[0]) == set(sample)
     assert logs[0]["createdAt"] == "2017-04-12T12:27:52.838Z"
     assert logs[0]["offset"].split("_")[0] == sample["offset"].split("_")[0]  # same epoch-ms prefix

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from postmortem.integrations.pagination import Page
 from tests.fakes.pagerduty import FakePagerDuty, make_log_entries, pagerduty_app
 from tests.fakes.serve import loopback_client, serve_app
 
-START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -206,10 +206,16 @@ async def test_a_page_that_would_cross_the_cap_asks_for_less(pd: PD) -> None:
 async def test_the_fake_refuses_what_pagerduty_refuses(pd: PD) -> None:
     """Why the guard exists: offset + limit past 10,000 is a permanent 400."""
     pd.state.add_incident("PBIG", log_entries=5)
-    error = await failure(request(
-        pd.http, "PagerDuty", "GET", f"{pd.base}/incidents/PBIG/log_entries",
-        params={"limit": "100", "offset": "9950"}, headers={"Authorization": "Token token=pd-fake-token"},
-    ))
+    error = await failure(
+        request(
+            pd.http,
+            "PagerDuty",
+            "GET",
+            f"{pd.base}/incidents/PBIG/log_entries",
+            params={"limit": "100", "offset": "9950"},
+            headers={"Authorization": "Token token=pd-fake-token"},
+        )
+    )
     assert (error.status, error.permanent, error.code) == (400, True, "2001")
 
 
@@ -245,7 +251,8 @@ async def test_ids_are_escaped_into_one_path_segment(pd: PD) -> None:
     error = await failure(client.notes("../../users"))
     assert error.permanent is True
     assert [item.raw_path for item in pd.state.requests] == [
-        "/incidents/P%201%3Fx%23y", "/incidents/..%2F..%2Fusers/notes"
+        "/incidents/P%201%3Fx%23y",
+        "/incidents/..%2F..%2Fusers/notes",
     ]
     assert fake.incident["id"] == "P 1?x#y"
 
@@ -311,8 +318,9 @@ async def test_wrong_token_is_permanent_with_pagerdutys_message(pd: PD) -> None:
     pd.state.add_incident("PABC")
     error = await failure(pd.client(token="revoked").log_entries_page("PABC", None))
     assert (error.status, error.permanent, error.code) == (401, True, "2006")
-    assert str(error) == ("PagerDuty answered 401 Unauthorized: Authentication failed, code 2006 "
-                          "(GET /incidents/PABC/log_entries)")
+    assert str(error) == (
+        "PagerDuty answered 401 Unauthorized: Authentication failed, code 2006 (GET /incidents/PABC/log_entries)"
+    )
 
 
 async def test_unknown_incident_is_permanent_not_found(pd: PD) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from tests.fakes.slack import FakeSlack, make_messages, slack_app
 from tests.fixtures import fixture_json
 
 CHANNEL = "C1H9RESGL"
-START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass

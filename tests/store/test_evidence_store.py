@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from postmortem.evidence import EntryKind, EvidenceSource, GatherState, SourceStatus, TimelineEntry
+from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState, SourceStatus, TimelineEntry
 from postmortem.store.store import Store
 
-T0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 def entry(index: int, kind: EntryKind = EntryKind.NOTE) -> TimelineEntry:
-    return TimelineEntry(key=f"pagerduty:log:{index}", at=T0 + timedelta(seconds=index), kind=kind,
-                         source=EvidenceSource.PAGERDUTY, text=f"entry {index}", incident_id="P1")
+    return TimelineEntry(
+        key=f"pagerduty:log:{index}",
+        at=T0 + timedelta(seconds=index),
+        kind=kind,
+        source=EvidenceSource.PAGERDUTY,
+        text=f"entry {index}",
+        incident_id="P1",
+    )
 
 
 async def test_entries_are_stored_once_per_key(any_store: Store) -> None:
@@ -32,24 +38,36 @@ async def test_entries_are_stored_once_per_key(any_store: Store) -> None:
 
 async def test_gather_status_is_upserted_per_source_and_incident(any_store: Store) -> None:
     evidence = any_store.evidence
-    pending = SourceStatus(source=EvidenceSource.PAGERDUTY, incident_id="P1", state=GatherState.PENDING,
-                           detail="retrying: 429")
+    pending = SourceStatus(
+        source=EvidenceSource.PAGERDUTY, incident_id="P1", state=GatherState.PENDING, detail="retrying: 429"
+    )
     await evidence.set_status("pm-1", pending, T0)
-    await evidence.set_status("pm-1", pending.model_copy(update={"state": GatherState.COMPLETE, "entries": 9,
-                                                                 "detail": None}), T0)
-    await evidence.set_status("pm-1", SourceStatus(source=EvidenceSource.SLACK, incident_id="P1",
-                                                   state=GatherState.NOT_CONFIGURED), T0)
+    await evidence.set_status(
+        "pm-1", pending.model_copy(update={"state": GatherState.COMPLETE, "entries": 9, "detail": None}), T0
+    )
+    await evidence.set_status(
+        "pm-1", SourceStatus(source=EvidenceSource.SLACK, incident_id="P1", state=GatherState.NOT_CONFIGURED), T0
+    )
     statuses = await evidence.statuses("pm-1")
     assert [(s.source, s.state, s.entries) for s in statuses] == [
-        (EvidenceSource.PAGERDUTY, GatherState.COMPLETE, 9), (EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, 0)]
+        (EvidenceSource.PAGERDUTY, GatherState.COMPLETE, 9),
+        (EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, 0),
+    ]
     await evidence.delete_for("pm-1")
     assert await evidence.statuses("pm-1") == [] and await evidence.count("pm-1") == 0
 
 
 async def test_alerts_resolve_in_place_and_a_late_firing_does_not_reopen_them(any_store: Store) -> None:
     evidence = any_store.evidence
-    firing = {"fingerprint": "a1bc48475b20e73d", "status": "firing", "labels": {"alertname": "HighLatency",
-              "service": "checkout"}, "annotations": {}, "starts_at": T0, "ends_at": None, "generator_url": None}
+    firing = {
+        "fingerprint": "a1bc48475b20e73d",
+        "status": "firing",
+        "labels": {"alertname": "HighLatency", "service": "checkout"},
+        "annotations": {},
+        "starts_at": T0,
+        "ends_at": None,
+        "generator_url": None,
+    }
     resolved = {**firing, "status": "resolved", "ends_at": T0 + timedelta(minutes=20)}
     await evidence.record_alerts([firing], T0)
     await evidence.record_alerts([resolved], T0 + timedelta(minutes=20))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from postmortem.store.images import ImageStore, TooManyImages
 from postmortem.store.store import Store
 from tests.image_samples import gif, png, webp
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 def image_store(store: Store) -> ImageStore:
@@ -45,8 +45,9 @@ async def test_the_same_bytes_are_stored_once_per_report(any_store: Store) -> No
     elsewhere, created_elsewhere = await images.add("pm-2", png(), "image/png", "a.png", NOW, max_images=10)
     assert created_elsewhere and elsewhere.id != first.id
 
-    racing = await asyncio.gather(*(images.add("pm-3", gif(), "image/gif", "g.gif", NOW, max_images=10)
-                                    for _ in range(5)))
+    racing = await asyncio.gather(
+        *(images.add("pm-3", gif(), "image/gif", "g.gif", NOW, max_images=10) for _ in range(5))
+    )
     assert sum(created for _, created in racing) == 1 and len({image.id for image, _ in racing}) == 1
     assert await images.count("pm-3") == 1
 
@@ -55,8 +56,10 @@ async def test_the_limit_holds_under_concurrent_uploads(any_store: Store) -> Non
     images = image_store(any_store)
     await images.add("pm-1", png(width=1), "image/png", "1.png", NOW, max_images=3)
     results = await asyncio.gather(
-        *(images.add("pm-1", png(width=width), "image/png", f"{width}.png", NOW, max_images=3)
-          for width in range(2, 8)),
+        *(
+            images.add("pm-1", png(width=width), "image/png", f"{width}.png", NOW, max_images=3)
+            for width in range(2, 8)
+        ),
         return_exceptions=True,
     )
     assert sum(isinstance(result, tuple) for result in results) == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -23,14 +23,12 @@ from postmortem.store.tables import Base
 from postmortem.store.tokens import Role
 from tests.factories import new_postmortem, pagerduty_event
 
-NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 async def test_migrations_match_the_mapped_tables(any_store: Store) -> None:
     async with any_store.engine.connect() as connection:
-        diff = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-        )
+        diff = await connection.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
     assert diff == []
     await migrate(any_store.engine)  # running again at the next start-up changes nothing
 

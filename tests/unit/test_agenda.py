@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from postmortem.agenda import agenda_text, build_agenda
-from postmortem.meeting import AgendaItem
+from postmortem.meeting.agenda import agenda_text, build_agenda
+from postmortem.meeting.models import AgendaItem
 from postmortem.models import Language
 
 EN_TITLES = [
@@ -17,7 +17,15 @@ EN_TITLES = [
     "Action items and owners",
     "Wrap-up",
 ]
-ZH_TITLES = ["开场与对事不对人原则提醒", "事故回顾", "时间线梳理", "根本原因讨论", "响应效果评估", "行动项与负责人", "总结"]
+ZH_TITLES = [
+    "开场与对事不对人原则提醒",
+    "事故回顾",
+    "时间线梳理",
+    "根本原因讨论",
+    "响应效果评估",
+    "行动项与负责人",
+    "总结",
+]
 ROOT_CAUSE = 3
 
 
@@ -71,7 +79,7 @@ def test_root_cause_gets_the_most_time() -> None:
 
 def test_longer_meetings_scale_every_item_up() -> None:
     short, long = build_agenda(30, Language.EN), build_agenda(120, Language.EN)
-    assert all(b.minutes >= a.minutes for a, b in zip(short, long))
+    assert all(b.minutes >= a.minutes for a, b in zip(short, long, strict=True))
     assert long[ROOT_CAUSE].minutes == 30
 
 
@@ -89,27 +97,31 @@ def test_too_short_a_meeting_is_rejected(minutes: int) -> None:
 
 
 def test_agenda_text_in_english() -> None:
-    assert agenda_text(build_agenda(60, Language.EN), Language.EN) == "\n".join([
-        "1. Introduction and blameless reminder (3 min)",
-        "2. Incident recap (6 min)",
-        "3. Timeline walkthrough (12 min)",
-        "4. Root cause discussion (15 min)",
-        "5. Response effectiveness (9 min)",
-        "6. Action items and owners (12 min)",
-        "7. Wrap-up (3 min)",
-    ])
+    assert agenda_text(build_agenda(60, Language.EN), Language.EN) == "\n".join(
+        [
+            "1. Introduction and blameless reminder (3 min)",
+            "2. Incident recap (6 min)",
+            "3. Timeline walkthrough (12 min)",
+            "4. Root cause discussion (15 min)",
+            "5. Response effectiveness (9 min)",
+            "6. Action items and owners (12 min)",
+            "7. Wrap-up (3 min)",
+        ]
+    )
 
 
 def test_agenda_text_in_chinese() -> None:
-    assert agenda_text(build_agenda(60, Language.ZH), Language.ZH) == "\n".join([
-        "1. 开场与对事不对人原则提醒（3 分钟）",
-        "2. 事故回顾（6 分钟）",
-        "3. 时间线梳理（12 分钟）",
-        "4. 根本原因讨论（15 分钟）",
-        "5. 响应效果评估（9 分钟）",
-        "6. 行动项与负责人（12 分钟）",
-        "7. 总结（3 分钟）",
-    ])
+    assert agenda_text(build_agenda(60, Language.ZH), Language.ZH) == "\n".join(
+        [
+            "1. 开场与对事不对人原则提醒（3 分钟）",
+            "2. 事故回顾（6 分钟）",
+            "3. 时间线梳理（12 分钟）",
+            "4. 根本原因讨论（15 分钟）",
+            "5. 响应效果评估（9 分钟）",
+            "6. 行动项与负责人（12 分钟）",
+            "7. 总结（3 分钟）",
+        ]
+    )
 
 
 def test_agenda_text_formats_any_items() -> None:

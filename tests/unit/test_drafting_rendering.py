@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from postmortem.drafting import draft_report, merge_redraft
-from postmortem.formatting import format_duration, format_local
 from postmortem.models import (
     ActionItem,
     ActionItemStatus,
@@ -26,9 +24,11 @@ from postmortem.models import (
     Status,
     TemplateVariant,
 )
-from postmortem.rendering import render_markdown
+from postmortem.report.drafting import draft_report, merge_redraft
+from postmortem.report.formatting import format_duration, format_local
+from postmortem.report.rendering import render_markdown
 
-UTC = timezone.utc
+UTC = UTC
 EN, ZH = Language.EN, Language.ZH
 FULL, LIGHT = TemplateVariant.FULL, TemplateVariant.LIGHTWEIGHT
 NOW = datetime(2024, 3, 10, 2, 0, tzinfo=UTC)
@@ -37,34 +37,58 @@ LIGHT_DECISION = PolicyDecision(outcome=PolicyOutcome.LIGHTWEIGHT, reasons=["not
 
 SECTIONS = {
     (EN, FULL): [
-        ("summary", "Summary"), ("timeline", "Timeline"), ("root_cause", "Root cause and contributing factors"),
-        ("impact", "Impact"), ("detection_response", "Detection and response"), ("resolution", "Resolution"),
-        ("action_items", "Action items"), ("lessons_learned", "Lessons learned"),
+        ("summary", "Summary"),
+        ("timeline", "Timeline"),
+        ("root_cause", "Root cause and contributing factors"),
+        ("impact", "Impact"),
+        ("detection_response", "Detection and response"),
+        ("resolution", "Resolution"),
+        ("action_items", "Action items"),
+        ("lessons_learned", "Lessons learned"),
     ],
     (EN, LIGHT): [
-        ("summary", "Summary"), ("timeline", "Timeline"), ("root_cause", "Root cause and contributing factors"),
-        ("resolution", "Resolution"), ("action_items", "Action items"), ("lessons_learned", "Lessons learned"),
+        ("summary", "Summary"),
+        ("timeline", "Timeline"),
+        ("root_cause", "Root cause and contributing factors"),
+        ("resolution", "Resolution"),
+        ("action_items", "Action items"),
+        ("lessons_learned", "Lessons learned"),
     ],
     (ZH, FULL): [
-        ("summary", "摘要"), ("timeline", "时间线"), ("root_cause", "根本原因与促成因素"), ("impact", "影响"),
-        ("detection_response", "检测与响应"), ("resolution", "解决方案"), ("action_items", "行动项"),
+        ("summary", "摘要"),
+        ("timeline", "时间线"),
+        ("root_cause", "根本原因与促成因素"),
+        ("impact", "影响"),
+        ("detection_response", "检测与响应"),
+        ("resolution", "解决方案"),
+        ("action_items", "行动项"),
         ("lessons_learned", "经验教训"),
     ],
     (ZH, LIGHT): [
-        ("summary", "摘要"), ("timeline", "时间线"), ("root_cause", "根本原因与促成因素"), ("resolution", "解决方案"),
-        ("action_items", "行动项"), ("lessons_learned", "经验教训"),
+        ("summary", "摘要"),
+        ("timeline", "时间线"),
+        ("root_cause", "根本原因与促成因素"),
+        ("resolution", "解决方案"),
+        ("action_items", "行动项"),
+        ("lessons_learned", "经验教训"),
     ],
 }
 
 
 def incident(**changes) -> Incident:
     fields = dict(
-        source=Source.PAGERDUTY, id="PABC123", number="42", title="Checkout API latency",
-        services=[Ref(id="PF9KMXH", name="API Service")], severity=Severity.SEV2, urgency="high",
+        source=Source.PAGERDUTY,
+        id="PABC123",
+        number="42",
+        title="Checkout API latency",
+        services=[Ref(id="PF9KMXH", name="API Service")],
+        severity=Severity.SEV2,
+        urgency="high",
         created_at=datetime(2024, 3, 9, 23, 30, tzinfo=UTC),
         acknowledged_at=datetime(2024, 3, 9, 23, 40, tzinfo=UTC),
         resolved_at=datetime(2024, 3, 10, 1, 0, tzinfo=UTC),
-        responders=[Person(name="Alice")], resolved_by=Person(name="Alice"),
+        responders=[Person(name="Alice")],
+        resolved_by=Person(name="Alice"),
         links=[Link(title="PagerDuty incident", url="https://acme.pagerduty.com/incidents/PABC123")],
     )
     fields.update(changes)
@@ -83,10 +107,23 @@ def body(d, key: str) -> str:
 
 def postmortem(d, *, status=Status.DRAFT, zone="Asia/Shanghai", action_items=(), incidents=None) -> Postmortem:
     return Postmortem(
-        id="pm-1", title=d.title, status=status, team="payments", services=d.metrics.services, language=d.language,
-        variant=d.variant, timezone=zone, severity=d.metrics.highest_severity, sections=d.sections, metrics=d.metrics,
-        incidents=incidents or [incident()], action_items=list(action_items), workflow_id="postmortem-pm-1",
-        version=1, created_at=NOW, updated_at=NOW,
+        id="pm-1",
+        title=d.title,
+        status=status,
+        team="payments",
+        services=d.metrics.services,
+        language=d.language,
+        variant=d.variant,
+        timezone=zone,
+        severity=d.metrics.highest_severity,
+        sections=d.sections,
+        metrics=d.metrics,
+        incidents=incidents or [incident()],
+        action_items=list(action_items),
+        workflow_id="postmortem-pm-1",
+        version=1,
+        created_at=NOW,
+        updated_at=NOW,
     )
 
 
@@ -111,8 +148,12 @@ def test_title_is_the_local_start_date_and_incident_title(language):
 
 
 def test_title_uses_the_earliest_start_of_several_incidents():
-    later = incident(id="PLATER", title="Second", created_at=datetime(2024, 3, 11, 8, 0, tzinfo=UTC),
-                     resolved_at=datetime(2024, 3, 11, 9, 0, tzinfo=UTC))
+    later = incident(
+        id="PLATER",
+        title="Second",
+        created_at=datetime(2024, 3, 11, 8, 0, tzinfo=UTC),
+        resolved_at=datetime(2024, 3, 11, 9, 0, tzinfo=UTC),
+    )
     earlier = incident(id="PEARLY", title="Ignored title", created_at=datetime(2024, 3, 8, 8, 0, tzinfo=UTC))
     assert draft(incidents=[later, earlier], zone="UTC").title == "2024-03-08 Second"
 
@@ -171,8 +212,11 @@ def test_chinese_timeline_shows_local_time_with_utc_alongside(variant):
 
 
 def test_timeline_across_a_dst_change_in_both_languages():
-    dst = incident(created_at=datetime(2024, 3, 31, 0, 30, tzinfo=UTC), acknowledged_at=None,
-                   resolved_at=datetime(2024, 3, 31, 1, 30, tzinfo=UTC))
+    dst = incident(
+        created_at=datetime(2024, 3, 31, 0, 30, tzinfo=UTC),
+        acknowledged_at=None,
+        resolved_at=datetime(2024, 3, 31, 1, 30, tzinfo=UTC),
+    )
     for language in (EN, ZH):
         d = draft(language, zone="Europe/Berlin", incidents=[dst])
         assert d.title == "2024-03-31 Checkout API latency"
@@ -204,7 +248,10 @@ def test_summary_and_metrics_sections_in_english():
 
 def test_summary_in_chinese():
     d = draft(ZH, FULL)
-    assert body(d, "summary").splitlines()[0] == "Checkout API latency 影响了 API Service，持续 1 小时 30 分钟（SEV2，紧急程度 high）。"
+    assert (
+        body(d, "summary").splitlines()[0]
+        == "Checkout API latency 影响了 API Service，持续 1 小时 30 分钟（SEV2，紧急程度 high）。"
+    )
     assert "- 确认耗时：10 分钟" in body(d, "detection_response")
 
 
@@ -213,8 +260,14 @@ def test_summary_in_chinese():
 
 def action_item(**changes) -> ActionItem:
     fields = dict(
-        id="ai-1", description="Split the a|b pool\nand add a retry", owner="bob|ops", due_date=date(2024, 3, 20),
-        priority=Priority.HIGH, status=ActionItemStatus.OPEN, created_at=NOW, updated_at=NOW,
+        id="ai-1",
+        description="Split the a|b pool\nand add a retry",
+        owner="bob|ops",
+        due_date=date(2024, 3, 20),
+        priority=Priority.HIGH,
+        status=ActionItemStatus.OPEN,
+        created_at=NOW,
+        updated_at=NOW,
     )
     fields.update(changes)
     return ActionItem(**fields)
@@ -243,7 +296,10 @@ def test_markdown_in_english():
     assert "## Key metrics" in lines
     headings = [line for line in lines if line.startswith("## ")]
     assert headings == ["## Key metrics"] + [f"## {title}" for _, title in SECTIONS[(EN, FULL)]]
-    assert "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency ([evidence](https://acme.pagerduty.com/incidents/PABC123))" in lines
+    assert (
+        "- **2024-03-10 07:30 CST (2024-03-09 23:30 UTC)** — Triggered: pagerduty #42 Checkout API latency ([evidence](https://acme.pagerduty.com/incidents/PABC123))"
+        in lines
+    )
     assert md.endswith("\n") and not md.endswith("\n\n")
 
 
@@ -286,8 +342,17 @@ def table_cells(row: str) -> list[str]:
 
 def test_action_items_table_escapes_pipes():
     d = draft(EN, FULL)
-    items = [action_item(), action_item(id="ai-2", description="Alert on pool saturation", owner=None, due_date=None,
-                                         priority=Priority.LOW, status=ActionItemStatus.COMPLETED)]
+    items = [
+        action_item(),
+        action_item(
+            id="ai-2",
+            description="Alert on pool saturation",
+            owner=None,
+            due_date=None,
+            priority=Priority.LOW,
+            status=ActionItemStatus.COMPLETED,
+        ),
+    ]
     lines = render_markdown(postmortem(d, status=Status.IN_REVIEW, action_items=items)).splitlines()
     header = "| Action item | Owner | Due | Priority | Status |"
     assert lines.count(header) == 1
@@ -343,11 +408,25 @@ def test_merge_redraft_without_edits_is_the_fresh_draft():
 @pytest.mark.parametrize(
     "seconds, language, expected",
     [
-        (None, EN, ""), (0, EN, "0 s"), (59, EN, "59 s"), (59.9, EN, "59 s"), (60, EN, "1 min"), (61, EN, "1 min 1 s"),
-        (3600, EN, "1 h"), (3661, EN, "1 h 1 min"), (5400, EN, "1 h 30 min"), (86_400, EN, "1 d"),
-        (90_061, EN, "1 d 1 h 1 min"), (2 * 86_400 + 5, EN, "2 d"),
-        (None, ZH, ""), (0, ZH, "0 秒"), (45, ZH, "45 秒"), (61, ZH, "1 分钟 1 秒"), (3600, ZH, "1 小时"),
-        (5400, ZH, "1 小时 30 分钟"), (90_061, ZH, "1 天 1 小时 1 分钟"),
+        (None, EN, ""),
+        (0, EN, "0 s"),
+        (59, EN, "59 s"),
+        (59.9, EN, "59 s"),
+        (60, EN, "1 min"),
+        (61, EN, "1 min 1 s"),
+        (3600, EN, "1 h"),
+        (3661, EN, "1 h 1 min"),
+        (5400, EN, "1 h 30 min"),
+        (86_400, EN, "1 d"),
+        (90_061, EN, "1 d 1 h 1 min"),
+        (2 * 86_400 + 5, EN, "2 d"),
+        (None, ZH, ""),
+        (0, ZH, "0 秒"),
+        (45, ZH, "45 秒"),
+        (61, ZH, "1 分钟 1 秒"),
+        (3600, ZH, "1 小时"),
+        (5400, ZH, "1 小时 30 分钟"),
+        (90_061, ZH, "1 天 1 小时 1 分钟"),
     ],
 )
 def test_format_duration(seconds, language, expected):

@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
 import pypdfium2 as pdfium
@@ -16,17 +16,7 @@ from markdown_it import MarkdownIt
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
 
-from postmortem.drafting import draft_report
-from postmortem.exports import (
-    CONTENT_SECURITY_POLICY,
-    export_html,
-    export_json,
-    export_markdown,
-    export_pdf,
-    public_summary,
-    sanitise_html,
-)
-from postmortem.meeting import AgendaItem, Attendee, Meeting
+from postmortem.meeting.models import AgendaItem, Attendee, Meeting
 from postmortem.models import (
     ActionItem,
     ActionItemStatus,
@@ -44,10 +34,20 @@ from postmortem.models import (
     Status,
     TemplateVariant,
 )
-from postmortem.rendering import render_markdown
+from postmortem.report.drafting import draft_report
+from postmortem.report.exports import (
+    CONTENT_SECURITY_POLICY,
+    export_html,
+    export_json,
+    export_markdown,
+    export_pdf,
+    public_summary,
+    sanitise_html,
+)
+from postmortem.report.rendering import render_markdown
 from tests.factories import pagerduty_event
 
-UTC = timezone.utc
+UTC = UTC
 EN, ZH = Language.EN, Language.ZH
 NOW = datetime(2024, 3, 10, 2, 0, tzinfo=UTC)
 DECISION = PolicyDecision(outcome=PolicyOutcome.FULL, reasons=["SEV2"])
@@ -55,11 +55,18 @@ DECISION = PolicyDecision(outcome=PolicyOutcome.FULL, reasons=["SEV2"])
 
 def incident(**changes) -> Incident:
     fields = dict(
-        source=Source.PAGERDUTY, id="PABC123", number="42", title="Checkout API latency",
-        services=[Ref(id="PF9KMXH", name="API Service")], severity=Severity.SEV2, urgency="high",
-        created_at=datetime(2024, 3, 9, 23, 30, tzinfo=UTC), acknowledged_at=datetime(2024, 3, 9, 23, 40, tzinfo=UTC),
+        source=Source.PAGERDUTY,
+        id="PABC123",
+        number="42",
+        title="Checkout API latency",
+        services=[Ref(id="PF9KMXH", name="API Service")],
+        severity=Severity.SEV2,
+        urgency="high",
+        created_at=datetime(2024, 3, 9, 23, 30, tzinfo=UTC),
+        acknowledged_at=datetime(2024, 3, 9, 23, 40, tzinfo=UTC),
         resolved_at=datetime(2024, 3, 10, 1, 0, tzinfo=UTC),
-        responders=[Person(name="Alice Smith", email="alice@acme.example")], resolved_by=Person(name="Alice Smith"),
+        responders=[Person(name="Alice Smith", email="alice@acme.example")],
+        resolved_by=Person(name="Alice Smith"),
         links=[Link(title="PagerDuty incident", url="https://acme.pagerduty.com/incidents/PABC123")],
     )
     fields.update(changes)
@@ -68,23 +75,51 @@ def incident(**changes) -> Incident:
 
 def action_item(**changes) -> ActionItem:
     fields = dict(
-        id="ai-1", description="Split the a|b pool\nand add a retry", owner="bob", due_date=date(2024, 3, 20),
-        priority=Priority.HIGH, status=ActionItemStatus.OPEN, created_at=NOW, updated_at=NOW,
+        id="ai-1",
+        description="Split the a|b pool\nand add a retry",
+        owner="bob",
+        due_date=date(2024, 3, 20),
+        priority=Priority.HIGH,
+        status=ActionItemStatus.OPEN,
+        created_at=NOW,
+        updated_at=NOW,
     )
     fields.update(changes)
     return ActionItem(**fields)
 
 
-def report(language=EN, *, status=Status.PUBLISHED, incidents=None, action_items=(), zone="Asia/Shanghai",
-           variant=TemplateVariant.FULL, bodies=None, **changes) -> Postmortem:
+def report(
+    language=EN,
+    *,
+    status=Status.PUBLISHED,
+    incidents=None,
+    action_items=(),
+    zone="Asia/Shanghai",
+    variant=TemplateVariant.FULL,
+    bodies=None,
+    **changes,
+) -> Postmortem:
     incidents = incidents or [incident()]
     d = draft_report(incidents, decision=DECISION, language=language, variant=variant, zone=zone, now=NOW)
     sections = [s.model_copy(update={"body": (bodies or {}).get(s.key, s.body)}) for s in d.sections]
     fields = dict(
-        id="pm-1", title=d.title, status=status, team="payments", services=d.metrics.services, language=d.language,
-        variant=d.variant, timezone=zone, severity=d.metrics.highest_severity, sections=sections, metrics=d.metrics,
-        incidents=incidents, action_items=list(action_items), workflow_id="postmortem-pm-1", version=3,
-        created_at=NOW, updated_at=NOW,
+        id="pm-1",
+        title=d.title,
+        status=status,
+        team="payments",
+        services=d.metrics.services,
+        language=d.language,
+        variant=d.variant,
+        timezone=zone,
+        severity=d.metrics.highest_severity,
+        sections=sections,
+        metrics=d.metrics,
+        incidents=incidents,
+        action_items=list(action_items),
+        workflow_id="postmortem-pm-1",
+        version=3,
+        created_at=NOW,
+        updated_at=NOW,
     )
     fields.update(changes)
     return Postmortem(**fields)
@@ -92,12 +127,18 @@ def report(language=EN, *, status=Status.PUBLISHED, incidents=None, action_items
 
 def meeting(**changes) -> Meeting:
     fields = dict(
-        postmortem_id="pm-1", uid="pm-1@postmortem", sequence=2, title="Review: Checkout API latency",
-        start=datetime(2024, 3, 12, 2, 0, tzinfo=UTC), end=datetime(2024, 3, 12, 3, 0, tzinfo=UTC),
-        timezone="Asia/Shanghai", organizer=Attendee(email="pm-bot@acme.example"),
+        postmortem_id="pm-1",
+        uid="pm-1@postmortem",
+        sequence=2,
+        title="Review: Checkout API latency",
+        start=datetime(2024, 3, 12, 2, 0, tzinfo=UTC),
+        end=datetime(2024, 3, 12, 3, 0, tzinfo=UTC),
+        timezone="Asia/Shanghai",
+        organizer=Attendee(email="pm-bot@acme.example"),
         attendees=[Attendee(email="alice@acme.example", name="Alice Smith")],
         agenda=[AgendaItem(title="Incident recap", minutes=30), AgendaItem(title="Action items", minutes=30)],
-        report_url="https://postmortems.acme.example/pm-1", video_url="https://meet.acme.example/pm-1",
+        report_url="https://postmortems.acme.example/pm-1",
+        video_url="https://meet.acme.example/pm-1",
     )
     fields.update(changes)
     return Meeting(**fields)
@@ -105,9 +146,9 @@ def meeting(**changes) -> Meeting:
 
 RICH_BODY = {
     EN: "The **connection pool** was exhausted after a *config push*; see [the runbook](https://runbooks.example.com/pool).\n\n"
-        "1. Roll back the push\n2. Raise the pool limit\n   - watch `pool.in_use`\n\n> Verified by the on-call.",
+    "1. Roll back the push\n2. Raise the pool limit\n   - watch `pool.in_use`\n\n> Verified by the on-call.",
     ZH: "配置推送后**连接池**被耗尽；参见[运行手册](https://runbooks.example.com/pool)。\n\n"
-        "1. 回滚推送\n2. 提高连接池上限\n   - 观察 `pool.in_use`\n\n> 已由值班人员确认。",
+    "1. 回滚推送\n2. 提高连接池上限\n   - 观察 `pool.in_use`\n\n> 已由值班人员确认。",
 }
 
 
@@ -185,8 +226,36 @@ def parse(document: str) -> Collector:
 
 
 SAFE_BODY_TAGS = {
-    "main", "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "blockquote", "pre", "code", "strong", "em", "b",
-    "i", "s", "del", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td", "a", "img",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "p",
+    "br",
+    "hr",
+    "blockquote",
+    "pre",
+    "code",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "s",
+    "del",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "a",
+    "img",
 }
 HEAD_TAGS = {"html", "head", "meta", "title", "style", "body"}
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -201,8 +270,25 @@ def assert_nothing_runs(document: str) -> Collector:
     page = parse(document)
     names = [tag for tag, _ in page.tags]
     assert set(names) <= SAFE_BODY_TAGS | HEAD_TAGS, set(names) - SAFE_BODY_TAGS - HEAD_TAGS
-    for forbidden in ("script", "iframe", "object", "embed", "svg", "math", "form", "frame", "base", "link",
-                      "input", "button", "textarea", "video", "audio", "template", "noscript"):
+    for forbidden in (
+        "script",
+        "iframe",
+        "object",
+        "embed",
+        "svg",
+        "math",
+        "form",
+        "frame",
+        "base",
+        "link",
+        "input",
+        "button",
+        "textarea",
+        "video",
+        "audio",
+        "template",
+        "noscript",
+    ):
         assert forbidden not in names, forbidden
     assert names.count("style") == 1 and names.count("meta") == 4 and names.count("title") == 1  # our own, in <head>
     assert not page.comments
@@ -226,7 +312,7 @@ PAYLOADS = [
     "<img src=x onerror=alert('xss-img')>",
     "<svg onload=alert('xss-svg')>",
     "<iframe src=\"javascript:alert('xss-iframe')\"></iframe>",
-    "<object data=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\"></object><embed src=x.swf>",
+    '<object data="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="></object><embed src=x.swf>',
     "<a href=\"javascript:alert('xss-a')\">raw link</a>",
     "<p style=\"width:expression(alert('xss-expr'))\">styled</p><style>body{background:url(javascript:alert(1))}</style>",
     "<math><mtext><table><mglyph><style><img src=x onerror=alert('xss-mxss')>",
@@ -240,10 +326,16 @@ PAYLOADS = [
 ]
 PAYLOAD = " ".join(p.replace("\n", " ") for p in PAYLOADS[:-2]) + " " + PAYLOADS[-1]
 URL_PAYLOADS = [
-    "javascript:alert('xss-url')", "JAVASCRIPT:alert(1)", " javascript:alert(1)", "java\nscript:alert(1)",
-    "vbscript:msgbox(1)", "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
-    "https://ok.example/\"><script>alert('xss-href')</script>", "https://ok.example/a) [x](javascript:alert(2)",
-    "//evil.example/relative", "file:///etc/passwd",
+    "javascript:alert('xss-url')",
+    "JAVASCRIPT:alert(1)",
+    " javascript:alert(1)",
+    "java\nscript:alert(1)",
+    "vbscript:msgbox(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "https://ok.example/\"><script>alert('xss-href')</script>",
+    "https://ok.example/a) [x](javascript:alert(2)",
+    "//evil.example/relative",
+    "file:///etc/passwd",
 ]
 
 
@@ -260,14 +352,18 @@ def xss_report(field: str, language=EN) -> tuple[Postmortem, Meeting | None]:
         pm = report(language, incidents=[incident(responders=[Person(name=value)], resolved_by=Person(name=value))])
         return pm.model_copy(update={"metrics": pm.metrics.model_copy(update={"responders": [value]})}), None
     if field == "link urls":
-        incidents = [incident(id=f"P{n}", number=str(n), title=f"MARK-{field}", links=[Link(title="x", url=url)])
-                     for n, url in enumerate(URL_PAYLOADS)]
+        incidents = [
+            incident(id=f"P{n}", number=str(n), title=f"MARK-{field}", links=[Link(title="x", url=url)])
+            for n, url in enumerate(URL_PAYLOADS)
+        ]
         return report(language, incidents=incidents), None
     pm = report(language)
     if field == "title":
         return pm.model_copy(update={"title": value}), None
     if field == "team and services":
-        return pm.model_copy(update={"team": value, "metrics": pm.metrics.model_copy(update={"services": [value]})}), None
+        return pm.model_copy(
+            update={"team": value, "metrics": pm.metrics.model_copy(update={"services": [value]})}
+        ), None
     if field == "section titles":
         return pm.model_copy(update={"sections": [s.model_copy(update={"title": value}) for s in pm.sections]}), None
     if field == "every section body":
@@ -277,14 +373,25 @@ def xss_report(field: str, language=EN) -> tuple[Postmortem, Meeting | None]:
     if field == "action item owner":
         return pm.model_copy(update={"action_items": [action_item(owner=value)]}), None
     if field == "meeting":
-        return pm, meeting(attendees=[Attendee(email=value)], video_url="javascript:alert('xss-video') " + value,
-                           agenda=[AgendaItem(title=value, minutes=60)])
+        return pm, meeting(
+            attendees=[Attendee(email=value)],
+            video_url="javascript:alert('xss-video') " + value,
+            agenda=[AgendaItem(title=value, minutes=60)],
+        )
     raise AssertionError(field)
 
 
 XSS_FIELDS = [
-    "title", "team and services", "section titles", "every section body", "action item description",
-    "action item owner", "incident title", "responder names", "link urls", "meeting",
+    "title",
+    "team and services",
+    "section titles",
+    "every section body",
+    "action item description",
+    "action item owner",
+    "incident title",
+    "responder names",
+    "link urls",
+    "meeting",
 ]
 
 
@@ -317,21 +424,21 @@ RAW_HTML_ATTACKS = [
     "<script>alert(1)</script>",
     "<ScRiPt src=//evil.example/x.js></ScRiPt>",
     "<img src=x onerror=alert(1)>",
-    "<img src=\"javascript:alert(1)\"><img src=\"data:image/svg+xml;base64,PHN2Zz4=\">",
+    '<img src="javascript:alert(1)"><img src="data:image/svg+xml;base64,PHN2Zz4=">',
     "<svg><script>alert(1)</script></svg><svg/onload=alert(1)>",
-    "<iframe srcdoc=\"<script>alert(1)</script>\"></iframe>",
-    "<a href=\"javascript:alert(1)\">a</a><a href=\"JaVa&#x09;ScRiPt:alert(1)\">b</a><a href=\"&#106;avascript:alert(1)\">c</a>",
-    "<a href=\"vbscript:msgbox(1)\">d</a><a href=\"data:text/html,<script>alert(1)</script>\">e</a>",
-    "<a href=\"/relative\">f</a><a href=\"//evil.example\">g</a>",
-    "<div style=\"background:url(javascript:alert(1))\">h</div><p style=\"x:expression(alert(1))\">i</p>",
+    '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
+    '<a href="javascript:alert(1)">a</a><a href="JaVa&#x09;ScRiPt:alert(1)">b</a><a href="&#106;avascript:alert(1)">c</a>',
+    '<a href="vbscript:msgbox(1)">d</a><a href="data:text/html,<script>alert(1)</script>">e</a>',
+    '<a href="/relative">f</a><a href="//evil.example">g</a>',
+    '<div style="background:url(javascript:alert(1))">h</div><p style="x:expression(alert(1))">i</p>',
     "<style>@import 'https://evil.example/x.css';</style>",
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
-    "<form action=\"https://evil.example\"><input name=x><button formaction=javascript:alert(1)>j</button></form>",
-    "<object data=x></object><embed src=x><base href=\"https://evil.example/\"><link rel=stylesheet href=x>",
-    "<meta http-equiv=\"refresh\" content=\"0;url=javascript:alert(1)\">",
+    '<form action="https://evil.example"><input name=x><button formaction=javascript:alert(1)>j</button></form>',
+    '<object data=x></object><embed src=x><base href="https://evil.example/"><link rel=stylesheet href=x>',
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
     "<details open ontoggle=alert(1)>k</details><body onload=alert(1)>",
     "<!--<img src=x onerror=alert(1)>-->",
-    "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\"></noscript>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
 ]
 
 
@@ -362,8 +469,10 @@ def test_sanitiser_keeps_safe_links_and_formatting():
 
 
 def test_html_images_load_over_https_only_and_otherwise_read_as_their_alt_text():
-    body = ("![graph](https://grafana.example.com/p.png) ![plain](http://img.example/p.png) "
-            "![inline](data:image/png;base64,iVBORw0KGgo=) ![rel](/api/images/a.png) ![js](javascript:alert(1))")
+    body = (
+        "![graph](https://grafana.example.com/p.png) ![plain](http://img.example/p.png) "
+        "![inline](data:image/png;base64,iVBORw0KGgo=) ![rel](/api/images/a.png) ![js](javascript:alert(1))"
+    )
     page = assert_nothing_runs(export_html(report(EN, bodies={"summary": body})))
     images = [attrs for tag, attrs in page.tags if tag == "img"]
     assert images == [{"src": "https://grafana.example.com/p.png", "alt": "graph"}]
@@ -374,8 +483,24 @@ def test_html_keeps_ordinary_markdown():
     pm = report(EN, action_items=[action_item()], bodies={"root_cause": RICH_BODY[EN]})
     page = assert_nothing_runs(export_html(pm, meeting()))
     names = [tag for tag, _ in page.tags]
-    for tag in ("h1", "h2", "h3", "table", "thead", "tbody", "th", "td", "ul", "ol", "li", "strong", "em", "code",
-                "blockquote", "a"):
+    for tag in (
+        "h1",
+        "h2",
+        "h3",
+        "table",
+        "thead",
+        "tbody",
+        "th",
+        "td",
+        "ul",
+        "ol",
+        "li",
+        "strong",
+        "em",
+        "code",
+        "blockquote",
+        "a",
+    ):
         assert tag in names, tag
     assert page.texts("h1") == pm.title
     headings = page.texts("h2")
@@ -434,7 +559,8 @@ def test_json_round_trips_without_raw_payloads():
     assert "raw" not in data["postmortem"]["incidents"][0]
     assert "01BZYH1JJY09P9LEIST8HG2PMN" not in text and "escalation_policies" not in text
     assert Postmortem.model_validate(data["postmortem"]) == pm.model_copy(
-        update={"incidents": [i.summary() for i in pm.incidents]})
+        update={"incidents": [i.summary() for i in pm.incidents]}
+    )
     assert Meeting.model_validate(data["meeting"]) == m
     assert [s["key"] for s in data["postmortem"]["sections"]] == [s.key for s in pm.sections]
     assert data["postmortem"]["sections"][2]["body"] == RICH_BODY[ZH]
@@ -473,8 +599,17 @@ def extracted(pdf: bytes) -> tuple[PdfReader, str]:
 
 
 def pdf_report(language):
-    items = [action_item(), action_item(id="ai-2", description="给连接池加告警 and alert on saturation", owner="张伟",
-                                        priority=Priority.LOW, status=ActionItemStatus.COMPLETED, due_date=None)]
+    items = [
+        action_item(),
+        action_item(
+            id="ai-2",
+            description="给连接池加告警 and alert on saturation",
+            owner="张伟",
+            priority=Priority.LOW,
+            status=ActionItemStatus.COMPLETED,
+            due_date=None,
+        ),
+    ]
     return report(language, action_items=items, bodies={"root_cause": RICH_BODY[language]})
 
 
@@ -495,8 +630,10 @@ def test_pdf_has_every_section_and_table(language):
     # Every fragment of the whole report, the key-metrics and action-item tables and the meeting included.
     for fragment in plain_fragments(markdown):
         assert squash(fragment) in text, fragment
-    labels = {EN: ["Key metrics", "Highest severity", "Total impact duration", "Action item", "Owner"],
-              ZH: ["关键指标", "最高严重级别", "总影响时长", "行动项", "负责人"]}[language]
+    labels = {
+        EN: ["Key metrics", "Highest severity", "Total impact duration", "Action item", "Owner"],
+        ZH: ["关键指标", "最高严重级别", "总影响时长", "行动项", "负责人"],
+    }[language]
     for label in labels + ["Splitthea|bpoolandaddaretry", "给连接池加告警andalertonsaturation", "张伟", "COMPLETED"]:
         assert squash(label) in text, label
     assert "**" not in text and "](" not in text and "|---|" not in text  # rendered, not Markdown source
@@ -543,8 +680,10 @@ def test_pdf_font_has_a_glyph_for_every_character_of_a_chinese_report():
 
 
 def test_pdf_long_report_spans_pages_and_is_reproducible():
-    items = [action_item(id=f"ai-{n}", description=f"Action number {n}: 为第 {n} 个服务增加容量告警", owner=f"owner-{n}")
-             for n in range(60)]
+    items = [
+        action_item(id=f"ai-{n}", description=f"Action number {n}: 为第 {n} 个服务增加容量告警", owner=f"owner-{n}")
+        for n in range(60)
+    ]
     pm = report(ZH, action_items=items, bodies={"lessons_learned": "经验很长。" * 400})
     pdf = export_pdf(pm)
     reader, text = extracted(pdf)
@@ -561,11 +700,11 @@ def test_pdf_long_report_spans_pages_and_is_reproducible():
 def summary_report(language=EN, **bodies):
     base = {
         "summary": "Checkout failed for some customers. Alice Smith paged bob and 张伟 at 07:31:05; "
-                   "db-3.prod.internal (10.20.30.40:5432) ran out of connections. Ask alice@acme.example or "
-                   "oncall@payments.acme.example. Details: http://grafana.mon.corp:3000/d/abc?x=1 and "
-                   "https://status.example.com/incidents/42. Ticket INC-4521, cluster kube-7.svc.cluster.local.",
+        "db-3.prod.internal (10.20.30.40:5432) ran out of connections. Ask alice@acme.example or "
+        "oncall@payments.acme.example. Details: http://grafana.mon.corp:3000/d/abc?x=1 and "
+        "https://status.example.com/incidents/42. Ticket INC-4521, cluster kube-7.svc.cluster.local.",
         "impact": "About 12% of checkouts failed in eu-west; 张伟在payments-api.internal上确认了影响。"
-                  " Hosts cache1.local, fe80::1 and 2001:db8::8a2e:370:7334 were restarted. Version v1.2.3 is fine.",
+        " Hosts cache1.local, fe80::1 and 2001:db8::8a2e:370:7334 were restarted. Version v1.2.3 is fine.",
         "resolution": "Carol rolled back build 8812 on 192.168.0.12; carol.jones@acme.example confirmed.",
         "root_cause": "SECRET-ROOT-CAUSE: an unreviewed change by dave.",
         "timeline": "SECRET-TIMELINE",
@@ -581,17 +720,51 @@ def test_public_summary_keeps_the_facts_and_redacts_the_internals():
     text = public_summary(pm, redact=[r"INC-\d+", r"build \d+"], people=["dave", "张伟"])
     lines = text.splitlines()
     assert lines[0] == "# 2024-03-10 Checkout errors on [redacted]"
-    assert "- **Impact window:** 2024-03-10 07:30 CST (2024-03-09 23:30 UTC) – 2024-03-10 09:00 CST (01:00 UTC)" in lines
+    assert (
+        "- **Impact window:** 2024-03-10 07:30 CST (2024-03-09 23:30 UTC) – 2024-03-10 09:00 CST (01:00 UTC)" in lines
+    )
     assert "- **Duration:** 1 h 30 min" in lines
     assert "- **Affected services:** API Service" in lines
     assert [line for line in lines if line.startswith("## ")] == ["## Summary", "## Impact", "## Resolution"]
-    for gone in ["Alice", "Smith", "bob", "张伟", "alice@", "oncall@", "carol", "Carol", "Jones", "db-3", "prod.internal",
-                 "10.20.30.40", "5432", "grafana", "mon.corp", "INC-4521", "8812", "kube-7", "cluster.local",
-                 "payments-api", "cache1", "fe80", "2001:db8", "192.168", "SECRET", "dave"]:
+    for gone in [
+        "Alice",
+        "Smith",
+        "bob",
+        "张伟",
+        "alice@",
+        "oncall@",
+        "carol",
+        "Carol",
+        "Jones",
+        "db-3",
+        "prod.internal",
+        "10.20.30.40",
+        "5432",
+        "grafana",
+        "mon.corp",
+        "INC-4521",
+        "8812",
+        "kube-7",
+        "cluster.local",
+        "payments-api",
+        "cache1",
+        "fe80",
+        "2001:db8",
+        "192.168",
+        "SECRET",
+        "dave",
+    ]:
         assert gone not in text, gone
-    for kept in ["Checkout failed for some customers.", "at 07:31:05;", "ran out of connections.",
-                 "https://status.example.com/incidents/42", "About 12% of checkouts failed in eu-west",
-                 "确认了影响。", "Version v1.2.3 is fine.", "rolled back"]:
+    for kept in [
+        "Checkout failed for some customers.",
+        "at 07:31:05;",
+        "ran out of connections.",
+        "https://status.example.com/incidents/42",
+        "About 12% of checkouts failed in eu-west",
+        "确认了影响。",
+        "Version v1.2.3 is fine.",
+        "rolled back",
+    ]:
         assert kept in text, kept
     assert "[redacted] paged [redacted] and [redacted] at 07:31:05; [redacted] ([redacted]) ran out" in text
     assert "Ask [redacted] or [redacted]. Details: [redacted] and https://status" in text
@@ -620,7 +793,9 @@ def test_public_summary_redaction_never_matches_inside_its_own_marker():
 
 def test_public_summary_knows_people_by_label_and_email_only_when_they_are_people():
     anonymous = incident(responders=[Person(), Person(email="eve@acme.example")], resolved_by=None)
-    pm = report(EN, incidents=[anonymous], bodies={"summary": "Cause unknown at first; eve@acme.example and Eve helped."})
+    pm = report(
+        EN, incidents=[anonymous], bodies={"summary": "Cause unknown at first; eve@acme.example and Eve helped."}
+    )
     assert pm.metrics.responders == ["unknown", "eve@acme.example"]
     text = public_summary(pm)
     assert "Cause unknown at first; [redacted] and Eve helped." in text  # "unknown" is no one's name

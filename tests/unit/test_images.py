@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from postmortem import images
 from postmortem.api.images import MAX_BODY, Upload, read_upload
-from postmortem.images import MAX_BYTES, MAX_IMAGES, ImageRejected, check, check_content, sniff
+from postmortem.report import images
+from postmortem.report.images import MAX_BYTES, MAX_IMAGES, ImageRejected, check, sniff
 from tests.image_samples import PNG_SIGNATURE, gif, jpeg, png, webp
 
 SAMPLES = {"image/png": png(), "image/gif": gif(), "image/jpeg": jpeg(), "image/webp": webp()}
@@ -40,8 +40,10 @@ def test_anything_else_is_refused_and_the_message_says_what_it_is() -> None:
     assert sniff(b"Hello, world") is None and sniff(b"") is None
     text = rejected(b"Hello, world\n", "notes.png", "image/png")
     assert text.status == 415
-    assert text.message.startswith("not a JPEG, PNG, WebP or GIF image (by its content): 'notes.png', sent as "
-                                   "image/png starts with the bytes 48 65 6C 6C 6F 2C 20 77")
+    assert text.message.startswith(
+        "not a JPEG, PNG, WebP or GIF image (by its content): 'notes.png', sent as "
+        "image/png starts with the bytes 48 65 6C 6C 6F 2C 20 77"
+    )
     assert "its name or declared type says PNG, but only the content counts" in text.message
     assert "is a PDF document" in rejected(b"%PDF-1.7\n...", "report.pdf").message
     svg = rejected(b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><script/></svg>', "x.svg")
@@ -54,8 +56,9 @@ def test_anything_else_is_refused_and_the_message_says_what_it_is() -> None:
 
 def test_a_signature_alone_or_a_truncated_header_is_refused() -> None:
     signature_only = rejected(PNG_SIGNATURE, "x.png", "image/png")
-    assert signature_only.status == 415 and "starts like a PNG but the file ends inside its IHDR" in \
-        signature_only.message
+    assert (
+        signature_only.status == 415 and "starts like a PNG but the file ends inside its IHDR" in signature_only.message
+    )
     assert "only the content counts" not in signature_only.message  # the name did not lie here
     good = png()
     damaged = good[:20] + bytes([good[20] ^ 0xFF]) + good[21:]
@@ -83,8 +86,10 @@ def test_the_size_limit_is_exact() -> None:
     assert check(png(size=MAX_BYTES), "big.png", "image/png", 0) == "image/png"
     over = rejected(png(size=MAX_BYTES + 1))
     assert (over.status, over.message) == (413, "image is 4194305 bytes; the limit is 4194304 (4 MB)")
-    assert images.too_large(MAX_BYTES + 1, exact=False).message == \
-        "image is at least 4194305 bytes; the limit is 4194304 (4 MB)"
+    assert (
+        images.too_large(MAX_BYTES + 1, exact=False).message
+        == "image is at least 4194305 bytes; the limit is 4194304 (4 MB)"
+    )
 
 
 def test_the_count_limit() -> None:
@@ -127,7 +132,7 @@ def multipart(files: dict | None = None, data: dict | None = None) -> tuple[byte
 
 async def chunked(body: bytes, size: int) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 async def read(body: bytes, content_type: str | None, size: int = 65536) -> Upload:
@@ -142,8 +147,10 @@ async def refused(body: bytes, content_type: str | None, size: int = 65536) -> I
 
 async def test_the_reader_finds_the_file_among_other_fields_whatever_the_chunking() -> None:
     image = png(width=3, height=2)
-    body, content_type = multipart(files={"file": ('my "chart".png', image, "image/png")},
-                                   data={"before": "x" * 100, "caption": "the\r\n--not a boundary"})
+    body, content_type = multipart(
+        files={"file": ('my "chart".png', image, "image/png")},
+        data={"before": "x" * 100, "caption": "the\r\n--not a boundary"},
+    )
     for size in range(1, 200):
         upload = await read(body, content_type, size)
         assert upload == Upload(image, 'my "chart".png', "image/png")
@@ -151,11 +158,19 @@ async def test_the_reader_finds_the_file_among_other_fields_whatever_the_chunkin
 
 async def test_the_reader_takes_utf8_and_rfc5987_names() -> None:
     image = gif()
-    raw = ("--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"Störung.gif\"\r\n"
-           "Content-Type: image/gif\r\n\r\n").encode() + image + b"\r\n--b0undary--\r\n"
+    raw = (
+        (
+            '--b0undary\r\nContent-Disposition: form-data; name="file"; filename="Störung.gif"\r\n'
+            "Content-Type: image/gif\r\n\r\n"
+        ).encode()
+        + image
+        + b"\r\n--b0undary--\r\n"
+    )
     assert (await read(raw, "multipart/form-data; boundary=b0undary")).filename == "Störung.gif"
-    encoded = (b"preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=file; "
-               b"filename*=UTF-8''gr%C3%A4fik.gif\r\n\r\n" + image + b"\r\n--b0undary--")
+    encoded = (
+        b"preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=file; "
+        b"filename*=UTF-8''gr%C3%A4fik.gif\r\n\r\n" + image + b"\r\n--b0undary--"
+    )
     upload = await read(encoded, 'multipart/form-data; boundary="b0undary"')
     assert (upload.data, upload.filename, upload.content_type) == (image, "gräfik.gif", None)
 
@@ -169,8 +184,12 @@ async def test_the_reader_refuses_what_it_cannot_use() -> None:
     assert (await refused(b"", None)).status == 422
     no_boundary = await refused(body, "multipart/form-data")
     assert no_boundary.status == 400 and "boundary" in no_boundary.message
-    twice, twice_type = multipart(files=[("file", ("a.png", png(), "image/png")),  # type: ignore[arg-type]
-                                         ("file", ("b.gif", gif(), "image/gif"))])
+    twice, twice_type = multipart(
+        files=[
+            ("file", ("a.png", png(), "image/png")),  # type: ignore[arg-type]
+            ("file", ("b.gif", gif(), "image/gif")),
+        ]
+    )
     assert "more than one 'file' field" in (await refused(twice, twice_type)).message
     cut = await refused(body[:-10], content_type)
     assert cut.status == 400 and "ends before its closing boundary" in cut.message
@@ -189,7 +208,7 @@ async def test_a_huge_upload_is_never_read_whole() -> None:
 
     async def endless() -> AsyncIterator[bytes]:
         nonlocal chunks_read
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"huge.png\"\r\n\r\n" + png()
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="huge.png"\r\n\r\n' + png()
         for _ in range(1024):  # 1 GiB if anyone read it all
             chunks_read += 1
             yield bytes(1 << 20)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from postmortem.webhooks.opsgenie import parse_opsgenie, verify_token
 from postmortem.webhooks.payload import parse_json_object
 from tests.fixtures import fixture_bytes, fixture_json
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOSE = "opsgenie_webhook_close.json"
 
 
@@ -38,8 +38,8 @@ def test_close_fixture_gives_an_incident_event():
     # Computed here: createdAt in milliseconds, updatedAt in nanoseconds (truncated to microseconds).
     expected_created = EPOCH + timedelta(milliseconds=created_ms)
     expected_closed = EPOCH + timedelta(microseconds=updated_ns // 1_000)
-    assert expected_created == datetime(2015, 1, 5, 10, 3, 11, 104000, tzinfo=timezone.utc)
-    assert expected_closed == datetime(2015, 1, 5, 10, 6, 14, 669001, tzinfo=timezone.utc)
+    assert expected_created == datetime(2015, 1, 5, 10, 3, 11, 104000, tzinfo=UTC)
+    assert expected_closed == datetime(2015, 1, 5, 10, 6, 14, 669001, tzinfo=UTC)
 
     event = parse_opsgenie(parse_json_object(fixture_bytes(CLOSE)))
     assert isinstance(event, IncidentEvent)
@@ -124,7 +124,14 @@ def test_right_token_passes():
 
 @pytest.mark.parametrize(
     "priority, severity",
-    [("P1", Severity.SEV1), ("P2", Severity.SEV2), (3, Severity.SEV3), ("P4", Severity.SEV4), (5, Severity.SEV4), (1, Severity.SEV1)],
+    [
+        ("P1", Severity.SEV1),
+        ("P2", Severity.SEV2),
+        (3, Severity.SEV3),
+        ("P4", Severity.SEV4),
+        (5, Severity.SEV4),
+        (1, Severity.SEV1),
+    ],
 )
 def test_priority_maps_to_severity(priority, severity):
     incident = close_event(priority=priority).incident

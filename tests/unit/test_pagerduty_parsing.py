@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.payload import parse_json_object
 from tests.fixtures import FIXTURES, fixture_bytes, fixture_json
 
-UTC = timezone.utc
+UTC = UTC
 
 V3_RESOLVED = "pagerduty_v3_incident_resolved.json"
 V2_RESOLVE = "pagerduty_v2_incident_resolve.json"
@@ -34,7 +34,11 @@ RESOLVED = {V3_RESOLVED, V2_RESOLVE}
 
 
 def _webhook_fixtures() -> list[str]:
-    names = {p.name for pattern in ("pagerduty_v3_incident_*.json", "pagerduty_v2_incident_*.json") for p in FIXTURES.glob(pattern)}
+    names = {
+        p.name
+        for pattern in ("pagerduty_v3_incident_*.json", "pagerduty_v2_incident_*.json")
+        for p in FIXTURES.glob(pattern)
+    }
     # Of the docs samples, only the ones that are whole webhook envelopes (an `event` object).
     names |= {p.name for p in FIXTURES.glob("pagerduty_v3_*_docs.json") if "event" in json.loads(p.read_bytes())}
     return sorted(names)
@@ -245,7 +249,10 @@ def test_v3_priority_of_an_unexpected_shape_is_ignored():
 V2_OPTIONAL = [
     ("teams", lambda i: i.teams == []),
     ("assignments", lambda i: [p.label for p in i.responders] == ["Laura Haley"]),
-    ("last_status_change_by", lambda i: i.resolved_by is None and [p.label for p in i.responders] == ["Wiley Jacobson"]),
+    (
+        "last_status_change_by",
+        lambda i: i.resolved_by is None and [p.label for p in i.responders] == ["Wiley Jacobson"],
+    ),
     ("html_url", lambda i: [link.title for link in i.links] == ["Slack"]),
     ("service", lambda i: i.services == []),
     ("urgency", lambda i: i.severity == Severity.SEV3),
@@ -343,7 +350,15 @@ def test_v2_missing_incident_id_is_422_naming_the_field():
 
 @pytest.mark.parametrize(
     "data",
-    [{}, {"hello": "world"}, {"event": "text"}, {"event": None}, {"messages": []}, {"messages": {"a": 1}}, {"messages": ["x"]}],
+    [
+        {},
+        {"hello": "world"},
+        {"event": "text"},
+        {"event": None},
+        {"messages": []},
+        {"messages": {"a": 1}},
+        {"messages": ["x"]},
+    ],
 )
 def test_not_a_pagerduty_webhook_is_422(data):
     assert rejected(data).status_code == 422
@@ -351,7 +366,7 @@ def test_not_a_pagerduty_webhook_is_422(data):
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"   \n", b"not json", b"{\"event\": ", b"[]", b"[{\"event\": {}}]", b"\"text\"", b"42", b"null", b"\xc3\x28"],
+    [b"", b"   \n", b"not json", b'{"event": ', b"[]", b'[{"event": {}}]', b'"text"', b"42", b"null", b"\xc3\x28"],
 )
 def test_parse_json_object_rejects_non_objects_with_400(body):
     with pytest.raises(WebhookRejected) as info:

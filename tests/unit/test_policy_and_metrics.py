@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postmortem.metrics import compute_metrics, impact_seconds
-from postmortem.models import Incident, PolicyOutcome, Person, Ref, Severity, Source
-from postmortem.policy import decide
-from postmortem.teams import PolicyConfig
+from postmortem.evidence.key_metrics import compute_metrics, impact_seconds
+from postmortem.incident.policy import decide
+from postmortem.incident.teams import PolicyConfig
+from postmortem.models import Incident, Person, PolicyOutcome, Ref, Severity, Source
 
 
 def at(hhmm: str, day: int = 9) -> datetime:
     hours, minutes = map(int, hhmm.split(":"))
-    return datetime(2024, 3, day, hours, minutes, tzinfo=timezone.utc)
+    return datetime(2024, 3, day, hours, minutes, tzinfo=UTC)
 
 
 def incident(ident: str = "P1", **changes) -> Incident:
     fields = dict(
-        source=Source.PAGERDUTY, id=ident, title=f"incident {ident}", severity=Severity.SEV3, urgency="low",
-        created_at=at("10:00"), resolved_at=at("10:30"),
+        source=Source.PAGERDUTY,
+        id=ident,
+        title=f"incident {ident}",
+        severity=Severity.SEV3,
+        urgency="low",
+        created_at=at("10:00"),
+        resolved_at=at("10:30"),
     )
     fields.update(changes)
     return Incident(**fields)
@@ -65,7 +70,10 @@ def test_otherwise_skip_policy():
     decision = decide([incident()], PolicyConfig(otherwise=PolicyOutcome.SKIP))
     assert decision.outcome == PolicyOutcome.SKIP
     # A skip policy does not skip what qualifies for the full report.
-    assert decide([incident(severity=Severity.SEV1)], PolicyConfig(otherwise=PolicyOutcome.SKIP)).outcome == PolicyOutcome.FULL
+    assert (
+        decide([incident(severity=Severity.SEV1)], PolicyConfig(otherwise=PolicyOutcome.SKIP)).outcome
+        == PolicyOutcome.FULL
+    )
 
 
 def test_any_incident_of_several_can_require_the_full_report():
@@ -75,13 +83,18 @@ def test_any_incident_of_several_can_require_the_full_report():
 
 
 def test_several_reasons_are_all_listed():
-    decision = decide([incident(severity=Severity.SEV1, urgency="high", data_loss=True, resolved_at=at("12:00"))], PolicyConfig())
+    decision = decide(
+        [incident(severity=Severity.SEV1, urgency="high", data_loss=True, resolved_at=at("12:00"))], PolicyConfig()
+    )
     assert decision.outcome == PolicyOutcome.FULL
     assert len(decision.reasons) == 4
 
 
 def test_missing_times_do_not_count_as_long():
-    assert decide([incident(created_at=None, resolved_at=at("23:00"))], PolicyConfig()).outcome == PolicyOutcome.LIGHTWEIGHT
+    assert (
+        decide([incident(created_at=None, resolved_at=at("23:00"))], PolicyConfig()).outcome
+        == PolicyOutcome.LIGHTWEIGHT
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,7 +107,11 @@ def test_missing_times_do_not_count_as_long():
         (PolicyConfig(full_if_high_urgency=False), dict(urgency="high"), PolicyOutcome.LIGHTWEIGHT),
         (PolicyConfig(full_after_minutes=20), dict(resolved_at=at("10:25")), PolicyOutcome.FULL),
         (PolicyConfig(full_after_minutes=240), dict(resolved_at=at("13:00")), PolicyOutcome.LIGHTWEIGHT),
-        (PolicyConfig(full_if_flagged=False), dict(customer_impact=True, data_loss=True, security=True), PolicyOutcome.LIGHTWEIGHT),
+        (
+            PolicyConfig(full_if_flagged=False),
+            dict(customer_impact=True, data_loss=True, security=True),
+            PolicyOutcome.LIGHTWEIGHT,
+        ),
         (PolicyConfig(full_if_flagged=False, otherwise=PolicyOutcome.SKIP), dict(security=True), PolicyOutcome.SKIP),
     ],
 )
@@ -128,12 +145,22 @@ def test_impact_seconds_is_the_union(intervals, seconds):
 
 def test_metrics_over_several_overlapping_incidents():
     first = incident(
-        "A", severity=Severity.SEV3, created_at=at("10:00"), acknowledged_at=at("10:07"), resolved_at=at("11:00"),
-        responders=[Person(name="Alice"), Person(email="bob@example.com")], services=[Ref(name="api")],
+        "A",
+        severity=Severity.SEV3,
+        created_at=at("10:00"),
+        acknowledged_at=at("10:07"),
+        resolved_at=at("11:00"),
+        responders=[Person(name="Alice"), Person(email="bob@example.com")],
+        services=[Ref(name="api")],
     )
     second = incident(
-        "B", severity=Severity.SEV1, created_at=at("10:30"), acknowledged_at=at("10:35"), resolved_at=at("12:00"),
-        responders=[Person(email="bob@example.com"), Person(name="Carol")], services=[Ref(name="api"), Ref(name="db")],
+        "B",
+        severity=Severity.SEV1,
+        created_at=at("10:30"),
+        acknowledged_at=at("10:35"),
+        resolved_at=at("12:00"),
+        responders=[Person(email="bob@example.com"), Person(name="Carol")],
+        services=[Ref(name="api"), Ref(name="db")],
     )
     metrics = compute_metrics([first, second])
     assert metrics.highest_severity == Severity.SEV1
@@ -150,8 +177,10 @@ def test_metrics_over_several_overlapping_incidents():
 
 def test_metrics_over_disjoint_incidents_sum_the_durations():
     metrics = compute_metrics(
-        [incident("A", created_at=at("10:00"), resolved_at=at("11:00")),
-         incident("B", severity=Severity.SEV4, created_at=at("12:00"), resolved_at=at("12:30"))]
+        [
+            incident("A", created_at=at("10:00"), resolved_at=at("11:00")),
+            incident("B", severity=Severity.SEV4, created_at=at("12:00"), resolved_at=at("12:30")),
+        ]
     )
     assert metrics.duration_seconds == 5400
     assert metrics.time_to_resolve_seconds == int(timedelta(hours=2, minutes=30).total_seconds())

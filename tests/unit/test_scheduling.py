@@ -3,16 +3,16 @@ with zoneinfo (and, around DST, also spelled out in UTC) — never derived from 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from postmortem.meeting import MeetingPolicy, Slot
+from postmortem.meeting.models import MeetingPolicy, Slot
+from postmortem.meeting.scheduling import add_working_time, find_slot, meeting_minutes
 from postmortem.models import Severity
-from postmortem.scheduling import add_working_time, find_slot, meeting_minutes
 
-UTC = timezone.utc
+UTC = UTC
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"
 
@@ -26,11 +26,11 @@ def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-def slot_for(resolved_at: datetime, policy: MeetingPolicy, *, now: datetime | None = None, minutes: int = 60,
-             **kwargs: object) -> Slot:
+def slot_for(
+    resolved_at: datetime, policy: MeetingPolicy, *, now: datetime | None = None, minutes: int = 60, **kwargs: object
+) -> Slot:
     """The usual case: the webhook arrives as the incident resolves."""
-    return find_slot(resolved_at=resolved_at, now=now or resolved_at, policy=policy, minutes=minutes,
-                     **kwargs)  # type: ignore[arg-type]
+    return find_slot(resolved_at=resolved_at, now=now or resolved_at, policy=policy, minutes=minutes, **kwargs)  # type: ignore[arg-type]
 
 
 def assert_slot(slot: Slot, start: datetime, minutes: int = 60, conflict: bool = False) -> None:
@@ -325,8 +325,12 @@ def test_ninety_minute_meeting_must_end_by_closing_time() -> None:
 
 
 def _call(**overrides: object) -> Slot:
-    kwargs: dict[str, object] = {"resolved_at": utc(2024, 6, 11, 10, 0), "now": utc(2024, 6, 11, 10, 0),
-                                 "policy": MeetingPolicy(), "minutes": 60}
+    kwargs: dict[str, object] = {
+        "resolved_at": utc(2024, 6, 11, 10, 0),
+        "now": utc(2024, 6, 11, 10, 0),
+        "policy": MeetingPolicy(),
+        "minutes": 60,
+    }
     kwargs.update(overrides)
     return find_slot(**kwargs)  # type: ignore[arg-type]
 
@@ -343,8 +347,10 @@ def _call(**overrides: object) -> Slot:
         ({"step_minutes": 0}, "step_minutes"),
         ({"policy": MeetingPolicy(working_hours=(time(17, 0), time(9, 0)))}, "must end after they start"),
         ({"policy": MeetingPolicy(working_hours=(time(9, 0), time(9, 0)))}, "must end after they start"),
-        ({"policy": MeetingPolicy(working_hours=(time(9, 0), time(10, 0))), "minutes": 90},
-         "90 min meeting does not fit in the 60 min working day"),
+        (
+            {"policy": MeetingPolicy(working_hours=(time(9, 0), time(10, 0))), "minutes": 90},
+            "90 min meeting does not fit in the 60 min working day",
+        ),
         ({"policy": MeetingPolicy(working_hours=(time(9, 10), time(10, 10)))}, "30-minute-aligned start"),
         ({"policy": MeetingPolicy(working_days=[])}, "working_days"),
         ({"policy": MeetingPolicy(working_days=[0, 7])}, "working_days"),

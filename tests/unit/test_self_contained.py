@@ -34,7 +34,9 @@ def test_no_project_file_reads_outside_the_repository() -> None:
 
 def test_the_check_sees_a_forbidden_mention(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text(f'PATH = REPO.parent / "{FORBIDDEN[0][3:]}" / "fixtures" / "x.json"  # {FORBIDDEN[1]}\n', encoding="utf-8")
+    probe.write_text(
+        f'PATH = REPO.parent / "{FORBIDDEN[0][3:]}" / "fixtures" / "x.json"  # {FORBIDDEN[1]}\n', encoding="utf-8"
+    )
     assert _mentions(probe) == [FORBIDDEN[1]]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from postmortem.incident.severity import opsgenie_severity, pagerduty_severity, severity_from_label
 from postmortem.models import Severity
-from postmortem.severity import opsgenie_severity, pagerduty_severity, severity_from_label
 
 S1, S2, S3, S4 = Severity.SEV1, Severity.SEV2, Severity.SEV3, Severity.SEV4
 
@@ -13,15 +13,41 @@ S1, S2, S3, S4 = Severity.SEV1, Severity.SEV2, Severity.SEV3, Severity.SEV4
 @pytest.mark.parametrize(
     "label, expected",
     [
-        ("P1", S1), ("p2", S2), ("P3", S3), ("P4", S4), ("P5", S4),
-        ("SEV1", S1), ("sev2", S2), ("SEV-3", S3), ("Sev 4", S4), ("sev_1", S1),
-        ("S2", S2), ("severity 3", S3), ("Priority-1", S1),
-        ("1", S1), (" 2 ", S2), ("5", S4),
-        (1, S1), (2, S2), (3, S3), (4, S4), (5, S4),
-        ("critical", S1), ("Blocker", S1), ("HIGHEST", S1),
-        ("major", S2), ("High", S2), ("error", S2),
-        ("moderate", S3), ("medium", S3), ("warning", S3),
-        ("minor", S4), ("low", S4), ("lowest", S4), ("info", S4), ("  Critical  ", S1),
+        ("P1", S1),
+        ("p2", S2),
+        ("P3", S3),
+        ("P4", S4),
+        ("P5", S4),
+        ("SEV1", S1),
+        ("sev2", S2),
+        ("SEV-3", S3),
+        ("Sev 4", S4),
+        ("sev_1", S1),
+        ("S2", S2),
+        ("severity 3", S3),
+        ("Priority-1", S1),
+        ("1", S1),
+        (" 2 ", S2),
+        ("5", S4),
+        (1, S1),
+        (2, S2),
+        (3, S3),
+        (4, S4),
+        (5, S4),
+        ("critical", S1),
+        ("Blocker", S1),
+        ("HIGHEST", S1),
+        ("major", S2),
+        ("High", S2),
+        ("error", S2),
+        ("moderate", S3),
+        ("medium", S3),
+        ("warning", S3),
+        ("minor", S4),
+        ("low", S4),
+        ("lowest", S4),
+        ("info", S4),
+        ("  Critical  ", S1),
     ],
 )
 def test_severity_from_label(label, expected):
@@ -58,7 +84,19 @@ def test_pagerduty_severity(priority, urgency, expected):
 
 @pytest.mark.parametrize(
     "priority, expected",
-    [("P1", S1), ("P2", S2), ("P3", S3), ("P4", S4), ("P5", S4), (1, S1), (3, S3), (5, S4), ("2", S2), (None, S3), ("bogus", S3)],
+    [
+        ("P1", S1),
+        ("P2", S2),
+        ("P3", S3),
+        ("P4", S4),
+        ("P5", S4),
+        (1, S1),
+        (3, S3),
+        (5, S4),
+        ("2", S2),
+        (None, S3),
+        ("bogus", S3),
+    ],
 )
 def test_opsgenie_severity(priority, expected):
     assert opsgenie_severity(priority) == expected

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from postmortem.incident.teams import TeamsFileError, parse_teams
 from postmortem.models import Incident, Language, PolicyOutcome, Ref, Severity, Source, TemplateVariant
-from postmortem.teams import TeamsFileError, parse_teams
 
 FILENAME = "teams-under-test.toml"
 
@@ -110,7 +110,9 @@ def test_service_keyed_by_id():
 
 
 def test_incident_team_wins_over_service_team_but_owners_still_apply():
-    settings = config().resolve(incident(teams=[Ref(id="PFCVPS0", name="Engineering")], services=[Ref(name="API Service")]))
+    settings = config().resolve(
+        incident(teams=[Ref(id="PFCVPS0", name="Engineering")], services=[Ref(name="API Service")])
+    )
     assert settings.team == "Engineering"
     assert settings.owners == ["alice@example.com", "bob@example.com"]
 
@@ -119,7 +121,9 @@ def test_no_team_uses_default_then_globals():
     settings = config().resolve(incident())
     assert settings.team is None
     assert (settings.language, settings.template, settings.timezone) == (
-        Language.ZH, TemplateVariant.LIGHTWEIGHT, "Asia/Shanghai",
+        Language.ZH,
+        TemplateVariant.LIGHTWEIGHT,
+        "Asia/Shanghai",
     )
     assert policy_tuple(settings) == (Severity.SEV3, True, 30, True, PolicyOutcome.SKIP)
 
@@ -131,10 +135,19 @@ def test_unknown_team_keeps_its_name_and_gets_the_defaults():
 
 
 def test_without_default_table_everything_comes_from_globals():
-    cfg = parse_teams('[payments]\nlanguage = "zh"\n', FILENAME, language=Language.EN,
-                      template=TemplateVariant.FULL, timezone="America/New_York")
+    cfg = parse_teams(
+        '[payments]\nlanguage = "zh"\n',
+        FILENAME,
+        language=Language.EN,
+        template=TemplateVariant.FULL,
+        timezone="America/New_York",
+    )
     settings = cfg.resolve(incident())
-    assert (settings.language, settings.template, settings.timezone) == (Language.EN, TemplateVariant.FULL, "America/New_York")
+    assert (settings.language, settings.template, settings.timezone) == (
+        Language.EN,
+        TemplateVariant.FULL,
+        "America/New_York",
+    )
     assert policy_tuple(settings) == (Severity.SEV2, True, 60, True, PolicyOutcome.LIGHTWEIGHT)
     assert cfg.resolve(incident(teams=[Ref(name="payments")])).language == Language.ZH
 
@@ -157,8 +170,13 @@ def test_each_policy_field_falls_back_on_its_own(field, team_value, default_valu
     assert getattr(team.policy, field) == expected_team
     assert getattr(other.policy, field) == expected_other
     # Every other field keeps the built-in default for both.
-    builtin = {"full_at_or_above": Severity.SEV2, "full_if_high_urgency": True, "full_after_minutes": 60,
-               "full_if_flagged": True, "otherwise": PolicyOutcome.LIGHTWEIGHT}
+    builtin = {
+        "full_at_or_above": Severity.SEV2,
+        "full_if_high_urgency": True,
+        "full_after_minutes": 60,
+        "full_if_flagged": True,
+        "otherwise": PolicyOutcome.LIGHTWEIGHT,
+    }
     for name, value in builtin.items():
         if name != field:
             assert getattr(team.policy, name) == value and getattr(other.policy, name) == value
@@ -218,7 +236,7 @@ def test_invalid_key_or_value_names_the_key_and_its_line(old, new, key):
 
 
 def test_team_that_is_not_a_table():
-    text = 'oops = 1\n' + TEAMS_TOML
+    text = "oops = 1\n" + TEAMS_TOML
     message = error_for(text)
     assert "oops" in message
     assert reported_line(message) == 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
-from postmortem.metrics import compute_metrics
-from postmortem.timeline import (
+from postmortem.evidence.key_metrics import compute_metrics
+from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.evidence.timeline import (
     distil,
     from_alert_event,
     from_incident,
@@ -20,15 +20,18 @@ from postmortem.webhooks.alertmanager import parse_alertmanager
 from tests.factories import pagerduty_event
 from tests.fixtures import fixture_json
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_pagerduty_records_become_entries_with_their_evidence() -> None:
     [log] = fixture_json("pagerduty_rest_incident_log_entries_response.json")["log_entries"]
     entry = from_pagerduty_log_entry(log, "PT4KHLK")
     assert entry is not None
-    assert (entry.kind, entry.at, entry.actor) == (EntryKind.TRIGGERED, datetime(2015, 11, 7, 0, 14, 20, tzinfo=UTC),
-                                                   "My Mail Service")
+    assert (entry.kind, entry.at, entry.actor) == (
+        EntryKind.TRIGGERED,
+        datetime(2015, 11, 7, 0, 14, 20, tzinfo=UTC),
+        "My Mail Service",
+    )
     assert entry.text == "Triggered through the API: Tasks::SFDCValidator - PD_Data__c - duplicates"
     assert entry.evidence_url == log["html_url"] and entry.key == "pagerduty:log:Q02JTSNZWHSEKV"
     [alert] = fixture_json("pagerduty_rest_incident_alerts_response.json")["alerts"]
@@ -63,9 +66,14 @@ def test_alertmanager_alerts_keep_nanosecond_times_in_utc() -> None:
 def test_duplicates_from_two_sources_are_merged_into_the_richer_one() -> None:
     incident = pagerduty_event("PMERGE").incident
     [resolved_by_webhook] = from_incident(incident)
-    from_api = TimelineEntry(key="pagerduty:log:R1", at=resolved_by_webhook.at + timedelta(milliseconds=300),
-                             kind=EntryKind.RESOLVED, source=EvidenceSource.PAGERDUTY, text="Resolved by PIG 208",
-                             incident_id="PMERGE")
+    from_api = TimelineEntry(
+        key="pagerduty:log:R1",
+        at=resolved_by_webhook.at + timedelta(milliseconds=300),
+        kind=EntryKind.RESOLVED,
+        source=EvidenceSource.PAGERDUTY,
+        text="Resolved by PIG 208",
+        incident_id="PMERGE",
+    )
     merged = merge([resolved_by_webhook, from_api])
     assert [e.key for e in merged] == ["pagerduty:log:R1"] and merged[0].also_in == [EvidenceSource.WEBHOOK]
     other_incident = from_api.model_copy(update={"key": "pagerduty:log:R2", "incident_id": "OTHER"})
@@ -74,13 +82,37 @@ def test_duplicates_from_two_sources_are_merged_into_the_richer_one() -> None:
 
 def _entries(count: int, start: datetime) -> list[TimelineEntry]:
     kinds = [EntryKind.NOTIFIED, EntryKind.ACKNOWLEDGED, EntryKind.NOTE, EntryKind.ESCALATED]
-    result = [TimelineEntry(key="t", at=start, kind=EntryKind.TRIGGERED, source=EvidenceSource.PAGERDUTY,
-                            text="Triggered", incident_id="P")]
-    result += [TimelineEntry(key=f"e{i}", at=start + timedelta(minutes=i), kind=kinds[i % 4],
-                             source=EvidenceSource.PAGERDUTY, text=f"event {i}", incident_id="P")
-               for i in range(1, count - 1)]
-    result.append(TimelineEntry(key="r", at=start + timedelta(minutes=count), kind=EntryKind.RESOLVED,
-                                source=EvidenceSource.PAGERDUTY, text="Resolved", incident_id="P"))
+    result = [
+        TimelineEntry(
+            key="t",
+            at=start,
+            kind=EntryKind.TRIGGERED,
+            source=EvidenceSource.PAGERDUTY,
+            text="Triggered",
+            incident_id="P",
+        )
+    ]
+    result += [
+        TimelineEntry(
+            key=f"e{i}",
+            at=start + timedelta(minutes=i),
+            kind=kinds[i % 4],
+            source=EvidenceSource.PAGERDUTY,
+            text=f"event {i}",
+            incident_id="P",
+        )
+        for i in range(1, count - 1)
+    ]
+    result.append(
+        TimelineEntry(
+            key="r",
+            at=start + timedelta(minutes=count),
+            kind=EntryKind.RESOLVED,
+            source=EvidenceSource.PAGERDUTY,
+            text="Resolved",
+            incident_id="P",
+        )
+    )
     return result
 
 
@@ -95,8 +127,14 @@ def test_distil_keeps_the_key_events_within_five_to_fifteen() -> None:
     assert [e.at for e in key] == sorted(e.at for e in key)
     assert len(distil(entries[:3])) == 3  # a tiny incident shows what it has
 
-    alert = TimelineEntry(key="am", at=start - timedelta(minutes=7), kind=EntryKind.ALERT_FIRED,
-                          source=EvidenceSource.ALERTMANAGER, text="HighErrorRate: 5xx above 2%", incident_id="P")
+    alert = TimelineEntry(
+        key="am",
+        at=start - timedelta(minutes=7),
+        kind=EntryKind.ALERT_FIRED,
+        source=EvidenceSource.ALERTMANAGER,
+        text="HighErrorRate: 5xx above 2%",
+        incident_id="P",
+    )
     with_impact = distil(entries + [alert])
     assert with_impact[0].kind == EntryKind.IMPACT_START and with_impact[0].at == alert.at
 

@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -14,12 +14,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from postmortem.activities.gather import GatherActivities, GatherConfig, GatherInput
-from postmortem.evidence import EntryKind, EvidenceSource, GatherState
+from postmortem.app.worker import build_worker
+from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState
+from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Postmortem, Status
 from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
-from postmortem.worker import build_worker
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -30,7 +30,7 @@ from tests.fakes.serve import serve_app
 from tests.fixtures import fixture_json
 from tests.support import eventually
 
-START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -52,18 +52,27 @@ async def sources(servers) -> Sources:  # type: ignore[no-untyped-def]
     pd, pd_url, og, og_url = servers
     pd.reset()
     og.reset()
-    return Sources(pd, og, GatherConfig(
-        pagerduty_api_url=pd_url, pagerduty_api_token=pd.token, opsgenie_api_url=og_url, opsgenie_api_key=og.api_key,
-        http_timeout_seconds=2,
-    ))
+    return Sources(
+        pd,
+        og,
+        GatherConfig(
+            pagerduty_api_url=pd_url,
+            pagerduty_api_token=pd.token,
+            opsgenie_api_url=og_url,
+            opsgenie_api_key=og.api_key,
+            http_timeout_seconds=2,
+        ),
+    )
 
 
 @contextlib.asynccontextmanager
-async def worker_for(env: WorkflowEnvironment, store: Store, config: GatherConfig,
-                     teams: TeamsConfig | None = None) -> AsyncIterator[str]:
+async def worker_for(
+    env: WorkflowEnvironment, store: Store, config: GatherConfig, teams: TeamsConfig | None = None
+) -> AsyncIterator[str]:
     task_queue = f"gather-{uuid.uuid4().hex}"
-    async with build_worker(env.client, task_queue=task_queue, store=store, teams=teams or TeamsConfig(),
-                            gather=config):
+    async with build_worker(
+        env.client, task_queue=task_queue, store=store, teams=teams or TeamsConfig(), gather=config
+    ):
         yield task_queue
 
 
@@ -72,7 +81,8 @@ async def start_and_draft(env: WorkflowEnvironment, store: Store, task_queue: st
     await env.client.start_workflow(
         PostmortemWorkflow.run,
         PostmortemWorkflowInput(postmortem_id=pm_id, event=pagerduty_event(incident_id)),
-        id=workflow_id_for(pm_id), task_queue=task_queue,
+        id=workflow_id_for(pm_id),
+        task_queue=task_queue,
     )
 
     async def drafted() -> Postmortem | None:
@@ -84,8 +94,9 @@ async def start_and_draft(env: WorkflowEnvironment, store: Store, task_queue: st
     return await eventually(drafted, timeout=30)
 
 
-async def run_postmortem(env: WorkflowEnvironment, store: Store, config: GatherConfig, incident_id: str,
-                         teams: TeamsConfig | None = None) -> Postmortem:
+async def run_postmortem(
+    env: WorkflowEnvironment, store: Store, config: GatherConfig, incident_id: str, teams: TeamsConfig | None = None
+) -> Postmortem:
     async with worker_for(env, store, config, teams) as task_queue:
         return await start_and_draft(env, store, task_queue, incident_id)
 
@@ -104,7 +115,9 @@ async def test_the_draft_timeline_is_built_from_pagerduty_evidence(
     assert len(stored) == 250 + 2 + 2 and len({e.key for e in stored}) == len(stored)
     pages = [r.params["offset"] for r in sources.pagerduty.requests if r.path.endswith("/log_entries")]
     assert pages == [str(offset) for offset in range(0, 300, 100)]
-    assert all(r.headers["authorization"] == f"Token token={sources.pagerduty.token}" for r in sources.pagerduty.requests)
+    assert all(
+        r.headers["authorization"] == f"Token token={sources.pagerduty.token}" for r in sources.pagerduty.requests
+    )
 
     lines = section(pm, "timeline").splitlines()
     assert 5 <= len(lines) <= 15, lines
@@ -197,8 +210,9 @@ async def test_a_retried_gather_resumes_from_its_heartbeat(sqlite_store: Store, 
     )
     beats: list[object] = []
     environment.on_heartbeat = lambda *details: beats.append(details[0])
-    result = await environment.run(activities.gather_pagerduty, GatherInput(postmortem_id="pagerduty-PRESUME",
-                                                                             incident_id="PRESUME"))
+    result = await environment.run(
+        activities.gather_pagerduty, GatherInput(postmortem_id="pagerduty-PRESUME", incident_id="PRESUME")
+    )
     offsets = [r.params["offset"] for r in sources.pagerduty.requests if r.path.endswith("/log_entries")]
     assert offsets == ["600", "700", "800", "900"]  # not from 0 again
     assert result.entries == 400
@@ -212,8 +226,9 @@ async def test_transient_errors_become_retryable_with_the_upstream_delay(sqlite_
     sources.pagerduty.fail_next = [429]
     activities = GatherActivities(sqlite_store.evidence, sources.config)
     with pytest.raises(ApplicationError) as raised:
-        await ActivityEnvironment().run(activities.gather_pagerduty,
-                                        GatherInput(postmortem_id="pagerduty-PDELAY", incident_id="PDELAY"))
+        await ActivityEnvironment().run(
+            activities.gather_pagerduty, GatherInput(postmortem_id="pagerduty-PDELAY", incident_id="PDELAY")
+        )
     assert not raised.value.non_retryable and raised.value.next_retry_delay == timedelta(seconds=7)
     [status] = await sqlite_store.evidence.statuses("pagerduty-PDELAY")
     assert status.state == GatherState.PENDING and "429" in (status.detail or "")
@@ -234,11 +249,20 @@ async def test_slack_messages_of_the_linked_channel_join_the_timeline(sqlite_sto
     during[1]["text"] = "Rolled back the deploy, errors dropping"
     slack.channels["C6975FLAZ"] = before + during
     async with serve_app(slack_app(slack)) as url:
-        activities = GatherActivities(sqlite_store.evidence, GatherConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token,
-                                                                          alertmanager_margin_minutes=30))
-        result = await ActivityEnvironment().run(activities.gather_slack, GatherSlackInput(
-            postmortem_id="pagerduty-PRORDTY", incident_id=incident.id, links=[link.url for link in incident.links],
-            start=incident.created_at, end=incident.resolved_at))
+        activities = GatherActivities(
+            sqlite_store.evidence,
+            GatherConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token, alertmanager_margin_minutes=30),
+        )
+        result = await ActivityEnvironment().run(
+            activities.gather_slack,
+            GatherSlackInput(
+                postmortem_id="pagerduty-PRORDTY",
+                incident_id=incident.id,
+                links=[link.url for link in incident.links],
+                start=incident.created_at,
+                end=incident.resolved_at,
+            ),
+        )
         await activities.aclose()
     assert result.state == GatherState.COMPLETE and result.entries == 4, result.detail
     stored = await sqlite_store.evidence.entries("pagerduty-PRORDTY", sources=[EvidenceSource.SLACK])

@@ -6,23 +6,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import pytest_asyncio
-import httpx
 from icalendar import Calendar
 from icalendar import Event as IcsEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from postmortem.activities.meeting import MeetingActivities, MeetingConfig, SendInviteInput
+from postmortem.app.worker import build_worker
+from postmortem.incident.teams import parse_teams
 from postmortem.integrations.caldav_calendar import CalDavCalendar
-from postmortem.meeting import Meeting, MeetingStatus
-from postmortem.scheduling import find_slot
+from postmortem.meeting.models import Meeting, MeetingStatus
+from postmortem.meeting.scheduling import find_slot
 from postmortem.store.store import Store
-from postmortem.teams import parse_teams
-from postmortem.worker import build_worker
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import CancelRequest, PostmortemWorkflowInput, RescheduleRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -65,18 +65,29 @@ class Running:
 @pytest_asyncio.fixture
 async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
     with smtp_inbox() as inbox:
-        config = MeetingConfig(smtp_host=inbox.host, smtp_port=inbox.port, smtp_starttls=False,
-                               smtp_from="postmortem@example.com", public_url="https://pm.example.com",
-                               video_url_template="https://meet.example.com/{postmortem_id}")
+        config = MeetingConfig(
+            smtp_host=inbox.host,
+            smtp_port=inbox.port,
+            smtp_starttls=False,
+            smtp_from="postmortem@example.com",
+            public_url="https://pm.example.com",
+            video_url_template="https://meet.example.com/{postmortem_id}",
+        )
         task_queue = f"meeting-{uuid.uuid4().hex}"
-        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store,
-                                teams=parse_teams(TEAMS), meeting=config):
+        async with build_worker(
+            time_skipping_env.client,
+            task_queue=task_queue,
+            store=sqlite_store,
+            teams=parse_teams(TEAMS),
+            meeting=config,
+        ):
             incident = f"PMEET{uuid.uuid4().hex[:6].upper()}"
             pm_id = postmortem_id_for("pagerduty", incident)
             handle = await time_skipping_env.client.start_workflow(
                 PostmortemWorkflow.run,
                 PostmortemWorkflowInput(postmortem_id=pm_id, event=pagerduty_event(incident)),
-                id=workflow_id_for(pm_id), task_queue=task_queue,
+                id=workflow_id_for(pm_id),
+                task_queue=task_queue,
             )
             yield Running(time_skipping_env, sqlite_store, inbox, handle, pm_id, config)
 
@@ -96,7 +107,7 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
     assert next(a for a in meeting.attendees if a.email == "observer@example.com").required is False
     assert meeting.end - meeting.start == timedelta(minutes=60)  # SEV2 (high urgency)
     assert sum(item.minutes for item in meeting.agenda) == 60
-    assert meeting.start > datetime.now(timezone.utc)  # an old incident: never in the past
+    assert meeting.start > datetime.now(UTC)  # an old incident: never in the past
     assert meeting.video_url == f"https://meet.example.com/{running.postmortem_id}"
 
     [(_, recipients)] = running.inbox.invites()
@@ -112,8 +123,7 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
     # A retried delivery of the same revision sends nothing more.
     again = await ActivityEnvironment().run(
         MeetingActivities(running.store.meetings, running.config).send_invite,
-        SendInviteInput(postmortem_id=running.postmortem_id, sequence=0, channel="email",
-                        now=datetime.now(timezone.utc)),
+        SendInviteInput(postmortem_id=running.postmortem_id, sequence=0, channel="email", now=datetime.now(UTC)),
     )
     assert not again.sent and again.detail == "already sent"
     assert len(running.inbox.invites()) == 1
@@ -123,21 +133,24 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
     first = await running.meeting(0)
     await eventually(lambda: _count(running.inbox, 1))
     new_start = (first.start + timedelta(days=1)).replace(microsecond=0)
-    moved = await running.handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start),
-                                                id="reschedule-1")
+    moved = await running.handle.execute_update(
+        PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start), id="reschedule-1"
+    )
     assert moved.sequence == 1 and moved.start == new_start and moved.end == new_start + (first.end - first.start)
     await eventually(lambda: _count(running.inbox, 2))
     _, event = event_of(running.inbox.calendars()[1])
     assert str(event["UID"]) == first.uid and int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == new_start
 
     # The same update id again (a retried HTTP call) is applied once.
-    again = await running.handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start),
-                                                id="reschedule-1")
+    again = await running.handle.execute_update(
+        PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start), id="reschedule-1"
+    )
     assert again.sequence == 1
 
     with pytest.raises(WorkflowUpdateFailedError) as rejected:
         await running.handle.execute_update(
-            PostmortemWorkflow.reschedule, RescheduleRequest(start=datetime(2020, 1, 1, tzinfo=timezone.utc)))
+            PostmortemWorkflow.reschedule, RescheduleRequest(start=datetime(2020, 1, 1, tzinfo=UTC))
+        )
     assert "in the past" in str(rejected.value.cause)
     assert (await running.store.meetings.get(running.postmortem_id)).sequence == 1  # type: ignore[union-attr]
 
@@ -149,8 +162,9 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
     result = await running.handle.result()
     assert result.postmortem_id == running.postmortem_id
     keys = [key for key, _ in await running.store.meetings.deliveries(running.postmortem_id) if ":invite:" in key]
-    assert sorted(keys) == sorted(f"{running.postmortem_id}:invite:email:{n}:{m}"
-                                  for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "CANCEL")))
+    assert sorted(keys) == sorted(
+        f"{running.postmortem_id}:invite:email:{n}:{m}" for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "CANCEL"))
+    )
 
 
 async def _count(inbox: Inbox, expected: int) -> bool:
@@ -167,7 +181,7 @@ async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(
     incident = f"PCAL{uuid.uuid4().hex[:6].upper()}"
     event = pagerduty_event(incident)
     team = teams.resolve(event.incident)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     free = find_slot(resolved_at=event.incident.resolved_at, now=now, policy=team.meeting, minutes=60)
     busy_start, busy_end = free.start - timedelta(minutes=30), free.start + timedelta(hours=2)
     async with radicale_calendar() as url, httpx.AsyncClient(timeout=10) as http:
@@ -175,12 +189,15 @@ async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(
         await calendar.put_event("busy-1@example.com", busy_ics("busy-1@example.com", busy_start, busy_end))
         config = MeetingConfig(caldav_url=url, public_url="https://pm.example.com")
         task_queue = f"caldav-{uuid.uuid4().hex}"
-        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=teams,
-                                meeting=config):
+        async with build_worker(
+            time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=teams, meeting=config
+        ):
             pm_id = postmortem_id_for("pagerduty", incident)
             handle = await time_skipping_env.client.start_workflow(
-                PostmortemWorkflow.run, PostmortemWorkflowInput(postmortem_id=pm_id, event=event),
-                id=workflow_id_for(pm_id), task_queue=task_queue,
+                PostmortemWorkflow.run,
+                PostmortemWorkflowInput(postmortem_id=pm_id, event=event),
+                id=workflow_id_for(pm_id),
+                task_queue=task_queue,
             )
 
             async def stored(sequence: int) -> bytes | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest_asyncio
 from temporalio.client import WorkflowExecutionStatus
@@ -12,12 +12,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
+from postmortem.app.worker import build_worker
+from postmortem.incident.policy import decide
+from postmortem.incident.teams import TeamsConfig, parse_teams
 from postmortem.models import Language, Status, TemplateVariant
-from postmortem.policy import decide
 from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig, parse_teams
-from postmortem.worker import build_worker
 from postmortem.workflows.identity import STATUS_ATTRIBUTE, postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -80,7 +80,7 @@ async def test_resolved_incident_becomes_a_draft_in_the_teams_language(running: 
     assert pm.variant == TemplateVariant.FULL  # high urgency → full report, by the default policy
     assert pm.sections[0].title == "摘要"
     assert pm.title == "2021-06-04 Test Incident"
-    assert pm.metrics.closed_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=timezone.utc)
+    assert pm.metrics.closed_at == datetime(2021, 6, 4, 13, 16, 53, 816000, tzinfo=UTC)
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.RUNNING  # waits for the review steps
     assert description.typed_search_attributes.get(STATUS_ATTRIBUTE) == "DRAFT"
@@ -130,12 +130,12 @@ async def test_draft_activity_retry_keeps_the_first_result(sqlite_store: Store) 
         incident=event.incident,
         team=team,
         decision=decide([event.incident], team.policy),
-        now=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
     )
     activities = DraftActivities(sqlite_store.postmortems, sqlite_store.evidence)
     first = await ActivityEnvironment().run(activities.draft_postmortem, input)
     await sqlite_store.postmortems.update(
-        "pagerduty-PWF5", 1, PostmortemChanges(title="A person's title"), datetime.now(timezone.utc)
+        "pagerduty-PWF5", 1, PostmortemChanges(title="A person's title"), datetime.now(UTC)
     )
     second = await ActivityEnvironment().run(activities.draft_postmortem, input)
     assert first.created and not second.created

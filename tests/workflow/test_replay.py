@@ -16,10 +16,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from postmortem.app.worker import WORKFLOWS, build_worker
+from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Status
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
-from postmortem.worker import WORKFLOWS, build_worker
 from postmortem.workflows.inputs import PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from tests.factories import pagerduty_event
@@ -61,7 +61,10 @@ async def record_history(env: WorkflowEnvironment, store: Store, incident_id: st
 
 async def _drafted(handle) -> bool:  # type: ignore[no-untyped-def]
     """Drafted, and the review meeting planned and its invites handled: every step so far in history."""
-    if await handle.query(PostmortemWorkflow.status) != Status.DRAFT or await handle.query(PostmortemWorkflow.meeting) is None:
+    if (
+        await handle.query(PostmortemWorkflow.status) != Status.DRAFT
+        or await handle.query(PostmortemWorkflow.meeting) is None
+    ):
         return False
     history = await handle.fetch_history()
     return sum(1 for e in history.events if e.activity_task_completed_event_attributes.result.payloads) >= 8

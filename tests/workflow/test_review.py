@@ -8,22 +8,21 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-
 from postmortem.activities.review import NotifyConfig
-from postmortem.temporal import ensure_search_attributes
-from postmortem.lifecycle import Actor, Decision
+from postmortem.app.temporal import ensure_search_attributes
+from postmortem.app.worker import build_worker
+from postmortem.incident.teams import parse_teams
 from postmortem.models import Status
+from postmortem.review.lifecycle import Actor, Decision
 from postmortem.store.store import Store
-from postmortem.teams import parse_teams
-from postmortem.worker import build_worker
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import DecisionRequest, PostmortemWorkflowInput, SubmitRequest, TransitionRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -80,8 +79,9 @@ async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -
 @pytest_asyncio.fixture
 async def own_clock(sqlite_store: Store) -> AsyncIterator[Running]:
     """A time-skipping server of its own: skipping days must not wait on other tests' workflows."""
-    env = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter,
-                                                        test_server_existing_path=binary("temporal-test-server"))
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+    )
     try:
         await ensure_search_attributes(env.client)
         async with review_workflow(env, sqlite_store) as started:
@@ -97,15 +97,18 @@ async def review_workflow(time_skipping_env: WorkflowEnvironment, sqlite_store: 
     async with serve_app(slack_app(slack)) as url:
         task_queue = f"review-{uuid.uuid4().hex}"
         notify = NotifyConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token)
-        async with build_worker(time_skipping_env.client, task_queue=task_queue, store=sqlite_store,
-                                teams=parse_teams(TEAMS), notify=notify):
+        async with build_worker(
+            time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=parse_teams(TEAMS), notify=notify
+        ):
             incident = f"PREV{uuid.uuid4().hex[:6].upper()}"
             pm_id = postmortem_id_for("pagerduty", incident)
             handle = await time_skipping_env.client.start_workflow(
                 PostmortemWorkflow.run,
-                PostmortemWorkflowInput(postmortem_id=pm_id,
-                                        event=pagerduty_event(incident, resolved_at=datetime.now(timezone.utc))),
-                id=workflow_id_for(pm_id), task_queue=task_queue,
+                PostmortemWorkflowInput(
+                    postmortem_id=pm_id, event=pagerduty_event(incident, resolved_at=datetime.now(UTC))
+                ),
+                id=workflow_id_for(pm_id),
+                task_queue=task_queue,
             )
             await eventually(lambda: _ready(handle))
             try:
@@ -120,8 +123,9 @@ async def _ready(handle: WorkflowHandle) -> bool:
 
 
 async def test_submit_approve_publish_with_exports_and_one_announcement(running: Running) -> None:
-    review = await running.update(PostmortemWorkflow.submit,
-                                  SubmitRequest(actor=EDITOR, reviewers=[ALICE.name, BOB.name]))
+    review = await running.update(
+        PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name, BOB.name])
+    )
     assert review.status == Status.IN_REVIEW and [r.reviewer for r in review.reviewers] == [ALICE.name, BOB.name]
     review = await running.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE, comment="LGTM"))
     assert review.status == Status.IN_REVIEW and review.reviewers[0].decision == Decision.APPROVED
@@ -150,10 +154,13 @@ async def test_every_invalid_transition_is_refused_and_changes_nothing(running: 
     assert "PUBLISHED" in await running.refused(PostmortemWorkflow.archive, TransitionRequest(actor=ADMIN))
     assert "submit it first" in await running.refused(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
     assert "reviewer" in await running.refused(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[]))
-    assert "editor" in await running.refused(PostmortemWorkflow.submit,
-                                             SubmitRequest(actor=BOB, reviewers=[ALICE.name]))
+    assert "editor" in await running.refused(
+        PostmortemWorkflow.submit, SubmitRequest(actor=BOB, reviewers=[ALICE.name])
+    )
     await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
-    assert "DRAFT" in await running.refused(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+    assert "DRAFT" in await running.refused(
+        PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name])
+    )
     assert "not a reviewer" in await running.refused(PostmortemWorkflow.approve, DecisionRequest(actor=BOB))
     assert "comment" in await running.refused(PostmortemWorkflow.request_changes, DecisionRequest(actor=ALICE))
     assert "waiting for approval" in await running.refused(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
@@ -161,18 +168,22 @@ async def test_every_invalid_transition_is_refused_and_changes_nothing(running: 
 
 async def test_changes_requested_then_republished_after_a_correction(running: Running) -> None:
     await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
-    back = await running.update(PostmortemWorkflow.request_changes,
-                                DecisionRequest(actor=ALICE, comment="Root cause is too vague"))
+    back = await running.update(
+        PostmortemWorkflow.request_changes, DecisionRequest(actor=ALICE, comment="Root cause is too vague")
+    )
     assert back.status == Status.DRAFT and back.history[-1].comment == "Root cause is too vague"
     await running.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
     published = await running.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE))
     assert published.status == Status.PUBLISHED
-    assert "admin" in await running.refused(PostmortemWorkflow.unpublish,
-                                            TransitionRequest(actor=Actor(name="e", role="editor")))
+    assert "admin" in await running.refused(
+        PostmortemWorkflow.unpublish, TransitionRequest(actor=Actor(name="e", role="editor"))
+    )
     draft = await running.update(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN))
     assert draft.status == Status.DRAFT
     again = await running.update(PostmortemWorkflow.publish, TransitionRequest(actor=ADMIN))
-    assert again.status == Status.PUBLISHED and again.published_count == 2 and again.public_slug == published.public_slug
+    assert (
+        again.status == Status.PUBLISHED and again.published_count == 2 and again.public_slug == published.public_slug
+    )
     archived = await running.update(PostmortemWorkflow.archive, TransitionRequest(actor=ADMIN))
     assert archived.status == Status.ARCHIVED
     assert len(running.slack.posted) == 2  # one announcement per publication
@@ -192,8 +203,10 @@ async def test_racing_updates_publish_once(running: Running) -> None:
     assert len(running.slack.posted) == 1
     for _ in range(3):  # two admins unpublishing at the same moment: exactly one wins, every time
         racing = await asyncio.gather(
-            *(running.handle.execute_update(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN))
-              for _ in range(2)),
+            *(
+                running.handle.execute_update(PostmortemWorkflow.unpublish, TransitionRequest(actor=ADMIN))
+                for _ in range(2)
+            ),
             return_exceptions=True,
         )
         assert sum(isinstance(r, WorkflowUpdateFailedError) for r in racing) == 1, racing
@@ -225,6 +238,7 @@ async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
     await running.env.sleep(timedelta(hours=24))
     await eventually(lambda: _posted(running, 3))  # every 24 hours while undecided
     await running.env.sleep(timedelta(days=12))
+
     async def deadline_told() -> bool:
         return any("not published 14 days" in t for t in texts())
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from postmortem.activities.tickets import TicketActivities, TicketsConfig, TicketsInput, marker_for
+from postmortem.app.temporal import ensure_search_attributes
+from postmortem.app.worker import build_worker
+from postmortem.incident.teams import TeamsConfig
 from postmortem.models import ActionItemStatus, Priority
 from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
-from postmortem.temporal import ensure_search_attributes
-from postmortem.worker import build_worker
 from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
 from tests.factories import new_postmortem, pagerduty_event
 from tests.fakes.github import FakeGitHub, github_app
@@ -29,25 +29,38 @@ from tests.support import binary
 async def github() -> AsyncIterator[tuple[FakeGitHub, TicketsConfig]]:
     fake = FakeGitHub()
     async with serve_app(github_app(fake)) as url:
-        yield fake, TicketsConfig(github_api_url=url, github_token=fake.token, github_repo=fake.repo,
-                                  public_url="https://pm.example.com")
+        yield (
+            fake,
+            TicketsConfig(
+                github_api_url=url, github_token=fake.token, github_repo=fake.repo, public_url="https://pm.example.com"
+            ),
+        )
 
 
 async def seed(store: Store, incident: str, items: list[tuple[str, date | None]], now: datetime) -> str:
-    pm, _ = await store.postmortems.create_if_absent(new_postmortem(pagerduty_event(incident).incident,
-                                                                    created_at=now))
+    pm, _ = await store.postmortems.create_if_absent(new_postmortem(pagerduty_event(incident).incident, created_at=now))
     for description, due in items:
-        await store.postmortems.add_action_item(pm.id, description=description, owner="alice@example.com",
-                                                due_date=due, priority=Priority.HIGH, status=ActionItemStatus.OPEN,
-                                                now=now)
+        await store.postmortems.add_action_item(
+            pm.id,
+            description=description,
+            owner="alice@example.com",
+            due_date=due,
+            priority=Priority.HIGH,
+            status=ActionItemStatus.OPEN,
+            now=now,
+        )
     return pm.id
 
 
 async def test_one_ticket_per_item_even_when_the_answer_is_lost(sqlite_store: Store, github) -> None:  # type: ignore[no-untyped-def]
     fake, config = github
-    now = datetime.now(timezone.utc)
-    pm_id = await seed(sqlite_store, "PTICKET", [("Lower the DNS TTL", now.date() + timedelta(days=14)),
-                                                 ("Alert on replication lag", None)], now)
+    now = datetime.now(UTC)
+    pm_id = await seed(
+        sqlite_store,
+        "PTICKET",
+        [("Lower the DNS TTL", now.date() + timedelta(days=14)), ("Alert on replication lag", None)],
+        now,
+    )
     fake.crash_after_create = True  # GitHub made the issue, but the answer never reached us
     activities = TicketActivities(sqlite_store, config)
     tickets = TicketsInput(postmortem_id=pm_id, tracker="github", accounts={"alice@example.com": "octocat"}, now=now)
@@ -70,8 +83,9 @@ async def test_one_ticket_per_item_even_when_the_answer_is_lost(sqlite_store: St
 
 @pytest_asyncio.fixture
 async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter,
-                                                        test_server_existing_path=binary("temporal-test-server"))
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+    )
     await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
@@ -81,30 +95,40 @@ async def test_ninety_days_of_follow_up_in_seconds(own_clock: WorkflowEnvironmen
     fake, config = github
     env = own_clock
     published = await env.get_current_time()
-    pm_id = await seed(sqlite_store, "PFOLLOW", [("Lower the DNS TTL", None),
-                                                 ("Alert on replication lag", published.date() + timedelta(days=45))],
-                       published)
-    await ActivityEnvironment().run(TicketActivities(sqlite_store, config).open_tickets,
-                                    TicketsInput(postmortem_id=pm_id, tracker="github", now=published))
-    ttl_ticket = next(i for i in (await sqlite_store.postmortems.get(pm_id)).action_items
-                      if i.description == "Lower the DNS TTL").ticket_key
+    pm_id = await seed(
+        sqlite_store,
+        "PFOLLOW",
+        [("Lower the DNS TTL", None), ("Alert on replication lag", published.date() + timedelta(days=45))],
+        published,
+    )
+    await ActivityEnvironment().run(
+        TicketActivities(sqlite_store, config).open_tickets,
+        TicketsInput(postmortem_id=pm_id, tracker="github", now=published),
+    )
+    ttl_ticket = next(
+        i for i in (await sqlite_store.postmortems.get(pm_id)).action_items if i.description == "Lower the DNS TTL"
+    ).ticket_key
     task_queue = f"followup-{uuid.uuid4().hex}"
     async with build_worker(env.client, task_queue=task_queue, store=sqlite_store, teams=TeamsConfig(), tickets=config):
         handle = await env.client.start_workflow(
             FollowUpWorkflow.run,
-            FollowUpInput(postmortem_id=pm_id, published_at=published, tracker="github",
-                          accounts={"alice@example.com": "octocat"}),
-            id=f"followup-{pm_id}", task_queue=task_queue,
+            FollowUpInput(
+                postmortem_id=pm_id, published_at=published, tracker="github", accounts={"alice@example.com": "octocat"}
+            ),
+            id=f"followup-{pm_id}",
+            task_queue=task_queue,
         )
         await env.sleep(timedelta(days=20))
         fake.close(int(ttl_ticket.lstrip("#").split("#")[-1]), "completed")  # done upstream at day 20
         await env.sleep(timedelta(days=60))
         # Day 80: the same service fails again; another service fails for an unrelated reason.
         await sqlite_store.postmortems.create_if_absent(
-            new_postmortem(pagerduty_event("PAGAIN").incident, created_at=await env.get_current_time()))
+            new_postmortem(pagerduty_event("PAGAIN").incident, created_at=await env.get_current_time())
+        )
         elsewhere = pagerduty_event("PELSE", service={"id": "PX", "summary": "billing", "type": "service_reference"})
         await sqlite_store.postmortems.create_if_absent(
-            new_postmortem(elsewhere.incident, created_at=await env.get_current_time()))
+            new_postmortem(elsewhere.incident, created_at=await env.get_current_time())
+        )
         result = await handle.result()
 
     days = [check.day for check in result.checks]
@@ -126,17 +150,18 @@ async def test_the_same_cause_elsewhere_counts_as_a_recurrence(sqlite_store: Sto
     from postmortem.store.postmortems import PostmortemChanges
 
     _, config = github
-    published = datetime.now(timezone.utc) - timedelta(days=90)
+    published = datetime.now(UTC) - timedelta(days=90)
     pm_id = await seed(sqlite_store, "PCAUSE", [], published)
     pm = await sqlite_store.postmortems.get(pm_id)
     await sqlite_store.postmortems.update(pm_id, pm.version, PostmortemChanges(cause_category="capacity"), published)
     other = pagerduty_event("PCAUSE2", service={"id": "PY", "summary": "search", "type": "service_reference"})
     stored, _ = await sqlite_store.postmortems.create_if_absent(new_postmortem(other.incident))
-    await sqlite_store.postmortems.update(stored.id, stored.version, PostmortemChanges(cause_category="capacity"),
-                                          datetime.now(timezone.utc))
+    await sqlite_store.postmortems.update(
+        stored.id, stored.version, PostmortemChanges(cause_category="capacity"), datetime.now(UTC)
+    )
     check = await ActivityEnvironment().run(
         TicketActivities(sqlite_store, config).follow_up_check,
-        FollowUpCheckInput(postmortem_id=pm_id, day=90, published_at=published, final=True,
-                           now=datetime.now(timezone.utc)))
+        FollowUpCheckInput(postmortem_id=pm_id, day=90, published_at=published, final=True, now=datetime.now(UTC)),
+    )
     assert check.verdict is not None and check.verdict["recurrences"] == [stored.id]
     assert check.verdict["worked"] is False and check.verdict["cause_category"] == "capacity"

@@ -50,9 +50,7 @@ def upgrade() -> None:
     op.create_table(
         "incidents",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "postmortem_id", sa.String(200), sa.ForeignKey("postmortems.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("postmortem_id", sa.String(200), sa.ForeignKey("postmortems.id", ondelete="CASCADE"), nullable=False),
         sa.Column("source", sa.String(32), nullable=False),
         sa.Column("incident_id", sa.String(200), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
@@ -63,9 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "action_items",
         sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column(
-            "postmortem_id", sa.String(200), sa.ForeignKey("postmortems.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("postmortem_id", sa.String(200), sa.ForeignKey("postmortems.id", ondelete="CASCADE"), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("owner", sa.String(320), nullable=True),
         sa.Column("due_date", sa.Date(), nullable=True),

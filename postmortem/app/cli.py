@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import typer
 
-from postmortem.devserver import DevServerError
-from postmortem.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
-from postmortem.settings import Settings
+from postmortem.app.devserver import DevServerError
+from postmortem.app.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsFileError
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
-from postmortem.teams import TeamsFileError
 
-app = typer.Typer(help="Post-mortem autopilot. Every setting is a POSTMORTEM_* environment variable (see README).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Post-mortem autopilot. Every setting is a POSTMORTEM_* environment variable (see README).",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -118,7 +120,7 @@ def token_create(
 
     async def main() -> None:
         async with foundation(settings) as parts:
-            info, secret = await parts.store.tokens.create(name, role, datetime.now(timezone.utc), team=team)
+            info, secret = await parts.store.tokens.create(name, role, datetime.now(UTC), team=team)
             typer.echo(f"id: {info.id}\nrole: {info.role.value}\ntoken: {secret}")
 
     _run(main())
@@ -144,7 +146,7 @@ def token_revoke(token_id: str) -> None:
     async def main() -> None:
         async with foundation(settings) as parts:
             try:
-                await parts.store.tokens.revoke(token_id, datetime.now(timezone.utc))
+                await parts.store.tokens.revoke(token_id, datetime.now(UTC))
             except NotFound as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc

@@ -5,17 +5,20 @@ Used when a person switches its language or template, and when a late source has
 
 from __future__ import annotations
 
-from postmortem.drafting import Draft, draft_report
-from postmortem.evidence import GatherState
+from postmortem.evidence.models import GatherState
 from postmortem.models import Language, PolicyDecision, PolicyOutcome, Postmortem, TemplateVariant
+from postmortem.report.drafting import Draft, draft_report
+from postmortem.report.template_catalogue import ReportTemplate
 from postmortem.store.evidence import EvidenceStore
-from postmortem.template_catalogue import ReportTemplate
 
 UNFINISHED = (GatherState.FAILED, GatherState.PENDING)
 
 
 async def redraft(
-    evidence: EvidenceStore, pm: Postmortem, language: Language | None = None, variant: TemplateVariant | None = None,
+    evidence: EvidenceStore,
+    pm: Postmortem,
+    language: Language | None = None,
+    variant: TemplateVariant | None = None,
     template: ReportTemplate | None = None,
 ) -> Draft:
     statuses = await evidence.statuses(pm.id)

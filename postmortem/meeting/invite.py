@@ -16,22 +16,20 @@ that was in force before it (20260329T020000).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vUri
 
-from postmortem.meeting import Attendee, Meeting
+from postmortem.meeting.models import Attendee, Meeting
 
 PRODID = "-//postmortem-autopilot//Post-mortem review//EN"
 REMINDER = timedelta(minutes=-15)
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"})
 
 
-def build_invite(
-    meeting: Meeting, *, method: Literal["REQUEST", "CANCEL"], now: datetime, description: str
-) -> bytes:
+def build_invite(meeting: Meeting, *, method: Literal["REQUEST", "CANCEL"], now: datetime, description: str) -> bytes:
     """The meeting as an iCalendar object for `method` (CRLF lines, folded at 75 octets).
 
     REQUEST invites (or re-invites, for a new SEQUENCE) every attendee and carries a 15-minute
@@ -71,7 +69,9 @@ def build_invite(
     if meeting.video_url:
         event.add("location", meeting.video_url)
         # RFC 7986 CONFERENCE: clients that know it show a "Join" button, the others ignore it.
-        event.add("conference", vUri(meeting.video_url), parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": "Join"})
+        event.add(
+            "conference", vUri(meeting.video_url), parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": "Join"}
+        )
     event.add("organizer", _address(meeting.organizer))
     organizer = meeting.organizer.email.strip().lower()
     for attendee in unique_attendees(meeting.attendees):
@@ -116,8 +116,8 @@ def vtimezone(tzid: str, start: datetime, end: datetime) -> Timezone:
     that was in force before it (RFC 5545 §3.6.5); repeated changes of the same kind become RDATEs.
     """
     zone = ZoneInfo(tzid)
-    first = datetime(start.astimezone(zone).year - 1, 1, 1, tzinfo=timezone.utc)
-    last = datetime(end.astimezone(zone).year + 2, 1, 1, tzinfo=timezone.utc)
+    first = datetime(start.astimezone(zone).year - 1, 1, 1, tzinfo=UTC)
+    last = datetime(end.astimezone(zone).year + 2, 1, 1, tzinfo=UTC)
     observances: dict[tuple[bool, timedelta, timedelta, str], list[datetime]] = defaultdict(list)
     state = _state(zone, first)
     observances[(state[2], state[0], state[0], state[1])].append((first + state[0]).replace(tzinfo=None))
@@ -172,7 +172,7 @@ def _offset_name(offset: timedelta) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _address(person: Attendee) -> vCalAddress:
@@ -189,4 +189,3 @@ def _attendee(person: Attendee, *, is_organizer: bool) -> vCalAddress:
     address.params["PARTSTAT"] = "ACCEPTED" if is_organizer else "NEEDS-ACTION"
     address.params["RSVP"] = "TRUE"
     return address
-

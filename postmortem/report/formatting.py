@@ -21,7 +21,7 @@ def format_duration(seconds: int | float | None, language: Language = Language.E
     hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)
     names = _UNITS[language]
-    parts = [f"{value} {name}" for value, name in zip((days, hours, minutes), names[:3]) if value]
+    parts = [f"{value} {name}" for value, name in zip((days, hours, minutes), names[:3], strict=True) if value]
     if not parts or (secs and not days and not hours):
         parts.append(f"{secs} {names[3]}")
     return " ".join(parts)
@@ -41,14 +41,31 @@ def format_local(value: datetime | None, zone: str) -> str:
 
 KIND_LABELS = {
     Language.EN: {
-        "impact_start": "Impact started", "alert_fired": "Alert fired", "triggered": "Triggered",
-        "notified": "Notified", "acknowledged": "Acknowledged", "escalated": "Escalated",
-        "reassigned": "Reassigned", "note": "Note", "mitigated": "Mitigated", "resolved": "Resolved",
-        "alert_resolved": "Alert resolved", "message": "Message",
+        "impact_start": "Impact started",
+        "alert_fired": "Alert fired",
+        "triggered": "Triggered",
+        "notified": "Notified",
+        "acknowledged": "Acknowledged",
+        "escalated": "Escalated",
+        "reassigned": "Reassigned",
+        "note": "Note",
+        "mitigated": "Mitigated",
+        "resolved": "Resolved",
+        "alert_resolved": "Alert resolved",
+        "message": "Message",
     },
     Language.ZH: {
-        "impact_start": "影响开始", "alert_fired": "告警触发", "triggered": "事故触发", "notified": "已通知",
-        "acknowledged": "已确认", "escalated": "已升级", "reassigned": "已转派", "note": "备注",
-        "mitigated": "已缓解", "resolved": "已解决", "alert_resolved": "告警恢复", "message": "消息",
+        "impact_start": "影响开始",
+        "alert_fired": "告警触发",
+        "triggered": "事故触发",
+        "notified": "已通知",
+        "acknowledged": "已确认",
+        "escalated": "已升级",
+        "reassigned": "已转派",
+        "note": "备注",
+        "mitigated": "已缓解",
+        "resolved": "已解决",
+        "alert_resolved": "告警恢复",
+        "message": "消息",
     },
 }

@@ -37,10 +37,10 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from postmortem.formatting import format_duration, format_local
-from postmortem.meeting import Meeting
+from postmortem.meeting.models import Meeting
 from postmortem.models import Language, Postmortem
-from postmortem.rendering import render_markdown
+from postmortem.report.formatting import format_duration, format_local
+from postmortem.report.rendering import render_markdown
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -95,9 +95,35 @@ _SAFE_URL = re.compile(r"^(?:https?://|mailto:)[^\s\x00-\x1f\x7f]*$", re.IGNOREC
 _SAFE_IMAGE = re.compile(r"^https://[^\s\x00-\x1f\x7f]*$", re.IGNORECASE)
 
 _ALLOWED_TAGS = {
-    "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "blockquote", "pre", "code",
-    "strong", "em", "b", "i", "s", "del", "ul", "ol", "li",
-    "table", "thead", "tbody", "tr", "th", "td", "a", "img",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "p",
+    "br",
+    "hr",
+    "blockquote",
+    "pre",
+    "code",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "s",
+    "del",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "a",
+    "img",
 }
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
 _LINK_REL = "noopener noreferrer nofollow"
@@ -259,16 +285,33 @@ class _PdfBuilder:
         self.cell = ParagraphStyle("cell", parent=base, fontSize=9, leading=12, spaceAfter=0)
         self.head_cell = ParagraphStyle("head_cell", parent=self.cell, fontName=_FONT_BOLD)
         self.code = ParagraphStyle(
-            "code", parent=base, fontSize=8.5, leading=11.5, backColor=colors.HexColor("#f6f8fa"),
-            borderPadding=4, leftIndent=4, rightIndent=4, spaceBefore=6, spaceAfter=10,
+            "code",
+            parent=base,
+            fontSize=8.5,
+            leading=11.5,
+            backColor=colors.HexColor("#f6f8fa"),
+            borderPadding=4,
+            leftIndent=4,
+            rightIndent=4,
+            spaceBefore=6,
+            spaceAfter=10,
         )
         self.quote = ParagraphStyle("quote", parent=base, textColor=colors.HexColor("#59636e"))
         self.headings = {
             1: ParagraphStyle("h1", parent=base, fontName=_FONT_BOLD, fontSize=18, leading=23, spaceAfter=8),
-            2: ParagraphStyle("h2", parent=base, fontName=_FONT_BOLD, fontSize=13.5, leading=18, spaceBefore=12,
-                              spaceAfter=6, textColor=colors.HexColor("#1f3a5f")),
-            3: ParagraphStyle("h3", parent=base, fontName=_FONT_BOLD, fontSize=11.5, leading=15, spaceBefore=8,
-                              spaceAfter=4),
+            2: ParagraphStyle(
+                "h2",
+                parent=base,
+                fontName=_FONT_BOLD,
+                fontSize=13.5,
+                leading=18,
+                spaceBefore=12,
+                spaceAfter=6,
+                textColor=colors.HexColor("#1f3a5f"),
+            ),
+            3: ParagraphStyle(
+                "h3", parent=base, fontName=_FONT_BOLD, fontSize=11.5, leading=15, spaceBefore=8, spaceAfter=4
+            ),
         }
 
     # inline ---------------------------------------------------------------------------------------
@@ -353,7 +396,11 @@ class _PdfBuilder:
         indent = 16
         items = [ListItem(self.blocks(item.children, width - indent) or [""]) for item in node.children]
         if ordered:
-            options: dict[str, Any] = {"bulletType": "1", "bulletFormat": "%s.", "start": int(node.attrs.get("start") or 1)}
+            options: dict[str, Any] = {
+                "bulletType": "1",
+                "bulletFormat": "%s.",
+                "start": int(node.attrs.get("start") or 1),
+            }
         else:
             options = {"bulletType": "bullet", "start": "•"}
         return ListFlowable(items, leftIndent=indent, bulletFontName=_FONT, bulletFontSize=10, **options)
@@ -373,7 +420,7 @@ class _PdfBuilder:
         columns = max((len(row) for row in rows), default=0)
         if not columns:
             return Paragraph("", self.body)
-        for row, row_lengths in zip(rows, lengths):
+        for row, row_lengths in zip(rows, lengths, strict=True):
             row += [Paragraph("", self.cell)] * (columns - len(row))
             row_lengths += [0] * (columns - len(row_lengths))
         # Columns share the width by their longest cell (capped), each keeping a usable minimum.
@@ -382,13 +429,17 @@ class _PdfBuilder:
         spare = width - floor * columns
         col_widths = [floor + spare * weight / sum(weights) for weight in weights]
         table = Table(rows, colWidths=col_widths, repeatRows=1 if node.children[0].type == "thead" else 0)
-        table.setStyle(TableStyle([
-            ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#c8ced6")),
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f3f6")),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("TOPPADDING", (0, 0), (-1, -1), 3),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-        ]))
+        table.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#c8ced6")),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f3f6")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("TOPPADDING", (0, 0), (-1, -1), 3),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+                ]
+            )
+        )
         table.spaceAfter = 8
         return table
 
@@ -417,9 +468,19 @@ def export_pdf(pm: Postmortem, meeting: Meeting | None = None) -> bytes:
     _register_fonts()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
-        buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm, bottomMargin=18 * mm,
-        title=pm.title, subject="Post-mortem", creator="postmortem-autopilot", author=pm.team or "",
-        lang=_html_lang(pm.language), invariant=1, displayDocTitle=1,
+        buffer,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=18 * mm,
+        bottomMargin=18 * mm,
+        title=pm.title,
+        subject="Post-mortem",
+        creator="postmortem-autopilot",
+        author=pm.team or "",
+        lang=_html_lang(pm.language),
+        invariant=1,
+        displayDocTitle=1,
     )
     footer = _PDF_LABELS[pm.language]
 
@@ -439,10 +500,20 @@ def export_pdf(pm: Postmortem, meeting: Meeting | None = None) -> bytes:
 # --- public summary ------------------------------------------------------------------------------
 
 _SUMMARY_LABELS = {
-    Language.EN: {"window": "Impact window:", "duration": "Duration:", "services": "Affected services:",
-                  "ongoing": "ongoing", "unknown": "unknown"},
-    Language.ZH: {"window": "影响时段：", "duration": "持续时长：", "services": "受影响服务：",
-                  "ongoing": "仍在持续", "unknown": "未知"},
+    Language.EN: {
+        "window": "Impact window:",
+        "duration": "Duration:",
+        "services": "Affected services:",
+        "ongoing": "ongoing",
+        "unknown": "unknown",
+    },
+    Language.ZH: {
+        "window": "影响时段：",
+        "duration": "持续时长：",
+        "services": "受影响服务：",
+        "ongoing": "仍在持续",
+        "unknown": "未知",
+    },
 }
 _PUBLIC_SECTIONS = ("summary", "impact", "resolution")
 
@@ -462,10 +533,43 @@ _HOSTNAME = re.compile(
 )
 # Host names are "internal" when they end in a private-use suffix or carry an environment / private
 # label anywhere (db-3.prod.acme.net). Public names such as status.example.com are kept.
-_INTERNAL_SUFFIXES = ("internal", "local", "localdomain", "corp", "lan", "intranet", "intra", "private", "priv",
-                      "home.arpa", "localhost", "cluster", "svc")
-_INTERNAL_LABELS = {"internal", "intranet", "intra", "corp", "prod", "production", "staging", "stage", "stg",
-                    "preprod", "dev", "qa", "uat", "mgmt", "infra", "private", "priv", "lan", "local", "svc"}
+_INTERNAL_SUFFIXES = (
+    "internal",
+    "local",
+    "localdomain",
+    "corp",
+    "lan",
+    "intranet",
+    "intra",
+    "private",
+    "priv",
+    "home.arpa",
+    "localhost",
+    "cluster",
+    "svc",
+)
+_INTERNAL_LABELS = {
+    "internal",
+    "intranet",
+    "intra",
+    "corp",
+    "prod",
+    "production",
+    "staging",
+    "stage",
+    "stg",
+    "preprod",
+    "dev",
+    "qa",
+    "uat",
+    "mgmt",
+    "infra",
+    "private",
+    "priv",
+    "lan",
+    "local",
+    "svc",
+}
 
 
 def _is_internal_host(host: str) -> bool:

@@ -12,13 +12,11 @@ import re
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from postmortem.meeting import Attendee, MeetingPolicy
+from postmortem.meeting.models import Attendee, MeetingPolicy
 from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
 from postmortem.timezones import validate_timezone
 
@@ -91,7 +89,7 @@ class _TeamTable(BaseModel):
         if value is None:
             return None
         days = [day.strip().lower()[:3] for day in value]
-        unknown = [original for original, day in zip(value, days) if day not in DAYS]
+        unknown = [original for original, day in zip(value, days, strict=True) if day not in DAYS]
         if unknown or not days:
             raise ValueError(f"working days must be names like Mon, Tue … Sun; got {unknown or value}")
         return days
@@ -103,7 +101,7 @@ class _TeamTable(BaseModel):
             return None
         match = HOURS.match(value.strip())
         if not match or (int(match[3]), int(match[4])) <= (int(match[1]), int(match[2])):
-            raise ValueError(f"working hours must look like \"09:00-17:00\" with the end after the start; got {value!r}")
+            raise ValueError(f'working hours must look like "09:00-17:00" with the end after the start; got {value!r}')
         return value.strip()
 
     @field_validator("attendees")
@@ -234,9 +232,7 @@ class TeamsConfig:
         language, template, timezone = self._globals
 
         def pick(field: str, fallback: Any, of: Any = lambda layer: layer) -> Any:
-            return next(
-                (value for layer in layers if (value := getattr(of(layer), field)) is not None), fallback
-            )
+            return next((value for layer in layers if (value := getattr(of(layer), field)) is not None), fallback)
 
         policy = {field: pick(field, None, lambda layer: layer.policy) for field in PolicyConfig.model_fields}
         hours = pick("working_hours", None)
@@ -336,9 +332,7 @@ def parse_teams(
     services_table = data.get("services", {})
     if not isinstance(services_table, dict):
         raise TeamsFileError(f"{filename}, line {_line_of(lines, ('services',))}: services must be a table")
-    services = {
-        name: validated(_ServiceEntry, entry, ("services", name)) for name, entry in services_table.items()
-    }
+    services = {name: validated(_ServiceEntry, entry, ("services", name)) for name, entry in services_table.items()}
     people_table = data.get("people", {})
     if not isinstance(people_table, dict):
         raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people',))}: people must be a table")
@@ -347,19 +341,30 @@ def parse_teams(
         try:
             people[person] = _email(str(email)) if isinstance(email, str) else _email("")
         except ValueError as exc:
-            raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people', person))}: people.{person}: {exc}") from exc
+            raise TeamsFileError(
+                f"{filename}, line {_line_of(lines, ('people', person))}: people.{person}: {exc}"
+            ) from exc
     slack_table = data.get("slack_users", {})
     if not isinstance(slack_table, dict) or not all(isinstance(v, str) and v for v in slack_table.values()):
-        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('slack_users',))}: slack_users maps emails to "
-                             "Slack member ids (strings like \"U012AB3CDE\")")
+        raise TeamsFileError(
+            f"{filename}, line {_line_of(lines, ('slack_users',))}: slack_users maps emails to "
+            'Slack member ids (strings like "U012AB3CDE")'
+        )
     tracker_table = data.get("tracker_users", {})
     if not isinstance(tracker_table, dict) or not all(isinstance(v, str) and v for v in tracker_table.values()):
-        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('tracker_users',))}: tracker_users maps owners "
-                             "(emails or names) to tracker accounts (strings)")
+        raise TeamsFileError(
+            f"{filename}, line {_line_of(lines, ('tracker_users',))}: tracker_users maps owners "
+            "(emails or names) to tracker accounts (strings)"
+        )
     teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
     return TeamsConfig(
-        default=default, teams=teams, services=services, people=people, slack_users=slack_table,
-        tracker_users=tracker_table, language=language,
+        default=default,
+        teams=teams,
+        services=services,
+        people=people,
+        slack_users=slack_table,
+        tracker_users=tracker_table,
+        language=language,
         template=template,
         timezone=timezone,
         **globals_,

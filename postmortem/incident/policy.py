@@ -7,8 +7,8 @@ anything else gets the lightweight one-pager, or nothing when the team's policy 
 
 from __future__ import annotations
 
+from postmortem.incident.teams import PolicyConfig
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome
-from postmortem.teams import PolicyConfig
 
 
 def decide(incidents: list[Incident], policy: PolicyConfig) -> PolicyDecision:
@@ -16,7 +16,9 @@ def decide(incidents: list[Incident], policy: PolicyConfig) -> PolicyDecision:
     for incident in incidents:
         label = f"{incident.source.value} incident {incident.number or incident.id}"
         if incident.severity.rank <= policy.full_at_or_above.rank:
-            reasons.append(f"{label} is {incident.severity.value} (full report at {policy.full_at_or_above.value} or worse)")
+            reasons.append(
+                f"{label} is {incident.severity.value} (full report at {policy.full_at_or_above.value} or worse)"
+            )
         if policy.full_if_high_urgency and (incident.urgency or "").lower() == "high":
             reasons.append(f"{label} had high urgency")
         if incident.created_at and incident.resolved_at:

@@ -13,9 +13,9 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
-from postmortem.evidence import SourceStatus, TimelineEntry
-from postmortem.formatting import KIND_LABELS, format_duration, format_local
-from postmortem.metrics import compute_metrics
+from postmortem.evidence.key_metrics import compute_metrics
+from postmortem.evidence.models import SourceStatus, TimelineEntry
+from postmortem.evidence.timeline import distil, from_incident
 from postmortem.models import (
     Incident,
     KeyMetrics,
@@ -25,8 +25,8 @@ from postmortem.models import (
     Section,
     TemplateVariant,
 )
-from postmortem.template_catalogue import ReportTemplate, builtin_template
-from postmortem.timeline import distil, from_incident
+from postmortem.report.formatting import KIND_LABELS, format_duration, format_local
+from postmortem.report.template_catalogue import ReportTemplate, builtin_template
 from postmortem.timezones import in_zone
 
 TITLE_LIMIT = 256

@@ -6,7 +6,6 @@ import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
-
 from typing import Literal
 
 from jinja2 import TemplateSyntaxError
@@ -45,10 +44,11 @@ class ReportTemplate(BaseModel):
 @lru_cache(maxsize=1)
 def builtin_templates() -> dict[str, ReportTemplate]:
     found = {}
-    for entry in resources.files("postmortem.templates").iterdir():
+    for entry in resources.files("postmortem.report.templates").iterdir():
         if entry.name.endswith(".toml"):
-            template = ReportTemplate.model_validate({**tomllib.loads(entry.read_text(encoding="utf-8")),
-                                                      "builtin": True})
+            template = ReportTemplate.model_validate(
+                {**tomllib.loads(entry.read_text(encoding="utf-8")), "builtin": True}
+            )
             found[template.name] = template
     return found
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from postmortem.meeting import AgendaItem
+from postmortem.meeting.models import AgendaItem
 from postmortem.models import Language
 
 MIN_MEETING_MINUTES = 15
@@ -34,7 +34,7 @@ def build_agenda(minutes: int, language: Language) -> list[AgendaItem]:
     allocation = _apportion(minutes, weights, minimums)
     return [
         AgendaItem(title=zh if language == Language.ZH else en, minutes=share)
-        for (en, zh, _, _), share in zip(_SECTIONS, allocation)
+        for (en, zh, _, _), share in zip(_SECTIONS, allocation, strict=True)
     ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.models import Incident, KeyMetrics
 
 PAGING = {EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.WEBHOOK}
@@ -58,8 +58,13 @@ def compute_metrics(incidents: list[Incident], timeline: list[TimelineEntry] | N
     timeline = timeline or []
 
     def of(kinds: set[EntryKind], sources: set[EvidenceSource] | None = None, incident: str | None = None) -> list:
-        return [e.at for e in timeline if e.kind in kinds and (sources is None or e.source in sources)
-                and (incident is None or e.incident_id == incident)]
+        return [
+            e.at
+            for e in timeline
+            if e.kind in kinds
+            and (sources is None or e.source in sources)
+            and (incident is None or e.incident_id == incident)
+        ]
 
     alerts = {EntryKind.ALERT_FIRED, EntryKind.TRIGGERED}
     started_at = _earliest([i.created_at for i in incidents] + of({EntryKind.TRIGGERED}, PAGING))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from postmortem.evidence import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.models import Incident
 
 PAGERDUTY_KINDS = {
@@ -39,8 +39,11 @@ OPSGENIE_RULES = [
 ]
 MITIGATION = re.compile(r"\b(mitigat|rolled? back|rollback|failed over|failover|workaround)", re.I)
 SOURCE_PRIORITY = [
-    EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.ALERTMANAGER,
-    EvidenceSource.SLACK, EvidenceSource.WEBHOOK,
+    EvidenceSource.PAGERDUTY,
+    EvidenceSource.OPSGENIE,
+    EvidenceSource.ALERTMANAGER,
+    EvidenceSource.SLACK,
+    EvidenceSource.WEBHOOK,
 ]
 LIFECYCLE = {EntryKind.TRIGGERED, EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED}
 
@@ -57,10 +60,12 @@ def parse_time(value: Any) -> datetime | None:
             return None
         fraction = (match.group(2) or "")[:7]
         try:
-            parsed = datetime.fromisoformat(f"{match.group(1)}{fraction}{(match.group(3) or 'Z').replace('Z', '+00:00')}")
+            parsed = datetime.fromisoformat(
+                f"{match.group(1)}{fraction}{(match.group(3) or 'Z').replace('Z', '+00:00')}"
+            )
         except ValueError:
             return None  # an impossible date (month 13, 30 February): not a time
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _url(value: Any) -> str | None:
@@ -97,8 +102,14 @@ def from_pagerduty_log_entry(entry: dict[str, Any], incident_id: str) -> Timelin
     if kind == EntryKind.NOTIFIED and _name(entry.get("user")):
         actor = _name(entry.get("user"))
     return TimelineEntry(
-        key=f"pagerduty:log:{entry['id']}", at=at, kind=kind, source=EvidenceSource.PAGERDUTY,
-        text=_clip(text), actor=actor, evidence_url=_url(entry.get("html_url")), incident_id=incident_id,
+        key=f"pagerduty:log:{entry['id']}",
+        at=at,
+        kind=kind,
+        source=EvidenceSource.PAGERDUTY,
+        text=_clip(text),
+        actor=actor,
+        evidence_url=_url(entry.get("html_url")),
+        incident_id=incident_id,
     )
 
 
@@ -108,9 +119,14 @@ def from_pagerduty_alert(alert: dict[str, Any], incident_id: str) -> TimelineEnt
         return None
     severity = f" ({alert['severity']})" if alert.get("severity") else ""
     return TimelineEntry(
-        key=f"pagerduty:alert:{alert['id']}", at=at, kind=EntryKind.ALERT_FIRED, source=EvidenceSource.PAGERDUTY,
+        key=f"pagerduty:alert:{alert['id']}",
+        at=at,
+        kind=EntryKind.ALERT_FIRED,
+        source=EvidenceSource.PAGERDUTY,
         text=_clip(f"Alert: {alert.get('summary') or alert.get('alert_key') or alert['id']}{severity}"),
-        actor=_name(alert.get("service")), evidence_url=_url(alert.get("html_url")), incident_id=incident_id,
+        actor=_name(alert.get("service")),
+        evidence_url=_url(alert.get("html_url")),
+        incident_id=incident_id,
     )
 
 
@@ -120,9 +136,13 @@ def from_pagerduty_note(note: dict[str, Any], incident_id: str) -> TimelineEntry
         return None
     text = str(note.get("content") or "")
     return TimelineEntry(
-        key=f"pagerduty:note:{note['id']}", at=at,
+        key=f"pagerduty:note:{note['id']}",
+        at=at,
         kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.NOTE,
-        source=EvidenceSource.PAGERDUTY, text=_clip(text), actor=_name(note.get("user")), incident_id=incident_id,
+        source=EvidenceSource.PAGERDUTY,
+        text=_clip(text),
+        actor=_name(note.get("user")),
+        incident_id=incident_id,
     )
 
 
@@ -136,8 +156,13 @@ def from_opsgenie_log(log: dict[str, Any], alert_id: str) -> TimelineEntry | Non
         kind = EntryKind.NOTIFIED
     offset = log.get("offset") or f"{at.isoformat()}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     return TimelineEntry(
-        key=f"opsgenie:log:{alert_id}:{offset}", at=at, kind=kind, source=EvidenceSource.OPSGENIE,
-        text=_clip(text), actor=log.get("owner") or None, incident_id=alert_id,
+        key=f"opsgenie:log:{alert_id}:{offset}",
+        at=at,
+        kind=kind,
+        source=EvidenceSource.OPSGENIE,
+        text=_clip(text),
+        actor=log.get("owner") or None,
+        incident_id=alert_id,
     )
 
 
@@ -147,9 +172,13 @@ def from_opsgenie_note(note: dict[str, Any], alert_id: str) -> TimelineEntry | N
         return None
     text = str(note.get("note") or "")
     return TimelineEntry(
-        key=f"opsgenie:note:{alert_id}:{note.get('offset') or at.isoformat()}", at=at,
+        key=f"opsgenie:note:{alert_id}:{note.get('offset') or at.isoformat()}",
+        at=at,
         kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.NOTE,
-        source=EvidenceSource.OPSGENIE, text=_clip(text), actor=note.get("owner") or None, incident_id=alert_id,
+        source=EvidenceSource.OPSGENIE,
+        text=_clip(text),
+        actor=note.get("owner") or None,
+        incident_id=alert_id,
     )
 
 
@@ -164,16 +193,27 @@ def from_alert_event(alert: dict[str, Any], incident_id: str | None = None) -> l
     actor = labels.get("service") or labels.get("job") or labels.get("instance")
     entries = [
         TimelineEntry(
-            key=f"{base}:fired", at=alert["starts_at"], kind=EntryKind.ALERT_FIRED, source=EvidenceSource.ALERTMANAGER,
-            text=text, actor=actor, evidence_url=_url(alert.get("generator_url")), incident_id=incident_id,
+            key=f"{base}:fired",
+            at=alert["starts_at"],
+            kind=EntryKind.ALERT_FIRED,
+            source=EvidenceSource.ALERTMANAGER,
+            text=text,
+            actor=actor,
+            evidence_url=_url(alert.get("generator_url")),
+            incident_id=incident_id,
         )
     ]
     if alert.get("ends_at") is not None and alert.get("status") == "resolved":
         entries.append(
             TimelineEntry(
-                key=f"{base}:resolved", at=alert["ends_at"], kind=EntryKind.ALERT_RESOLVED,
-                source=EvidenceSource.ALERTMANAGER, text=text, actor=actor,
-                evidence_url=_url(alert.get("generator_url")), incident_id=incident_id,
+                key=f"{base}:resolved",
+                at=alert["ends_at"],
+                kind=EntryKind.ALERT_RESOLVED,
+                source=EvidenceSource.ALERTMANAGER,
+                text=text,
+                actor=actor,
+                evidence_url=_url(alert.get("generator_url")),
+                incident_id=incident_id,
             )
         )
     return entries
@@ -182,16 +222,19 @@ def from_alert_event(alert: dict[str, Any], incident_id: str | None = None) -> l
 def from_slack_message(message: dict[str, Any], channel: str, incident_id: str | None = None) -> TimelineEntry | None:
     ts = message.get("ts")
     try:
-        at = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+        at = datetime.fromtimestamp(float(ts), tz=UTC)
     except (TypeError, ValueError):
         return None
     text = str(message.get("text") or "")
     if not text or message.get("subtype") in {"channel_join", "channel_leave"}:
         return None
     return TimelineEntry(
-        key=f"slack:{channel}:{ts}", at=at,
+        key=f"slack:{channel}:{ts}",
+        at=at,
         kind=EntryKind.MITIGATED if MITIGATION.search(text) else EntryKind.MESSAGE,
-        source=EvidenceSource.SLACK, text=_clip(text), actor=message.get("user") or message.get("username"),
+        source=EvidenceSource.SLACK,
+        text=_clip(text),
+        actor=message.get("user") or message.get("username"),
         incident_id=incident_id,
     )
 
@@ -209,8 +252,14 @@ def from_incident(incident: Incident) -> list[TimelineEntry]:
         if at is not None:
             entries.append(
                 TimelineEntry(
-                    key=f"webhook:{incident.source.value}:{incident.id}:{kind.value}", at=at, kind=kind,
-                    source=EvidenceSource.WEBHOOK, text=label, actor=actor, evidence_url=link, incident_id=incident.id,
+                    key=f"webhook:{incident.source.value}:{incident.id}:{kind.value}",
+                    at=at,
+                    kind=kind,
+                    source=EvidenceSource.WEBHOOK,
+                    text=label,
+                    actor=actor,
+                    evidence_url=link,
+                    incident_id=incident.id,
                 )
             )
     return entries
@@ -248,13 +297,20 @@ def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
 
 def impact_start(entries: list[TimelineEntry]) -> TimelineEntry | None:
     """Impact began when the first alert condition started, which may be before anyone was paged."""
-    first = min((e for e in entries if e.kind in (EntryKind.ALERT_FIRED, EntryKind.TRIGGERED)), key=lambda e: e.at,
-                default=None)
+    first = min(
+        (e for e in entries if e.kind in (EntryKind.ALERT_FIRED, EntryKind.TRIGGERED)), key=lambda e: e.at, default=None
+    )
     if first is None:
         return None
     return TimelineEntry(
-        key="derived:impact_start", at=first.at, kind=EntryKind.IMPACT_START, source=first.source,
-        text=first.text, actor=first.actor, evidence_url=first.evidence_url, incident_id=first.incident_id,
+        key="derived:impact_start",
+        at=first.at,
+        kind=EntryKind.IMPACT_START,
+        source=first.source,
+        text=first.text,
+        actor=first.actor,
+        evidence_url=first.evidence_url,
+        incident_id=first.incident_id,
     )
 
 
@@ -283,8 +339,12 @@ def distil(entries: list[TimelineEntry], limit: int = 15) -> list[TimelineEntry]
     first(EntryKind.TRIGGERED)
     first(EntryKind.NOTIFIED)
     first(EntryKind.ACKNOWLEDGED)
-    for kind, room in ((EntryKind.ESCALATED, 3), (EntryKind.REASSIGNED, 1), (EntryKind.MITIGATED, 3),
-                       (EntryKind.NOTE, 5)):
+    for kind, room in (
+        (EntryKind.ESCALATED, 3),
+        (EntryKind.REASSIGNED, 1),
+        (EntryKind.MITIGATED, 3),
+        (EntryKind.NOTE, 5),
+    ):
         for entry in [e for e in merged if e.kind == kind][:room]:
             chosen.setdefault(entry.key, entry)
     last(EntryKind.RESOLVED)

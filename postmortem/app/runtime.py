@@ -8,20 +8,20 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import uvicorn
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
-from postmortem.devserver import DevServer, DevServerError, port_is_free
-from postmortem.gateway import TemporalGateway
-from postmortem.settings import Settings
+from postmortem.app.devserver import DevServer, DevServerError, port_is_free
+from postmortem.app.gateway import TemporalGateway
+from postmortem.app.settings import Settings
+from postmortem.app.temporal import connect, ensure_search_attributes
+from postmortem.app.worker import build_worker, gather_config, meeting_config, notify_config, tickets_config
+from postmortem.incident.teams import TeamsConfig, load_teams_file
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
-from postmortem.teams import TeamsConfig, load_teams_file
-from postmortem.temporal import connect, ensure_search_attributes
-from postmortem.worker import build_worker, gather_config, meeting_config, notify_config, tickets_config
 
 log = logging.getLogger("postmortem")
 
@@ -35,7 +35,10 @@ class Foundation:
 
 def load_teams(settings: Settings) -> TeamsConfig:
     return load_teams_file(
-        settings.teams_file, language=settings.language, template=settings.template, timezone=settings.timezone,
+        settings.teams_file,
+        language=settings.language,
+        template=settings.template,
+        timezone=settings.timezone,
         gather_deadline_seconds=settings.gather_deadline_seconds,
         gather_heartbeat_seconds=settings.gather_heartbeat_seconds,
         tracker=settings.tracker,
@@ -58,7 +61,7 @@ async def foundation(settings: Settings) -> AsyncIterator[Foundation]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _Server(uvicorn.Server):
@@ -76,8 +79,13 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def serve(
-    parts: Foundation, *, temporal_address: str, run_api: bool, run_worker: bool, stop: asyncio.Event,
-    on_ready: "asyncio.Future[None] | None" = None,
+    parts: Foundation,
+    *,
+    temporal_address: str,
+    run_api: bool,
+    run_worker: bool,
+    stop: asyncio.Event,
+    on_ready: asyncio.Future[None] | None = None,
 ) -> None:
     settings = parts.settings
     tasks: list[asyncio.Task] = []
@@ -86,16 +94,34 @@ async def serve(
     if run_worker:
         client = await connect(temporal_address, settings.temporal_namespace)
         await ensure_search_attributes(client)
-        worker = build_worker(client, task_queue=settings.temporal_task_queue, store=parts.store, teams=parts.teams,
-                              gather=gather_config(settings), meeting=meeting_config(settings),
-                              notify=notify_config(settings), tickets=tickets_config(settings))
+        worker = build_worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            store=parts.store,
+            teams=parts.teams,
+            gather=gather_config(settings),
+            meeting=meeting_config(settings),
+            notify=notify_config(settings),
+            tickets=tickets_config(settings),
+        )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
         gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)
-        app = create_app(Services(settings=settings, store=parts.store, temporal=gateway, teams=parts.teams,
-                                  meeting_config=meeting_config(settings)))
+        app = create_app(
+            Services(
+                settings=settings,
+                store=parts.store,
+                temporal=gateway,
+                teams=parts.teams,
+                meeting_config=meeting_config(settings),
+            )
+        )
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False,
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
             lifespan="off",
         )
         server = _Server(config)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from enum import StrEnum
-
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,8 +17,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from postmortem.app.temporal import connect
 from postmortem.models import IncidentEvent
-from postmortem.temporal import connect
 from postmortem.workflows.identity import workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow

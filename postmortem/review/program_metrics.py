@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from postmortem.lifecycle import Review
 from postmortem.models import ActionItemStatus, Postmortem, Status
+from postmortem.review.lifecycle import Review
 
 DONE = (Status.PUBLISHED, Status.ARCHIVED)
 
@@ -40,8 +40,11 @@ class ProgramMetrics(BaseModel):
 
 
 def _summary(values: list[float]) -> Summary:
-    return Summary(mean=round(mean(values), 1) if values else None,
-                   median=round(median(values), 1) if values else None, count=len(values))
+    return Summary(
+        mean=round(mean(values), 1) if values else None,
+        median=round(median(values), 1) if values else None,
+        count=len(values),
+    )
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -61,8 +64,13 @@ def program_metrics(reports: list[tuple[Postmortem, Review, list[dict[str, Any]]
     items = [item for pm, _, _ in considered for item in pm.action_items]
     with_due = [i for i in items if i.due_date and i.status == ActionItemStatus.COMPLETED]
     on_time = [i for i in with_due if i.completed_at and i.completed_at.date() <= i.due_date]  # type: ignore[operator]
-    overdue = [i for i in items if i.due_date and i.due_date < today.date()
-               and i.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)]
+    overdue = [
+        i
+        for i in items
+        if i.due_date
+        and i.due_date < today.date()
+        and i.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
+    ]
     judged = [checks[-1]["verdict"] for _, _, checks in considered if checks and checks[-1].get("verdict")]
     teams: dict[str, list[bool]] = {}
     for pm, _, _ in considered:
@@ -74,13 +82,24 @@ def program_metrics(reports: list[tuple[Postmortem, Review, list[dict[str, Any]]
         action_items_total=len(items),
         action_items_completed_on_time_percent=round(100 * len(on_time) / len(with_due), 1) if with_due else None,
         action_items_overdue=len(overdue),
-        time_to_detect_seconds=_summary([pm.metrics.time_to_detect_seconds for pm, _, _ in considered
-                                         if pm.metrics.time_to_detect_seconds is not None]),
-        time_to_resolve_seconds=_summary([pm.metrics.time_to_resolve_seconds for pm, _, _ in considered
-                                          if pm.metrics.time_to_resolve_seconds is not None]),
+        time_to_detect_seconds=_summary(
+            [
+                pm.metrics.time_to_detect_seconds
+                for pm, _, _ in considered
+                if pm.metrics.time_to_detect_seconds is not None
+            ]
+        ),
+        time_to_resolve_seconds=_summary(
+            [
+                pm.metrics.time_to_resolve_seconds
+                for pm, _, _ in considered
+                if pm.metrics.time_to_resolve_seconds is not None
+            ]
+        ),
         recurrence_rate=_rate(sum(1 for v in judged if not v.get("worked", True)), len(judged)),
-        cause_categories=dict(Counter(pm.cause_category.value for pm, _, _ in considered if pm.cause_category)
-                              .most_common()),
+        cause_categories=dict(
+            Counter(pm.cause_category.value for pm, _, _ in considered if pm.cause_category).most_common()
+        ),
         most_affected_services=dict(Counter(s for pm, _, _ in considered for s in pm.services).most_common(10)),
         team_completion_rates={team: round(sum(done) / len(done), 3) for team, done in sorted(teams.items())},
     )

@@ -138,13 +138,13 @@ def _jpeg_problem(data: bytes) -> str | None:
             return "it has no frame header before its image data"
         if position + 2 > len(data):
             return "the file ends inside a marker segment (truncated)"
-        length = struct.unpack(">H", data[position:position + 2])[0]
+        length = struct.unpack(">H", data[position : position + 2])[0]
         if length < 2 or position + length > len(data):
             return "the file ends inside a marker segment (truncated)"
         if marker in _SOF_MARKERS:
             if length < 8:
                 return "its frame header is too short"
-            width, components = struct.unpack(">H", data[position + 5:position + 7])[0], data[position + 7]
+            width, components = struct.unpack(">H", data[position + 5 : position + 7])[0], data[position + 7]
             if not width or not components:
                 return "its frame header says it has no width or no colour components"
             return None
@@ -195,14 +195,17 @@ def _claimed_type(declared_name: str | None, declared_type: str | None) -> str |
 def _not_an_image(data: bytes, declared_name: str | None, declared_type: str | None, reason: str) -> ImageRejected:
     what = _declared(declared_name, declared_type)
     claimed = _claimed_type(declared_name, declared_type)
-    lie = (f"; its name or declared type says {_NAMES[claimed]}, but only the content counts"
-           if claimed and sniff(data) != claimed else "")
+    lie = (
+        f"; its name or declared type says {_NAMES[claimed]}, but only the content counts"
+        if claimed and sniff(data) != claimed
+        else ""
+    )
     return ImageRejected(415, f"not a JPEG, PNG, WebP or GIF image (by its content): {what} {reason}{lie}")
 
 
 def _looks_like(data: bytes) -> str:
     for offset, magic, name in _OTHER_FORMATS:
-        if data[offset:offset + len(magic)] == magic:
+        if data[offset : offset + len(magic)] == magic:
             return f"is {name}"
     head = data[:256].lstrip().lower()
     if head.startswith((b"<svg", b"<?xml")) or b"<svg" in head:
@@ -249,15 +252,19 @@ def display_name(declared_name: str | None, media_type: str | None) -> str:
     """
     name = unicodedata.normalize("NFC", declared_name or "")
     name = re.split(r"[\\/]", name)[-1]
-    name = _SPACES.sub(" ", "".join(" " if ch in "\t\r\n" else ch for ch in name
-                                    if ch in "\t\r\n" or unicodedata.category(ch) not in _INVISIBLE))
+    name = _SPACES.sub(
+        " ",
+        "".join(
+            " " if ch in "\t\r\n" else ch for ch in name if ch in "\t\r\n" or unicodedata.category(ch) not in _INVISIBLE
+        ),
+    )
     name = name.strip().lstrip(".").strip()
     if not name:
         name = "image" + (EXTENSIONS[media_type] if media_type else "")
     if len(name) > 255:
         stem, dot, extension = name.rpartition(".")
         extension = dot + extension if dot and len(extension) <= 10 else ""
-        name = name[:255 - len(extension)] + extension
+        name = name[: 255 - len(extension)] + extension
     return name
 
 

@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     log_level: str = "INFO"
 
-    @field_validator("pagerduty_webhook_secrets", "alertmanager_service_labels", "public_redact_patterns",
-                     mode="before")
+    @field_validator(
+        "pagerduty_webhook_secrets", "alertmanager_service_labels", "public_redact_patterns", mode="before"
+    )
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
@@ -88,8 +89,15 @@ class Settings(BaseSettings):
             return sorted(int(part) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("pagerduty_api_url", "opsgenie_api_url", "slack_api_url", "caldav_url", "jira_url",
-                     "github_api_url", "linear_api_url")
+    @field_validator(
+        "pagerduty_api_url",
+        "opsgenie_api_url",
+        "slack_api_url",
+        "caldav_url",
+        "jira_url",
+        "github_api_url",
+        "linear_api_url",
+    )
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from postmortem.temporal import connect
+from postmortem.app.temporal import connect
 from postmortem.workflows.identity import STATUS_ATTRIBUTE
 
 
@@ -65,27 +65,41 @@ class DevServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
         self._process = await asyncio.create_subprocess_exec(
-            temporal_binary(), "server", "start-dev",
-            "--db-filename", str(self.database),
-            "--ip", self.host,
-            "--port", str(self.port),
-            "--ui-port", str(self.ui_port),
-            "--search-attribute", f"{STATUS_ATTRIBUTE.name}=Keyword",
-            "--log-level", "warn",
-            stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.database),
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--search-attribute",
+            f"{STATUS_ATTRIBUTE.name}=Keyword",
+            "--log-level",
+            "warn",
+            stdout=log,
+            stderr=log,
+            stdin=asyncio.subprocess.DEVNULL,
         )
         log.close()
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self._process.returncode is not None:
-                raise DevServerError(f"the Temporal dev server exited at start-up; see {self.log_file}:\n{self._tail()}")
+                raise DevServerError(
+                    f"the Temporal dev server exited at start-up; see {self.log_file}:\n{self._tail()}"
+                )
             try:
                 await connect(self.address)
                 return
             except RuntimeError:
                 if asyncio.get_running_loop().time() > deadline:
                     await self.stop()
-                    raise DevServerError(f"the Temporal dev server did not answer within {timeout:.0f} s; see {self.log_file}")
+                    raise DevServerError(
+                        f"the Temporal dev server did not answer within {timeout:.0f} s; see {self.log_file}"
+                    ) from None
                 await asyncio.sleep(0.2)
 
     def _tail(self, lines: int = 20) -> str:
@@ -100,6 +114,6 @@ class DevServer:
         process.terminate()
         try:
             await asyncio.wait_for(process.wait(), timeout=15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()

@@ -8,14 +8,14 @@ with zoneinfo, so a 09:00 meeting stays 09:00 on both sides of a DST change.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from postmortem.meeting import MeetingPolicy, Slot
+from postmortem.meeting.models import MeetingPolicy, Slot
 from postmortem.models import Severity
 from postmortem.timezones import validate_timezone
 
-UTC = timezone.utc
+UTC = UTC
 
 REVIEW_AFTER = timedelta(hours=24)
 REVIEW_BEFORE = timedelta(hours=72)

@@ -12,10 +12,10 @@ from postmortem.activities.meeting import MeetingActivities, MeetingConfig
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.review import NotifyConfig, ReviewActivities
 from postmortem.activities.team import TeamActivities
-from postmortem.settings import Settings
-from postmortem.store.store import Store
-from postmortem.teams import TeamsConfig
 from postmortem.activities.tickets import TicketActivities, TicketsConfig
+from postmortem.app.settings import Settings
+from postmortem.incident.teams import TeamsConfig
+from postmortem.store.store import Store
 from postmortem.workflows.follow_up_workflow import FollowUpWorkflow
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
@@ -55,17 +55,27 @@ def meeting_config(settings: Settings) -> MeetingConfig:
 
 def tickets_config(settings: Settings) -> TicketsConfig:
     return TicketsConfig(
-        public_url=settings.resolved_public_url, jira_url=settings.jira_url, jira_email=settings.jira_email,
-        jira_api_token=settings.jira_api_token, jira_project=settings.jira_project,
-        github_api_url=settings.github_api_url, github_token=settings.github_token, github_repo=settings.github_repo,
-        linear_api_url=settings.linear_api_url, linear_api_key=settings.linear_api_key,
-        linear_team_id=settings.linear_team_id, http_timeout_seconds=settings.http_timeout_seconds,
+        public_url=settings.resolved_public_url,
+        jira_url=settings.jira_url,
+        jira_email=settings.jira_email,
+        jira_api_token=settings.jira_api_token,
+        jira_project=settings.jira_project,
+        github_api_url=settings.github_api_url,
+        github_token=settings.github_token,
+        github_repo=settings.github_repo,
+        linear_api_url=settings.linear_api_url,
+        linear_api_key=settings.linear_api_key,
+        linear_team_id=settings.linear_team_id,
+        http_timeout_seconds=settings.http_timeout_seconds,
     )
 
 
 def notify_config(settings: Settings) -> NotifyConfig:
-    return NotifyConfig(slack_api_url=settings.slack_api_url, slack_bot_token=settings.slack_bot_token,
-                        redact_patterns=settings.public_redact_patterns)
+    return NotifyConfig(
+        slack_api_url=settings.slack_api_url,
+        slack_bot_token=settings.slack_bot_token,
+        redact_patterns=settings.public_redact_patterns,
+    )
 
 
 def build_worker(

@@ -1,0 +1,1 @@
+"""The application shell: settings, the Temporal connection, the worker, the dev server, the CLI."""

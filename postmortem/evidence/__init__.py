@@ -1,0 +1,1 @@
+"""Evidence about an incident: timeline entries from every source, and the key metrics they give."""

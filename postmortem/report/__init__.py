@@ -1,0 +1,1 @@
+"""The report itself: drafting from a template, rendering, exports, images."""

@@ -1,0 +1,100 @@
+"""Render a stored post-mortem as Markdown, in its own language and its team's time zone."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from jinja2 import Environment, StrictUndefined
+
+from postmortem.meeting.agenda import agenda_text
+from postmortem.meeting.models import Meeting
+from postmortem.models import Language, Postmortem, Status
+from postmortem.report.formatting import format_duration, format_local
+
+LABELS = {
+    Language.EN: {
+        "status": "Status",
+        "severity": "Severity",
+        "team": "Team",
+        "template": "Template",
+        "key_metrics": "Key metrics",
+        "metric": "Metric",
+        "value": "Value",
+        "highest_severity": "Highest severity",
+        "impact_started": "Impact started",
+        "started": "Triggered",
+        "closed": "Resolved",
+        "duration": "Total impact duration",
+        "ttd": "Time to detect",
+        "tta": "Time to acknowledge",
+        "ttr": "Time to resolve",
+        "responders": "Responders",
+        "services": "Services",
+        "incidents": "Incidents",
+        "item": "Action item",
+        "owner": "Owner",
+        "due": "Due",
+        "priority": "Priority",
+        "item_status": "Status",
+        "meeting": "Review meeting",
+        "when": "When",
+        "attendees": "Attendees",
+        "agenda": "Agenda",
+        "cancelled": "cancelled",
+        "video": "Video call",
+    },
+    Language.ZH: {
+        "status": "状态",
+        "severity": "严重级别",
+        "team": "团队",
+        "template": "模板",
+        "key_metrics": "关键指标",
+        "metric": "指标",
+        "value": "值",
+        "highest_severity": "最高严重级别",
+        "impact_started": "影响开始",
+        "started": "触发时间",
+        "closed": "解决时间",
+        "duration": "总影响时长",
+        "ttd": "发现耗时",
+        "tta": "确认耗时",
+        "ttr": "解决耗时",
+        "responders": "响应人员",
+        "services": "服务",
+        "incidents": "事故",
+        "item": "行动项",
+        "owner": "负责人",
+        "due": "截止日期",
+        "priority": "优先级",
+        "item_status": "状态",
+        "meeting": "复盘会议",
+        "when": "时间",
+        "attendees": "参会人",
+        "agenda": "议程",
+        "cancelled": "已取消",
+        "video": "视频会议",
+    },
+}
+
+
+def _cell(value: object) -> str:
+    """Keep free text inside one Markdown table cell."""
+    return re.sub(r"\s*\n\s*", " ", str(value)).replace("|", "\\|")
+
+
+def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
+    env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env.filters["local"] = lambda value: format_local(value, pm.timezone)
+    env.filters["duration"] = lambda value: format_duration(value, pm.language)
+    env.filters["cell"] = _cell
+    source = resources.files("postmortem.report.templates").joinpath("report.md.j2").read_text(encoding="utf-8")
+    text = env.from_string(source).render(
+        pm=pm,
+        m=pm.metrics,
+        L=LABELS[pm.language],
+        show_prompts=pm.status == Status.DRAFT,
+        meeting=meeting,
+        agenda=agenda_text(meeting.agenda, pm.language) if meeting else "",
+    )
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
