@@ -15,7 +15,7 @@ from postmortem.evidence.timeline import from_incident
 from postmortem.incident.teams import TeamSettings
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
 from postmortem.report.drafting import draft_report
-from postmortem.report.redraft import UNFINISHED
+from postmortem.report.redraft import unfinished as unfinished_sources
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NewPostmortem, PostmortemStore
 
@@ -48,7 +48,7 @@ class DraftActivities:
         # The webhook's own facts are evidence too, and the floor when no source API is configured.
         await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
         statuses = await self._evidence.statuses(input.postmortem_id)
-        unfinished = [status for status in statuses if status.state in UNFINISHED]
+        unfinished = unfinished_sources(statuses)
         unfinished += [
             SourceStatus(source=source, incident_id=input.incident.id, state=GatherState.PENDING)
             for source in input.still_gathering

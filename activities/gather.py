@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
 from postmortem.activities.upstream import activity_error
+from postmortem.config import (
+    AlertmanagerSettings,
+    HttpSettings,
+    OpsgenieSettings,
+    PagerDutySettings,
+    SlackSettings,
+    reveal,
+)
 from postmortem.evidence.models import EvidenceSource, GatherState, SourceStatus, TimelineEntry
 from postmortem.evidence.timeline import (
     from_alert_event,
@@ -38,21 +45,6 @@ from postmortem.integrations.slack_api import SlackClient
 from postmortem.store.evidence import EvidenceStore
 
 SLACK_CHANNEL = re.compile(r"/archives/([A-Z0-9]{6,})")
-
-
-@dataclass
-class GatherConfig:
-    """Where the sources are. Only these operator-configured base URLs are ever called."""
-
-    pagerduty_api_url: str = "https://api.pagerduty.com"
-    pagerduty_api_token: str | None = None
-    opsgenie_api_url: str = "https://api.opsgenie.com"
-    opsgenie_api_key: str | None = None
-    slack_api_url: str = "https://slack.com/api"
-    slack_bot_token: str | None = None
-    alertmanager_service_labels: list[str] = field(default_factory=lambda: ["service"])
-    alertmanager_margin_minutes: int = 30
-    http_timeout_seconds: float = 15.0
 
 
 class GatherInput(BaseModel):
@@ -93,14 +85,30 @@ def _one(convert: Callable[[dict[str, Any], str], TimelineEntry | None], inciden
 
 
 class GatherActivities:
-    def __init__(self, evidence: EvidenceStore, config: GatherConfig, http: httpx.AsyncClient | None = None) -> None:
+    """Where the sources are: only the operator-configured base URLs of these sections are ever called."""
+
+    def __init__(
+        self,
+        evidence: EvidenceStore,
+        *,
+        pagerduty: PagerDutySettings | None = None,
+        opsgenie: OpsgenieSettings | None = None,
+        slack: SlackSettings | None = None,
+        alertmanager: AlertmanagerSettings | None = None,
+        http: HttpSettings | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._evidence = evidence
-        self._config = config
-        self._http = http
+        self._pagerduty = pagerduty or PagerDutySettings()
+        self._opsgenie = opsgenie or OpsgenieSettings()
+        self._slack = slack or SlackSettings()
+        self._alertmanager = alertmanager or AlertmanagerSettings()
+        self._timeout = (http or HttpSettings()).timeout_seconds
+        self._http = client
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._config.http_timeout_seconds)
+            self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 
     async def aclose(self) -> None:
@@ -126,7 +134,9 @@ class GatherActivities:
         self, input: GatherInput, source: EvidenceSource, phases: list[tuple[Fetch, Convert]]
     ) -> GatherResult:
         details = activity.info().heartbeat_details
-        resume = details[0] if details and isinstance(details[0], dict) else {"phase": 0, "cursor": None}
+        resume: dict[str, Any] = (
+            details[0] if details and isinstance(details[0], dict) else {"phase": 0, "cursor": None}
+        )
         if not details:  # so a draft written before we finish says this source is on its way
             await self._status(input, source, GatherState.PENDING)
         try:
@@ -150,11 +160,12 @@ class GatherActivities:
 
     @activity.defn(name="gather_pagerduty")
     async def gather_pagerduty(self, input: GatherInput) -> GatherResult:
-        if not self._config.pagerduty_api_token:
+        token = reveal(self._pagerduty.api_token)
+        if not token:
             return await self._status(
                 input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED, "POSTMORTEM_PAGERDUTY_API_TOKEN is not set"
             )
-        client = PagerDutyClient(self._config.pagerduty_api_url, self._config.pagerduty_api_token, self._client())
+        client = PagerDutyClient(self._pagerduty.api_url, token, self._client())
         incident = input.incident_id
 
         async def notes(_: str | None) -> Page[dict[str, Any]]:
@@ -172,11 +183,12 @@ class GatherActivities:
 
     @activity.defn(name="gather_opsgenie")
     async def gather_opsgenie(self, input: GatherInput) -> GatherResult:
-        if not self._config.opsgenie_api_key:
+        key = reveal(self._opsgenie.api_key)
+        if not key:
             return await self._status(
                 input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED, "POSTMORTEM_OPSGENIE_API_KEY is not set"
             )
-        client = OpsgenieClient(self._config.opsgenie_api_url, self._config.opsgenie_api_key, self._client())
+        client = OpsgenieClient(self._opsgenie.api_url, key, self._client())
         alert = input.incident_id
         return await self._paged(
             input,
@@ -192,7 +204,7 @@ class GatherActivities:
         """Alerts already received whose labels name the incident's service, inside its window."""
         if input.end is None:
             return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE, "no incident window")
-        margin = timedelta(minutes=self._config.alertmanager_margin_minutes)
+        margin = timedelta(minutes=self._alertmanager.margin_minutes)
         start = (input.start or input.end) - margin
         services = {name.casefold() for name in input.services}
         matched = [
@@ -205,7 +217,7 @@ class GatherActivities:
         return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE)
 
     def _matches(self, labels: dict[str, str], services: set[str], matchers: list[dict[str, str]]) -> bool:
-        if any(labels.get(name, "").casefold() in services for name in self._config.alertmanager_service_labels):
+        if any(labels.get(name, "").casefold() in services for name in self._alertmanager.service_labels):
             return True
         return any(matcher and all(labels.get(k) == v for k, v in matcher.items()) for matcher in matchers)
 
@@ -216,12 +228,13 @@ class GatherActivities:
             return await self._status(
                 input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "the incident names no Slack channel"
             )
-        if not self._config.slack_bot_token:
+        token = reveal(self._slack.bot_token)
+        if not token:
             return await self._status(
                 input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "POSTMORTEM_SLACK_BOT_TOKEN is not set"
             )
-        client = SlackClient(self._config.slack_api_url, self._config.slack_bot_token, self._client())
-        margin = timedelta(minutes=self._config.alertmanager_margin_minutes)
+        client = SlackClient(self._slack.api_url, token, self._client())
+        margin = timedelta(minutes=self._alertmanager.margin_minutes)
         oldest = (input.start - margin).timestamp() if input.start else None
         latest = (input.end + margin).timestamp() if input.end else None
 

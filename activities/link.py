@@ -13,17 +13,17 @@ from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from postmortem.activities.gather import GatherConfig
+from postmortem.config import HttpSettings, OpsgenieSettings, PagerDutySettings, reveal
 from postmortem.evidence.key_metrics import compute_metrics
 from postmortem.evidence.timeline import from_incident
+from postmortem.incident.opsgenie import incident_from_alert_api
+from postmortem.incident.pagerduty import incident_from_rest
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagerduty_api import PagerDutyClient
 from postmortem.models import Incident, KeyMetrics, Severity, Source
 from postmortem.store.postmortems import IncidentTaken
 from postmortem.store.store import Store
-from postmortem.webhooks.opsgenie import incident_from_alert_api
-from postmortem.webhooks.pagerduty import incident_from_rest
 
 
 class LinkIncidentInput(BaseModel):
@@ -45,19 +45,29 @@ class LinkedIncident(BaseModel):
 
 
 class LinkActivities:
-    def __init__(self, store: Store, config: GatherConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        pagerduty: PagerDutySettings | None = None,
+        opsgenie: OpsgenieSettings | None = None,
+        http: HttpSettings | None = None,
+    ) -> None:
         self._store = store
-        self._config = config
+        self._pagerduty = pagerduty or PagerDutySettings()
+        self._opsgenie = opsgenie or OpsgenieSettings()
+        self._timeout = (http or HttpSettings()).timeout_seconds
 
     async def _fetch(self, source: Source, incident_id: str) -> Incident:
-        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+        pagerduty_token, opsgenie_key = reveal(self._pagerduty.api_token), reveal(self._opsgenie.api_key)
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             try:
-                if source == Source.PAGERDUTY and self._config.pagerduty_api_token:
-                    client = PagerDutyClient(self._config.pagerduty_api_url, self._config.pagerduty_api_token, http)
-                    return incident_from_rest(await client.get_incident(incident_id))
-                if source == Source.OPSGENIE and self._config.opsgenie_api_key:
-                    client = OpsgenieClient(self._config.opsgenie_api_url, self._config.opsgenie_api_key, http)
-                    return incident_from_alert_api(await client.get_alert(incident_id))
+                if source == Source.PAGERDUTY and pagerduty_token:
+                    pagerduty = PagerDutyClient(self._pagerduty.api_url, pagerduty_token, http)
+                    return incident_from_rest(await pagerduty.get_incident(incident_id))
+                if source == Source.OPSGENIE and opsgenie_key:
+                    opsgenie = OpsgenieClient(self._opsgenie.api_url, opsgenie_key, http)
+                    return incident_from_alert_api(await opsgenie.get_alert(incident_id))
             except UpstreamError as exc:
                 raise ApplicationError(str(exc), type="UpstreamError", non_retryable=exc.permanent) from exc
         # No API configured: link what we know; its own webhook or the gather step fills it in later.

@@ -8,8 +8,7 @@ are idempotent anyway (one resource per meeting, overwritten in place).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -20,12 +19,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.upstream import activity_error
+from postmortem.config import CalDavSettings, HttpSettings, MeetingSettings, ServerSettings, SmtpSettings, reveal
 from postmortem.incident.teams import TeamSettings
 from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.integrations.email_invite import SmtpMailer, invite_message
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.meeting.agenda import agenda_text, build_agenda
-from postmortem.meeting.invite import build_invite
+from postmortem.meeting.agenda import build_agenda
+from postmortem.meeting.invite import invite_description, invite_method, meeting_invite, unique_attendees
 from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot, meeting_minutes
 from postmortem.models import Language, Severity
@@ -34,22 +34,6 @@ from postmortem.store.meetings import MeetingStore
 
 log = logging.getLogger(__name__)
 Channel = Literal["email", "caldav"]
-
-
-@dataclass
-class MeetingConfig:
-    public_url: str = "http://127.0.0.1:8000"
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    smtp_from: str = "postmortem@localhost"
-    caldav_url: str | None = None
-    caldav_username: str | None = None
-    caldav_password: str | None = None
-    video_url_template: str | None = None
-    http_timeout_seconds: float = 15.0
 
 
 class PlanMeetingInput(BaseModel):
@@ -94,14 +78,27 @@ def delivery_key(meeting: Meeting, channel: Channel) -> str:
 
 
 class MeetingActivities:
-    def __init__(self, meetings: MeetingStore, config: MeetingConfig) -> None:
+    def __init__(
+        self,
+        meetings: MeetingStore,
+        *,
+        meeting: MeetingSettings | None = None,
+        smtp: SmtpSettings | None = None,
+        caldav: CalDavSettings | None = None,
+        server: ServerSettings | None = None,
+        http: HttpSettings | None = None,
+    ) -> None:
         self._meetings = meetings
-        self._config = config
+        self._meeting = meeting or MeetingSettings()
+        self._smtp = smtp or SmtpSettings()
+        self._caldav = caldav or CalDavSettings()
+        self._public_url = (server or ServerSettings()).resolved_public_url
+        self._timeout = (http or HttpSettings()).timeout_seconds
 
     def _calendar(self, http: httpx.AsyncClient) -> CalDavCalendar | None:
-        if not self._config.caldav_url:
+        if not self._caldav.url:
             return None
-        return CalDavCalendar(self._config.caldav_url, self._config.caldav_username, self._config.caldav_password, http)
+        return CalDavCalendar(self._caldav.url, self._caldav.username, reveal(self._caldav.password), http)
 
     @activity.defn(name="plan_meeting")
     async def plan_meeting(self, input: PlanMeetingInput) -> Meeting:
@@ -112,7 +109,7 @@ class MeetingActivities:
         minutes = meeting_minutes(team.meeting, input.severity)
         resolved = input.resolved_at or input.now
         busy: list[tuple] = []
-        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             calendar = self._calendar(http)
             if calendar is not None:
                 try:
@@ -127,7 +124,7 @@ class MeetingActivities:
             slot = find_slot(resolved_at=resolved, now=input.now, policy=team.meeting, minutes=minutes, busy=busy)
         except ValueError as exc:  # the team's meeting rules cannot be met: retrying will not help
             raise ApplicationError(f"cannot schedule the review meeting: {exc}", non_retryable=True) from exc
-        organizer = Attendee(email=team.organizer or self._config.smtp_from)
+        organizer = Attendee(email=team.organizer or self._smtp.sender)
         attendees: dict[str, Attendee] = {}
         for person in [
             *team.responders,
@@ -149,10 +146,10 @@ class MeetingActivities:
             organizer=organizer,
             attendees=list(attendees.values()),
             agenda=build_agenda(minutes, input.language),
-            report_url=f"{self._config.public_url}/api/postmortems/{input.postmortem_id}?format=markdown",
+            report_url=f"{self._public_url}/api/postmortems/{input.postmortem_id}?format=markdown",
             video_url=(
-                self._config.video_url_template.format(postmortem_id=input.postmortem_id, uid=uid)
-                if self._config.video_url_template
+                self._meeting.video_url_template.format(postmortem_id=input.postmortem_id, uid=uid)
+                if self._meeting.video_url_template
                 else None
             ),
         )
@@ -194,53 +191,37 @@ class MeetingActivities:
         await self._meetings.record_delivery(key, meeting.postmortem_id, input.channel, detail, input.now)
         return DeliveryResult(channel=input.channel, key=key, sent=True, detail=detail)
 
-    def description(self, meeting: Meeting, language: Language) -> str:
-        header = "议程" if language == Language.ZH else "Agenda"
-        report = "复盘报告草稿" if language == Language.ZH else "Draft report"
-        note = (
-            "对事不对人：我们讨论系统与决策，而不是追究个人。"
-            if language == Language.ZH
-            else "Blameless: we discuss systems and decisions, not people's mistakes."
-        )
-        lines = [f"{header}:", agenda_text(meeting.agenda, language), "", f"{report}: {meeting.report_url}"]
-        if meeting.video_url:
-            lines.append(f"Video: {meeting.video_url}")
-        return "\n".join([*lines, "", note])
-
-    def invite(self, meeting: Meeting, now: datetime) -> bytes:
-        method = "CANCEL" if meeting.status == MeetingStatus.CANCELLED else "REQUEST"
-        return build_invite(meeting, method=method, now=now, description=self.description(meeting, meeting.language))
-
     async def _send_email(self, meeting: Meeting, input: SendInviteInput) -> str | None:
-        if not self._config.smtp_host:
+        if not self._smtp.host:
             return None
-        ics = self.invite(meeting, input.now)
-        method = "CANCEL" if meeting.status == MeetingStatus.CANCELLED else "REQUEST"
+        ics = meeting_invite(meeting, input.now)
+        method = invite_method(meeting)
         when = format_local(meeting.start, meeting.timezone)
         message = invite_message(
             meeting,
             ics,
             method=method,
-            sender=self._config.smtp_from,
-            body_text=f"{meeting.title}\n{when}\n\n{self.description(meeting, meeting.language)}",
+            sender=self._smtp.sender,
+            body_text=f"{meeting.title}\n{when}\n\n{invite_description(meeting)}",
+            recipients=unique_attendees(meeting.attendees),
         )
         mailer = SmtpMailer(
-            self._config.smtp_host,
-            self._config.smtp_port,
-            self._config.smtp_username,
-            self._config.smtp_password,
-            self._config.smtp_starttls,
-            self._config.http_timeout_seconds,
+            self._smtp.host,
+            self._smtp.port,
+            self._smtp.username,
+            reveal(self._smtp.password),
+            self._smtp.starttls,
+            self._timeout,
         )
         await mailer.send(message)
         return f"emailed {method} revision {meeting.sequence} to {len(meeting.attendees)} attendee(s)"
 
     async def _put_calendar(self, meeting: Meeting, input: SendInviteInput) -> str | None:
-        if not self._config.caldav_url:
+        if not self._caldav.url:
             return None
-        calendar_object = Calendar.from_ical(self.invite(meeting, input.now))
+        calendar_object = Calendar.from_ical(meeting_invite(meeting, input.now))
         calendar_object.pop("METHOD", None)  # RFC 4791: a stored calendar object carries no METHOD
-        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             calendar = self._calendar(http)
             assert calendar is not None
             await calendar.put_event(meeting.uid, calendar_object.to_ical())

@@ -46,7 +46,8 @@ class RefreshActivities:
             if pm.template_name and self._templates is not None:
                 with contextlib.suppress(NotFound):  # the team deleted it: refresh from the built-in one
                     template, _ = await self._templates.get(pm.template_name)
-            fresh = await redraft(self._evidence, pm, template=template)
+            timeline, statuses = await self._evidence.entries(pm.id), await self._evidence.statuses(pm.id)
+            fresh = redraft(pm, timeline=timeline, statuses=statuses, template=template)
             replacements = {s.key: s for s in fresh.sections if s.key in REFRESHED_SECTIONS}
             sections = [
                 replacements[s.key].model_copy(update={"title": s.title})

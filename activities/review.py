@@ -6,18 +6,18 @@ sending, so a retried step never announces or reminds twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
-from postmortem.activities.meeting import MeetingConfig
 from postmortem.activities.upstream import activity_error
+from postmortem.config import HttpSettings, ReportSettings, ServerSettings, SlackSettings, SmtpSettings, reveal
 from postmortem.integrations.email_invite import SmtpMailer
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.slack_api import SlackClient
-from postmortem.report.exports import export_html, export_json, export_markdown, export_pdf, public_summary
+from postmortem.report.export_pdf import export_pdf
+from postmortem.report.exports import export_html, export_json, export_markdown
+from postmortem.report.public_summary import public_summary
 from postmortem.review.lifecycle import Review
 from postmortem.store.store import Store
 
@@ -28,13 +28,6 @@ EXPORTS = {
     "pdf": "application/pdf",
     "public": "text/markdown; charset=utf-8",
 }
-
-
-@dataclass
-class NotifyConfig:
-    slack_api_url: str = "https://slack.com/api"
-    slack_bot_token: str | None = None
-    redact_patterns: list[str] = None  # type: ignore[assignment]
 
 
 class RecordReviewInput(BaseModel):
@@ -66,10 +59,22 @@ class NotifyResult(BaseModel):
 
 
 class ReviewActivities:
-    def __init__(self, store: Store, meeting: MeetingConfig, notify: NotifyConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        smtp: SmtpSettings | None = None,
+        slack: SlackSettings | None = None,
+        report: ReportSettings | None = None,
+        server: ServerSettings | None = None,
+        http: HttpSettings | None = None,
+    ) -> None:
         self._store = store
-        self._mail = meeting
-        self._notify = notify
+        self._smtp = smtp or SmtpSettings()
+        self._slack_settings = slack or SlackSettings()
+        self._redact = (report or ReportSettings()).public_redact_patterns
+        self._public_url = (server or ServerSettings()).resolved_public_url
+        self._timeout = (http or HttpSettings()).timeout_seconds
 
     @activity.defn(name="record_review")
     async def record_review(self, input: RecordReviewInput) -> None:
@@ -80,7 +85,7 @@ class ReviewActivities:
         """Render and store the final exports, then announce once per publication."""
         pm = await self._store.postmortems.get(input.postmortem_id)
         meeting = await self._store.meetings.get(input.postmortem_id)
-        redact = self._notify.redact_patterns or []
+        redact = self._redact
         rendered = {
             "md": export_markdown(pm, meeting).encode(),
             "html": export_html(pm, meeting).encode(),
@@ -101,7 +106,7 @@ class ReviewActivities:
         sent: list[str] = []
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"
-            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._mail.public_url}/api/postmortems/{pm.id}/export?format=html"
+            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._public_url}/api/postmortems/{pm.id}/export?format=html"
             if await self._slack(pm.id, key, input.slack_channel, text, input.now):
                 sent.append(key)
         return sent
@@ -113,19 +118,18 @@ class ReviewActivities:
             input.postmortem_id, f"{input.key}:slack", input.slack_channel, f"{input.subject}\n{input.text}", input.now
         ):
             sent.append("slack")
-        if self._mail.smtp_host and input.recipients and await self._email(input):
+        if self._smtp.host and input.recipients and await self._email(input):
             sent.append("email")
         return NotifyResult(sent=sent)
 
     async def _slack(self, postmortem_id: str, key: str, channel: str, text: str, now: object) -> bool:
         meetings = self._store.meetings
-        if not self._notify.slack_bot_token or await meetings.delivered(key):
+        token = reveal(self._slack_settings.bot_token)
+        if not token or await meetings.delivered(key):
             return False
-        async with httpx.AsyncClient(timeout=self._mail.http_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             try:
-                answer = await SlackClient(self._notify.slack_api_url, self._notify.slack_bot_token, http).post_message(
-                    channel, text
-                )
+                answer = await SlackClient(self._slack_settings.api_url, token, http).post_message(channel, text)
             except UpstreamError as exc:
                 raise activity_error(exc) from exc
         await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)  # type: ignore[arg-type]
@@ -138,17 +142,17 @@ class ReviewActivities:
         if await self._store.meetings.delivered(key):
             return False
         message = EmailMessage()
-        message["From"] = self._mail.smtp_from
+        message["From"] = self._smtp.sender
         message["To"] = ", ".join(input.recipients)
         message["Subject"] = input.subject
         message.set_content(input.text)
         mailer = SmtpMailer(
-            self._mail.smtp_host or "",
-            self._mail.smtp_port,
-            self._mail.smtp_username,
-            self._mail.smtp_password,
-            self._mail.smtp_starttls,
-            self._mail.http_timeout_seconds,
+            self._smtp.host or "",
+            self._smtp.port,
+            self._smtp.username,
+            reveal(self._smtp.password),
+            self._smtp.starttls,
+            self._timeout,
         )
         try:
             await mailer.send(message)

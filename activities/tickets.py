@@ -9,7 +9,6 @@ tracker is searched for it before creating, so a worker killed between "created 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
 
@@ -18,38 +17,17 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
 from postmortem.activities.upstream import activity_error
+from postmortem.config import HttpSettings, ServerSettings, TicketsSettings, reveal
 from postmortem.integrations.github_issues import GitHubIssuesClient
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.jira import JiraClient
 from postmortem.integrations.linear import LinearClient
 from postmortem.integrations.tickets import TicketClient, TicketRequest
-from postmortem.models import ActionItem, ActionItemStatus, Postmortem
+from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem
 from postmortem.store.postmortems import PostmortemFilter
 from postmortem.store.store import Store
 
-STATE_TO_STATUS = {
-    "open": ActionItemStatus.OPEN,
-    "in_progress": ActionItemStatus.IN_PROGRESS,
-    "done": ActionItemStatus.COMPLETED,
-    "wont_do": ActionItemStatus.WONT_DO,
-}
 STALLED_AFTER = timedelta(days=14)
-
-
-@dataclass
-class TicketsConfig:
-    public_url: str = "http://127.0.0.1:8000"
-    jira_url: str | None = None
-    jira_email: str | None = None
-    jira_api_token: str | None = None
-    jira_project: str | None = None
-    github_api_url: str = "https://api.github.com"
-    github_token: str | None = None
-    github_repo: str | None = None
-    linear_api_url: str = "https://api.linear.app/graphql"
-    linear_api_key: str | None = None
-    linear_team_id: str | None = None
-    http_timeout_seconds: float = 15.0
 
 
 class TicketsInput(BaseModel):
@@ -91,18 +69,27 @@ def marker_for(postmortem_id: str, item_id: str) -> str:
 
 
 class TicketActivities:
-    def __init__(self, store: Store, config: TicketsConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        tickets: TicketsSettings | None = None,
+        server: ServerSettings | None = None,
+        http: HttpSettings | None = None,
+    ) -> None:
         self._store = store
-        self._config = config
+        self._trackers = tickets or TicketsSettings()
+        self._public_url = (server or ServerSettings()).resolved_public_url
+        self._timeout = (http or HttpSettings()).timeout_seconds
 
     def client(self, tracker: str, http: httpx.AsyncClient) -> TicketClient | None:
-        c = self._config
-        if tracker == "jira" and c.jira_url and c.jira_api_token and c.jira_project:
-            return JiraClient(c.jira_url, c.jira_email or "", c.jira_api_token, c.jira_project, http)
-        if tracker == "github" and c.github_token and c.github_repo:
-            return GitHubIssuesClient(c.github_api_url, c.github_token, c.github_repo, http)
-        if tracker == "linear" and c.linear_api_key and c.linear_team_id:
-            return LinearClient(c.linear_api_url, c.linear_api_key, c.linear_team_id, http)
+        jira, github, linear = self._trackers.jira, self._trackers.github, self._trackers.linear
+        if tracker == "jira" and jira.url and (token := reveal(jira.api_token)) and jira.project:
+            return JiraClient(jira.url, jira.email or "", token, jira.project, http)
+        if tracker == "github" and (token := reveal(github.token)) and github.repo:
+            return GitHubIssuesClient(github.api_url, token, github.repo, http)
+        if tracker == "linear" and (key := reveal(linear.api_key)) and linear.team_id:
+            return LinearClient(linear.api_url, key, linear.team_id, http)
         return None
 
     def _request(self, pm: Postmortem, item: ActionItem, accounts: dict[str, str]) -> TicketRequest:
@@ -113,7 +100,7 @@ class TicketActivities:
             for part in (
                 item.description,
                 owner_line if item.owner else "",
-                f"From the post-mortem “{pm.title}”: {self._config.public_url}/api/postmortems/{pm.id}",
+                f"From the post-mortem “{pm.title}”: {self._public_url}/api/postmortems/{pm.id}",
             )
             if part
         )
@@ -133,7 +120,7 @@ class TicketActivities:
         todo = [item for item in pm.action_items if not item.ticket_key]
         if not todo:
             return TicketsResult()
-        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             client = self.client(input.tracker or "", http)
             if client is None:
                 return TicketsResult(detail=f"no tracker configured for this team ({input.tracker or 'none'})")
@@ -159,7 +146,7 @@ class TicketActivities:
     async def sync_tickets(self, input: TicketsInput) -> TicketsResult:
         pm = await self._store.postmortems.get(input.postmortem_id)
         result = TicketsResult()
-        async with httpx.AsyncClient(timeout=self._config.http_timeout_seconds) as http:
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
             for item in pm.action_items:
                 if not item.ticket_key or not item.ticket_tracker:
                     continue
@@ -171,7 +158,7 @@ class TicketActivities:
                 except UpstreamError as exc:
                     raise activity_error(exc, "TrackerError") from exc
                 if await self._store.postmortems.sync_item_status(
-                    pm.id, item.id, STATE_TO_STATUS[ticket.state], input.now
+                    pm.id, item.id, TICKET_STATUS[ticket.state], input.now
                 ):
                     result.changed.append(item.ticket_key)
         return result

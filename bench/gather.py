@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))  # the loopback fake lives with the tests
 
 from temporalio.testing import ActivityEnvironment  # noqa: E402
 
-from postmortem.activities.gather import GatherActivities, GatherConfig, GatherInput  # noqa: E402
+from postmortem.activities.gather import GatherActivities, GatherInput  # noqa: E402
+from postmortem.config import HttpSettings, PagerDutySettings  # noqa: E402
+from postmortem.evidence.distil import distil  # noqa: E402
 from postmortem.evidence.models import EvidenceSource  # noqa: E402
-from postmortem.evidence.timeline import distil  # noqa: E402
 from postmortem.store.store import Store  # noqa: E402
 from tests.fakes.pagerduty import FakePagerDuty, pagerduty_app  # noqa: E402
 from tests.fakes.serve import serve_app  # noqa: E402
@@ -63,7 +64,9 @@ async def ours(
 ) -> tuple[float, float, int, int, int]:
     store = await Store.open(url, schema=schema)
     activities = GatherActivities(
-        store.evidence, GatherConfig(pagerduty_api_url=base, pagerduty_api_token=token, http_timeout_seconds=30)
+        store.evidence,
+        pagerduty=PagerDutySettings(api_url=base, api_token=token),
+        http=HttpSettings(timeout_seconds=30),
     )
     pm_id = f"pagerduty-{INCIDENT}-{uuid.uuid4().hex[:8]}"
     if trace:

@@ -15,7 +15,7 @@ Busy time comes from a `free-busy-query` REPORT (§7.10), where the server expan
 applies TRANSP/STATUS itself. A server that refuses it (403, 501) or answers it with something
 other than a VFREEBUSY (old Radicale: a multistatus) is asked with a `calendar-query` REPORT
 (§7.8) for the events in the window instead, expanded by the server (`C:expand`, and here for
-servers that ignore it). Floating times and all-day dates in that fallback are read as UTC.
+servers that ignore it). Reading busy time out of either answer is `caldav_busy.py`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import hashlib
 import logging
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from dateutil.rrule import rruleset, rrulestr
 from icalendar import Calendar
 
+from postmortem.integrations.caldav_busy import Interval, busy_from_events, busy_from_freebusy
 from postmortem.integrations.http_errors import UpstreamError, path_segment, request
 
 SERVICE = "CalDAV"
@@ -38,12 +38,9 @@ DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 # A REPORT the server does not do: 403 with DAV:supported-report (RFC 4791 §7.10), or 501.
 FREE_BUSY_REFUSED = frozenset({403, 501})
-BUSY_TYPES = frozenset({"BUSY", "BUSY-UNAVAILABLE", "BUSY-TENTATIVE"})
 _PLAIN_UID = re.compile(r"[A-Za-z0-9@._~+=-]{1,200}")
-_MAX_OCCURRENCES = 10_000  # per recurring event, when the server leaves the expansion to us
 
 log = logging.getLogger(__name__)
-Interval = tuple[datetime, datetime]
 
 
 class CalDavCalendar:
@@ -92,7 +89,10 @@ class CalDavCalendar:
                 raise
 
     async def busy_times(self, start: datetime, end: datetime) -> list[Interval]:
-        """Busy intervals overlapping [start, end), in UTC, clipped to the window, sorted and merged."""
+        """Busy intervals overlapping [start, end), in UTC, clipped to the window and sorted.
+
+        Overlapping intervals are not joined here: the scheduler merges busy time (`find_slot`).
+        """
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("start and end must be timezone-aware")
         if end <= start:
@@ -155,7 +155,7 @@ class CalDavCalendar:
                 f"CalDAV answered calendar-query with an unreadable body: {exc}",
                 permanent=True,
             ) from exc
-        return merge(intervals)
+        return sorted(intervals)
 
     async def _report(self, body: str) -> httpx.Response:
         return await self._request(
@@ -203,25 +203,6 @@ def calendar_resource(uid: str, ics: bytes) -> bytes:
     return calendar.to_ical()
 
 
-def busy_from_freebusy(ics: bytes, start: datetime, end: datetime) -> list[Interval]:
-    """The busy periods (FBTYPE BUSY, BUSY-TENTATIVE, BUSY-UNAVAILABLE) of a VFREEBUSY answer."""
-    calendar = Calendar.from_ical(ics)
-    components = calendar.walk("VFREEBUSY")
-    if not components:
-        raise ValueError("no VFREEBUSY component")
-    intervals: list[Interval] = []
-    for component in components:
-        periods = component.get("FREEBUSY")
-        for period in periods if isinstance(periods, list) else [periods] if periods is not None else []:
-            if str(period.params.get("FBTYPE", "BUSY")).upper() not in BUSY_TYPES:
-                continue
-            begin, until = period.dt
-            begin = _as_utc(begin)
-            until = begin + until if isinstance(until, timedelta) else _as_utc(until)
-            intervals.append((begin, until))
-    return merge(_clip(intervals, start, end))
-
-
 def calendar_data(multistatus: bytes) -> list[bytes]:
     """The C:calendar-data of every resource found in a 207 multistatus body."""
     try:
@@ -238,122 +219,6 @@ def calendar_data(multistatus: bytes) -> list[bytes]:
                 if data.text and data.text.strip():
                     documents.append(data.text.encode("utf-8"))
     return documents
-
-
-def busy_from_events(ics: bytes, start: datetime, end: datetime) -> list[Interval]:
-    """Busy intervals of the VEVENTs in one calendar object (opaque, not cancelled), recurrences expanded."""
-    calendar = Calendar.from_ical(ics)
-    events = list(calendar.walk("VEVENT"))
-    # An instance moved or cancelled on its own (RECURRENCE-ID) replaces the master's occurrence.
-    overridden = {_as_utc(_start_of(event.decoded("RECURRENCE-ID"))) for event in events if "RECURRENCE-ID" in event}
-    intervals: list[Interval] = []
-    for event in events:
-        if "DTSTART" not in event:
-            continue
-        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
-            continue
-        if str(event.get("STATUS", "")).upper() == "CANCELLED":
-            continue
-        first, length = _span(event)
-        if "RECURRENCE-ID" in event or ("RRULE" not in event and "RDATE" not in event):
-            intervals.append((first, first + length))
-            continue
-        for occurrence in _occurrences(event, length, start, end):
-            if occurrence not in overridden:
-                intervals.append((occurrence, occurrence + length))
-    return _clip(intervals, start, end)
-
-
-def merge(intervals: list[Interval]) -> list[Interval]:
-    """Sorted, with overlapping or touching intervals joined."""
-    merged: list[Interval] = []
-    for begin, until in sorted(intervals):
-        if merged and begin <= merged[-1][1]:
-            if until > merged[-1][1]:
-                merged[-1] = (merged[-1][0], until)
-        else:
-            merged.append((begin, until))
-    return merged
-
-
-def _clip(intervals: list[Interval], start: datetime, end: datetime) -> list[Interval]:
-    clipped = []
-    for begin, until in intervals:
-        begin, until = max(begin, start), min(until, end)
-        if begin < until:
-            clipped.append((begin, until))
-    return clipped
-
-
-def _span(event: Any) -> tuple[datetime, timedelta]:
-    """(start in UTC, length) of an event: DTEND, else DURATION, else a day for a date, else nothing."""
-    raw_start = event.decoded("DTSTART")
-    first = _as_utc(_start_of(raw_start))
-    if "DTEND" in event:
-        length = _as_utc(_start_of(event.decoded("DTEND"))) - first
-    elif "DURATION" in event:
-        length = event.decoded("DURATION")
-    else:
-        length = timedelta(days=1) if not isinstance(raw_start, datetime) else timedelta(0)
-    return first, max(length, timedelta(0))
-
-
-def _occurrences(event: Any, length: timedelta, start: datetime, end: datetime) -> list[datetime]:
-    """Occurrence starts (UTC) of a recurring event that overlap [start, end), for servers that did not expand."""
-    local_start = event.decoded("DTSTART")
-    if not isinstance(local_start, datetime):
-        local_start = datetime.combine(local_start, time(0), tzinfo=UTC)
-    elif local_start.tzinfo is None:
-        local_start = local_start.replace(tzinfo=UTC)
-    rules = rruleset()
-    for prop in _as_list(event.get("RRULE")):
-        text = prop.to_ical().decode()
-        if "UNTIL=" in text and "Z" not in text.split("UNTIL=", 1)[1].split(";", 1)[0]:
-            # a date or floating UNTIL next to an aware DTSTART, which dateutil refuses: read it as
-            # the end of that day in UTC (at worst an occurrence too many counts as busy)
-            until = text.split("UNTIL=", 1)[1].split(";", 1)[0]
-            text = text.replace(f"UNTIL={until}", f"UNTIL={until[:8]}T235959Z")
-        rules.rrule(rrulestr(text, dtstart=local_start))
-    for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
-        for prop in _as_list(event.get(name)):
-            for value in prop.dts:
-                moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
-                add(_as_local(moment, local_start))
-    rules.rdate(local_start)
-    found: list[datetime] = []
-    for index, occurrence in enumerate(rules.between(start - length - timedelta(seconds=1), end, inc=True)):
-        if index >= _MAX_OCCURRENCES:
-            break
-        moment = occurrence.astimezone(UTC)
-        if moment + length > start and moment < end:
-            found.append(moment)
-    return found
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _as_local(value: date | datetime, like: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        return datetime.combine(value, like.timetz())
-    if value.tzinfo is None:
-        return value.replace(tzinfo=like.tzinfo)
-    return value
-
-
-def _start_of(value: date | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value, time(0), tzinfo=UTC)
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # floating time: read as UTC
-    return value.astimezone(UTC)
 
 
 def _stamp(value: datetime) -> str:

@@ -22,7 +22,9 @@ Apple Mail all turn into an invitation with Accept/Decline:
   text/calendar parts base64 too). The text part is 7bit, or quoted-printable when it is not
   ASCII, so the whole message is 7-bit and no relay needs 8BITMIME.
 
-Recipients: To is every attendee (one per address). The organizer, when not an attendee, is on Cc:
+Recipients: To is every attendee the invite lists, one per address, as the caller passes them (the
+activity builds the invite and its attendee list in postmortem.meeting, this module only mails what it
+is given). The organizer, when not an attendee, is on Cc:
 attendees' RSVPs (iMIP REPLY) go to the ORGANIZER address, and the organizer's mail client can
 only match them to an event it has seen, so the organizer gets the invitation too. Reply-To is the
 organizer, so a plain "reply" reaches a person rather than the sending mailbox.
@@ -48,7 +50,6 @@ import aiosmtplib
 from icalendar import Calendar
 
 from postmortem.integrations.http_errors import UpstreamError
-from postmortem.meeting.invite import unique_attendees
 from postmortem.meeting.models import Attendee, Meeting
 
 SERVICE = "SMTP"
@@ -60,8 +61,11 @@ _MAX_DETAIL = 300
 log = logging.getLogger(__name__)
 
 
-def invite_message(meeting: Meeting, ics: bytes, *, method: str, sender: str, body_text: str) -> EmailMessage:
-    """The iMIP email for `ics` (as built by postmortem.meeting.invite.build_invite with the same method)."""
+def invite_message(
+    meeting: Meeting, ics: bytes, *, method: str, sender: str, body_text: str, recipients: list[Attendee]
+) -> EmailMessage:
+    """The iMIP email for `ics` (as built by postmortem.meeting.invite.build_invite with the same method)
+    to `recipients`: the attendees `ics` lists (postmortem.meeting.invite.unique_attendees)."""
     method = method.upper()
     calendar = Calendar.from_ical(ics)
     inner = str(calendar.get("METHOD", "")).upper()
@@ -70,7 +74,6 @@ def invite_message(meeting: Meeting, ics: bytes, *, method: str, sender: str, bo
 
     message = EmailMessage()
     message["From"] = sender
-    recipients = unique_attendees(meeting.attendees)
     message["To"] = [_address(person) for person in recipients]
     organizer = meeting.organizer.email.strip().lower()
     if organizer not in {person.email.strip().lower() for person in recipients}:

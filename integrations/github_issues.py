@@ -39,6 +39,7 @@ from postmortem.integrations.tickets import (
     seconds_until_epoch,
     upstream_error,
 )
+from postmortem.models import github_ticket_state
 
 SERVICE = "GitHub"
 API_VERSION = "2022-11-28"
@@ -128,11 +129,9 @@ class GitHubIssuesClient:
 
 
 def github_state(issue: dict[str, Any]) -> TicketState:
-    """open → open; closed as not planned (or as a duplicate) → wont_do; closed otherwise → done.
-    GitHub has no "in progress"."""
-    if issue.get("state") != "closed":
-        return "open"
-    return "wont_do" if issue.get("state_reason") in ("not_planned", "duplicate") else "done"
+    """An issue's state (postmortem.models.github_ticket_state, shared with the GitHub webhook)."""
+    state, reason = issue.get("state"), issue.get("state_reason")
+    return github_ticket_state(state if isinstance(state, str) else None, reason if isinstance(reason, str) else None)
 
 
 def github_labels(marker: str, labels: tuple[str, ...] | list[str]) -> list[str]:

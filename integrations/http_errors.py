@@ -150,14 +150,14 @@ def upstream_detail(body: Any) -> tuple[str | None, str | None]:
         return message, (str(code) if code is not None else None)
     messages = body.get("errorMessages")  # Jira {"errorMessages": [...], "errors": {field: msg}}
     field_errors = body.get("errors")
-    parts: list[str] = []
+    found: list[str] = []
     if isinstance(messages, list):
-        parts += [str(item) for item in messages if item]
+        found += [str(item) for item in messages if item]
     if isinstance(field_errors, dict):
-        parts += [f"{key}: {value}" for key, value in field_errors.items()]
+        found += [f"{key}: {value}" for key, value in field_errors.items()]
     elif isinstance(field_errors, list):  # GraphQL {"errors": [{"message": ...}]}
-        parts += [str(item.get("message")) for item in field_errors if isinstance(item, dict) and item.get("message")]
-    return ("; ".join(parts) or None), None
+        found += [str(item.get("message")) for item in field_errors if isinstance(item, dict) and item.get("message")]
+    return ("; ".join(found) or None), None
 
 
 def _response_detail(response: httpx.Response) -> tuple[str | None, str | None]:

@@ -29,14 +29,12 @@ from markdown_it.tree import SyntaxTreeNode
 from postmortem.integrations.http_errors import expect_key, json_object, path_segment
 from postmortem.integrations.http_errors import request as send
 from postmortem.integrations.tickets import Ticket, TicketRequest, TicketState, check_marker
+from postmortem.models import jira_ticket_state
 
 SERVICE = "Jira"
 ISSUE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"
 PRIORITY_NAMES: Mapping[str, str] = {"HIGH": "High", "MEDIUM": "Medium", "LOW": "Low"}
-# A done issue closed with one of these resolutions (or sitting in a status of that name: team-managed
-# projects often have no resolution field) was not done but dropped.
-WONT_DO = frozenset({"won't do", "won't fix", "wont do", "wont fix", "declined", "duplicate", "cancelled", "canceled"})
 SUMMARY_MAX = 255  # Jira refuses longer summaries (400)
 
 
@@ -136,29 +134,22 @@ class JiraClient:
 
 
 def jira_state(fields: dict[str, Any]) -> TicketState:
-    """Our state from an issue's `fields.status` (its statusCategory) and `fields.resolution`.
-
-    statusCategory.key is one of "new", "indeterminate", "done", "undefined" (never the OpenAPI
-    example's "in-flight"); a done issue resolved (or parked in a status) like "Won't Do" is wont_do.
-    """
+    """Our state from an issue's `fields.status` (its statusCategory) and `fields.resolution`,
+    mapped by postmortem.models.jira_ticket_state like the Jira webhook's."""
     status = _object(fields.get("status"))
-    category_key = _object(status.get("statusCategory")).get("key")
-    if category_key == "done":
-        names = [_object(fields.get("resolution")).get("name"), status.get("name")]
-        if any(isinstance(name, str) and _plain(name) in WONT_DO for name in names):
-            return "wont_do"
-        return "done"
-    if category_key == "indeterminate":
-        return "in_progress"
-    return "open"
+    return jira_ticket_state(
+        _string(_object(status.get("statusCategory")).get("key")),
+        _string(_object(fields.get("resolution")).get("name")),
+        _string(status.get("name")),
+    )
 
 
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _plain(name: str) -> str:
-    return " ".join(name.replace("\u2019", "'").lower().split())
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def summary(title: str) -> str:

@@ -50,6 +50,7 @@ from postmortem.integrations.tickets import (
     seconds_until_epoch,
     upstream_error,
 )
+from postmortem.models import linear_ticket_state
 
 SERVICE = "Linear"
 API_URL = "https://api.linear.app/graphql"
@@ -153,13 +154,8 @@ class LinearClient:
 
 
 def linear_state(state_type: Any) -> TicketState:
-    if state_type == "completed":
-        return "done"
-    if state_type in ("canceled", "duplicate"):
-        return "wont_do"
-    if state_type == "started":
-        return "in_progress"
-    return "open"
+    """A workflow state type (postmortem.models.linear_ticket_state, shared with the Linear webhook)."""
+    return linear_ticket_state(state_type if isinstance(state_type, str) else None)
 
 
 def _ticket(issue: dict[str, Any]) -> Ticket:

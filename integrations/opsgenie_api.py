@@ -51,7 +51,8 @@ class OpsgenieClient:
             params["offset"] = cursor
         response, body = await self._get(url, params)
         items = expect_key(body, "data", list, response, SERVICE)
-        paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+        paging = body.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
         next_url = paging.get("next") or response.headers.get("x-paging-next")
         if not items or (len(items) < self.page_size and not next_url):
             return Page(items=items, next_cursor=None)

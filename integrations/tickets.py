@@ -20,9 +20,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import httpx
 
 from postmortem.integrations.http_errors import UpstreamError, request
+from postmortem.models import TicketState  # defined with the models, where the webhooks read it too
 
 Priority = Literal["HIGH", "MEDIUM", "LOW"]
-TicketState = Literal["open", "in_progress", "done", "wont_do"]
 PRIORITIES: tuple[str, ...] = ("HIGH", "MEDIUM", "LOW")
 
 # A marker has to survive as a Jira label (no spaces), a GitHub label (at most 50 characters), a

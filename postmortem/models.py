@@ -6,9 +6,10 @@ or randomness: whoever builds one inside a workflow passes `workflow.now()` expl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -81,6 +82,64 @@ class ActionItemStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     WONT_DO = "WONT_DO"
+
+
+# --- Ticket states: the one mapping from a tracker's state to an action item's status -------------
+# Here, with the models, because every reader of a tracker needs it: the ticket clients
+# (integrations/, which import nothing of ours but models), the tracker webhooks and the sync.
+
+TicketState = Literal["open", "in_progress", "done", "wont_do"]
+"""A ticket's state in any tracker, in our words."""
+
+TICKET_STATUS: Mapping[TicketState, ActionItemStatus] = {
+    "open": ActionItemStatus.OPEN,
+    "in_progress": ActionItemStatus.IN_PROGRESS,
+    "done": ActionItemStatus.COMPLETED,
+    "wont_do": ActionItemStatus.WONT_DO,
+}
+
+# A done Jira issue closed with one of these resolutions (or sitting in a status of that name:
+# team-managed projects often have no resolution field) was dropped, not done. Compared after
+# `_plain`, so "Won’t Fix" (typographic apostrophe) and "WONT  DO" count too.
+JIRA_WONT_DO = frozenset(
+    {"won't do", "won't fix", "wont do", "wont fix", "declined", "duplicate", "cancelled", "canceled"}
+)
+
+
+def jira_ticket_state(category: str | None, resolution: str | None = None, status: str | None = None) -> TicketState:
+    """A Jira issue's state from `fields.status.statusCategory.key`, the resolution name and the status name.
+
+    The category keys are "new", "indeterminate", "done" and "undefined" (tests/fixtures/
+    jira_statuscategories_response.json; never the OpenAPI example's "in-flight"): only "done" is
+    finished, and only "indeterminate" is being worked on. A stale resolution on an issue that is
+    active again does not make it dropped.
+    """
+    if category == "done":
+        dropped = any(name is not None and _plain(name) in JIRA_WONT_DO for name in (resolution, status))
+        return "wont_do" if dropped else "done"
+    return "in_progress" if category == "indeterminate" else "open"
+
+
+def github_ticket_state(state: str | None, state_reason: str | None = None) -> TicketState:
+    """open → open; closed as not planned (or as a duplicate) → wont_do; closed otherwise → done.
+    GitHub has no "in progress"; anything but "closed" is open."""
+    if state != "closed":
+        return "open"
+    return "wont_do" if state_reason in ("not_planned", "duplicate") else "done"
+
+
+def linear_ticket_state(state_type: str | None) -> TicketState:
+    """Linear's `WorkflowState.type`: completed → done, canceled/duplicate → wont_do, started →
+    in_progress, triage/backlog/unstarted (or none) → open."""
+    if state_type == "completed":
+        return "done"
+    if state_type in ("canceled", "duplicate"):
+        return "wont_do"
+    return "in_progress" if state_type == "started" else "open"
+
+
+def _plain(name: str) -> str:
+    return " ".join(name.replace("\u2019", "'").lower().split())
 
 
 class Ref(BaseModel):

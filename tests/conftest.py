@@ -40,7 +40,7 @@ def postgres_url() -> str:
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:  # type: ignore[no-untyped-def]
+async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
     """The same store tests on both databases."""
     if request.param == "sqlite":
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
@@ -60,7 +60,7 @@ async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[S
 
 
 @pytest_asyncio.fixture
-async def sqlite_store(tmp_path) -> AsyncIterator[Store]:  # type: ignore[no-untyped-def]
+async def sqlite_store(tmp_path) -> AsyncIterator[Store]:
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
     yield store
     await store.close()

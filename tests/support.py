@@ -31,7 +31,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05) -> T:
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, interval: float = 0.05) -> T:
     """Poll `check` until it returns a truthy value (or stops raising AssertionError) before the deadline."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None

@@ -1,24 +1,30 @@
 """PagerDuty webhooks, V3 (`event`) and legacy V2 (`messages[]`), normalised to IncidentEvents.
 
-Real V3 captures lack fields the docs show (`created_at`, `incident_key`, …): everything but the
-incident's id and title is optional.
+This module reads the envelope (which event, whether it starts a post-mortem); the incident inside
+is read by postmortem.incident.pagerduty, as the link step reads the REST API's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from postmortem.incident.severity import pagerduty_severity
-from postmortem.models import EventKind, Incident, IncidentEvent, Link, Person, Ref, Source
+from postmortem.incident.pagerduty import incident_from_v2, incident_from_v3
+from postmortem.incident.payload import iso_datetime, obj, require_text, text
+from postmortem.models import EventKind, Incident, IncidentEvent, Source
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
-from postmortem.webhooks.payload import iso_datetime, obj, objs, require_text, text
+from postmortem.webhooks.payload import unreadable_as_422
 
 V3_RESOLVED = "incident.resolved"
 V2_RESOLVED = "incident.resolve"
 
 
 def parse_pagerduty(data: dict[str, Any]) -> list[IncidentEvent | Ignored]:
+    with unreadable_as_422():
+        return _parse(data)
+
+
+def _parse(data: dict[str, Any]) -> list[IncidentEvent | Ignored]:
     if "event" in data:
         return [_parse_v3(obj(data["event"]))]
     if "messages" in data:
@@ -27,42 +33,6 @@ def parse_pagerduty(data: dict[str, Any]) -> list[IncidentEvent | Ignored]:
             raise WebhookRejected(422, "messages must be a non-empty list of V2 webhook messages")
         return [_parse_v2(obj(message), index) for index, message in enumerate(messages)]
     raise WebhookRejected(422, "not a PagerDuty webhook: expected an 'event' (V3) or 'messages' (V2) field")
-
-
-def _ref(value: Any) -> Ref | None:
-    value = obj(value)
-    name = text(value.get("summary")) or text(value.get("name"))
-    if not name:
-        return None
-    return Ref(id=text(value.get("id")), name=name)
-
-
-def _person(value: Any) -> Person | None:
-    value = obj(value)
-    if not value or value.get("type") not in (None, "user_reference", "user"):
-        return None
-    name = text(value.get("summary")) or text(value.get("name"))
-    email = text(value.get("email"))
-    if not (name or email):
-        return None
-    return Person(id=text(value.get("id")), name=name, email=email)
-
-
-def _link(title: str, url: Any) -> Link | None:
-    url = text(url)
-    if url and url.startswith(("https://", "http://")):
-        return Link(title=title, url=url)
-    return None
-
-
-def _unique_people(people: list[Person | None]) -> list[Person]:
-    seen: set[str] = set()
-    result = []
-    for person in people:
-        if person and person.label not in seen:
-            seen.add(person.label)
-            result.append(person)
-    return result
 
 
 def _parse_v3(event: dict[str, Any]) -> IncidentEvent | Ignored:
@@ -76,23 +46,7 @@ def _parse_v3(event: dict[str, Any]) -> IncidentEvent | Ignored:
         return Ignored(event_type=event_type, event_id=event_id, reason=_not_yet(event_type))
     if data.get("type") != "incident":
         raise WebhookRejected(422, f"event.data.type must be 'incident' for {event_type}")
-    incident_id = require_text(data, "id", "event.data")
-    bridge = obj(data.get("conference_bridge"))
-    incident = _incident(
-        data,
-        incident_id,
-        number=data.get("number"),
-        created_at=iso_datetime(data.get("created_at"), "event.data.created_at"),
-        resolved_at=occurred_at,
-        responders=[*map(_person, objs(data.get("assignees"))), _person(event.get("agent"))],
-        resolved_by=_person(event.get("agent")),
-        links=[
-            _link("PagerDuty incident", data.get("html_url")),
-            _link("Conference bridge", bridge.get("conference_url")),
-        ],
-        raw={"event": event},
-    )
-    return _resolved(event_id, event_type, occurred_at, incident)
+    return _resolved(event_id, event_type, occurred_at, incident_from_v3(event))
 
 
 def _parse_v2(message: dict[str, Any], index: int) -> IncidentEvent | Ignored:
@@ -103,66 +57,8 @@ def _parse_v2(message: dict[str, Any], index: int) -> IncidentEvent | Ignored:
     event_id = text(message.get("id"))
     if event_type != V2_RESOLVED:
         return Ignored(event_type=event_type, event_id=event_id, reason=_not_yet(event_type))
-    data = obj(message.get("incident"))
-    if not data:
-        raise WebhookRejected(422, f"{where}.incident is missing")
-    incident_id = require_text(data, "id", f"{where}.incident")
-    occurred_at = iso_datetime(message.get("created_on"), f"{where}.created_on")
-    for entry in objs(message.get("log_entries")):
-        if entry.get("type") == "resolve_log_entry":
-            occurred_at = occurred_at or iso_datetime(entry.get("created_at"), f"{where}.log_entries.created_at")
-    acks = objs(data.get("acknowledgements"))
-    ack_times = [iso_datetime(ack.get("at"), f"{where}.incident.acknowledgements.at") for ack in acks]
-    references = [
-        _link(text(ref.get("summary")) or "External reference", ref.get("external_url"))
-        for ref in objs(data.get("external_references"))
-    ]
-    incident = _incident(
-        data,
-        incident_id,
-        number=data.get("incident_number"),
-        created_at=iso_datetime(data.get("created_at"), f"{where}.incident.created_at"),
-        acknowledged_at=min((t for t in ack_times if t), default=None),
-        resolved_at=occurred_at,
-        responders=[
-            *(_person(obj(a).get("assignee")) for a in objs(data.get("assignments"))),
-            *(_person(ack.get("acknowledger")) for ack in acks),
-            _person(data.get("last_status_change_by")),
-        ],
-        resolved_by=_person(data.get("last_status_change_by")),
-        links=[_link("PagerDuty incident", data.get("html_url")), *references],
-        raw={"message": message},
-    )
-    return _resolved(event_id, event_type, occurred_at, incident)
-
-
-def _incident(
-    data: dict[str, Any],
-    incident_id: str,
-    *,
-    number: Any,
-    responders: list[Person | None],
-    links: list[Link | None],
-    **fields: Any,
-) -> Incident:
-    """The fields V2 and V3 share, read the same way."""
-    priority = _ref(data.get("priority"))
-    urgency = text(data.get("urgency"))
-    service = _ref(data.get("service"))
-    return Incident(
-        source=Source.PAGERDUTY,
-        id=incident_id,
-        number=text(number),
-        title=text(data.get("title")) or f"PagerDuty incident {incident_id}",
-        services=[service] if service else [],
-        teams=[ref for ref in map(_ref, objs(data.get("teams"))) if ref],
-        severity=pagerduty_severity(priority.name if priority else None, urgency),
-        urgency=urgency,
-        priority=priority.name if priority else None,
-        responders=_unique_people(responders),
-        links=[link for link in links if link],
-        **fields,
-    )
+    incident = incident_from_v2(message, where)
+    return _resolved(event_id, event_type, incident.resolved_at, incident)
 
 
 def _resolved(event_id: str | None, event_type: str, occurred_at: Any, incident: Incident) -> IncidentEvent:
@@ -178,13 +74,3 @@ def _resolved(event_id: str | None, event_type: str, occurred_at: Any, incident:
 
 def _not_yet(event_type: str) -> str:
     return f"event type {event_type!r} is acknowledged but does not start a post-mortem"
-
-
-def incident_from_rest(data: dict[str, Any]) -> Incident:
-    """An incident as the REST API returns it (GET /incidents/{id}): the V2 webhook's shape."""
-    moment = data.get("resolved_at") or data.get("last_status_change_at")
-    [parsed] = parse_pagerduty({"messages": [{"event": V2_RESOLVED, "incident": data, "created_on": moment}]})
-    assert isinstance(parsed, IncidentEvent)
-    if data.get("status") != "resolved":
-        return parsed.incident.model_copy(update={"resolved_at": None, "raw": {"incident": data}})
-    return parsed.incident.model_copy(update={"raw": {"incident": data}})

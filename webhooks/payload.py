@@ -1,11 +1,17 @@
-"""Small helpers for reading loosely-typed JSON deliveries without trusting their shape."""
+"""Reading a delivery: its body as a JSON object, and the domain's readers (postmortem.incident.payload)
+with their MalformedPayload answered as 422, so the sender learns which field to fix."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from postmortem.incident.payload import MalformedPayload
+from postmortem.incident.payload import obj as obj
+from postmortem.incident.payload import objs as objs
+from postmortem.incident.payload import text as text
 from postmortem.webhooks.errors import WebhookRejected
 
 
@@ -21,57 +27,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def objs(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def require_text(data: dict[str, Any], key: str, where: str) -> str:
-    value = text(data.get(key))
-    if not value:
-        raise WebhookRejected(422, f"{where}.{key} is missing or not a string")
-    return value
-
-
-def iso_datetime(value: Any, where: str) -> datetime | None:
-    """ISO 8601 with offset or Z; naive values are read as UTC."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise WebhookRejected(422, f"{where} must be an ISO 8601 timestamp, got {value!r}")
+@contextmanager
+def unreadable_as_422() -> Iterator[None]:
+    """A field the domain cannot read is the sender's mistake: 422 with the domain's words."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise WebhookRejected(422, f"{where} is not an ISO 8601 timestamp: {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def epoch_datetime(value: Any, where: str, *, unit: str) -> datetime | None:
-    """Epoch numbers in 'ms' or 'ns' (Opsgenie mixes both in one alert)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise WebhookRejected(422, f"{where} must be an epoch number, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise WebhookRejected(422, f"{where} must be an epoch number, got {value!r}") from exc
-    divisor = {"ms": 1_000, "ns": 1_000_000_000}[unit]
-    seconds, remainder = divmod(number, divisor)
-    try:
-        moment = datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise WebhookRejected(422, f"{where} is out of range: {value!r}") from exc
-    microseconds = remainder * 1_000_000 // divisor
-    return moment.replace(microsecond=microseconds)
+        yield
+    except MalformedPayload as exc:
+        raise WebhookRejected(422, str(exc)) from exc

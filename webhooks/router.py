@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from postmortem.activities.tickets import STATE_TO_STATUS
-from postmortem.api.services import Services, get_services
-from postmortem.models import IncidentEvent
+from postmortem.api.deps import ServicesDep
+from postmortem.api.services import Services
+from postmortem.config import reveal
+from postmortem.models import TICKET_STATUS, IncidentEvent, TicketState
 from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
@@ -90,22 +91,23 @@ async def _dispatch(services: Services, deliveries: list[IncidentEvent | Ignored
 @router.post("/pagerduty", status_code=202, responses=ACCEPTED_RESPONSE)
 async def pagerduty_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     x_pagerduty_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> JSONResponse:
     body = await request.body()
-    verify_signature(body, x_pagerduty_signature, services.settings.pagerduty_webhook_secrets)
+    secrets = [secret.get_secret_value() for secret in services.settings.pagerduty.webhook_secrets]
+    verify_signature(body, x_pagerduty_signature, secrets)
     return await _dispatch(services, _parsed(parse_pagerduty, parse_json_object(body)))
 
 
 @router.post("/opsgenie", status_code=202, responses=ACCEPTED_RESPONSE)
 async def opsgenie_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
     token: Annotated[str | None, Query(description="the shared token, when the sender cannot set headers")] = None,
 ) -> JSONResponse:
-    verify_token(x_postmortem_token or token, services.settings.opsgenie_webhook_token)
+    verify_token(x_postmortem_token or token, reveal(services.settings.opsgenie.webhook_token))
     body = await request.body()
     return await _dispatch(services, [_parsed(parse_opsgenie, parse_json_object(body))])
 
@@ -113,17 +115,17 @@ async def opsgenie_webhook(
 @router.post("/alertmanager", status_code=202, responses=ACCEPTED_RESPONSE)
 async def alertmanager_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Stored straight away (no workflow): the gather step attaches them to incidents later."""
-    verify_bearer(authorization, services.settings.alertmanager_webhook_token)
+    verify_bearer(authorization, reveal(services.settings.alertmanager.webhook_token))
     alerts = parse_alertmanager(parse_json_object(await request.body()))
     stored = await services.store.evidence.record_alerts(alerts, datetime.now(UTC))
     return JSONResponse({"status": "stored", "alerts": stored}, status_code=202)
 
 
-async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, str] | None) -> JSONResponse:
+async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, TicketState] | None) -> JSONResponse:
     if change is None:
         return JSONResponse({"status": "ignored", "reason": "the event changes no ticket status"}, status_code=202)
     key, state = change
@@ -131,7 +133,7 @@ async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, st
     if owner is None:
         return JSONResponse({"status": "ignored", "reason": f"no action item has ticket {key}"}, status_code=202)
     changed = await services.store.postmortems.sync_item_status(
-        owner[0], owner[1], STATE_TO_STATUS[state], datetime.now(UTC)
+        owner[0], owner[1], TICKET_STATUS[state], datetime.now(UTC)
     )
     return JSONResponse(
         {
@@ -148,7 +150,7 @@ async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, st
 @router.post("/github", status_code=202, responses=ACCEPTED_RESPONSE)
 async def github_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     x_hub_signature_256: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
     x_github_event: Annotated[str | None, Header(alias="X-GitHub-Event")] = None,
 ) -> JSONResponse:
@@ -156,7 +158,7 @@ async def github_webhook(
     verify_hmac(
         body,
         x_hub_signature_256,
-        services.settings.github_webhook_secret,
+        reveal(services.settings.tickets.github.webhook_secret),
         header="X-Hub-Signature-256",
         prefix="sha256=",
     )
@@ -168,13 +170,13 @@ async def github_webhook(
 @router.post("/jira", status_code=202, responses=ACCEPTED_RESPONSE)
 async def jira_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
     token: Annotated[str | None, Query()] = None,
 ) -> JSONResponse:
     verify_token(
         x_postmortem_token or token,
-        services.settings.jira_webhook_token,
+        reveal(services.settings.tickets.jira.webhook_token),
         source="Jira",
         setting="POSTMORTEM_JIRA_WEBHOOK_TOKEN",
     )
@@ -184,9 +186,10 @@ async def jira_webhook(
 @router.post("/linear", status_code=202, responses=ACCEPTED_RESPONSE)
 async def linear_webhook(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
+    services: ServicesDep,
     linear_signature: Annotated[str | None, Header(alias="Linear-Signature")] = None,
 ) -> JSONResponse:
     body = await request.body()
-    verify_hmac(body, linear_signature, services.settings.linear_webhook_secret, header="Linear-Signature")
+    secret = reveal(services.settings.tickets.linear.webhook_secret)
+    verify_hmac(body, linear_signature, secret, header="Linear-Signature")
     return await _ticket_pushed(services, "linear", linear_state(parse_json_object(body)))

@@ -5,6 +5,9 @@ next follow-up check.
 - Linear `Issue` events, signed: `Linear-Signature: <hex HMAC-SHA256 of the raw body>`.
 - Jira `jira:issue_updated` events: Jira Cloud webhooks from automation carry no signature we can
   rely on, so a shared token (`X-Postmortem-Token` or `?token=`), like Opsgenie.
+
+What a tracker's state means for us is postmortem.models' mapping, the one the ticket clients use
+when the sync asks: a pushed status and a polled one never disagree.
 """
 
 from __future__ import annotations
@@ -13,10 +16,9 @@ import hashlib
 import hmac
 from typing import Any
 
+from postmortem.models import TicketState, github_ticket_state, jira_ticket_state, linear_ticket_state
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.payload import obj, text
-
-DONE_RESOLUTIONS = {"won't do", "won't fix", "declined", "duplicate", "cancelled", "canceled"}
 
 
 def verify_hmac(body: bytes, presented: str | None, secret: str | None, *, header: str, prefix: str = "") -> None:
@@ -29,7 +31,7 @@ def verify_hmac(body: bytes, presented: str | None, secret: str | None, *, heade
         raise WebhookRejected(401, f"no valid signature in {header} for this body")
 
 
-def github_state(data: dict[str, Any]) -> tuple[str, str] | None:
+def github_state(data: dict[str, Any]) -> tuple[str, TicketState] | None:
     """(ticket key, state) from an `issues` event, or None for events that change no status."""
     issue, repository = obj(data.get("issue")), obj(data.get("repository"))
     number, repo = issue.get("number"), text(repository.get("full_name"))
@@ -37,13 +39,11 @@ def github_state(data: dict[str, Any]) -> tuple[str, str] | None:
         raise WebhookRejected(422, "issues event without issue.number or repository.full_name")
     if data.get("action") not in ("closed", "reopened", "edited"):
         return None
-    state = issue.get("state")
-    reason = issue.get("state_reason")
-    status = "open" if state == "open" else "wont_do" if reason in ("not_planned", "duplicate") else "done"
-    return f"{repo}#{number}", status
+    return f"{repo}#{number}", github_ticket_state(text(issue.get("state")), text(issue.get("state_reason")))
 
 
-def jira_state(data: dict[str, Any]) -> tuple[str, str] | None:
+def jira_state(data: dict[str, Any]) -> tuple[str, TicketState] | None:
+    """(issue key, state) from a `jira:issue_updated` event, or None when it carries no status category."""
     issue = obj(data.get("issue"))
     key = text(issue.get("key"))
     if not key:
@@ -53,14 +53,11 @@ def jira_state(data: dict[str, Any]) -> tuple[str, str] | None:
     category = text(obj(status.get("statusCategory")).get("key"))
     if category is None:
         return None
-    resolution = (text(obj(fields.get("resolution")).get("name")) or "").lower()
-    name = (text(status.get("name")) or "").lower()
-    if category == "done":
-        return key, "wont_do" if resolution in DONE_RESOLUTIONS or name in DONE_RESOLUTIONS else "done"
-    return key, "in_progress" if category == "indeterminate" else "open"
+    return key, jira_ticket_state(category, text(obj(fields.get("resolution")).get("name")), text(status.get("name")))
 
 
-def linear_state(data: dict[str, Any]) -> tuple[str, str] | None:
+def linear_state(data: dict[str, Any]) -> tuple[str, TicketState] | None:
+    """(identifier, state) from an `Issue` event, or None for other events and states without a type."""
     if data.get("type") != "Issue":
         return None
     issue = obj(data.get("data"))
@@ -70,6 +67,4 @@ def linear_state(data: dict[str, Any]) -> tuple[str, str] | None:
         raise WebhookRejected(422, "Linear Issue event without data.identifier")
     if kind is None:
         return None
-    return key, {"completed": "done", "canceled": "wont_do", "duplicate": "wont_do", "started": "in_progress"}.get(
-        kind, "open"
-    )
+    return key, linear_ticket_state(kind)

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.tickets import FollowUpCheck, FollowUpCheckInput, TicketActivities, TicketsInput
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
-OPTIONS = dict(
+OPTIONS = workflow.ActivityConfig(
     start_to_close_timeout=timedelta(minutes=5), schedule_to_close_timeout=timedelta(days=1), retry_policy=RETRY
 )
 

@@ -8,17 +8,15 @@ import io
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.auth import require
+from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport
 from postmortem.api.etags import etag, required_version
-from postmortem.api.services import Services, get_services
 from postmortem.app.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
 from postmortem.review.program_metrics import ProgramMetrics, program_metrics
 from postmortem.store.postmortems import PostmortemFilter
-from postmortem.store.tokens import Role
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
@@ -59,75 +57,54 @@ class ActionItemList(BaseModel):
 
 
 @router.get("", response_model=ActionItemList)
-async def list_action_items(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> ActionItemList:
-    pm = await services.store.postmortems.get(postmortem_id)
+async def list_action_items(pm: VisibleReport) -> ActionItemList:
     return ActionItemList(items=pm.action_items)
 
 
 @router.post("", response_model=ActionItem, status_code=201)
 async def create_action_item(
-    postmortem_id: str,
-    body: ActionItemCreate,
-    response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
+    pm: EditableReport, body: ActionItemCreate, response: Response, store: StoreDep, gateway: GatewayDep
 ) -> ActionItem:
-    item = await services.store.postmortems.add_action_item(postmortem_id, **body.model_dump(), now=datetime.now(UTC))
+    item = await store.postmortems.add_action_item(pm.id, **body.model_dump(), now=datetime.now(UTC))
     response.headers["ETag"] = etag(1)
-    response.headers["Location"] = f"/api/postmortems/{postmortem_id}/action-items/{item.id}"
-    pm = await services.store.postmortems.get(postmortem_id)
+    response.headers["Location"] = f"/api/postmortems/{pm.id}/action-items/{item.id}"
+    pm = await store.postmortems.get(pm.id)  # its status now, after the write
     if pm.status in (Status.PUBLISHED, Status.ARCHIVED):
         with contextlib.suppress(WorkflowGone, TemporalUnavailable):  # the next follow-up check catches up
-            await services.temporal.signal(pm.workflow_id, PostmortemWorkflow.action_items_changed, None)
+            await gateway.signal(pm.workflow_id, PostmortemWorkflow.action_items_changed, None)
     return item
 
 
 @router.get("/{item_id}", response_model=ActionItem)
-async def get_action_item(
-    postmortem_id: str,
-    item_id: str,
-    response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> ActionItem:
-    item, version = await services.store.postmortems.get_action_item(postmortem_id, item_id)
+async def get_action_item(pm: VisibleReport, item_id: str, response: Response, store: StoreDep) -> ActionItem:
+    item, version = await store.postmortems.get_action_item(pm.id, item_id)
     response.headers["ETag"] = etag(version)
     return item
 
 
 @router.patch("/{item_id}", response_model=ActionItem)
 async def patch_action_item(
-    postmortem_id: str,
+    pm: EditableReport,
     item_id: str,
     body: ActionItemPatch,
     response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
+    store: StoreDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ActionItem:
     values = body.model_dump(exclude_unset=True)
     for key in ("priority", "status"):
         if values.get(key) is not None:
             values[key] = values[key].value
-    item, version = await services.store.postmortems.update_action_item(
-        postmortem_id, item_id, required_version(if_match), values, datetime.now(UTC)
+    item, version = await store.postmortems.update_action_item(
+        pm.id, item_id, required_version(if_match), values, datetime.now(UTC)
     )
     response.headers["ETag"] = etag(version)
     return item
 
 
 @router.delete("/{item_id}", status_code=204)
-async def delete_action_item(
-    postmortem_id: str,
-    item_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
-) -> Response:
-    await services.store.postmortems.delete_action_item(postmortem_id, item_id, datetime.now(UTC))
+async def delete_action_item(pm: EditableReport, item_id: str, store: StoreDep) -> Response:
+    await store.postmortems.delete_action_item(pm.id, item_id, datetime.now(UTC))
     return Response(status_code=204)
 
 
@@ -146,8 +123,8 @@ class ActionItemRow(ActionItem):
     responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
 )
 async def all_action_items(
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    _: Viewer,
     status: ActionItemStatus | None = None,
     owner: str | None = None,
     priority: Priority | None = None,
@@ -159,7 +136,7 @@ async def all_action_items(
 ) -> list[ActionItemRow] | Response:
     """Action items across reports, overdue ones flagged; CSV for the tracking meeting."""
     today = datetime.now(UTC).date()
-    found = await services.store.postmortems.action_items(
+    found = await store.postmortems.action_items(
         status=status,
         owner=owner,
         priority=priority,
@@ -214,8 +191,8 @@ metrics_router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 @metrics_router.get("", response_model=ProgramMetrics)
 async def program(
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    _: Viewer,
     from_: Annotated[AwareDatetime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
     to: Annotated[AwareDatetime | None, Query(description="created before (ISO 8601)")] = None,
     team: str | None = None,
@@ -227,9 +204,9 @@ async def program(
     reports = []
     cursor = None
     while True:
-        page, cursor = await services.store.postmortems.list(filters, limit=200, cursor=cursor)
+        page, cursor = await store.postmortems.list(filters, limit=200, cursor=cursor)
         for pm in page:
-            reports.append((pm, await services.store.review.get(pm.id), await services.store.follow_ups.list(pm.id)))
+            reports.append((pm, await store.review.get(pm.id), await store.follow_ups.list(pm.id)))
         if cursor is None:
             break
     return program_metrics(reports, datetime.now(UTC))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from postmortem.api.services import Services, get_services
+from postmortem.api.deps import ServicesDep
 from postmortem.app.gateway import TemporalUnavailable
 
 router = APIRouter(tags=["health"])
@@ -19,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+async def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         await services.store.ping()

@@ -7,6 +7,10 @@ body that outgrows the limit. The rules themselves (size, content, count) are in
 
 A second upload of the same bytes to the same report answers 200 with the image already stored
 (idempotent retries), instead of 201 with a new one.
+
+Over 300 lines on purpose: the streaming multipart reader (`read_upload`, about half the module)
+serves only the upload route here, and its limits (`MAX_BODY`, `MAX_PART_HEADERS`) are that
+route's contract, so they are read and changed together with it.
 """
 
 from __future__ import annotations
@@ -19,14 +23,12 @@ from email.message import Message
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from pydantic import BaseModel
 
-from postmortem.api.auth import require
-from postmortem.api.services import Services, get_services
+from postmortem.api.deps import EditableReport, StoreDep, VisibleReport
 from postmortem.report import images
-from postmortem.store.images import ImageStore, StoredImage, TooManyImages
-from postmortem.store.tokens import Role
+from postmortem.store.images import StoredImage, TooManyImages
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/images", tags=["images"])
 
@@ -66,10 +68,6 @@ def _out(image: StoredImage) -> Image:
         created_at=image.created_at,
         url=_url(image.postmortem_id, image.id),
     )
-
-
-def _store(services: Services) -> ImageStore:
-    return services.store.images  # type: ignore[attr-defined, no-any-return]
 
 
 # The multipart/form-data reader --------------------------------------------------------------
@@ -317,28 +315,23 @@ def _rejected(exc: images.ImageRejected) -> HTTPException:
         422: {"description": "no 'file' field"},
     },
 )
-async def upload_image(
-    postmortem_id: str,
-    request: Request,
-    response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
-) -> Image:
-    """Attach an image; checked by its content, never by its name or declared type."""
-    await services.store.postmortems.get(postmortem_id)  # 404 before reading the upload
-    store = _store(services)
+async def upload_image(pm: EditableReport, request: Request, response: Response, store: StoreDep) -> Image:
+    """Attach an image; checked by its content, never by its name or declared type. The report is
+    resolved (404 when unknown or hidden) before a byte of the upload is read."""
+    postmortem_id = pm.id
+    stored_images = store.images
     try:
         upload = await read_upload(
             request.stream(), request.headers.get("content-type"), request.headers.get("content-length")
         )
-        existing = await store.find(postmortem_id, images.sha256(upload.data))
+        existing = await stored_images.find(postmortem_id, images.sha256(upload.data))
         if existing is None:
             media_type = images.check(
-                upload.data, upload.filename, upload.content_type, await store.count(postmortem_id)
+                upload.data, upload.filename, upload.content_type, await stored_images.count(postmortem_id)
             )
             filename = images.display_name(upload.filename, media_type)
             try:
-                stored, created = await store.add(
+                stored, created = await stored_images.add(
                     postmortem_id, upload.data, media_type, filename, datetime.now(UTC), max_images=images.MAX_IMAGES
                 )
             except TooManyImages as exc:  # another upload took the last place meanwhile
@@ -353,13 +346,8 @@ async def upload_image(
 
 
 @router.get("", response_model=ImageList)
-async def list_images(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> ImageList:
-    await services.store.postmortems.get(postmortem_id)
-    return ImageList(items=[_out(image) for image in await _store(services).list(postmortem_id)])
+async def list_images(pm: VisibleReport, store: StoreDep) -> ImageList:
+    return ImageList(items=[_out(image) for image in await store.images.list(pm.id)])
 
 
 @router.get(
@@ -373,16 +361,14 @@ async def list_images(
     },
 )
 async def download_image(
-    postmortem_id: str,
+    pm: VisibleReport,
     image_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
+    store: StoreDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    await services.store.postmortems.get(postmortem_id)
-    found = await _store(services).get(postmortem_id, image_id)
+    found = await store.images.get(pm.id, image_id)
     if found is None:
-        raise HTTPException(404, f"post-mortem {postmortem_id!r} has no image {image_id!r}")
+        raise HTTPException(404, f"post-mortem {pm.id!r} has no image {image_id!r}")
     image, data = found
     tag = f'"{image.sha256}"'
     headers = {
@@ -400,13 +386,7 @@ async def download_image(
 
 
 @router.delete("/{image_id}", status_code=204)
-async def delete_image(
-    postmortem_id: str,
-    image_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
-) -> Response:
-    await services.store.postmortems.get(postmortem_id)
-    if not await _store(services).delete(postmortem_id, image_id):
-        raise HTTPException(404, f"post-mortem {postmortem_id!r} has no image {image_id!r}")
+async def delete_image(pm: EditableReport, image_id: str, store: StoreDep) -> Response:
+    if not await store.images.delete(pm.id, image_id):
+        raise HTTPException(404, f"post-mortem {pm.id!r} has no image {image_id!r}")
     return Response(status_code=204)

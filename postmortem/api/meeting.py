@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from postmortem.activities.meeting import MeetingActivities
-from postmortem.api.auth import require
-from postmortem.api.services import Services, get_services
-from postmortem.api.visibility import visible_postmortem
+from postmortem.api.deps import EditableReport, Editor, GatewayDep, ServicesDep, StoreDep, VisibleReport
+from postmortem.meeting.invite import meeting_invite
 from postmortem.meeting.models import Meeting
-from postmortem.store.tokens import Role, TokenInfo
+from postmortem.models import Postmortem
+from postmortem.store.store import Store
 from postmortem.workflows.inputs import RescheduleRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
@@ -26,21 +25,16 @@ class MeetingChange(BaseModel):
     start: AwareDatetime
 
 
-async def _meeting(services: Services, postmortem_id: str, token: TokenInfo) -> Meeting:
-    await visible_postmortem(services, postmortem_id, token)  # 404 for an unknown (or hidden) report
-    meeting = await services.store.meetings.get(postmortem_id)
+async def _meeting(store: Store, pm: Postmortem) -> Meeting:
+    meeting = await store.meetings.get(pm.id)
     if meeting is None:
-        raise HTTPException(404, f"post-mortem {postmortem_id!r} has no review meeting (yet)")
+        raise HTTPException(404, f"post-mortem {pm.id!r} has no review meeting (yet)")
     return meeting
 
 
 @router.get("/meeting", response_model=Meeting)
-async def get_meeting(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
-) -> Meeting:
-    return await _meeting(services, postmortem_id, token)
+async def get_meeting(pm: VisibleReport, store: StoreDep) -> Meeting:
+    return await _meeting(store, pm)
 
 
 @router.get(
@@ -48,13 +42,9 @@ async def get_meeting(
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}, "description": "the current invite (RFC 5545)"}},
 )
-async def download_invite(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
-) -> Response:
-    meeting = await _meeting(services, postmortem_id, token)
-    ics = MeetingActivities(services.store.meetings, services.meeting_config).invite(meeting, datetime.now(UTC))
+async def download_invite(postmortem_id: str, pm: VisibleReport, services: ServicesDep) -> Response:
+    meeting = await _meeting(services.store, pm)
+    ics = meeting_invite(meeting, datetime.now(UTC))
     return Response(
         ics,
         media_type="text/calendar; charset=utf-8",
@@ -64,16 +54,15 @@ async def download_invite(
 
 @router.post("/meeting", response_model=Meeting)
 async def reschedule_meeting(
-    postmortem_id: str,
+    pm: EditableReport,
     change: MeetingChange,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    gateway: GatewayDep,
+    token: Editor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Meeting:
     """Moves the meeting: same UID, next SEQUENCE, every attendee updated. 409 says why not."""
-    pm = await services.store.postmortems.get(postmortem_id)
     update_id = f"reschedule-{idempotency_key}" if idempotency_key else None
-    return await services.temporal.update(
+    return await gateway.update(
         pm.workflow_id,
         PostmortemWorkflow.reschedule,
         RescheduleRequest(start=change.start, requested_by=token.name),

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.auth import require
+from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, list_viewer
 from postmortem.api.etags import etag, required_version
-from postmortem.api.services import Services, get_services
-from postmortem.api.visibility import viewer, visible_postmortem
 from postmortem.app.gateway import WorkflowGone
 from postmortem.meeting.models import Meeting
 from postmortem.models import (
@@ -30,7 +28,6 @@ from postmortem.report.rendering import render_markdown
 from postmortem.report.template_catalogue import builtin_templates
 from postmortem.review.lifecycle import Review, can_edit
 from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemFilter
-from postmortem.store.tokens import Role, TokenInfo
 from postmortem.timezones import validate_timezone
 from postmortem.workflows.inputs import CancelRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -106,8 +103,8 @@ def _wants_markdown(request: Request, format: str | None) -> bool:
 
 @router.get("", response_model=PostmortemPage)
 async def list_postmortems(
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    token: Viewer,
     status: Status | None = None,
     team: str | None = None,
     service: str | None = None,
@@ -118,9 +115,9 @@ async def list_postmortems(
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = None,
 ) -> PostmortemPage:
-    items, next_cursor = await services.store.postmortems.list(
+    items, next_cursor = await store.postmortems.list(
         PostmortemFilter(
-            viewer=viewer(token),
+            viewer=list_viewer(token),
             status=status,
             team=team,
             service=service,
@@ -146,36 +143,32 @@ class PostmortemView(Postmortem):
     responses={200: {"content": {"text/markdown": {}}, "description": "JSON, or Markdown when asked for"}},
 )
 async def get_postmortem(
-    postmortem_id: str,
+    pm: VisibleReport,
     request: Request,
     response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    store: StoreDep,
     format: Literal["json", "markdown"] | None = Query(default=None),
 ) -> Postmortem | Response:
-    pm = await visible_postmortem(services, postmortem_id, token)
-    meeting = await services.store.meetings.get(postmortem_id)
+    meeting = await store.meetings.get(pm.id)
     if _wants_markdown(request, format):
         return PlainTextResponse(
             render_markdown(pm, meeting), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
         )
     response.headers["ETag"] = etag(pm.version)
-    return PostmortemView(**pm.model_dump(), meeting=meeting, review=await services.store.review.get(postmortem_id))
+    return PostmortemView(**pm.model_dump(), meeting=meeting, review=await store.review.get(pm.id))
 
 
 @router.patch("/{postmortem_id}", response_model=Postmortem)
 async def patch_postmortem(
-    postmortem_id: str,
+    current: VisibleReport,
     patch: PostmortemPatch,
     response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    token: Viewer,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Postmortem:
     expected = required_version(if_match)
-    store = services.store.postmortems
-    current = await visible_postmortem(services, postmortem_id, token)
-    review = await services.store.review.get(postmortem_id)
+    review = await store.review.get(current.id)
     if not can_edit(current.status, token.role.value, is_reviewer=review.reviewer(token.name) is not None):
         raise HTTPException(
             403,
@@ -186,20 +179,27 @@ async def patch_postmortem(
     sections = [section.model_copy() for section in current.sections]
     if patch.template is not None:
         try:
-            template = (
-                builtin_templates().get(patch.template) or (await services.store.templates.get(patch.template))[0]
-            )
+            template = builtin_templates().get(patch.template) or (await store.templates.get(patch.template))[0]
         except NotFound as exc:
             raise HTTPException(422, f"no template {patch.template!r}: see GET /api/templates") from exc
         try:
-            fresh = await redraft(services.store.evidence, current, template.language, template.variant, template)
+            timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
+            fresh = redraft(
+                current,
+                timeline=timeline,
+                statuses=statuses,
+                language=template.language,
+                variant=template.variant,
+                template=template,
+            )
         except ValueError as exc:  # a team's template that does not render for this report
             raise HTTPException(422, str(exc)) from exc
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language, changes.variant = template.language, template.variant
         changes.template_name = None if template.builtin else template.name
     elif patch.language is not None or patch.variant is not None:
-        fresh = await redraft(services.store.evidence, current, patch.language, patch.variant)
+        timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
+        fresh = redraft(current, timeline=timeline, statuses=statuses, language=patch.language, variant=patch.variant)
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language = patch.language or current.language
         changes.variant = patch.variant or current.variant
@@ -227,22 +227,17 @@ async def patch_postmortem(
         changes.cause_category = patch.cause_category
     if current.author is None:
         changes.author = token.name  # the first person to write in it
-    updated = await store.update(postmortem_id, expected, changes, datetime.now(UTC))
+    updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC))
     response.headers["ETag"] = etag(updated.version)
     return updated
 
 
 @router.delete("/{postmortem_id}", status_code=204)
-async def delete_postmortem(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.ADMIN))],
-) -> Response:
-    pm = await services.store.postmortems.get(postmortem_id)
+async def delete_postmortem(pm: AdminReport, token: Admin, store: StoreDep, gateway: GatewayDep) -> Response:
     # The workflow goes first (it cancels the meeting with METHOD:CANCEL and finishes): if Temporal
     # is down nothing is deleted and the caller can retry.
     try:
-        await services.temporal.update(
+        await gateway.update(
             pm.workflow_id,
             PostmortemWorkflow.cancel,
             CancelRequest(reason="post-mortem deleted", requested_by=token.name),
@@ -250,9 +245,9 @@ async def delete_postmortem(
         )
     except WorkflowGone:
         pass  # already finished (skipped by policy, or terminated): nothing to cancel
-    await services.store.postmortems.delete(postmortem_id)
-    await services.store.evidence.delete_for(postmortem_id)
-    await services.store.meetings.delete_for(postmortem_id)
-    await services.store.review.delete_for(postmortem_id)
-    await services.store.images.delete_for(postmortem_id)
+    await store.postmortems.delete(pm.id)
+    await store.evidence.delete_for(pm.id)
+    await store.meetings.delete_for(pm.id)
+    await store.review.delete_for(pm.id)
+    await store.images.delete_for(pm.id)
     return Response(status_code=204)

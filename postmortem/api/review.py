@@ -10,17 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from postmortem.activities.link import LinkedIncident
-from postmortem.api.auth import require
-from postmortem.api.services import Services, get_services
-from postmortem.api.visibility import visible_postmortem
-from postmortem.models import Source
+from postmortem.api.deps import EditableReport, Editor, GatewayDep, StoreDep, Viewer, VisibleReport
+from postmortem.app.gateway import TemporalGateway
+from postmortem.models import Postmortem, Source
 from postmortem.review.lifecycle import Actor, Review, TransitionRefused, check
 from postmortem.store.review import Comment
-from postmortem.store.tokens import Role, TokenInfo
+from postmortem.store.store import Store
+from postmortem.store.tokens import TokenInfo
 from postmortem.workflows.identity import is_safe_incident_id
 from postmortem.workflows.inputs import DecisionRequest, LinkRequest, SubmitRequest, TransitionRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -56,8 +56,9 @@ def _actor(token: TokenInfo) -> Actor:
 
 
 async def _move(
-    services: Services,
-    postmortem_id: str,
+    store: Store,
+    gateway: TemporalGateway,
+    pm: Postmortem,
     action: str,
     update: Any,
     request: BaseModel,
@@ -65,30 +66,30 @@ async def _move(
     key: str | None,
     reviewers: list[str] | None = None,
 ) -> Review:
-    pm = await services.store.postmortems.get(postmortem_id)
-    review = await services.store.review.get(postmortem_id)
+    review = await store.review.get(pm.id)
     try:
         check(review, action, actor, reviewers=reviewers)
     except TransitionRefused as exc:
         raise HTTPException(exc.status, str(exc)) from exc
-    return await services.temporal.update(pm.workflow_id, update, request, f"{action}-{key}" if key else None)
+    return await gateway.update(pm.workflow_id, update, request, f"{action}-{key}" if key else None)
 
 
 @router.post("/submit", response_model=Review)
 async def submit(
-    postmortem_id: str,
+    pm: EditableReport,
     body: SubmitBody,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Editor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
-    pm = await services.store.postmortems.get(postmortem_id)
     missing = [s.title for s in pm.sections if s.required and not s.body.strip()]
     if missing:
         raise HTTPException(422, f"fill the required sections before submitting: {', '.join(missing)}")
     return await _move(
-        services,
-        postmortem_id,
+        store,
+        gateway,
+        pm,
         "submit",
         PostmortemWorkflow.submit,
         SubmitRequest(actor=_actor(token), reviewers=body.reviewers),
@@ -100,20 +101,22 @@ async def submit(
 
 @router.post("/approve", response_model=Review)
 async def approve(
-    postmortem_id: str,
+    pm: VisibleReport,
     body: DecisionBody,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Viewer,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
-    if await services.store.review.comments(postmortem_id, unresolved_only=True):
-        review = await services.store.review.get(postmortem_id)
+    if await store.review.comments(pm.id, unresolved_only=True):
+        review = await store.review.get(pm.id)
         pending = [r for r in review.reviewers if r.decision.value != "approved"]
         if len(pending) == 1 and pending[0].reviewer.casefold() == token.name.casefold():
             raise HTTPException(409, "resolve the open comment threads first: the last approval publishes")
     return await _move(
-        services,
-        postmortem_id,
+        store,
+        gateway,
+        pm,
         "approve",
         PostmortemWorkflow.approve,
         DecisionRequest(actor=_actor(token), comment=body.comment),
@@ -124,17 +127,19 @@ async def approve(
 
 @router.post("/request-changes", response_model=Review)
 async def request_changes(
-    postmortem_id: str,
+    pm: VisibleReport,
     body: DecisionBody,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Viewer,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
     if not (body.comment or "").strip():
         raise HTTPException(422, "say what should change: a comment is required")
     return await _move(
-        services,
-        postmortem_id,
+        store,
+        gateway,
+        pm,
         "request_changes",
         PostmortemWorkflow.request_changes,
         DecisionRequest(actor=_actor(token), comment=body.comment),
@@ -144,44 +149,45 @@ async def request_changes(
 
 
 async def _simple(
-    services: Services, postmortem_id: str, action: str, update: Any, token: TokenInfo, key: str | None
+    store: Store, gateway: TemporalGateway, pm: Postmortem, action: str, update: Any, token: TokenInfo, key: str | None
 ) -> Review:
-    return await _move(
-        services, postmortem_id, action, update, TransitionRequest(actor=_actor(token)), _actor(token), key
-    )
+    return await _move(store, gateway, pm, action, update, TransitionRequest(actor=_actor(token)), _actor(token), key)
 
 
 @router.post("/publish", response_model=Review)
 async def publish(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    pm: EditableReport,
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Editor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
-    open_threads = await services.store.review.comments(postmortem_id, unresolved_only=True)
+    open_threads = await store.review.comments(pm.id, unresolved_only=True)
     if open_threads:
         raise HTTPException(409, f"{len(open_threads)} comment thread(s) are unresolved; resolve them to publish")
-    return await _simple(services, postmortem_id, "publish", PostmortemWorkflow.publish, token, idempotency_key)
+    return await _simple(store, gateway, pm, "publish", PostmortemWorkflow.publish, token, idempotency_key)
 
 
 @router.post("/unpublish", response_model=Review)
 async def unpublish(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    pm: VisibleReport,
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Viewer,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
-    return await _simple(services, postmortem_id, "unpublish", PostmortemWorkflow.unpublish, token, idempotency_key)
+    return await _simple(store, gateway, pm, "unpublish", PostmortemWorkflow.unpublish, token, idempotency_key)
 
 
 @router.post("/archive", response_model=Review)
 async def archive(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    pm: VisibleReport,
+    store: StoreDep,
+    gateway: GatewayDep,
+    token: Viewer,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Review:
-    return await _simple(services, postmortem_id, "archive", PostmortemWorkflow.archive, token, idempotency_key)
+    return await _simple(store, gateway, pm, "archive", PostmortemWorkflow.archive, token, idempotency_key)
 
 
 class LinkBody(BaseModel):
@@ -193,20 +199,16 @@ class LinkBody(BaseModel):
 
 @router.post("/incidents", response_model=LinkedIncident)
 async def link_incident(
-    postmortem_id: str,
-    body: LinkBody,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.EDITOR))],
+    pm: EditableReport, body: LinkBody, store: StoreDep, gateway: GatewayDep, token: Editor
 ) -> LinkedIncident:
     """Link another incident (any source) to this report; its webhooks then update this report."""
     if not is_safe_incident_id(body.incident_id):
         raise HTTPException(422, f"incident id {body.incident_id!r} has characters we do not accept")
-    pm = await services.store.postmortems.get(postmortem_id)
-    owner = await services.store.postmortems.owner_of(body.source.value, body.incident_id)
+    owner = await store.postmortems.owner_of(body.source.value, body.incident_id)
     if owner is not None:
-        where = "here already" if owner == postmortem_id else f"to post-mortem {owner}"
+        where = "here already" if owner == pm.id else f"to post-mortem {owner}"
         raise HTTPException(409, f"{body.source.value} incident {body.incident_id} belongs {where}")
-    return await services.temporal.update(
+    return await gateway.update(
         pm.workflow_id,
         PostmortemWorkflow.link_incident,
         LinkRequest(actor=_actor(token), source=body.source, incident_id=body.incident_id),
@@ -215,38 +217,23 @@ async def link_incident(
 
 
 @router.get("/review", response_model=Review)
-async def get_review(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> Review:
-    return await services.store.review.get(postmortem_id)
+async def get_review(pm: VisibleReport, store: StoreDep) -> Review:
+    return await store.review.get(pm.id)
 
 
 @router.get("/comments", response_model=list[Comment])
-async def list_comments(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
-) -> list[Comment]:
-    await visible_postmortem(services, postmortem_id, token)
-    return await services.store.review.comments(postmortem_id)
+async def list_comments(pm: VisibleReport, store: StoreDep) -> list[Comment]:
+    return await store.review.comments(pm.id)
 
 
 @router.post("/comments", response_model=Comment, status_code=201)
-async def add_comment(
-    postmortem_id: str,
-    body: CommentBody,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
-) -> Comment:
-    pm = await services.store.postmortems.get(postmortem_id)
+async def add_comment(pm: VisibleReport, body: CommentBody, store: StoreDep, token: Viewer) -> Comment:
     if body.parent_id is None and body.section not in {s.key for s in pm.sections}:
         raise HTTPException(
             422, f"unknown section {body.section!r}; this report has {', '.join(s.key for s in pm.sections)}"
         )
-    return await services.store.review.add_comment(
-        postmortem_id,
+    return await store.review.add_comment(
+        pm.id,
         section=body.section,
         author=token.name,
         body=body.body,
@@ -256,13 +243,8 @@ async def add_comment(
 
 
 @router.post("/comments/{comment_id}/resolve", response_model=Comment)
-async def resolve_comment(
-    postmortem_id: str,
-    comment_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
-) -> Comment:
-    return await services.store.review.resolve_thread(postmortem_id, comment_id, token.name, datetime.now(UTC))
+async def resolve_comment(pm: VisibleReport, comment_id: str, store: StoreDep, token: Viewer) -> Comment:
+    return await store.review.resolve_thread(pm.id, comment_id, token.name, datetime.now(UTC))
 
 
 @router.get(
@@ -271,13 +253,11 @@ async def resolve_comment(
     responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}, "application/pdf": {}}}},
 )
 async def export(
-    postmortem_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    token: Annotated[TokenInfo, Depends(require(Role.VIEWER))],
+    pm: VisibleReport,
+    store: StoreDep,
     format: Format = Query(description="md, html, json or pdf"),
 ) -> Response:
-    await visible_postmortem(services, postmortem_id, token)
-    stored = await services.store.review.get_export(postmortem_id, format)
+    stored = await store.review.get_export(pm.id, format)
     if stored is None:
         raise HTTPException(409, "this post-mortem has not been published yet: exports are made on publishing")
     media_type, content, published = stored
@@ -285,7 +265,7 @@ async def export(
     if format == "html":
         headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
     if format == "pdf":
-        headers["Content-Disposition"] = f'attachment; filename="{postmortem_id}.pdf"'
+        headers["Content-Disposition"] = f'attachment; filename="{pm.id}.pdf"'
     return Response(content, media_type=media_type, headers=headers)
 
 
@@ -294,9 +274,10 @@ async def export(
     response_class=Response,
     responses={200: {"content": {"text/markdown": {}}, "description": "the status-page summary"}},
 )
-async def public_summary(slug: str, services: Annotated[Services, Depends(get_services)]) -> Response:
-    """The customer-facing summary of a published report: no token, internal details removed."""
-    content = await services.store.review.public_by_slug(slug)
+async def public_summary(slug: str, store: StoreDep) -> Response:
+    """The customer-facing summary of a published report: no token, internal details removed; the
+    unguessable slug of a published report is its only check (not the report's visibility)."""
+    content = await store.review.public_by_slug(slug)
     if content is None:
         raise HTTPException(404, "no published post-mortem at this link")
     return Response(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from postmortem.activities.meeting import MeetingConfig
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
 from postmortem.incident.teams import TeamsConfig
@@ -19,7 +18,6 @@ class Services:
     store: Store
     temporal: TemporalGateway
     teams: TeamsConfig
-    meeting_config: MeetingConfig = field(default_factory=MeetingConfig)
 
 
 async def get_services(request: Request) -> Services:

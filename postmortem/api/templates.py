@@ -7,12 +7,11 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from postmortem.api.auth import require
+from postmortem.api.deps import Admin, Editor, StoreDep, Viewer
 from postmortem.api.etags import etag, required_version
-from postmortem.api.services import Services, get_services
 from postmortem.models import Language, TemplateVariant
 from postmortem.report.template_catalogue import (
     CustomField,
@@ -21,8 +20,8 @@ from postmortem.report.template_catalogue import (
     builtin_templates,
     template_problems,
 )
+from postmortem.store.store import Store
 from postmortem.store.templates import AlreadyExists
-from postmortem.store.tokens import Role
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,99}$")
@@ -40,20 +39,20 @@ class TemplateBody(BaseModel):
     copy_from: str | None = Field(default=None, description="start from this template's sections and fields")
 
 
-async def _find(services: Services, name: str) -> tuple[ReportTemplate, int]:
+async def _find(store: Store, name: str) -> tuple[ReportTemplate, int]:
     if name in builtin_templates():
         return builtin_templates()[name], 0
-    return await services.store.templates.get(name)
+    return await store.templates.get(name)
 
 
-async def _validated(services: Services, body: TemplateBody) -> ReportTemplate:
+async def _validated(store: Store, body: TemplateBody) -> ReportTemplate:
     if not NAME.match(body.name):
         raise HTTPException(422, f"template name {body.name!r} must be 2–100 lower-case letters, digits, - or _")
     if body.name in builtin_templates():
         raise HTTPException(409, f"{body.name!r} is a built-in template's name; choose another")
     sections, fields = body.sections, body.fields
     if body.copy_from:
-        source, _ = await _find(services, body.copy_from)
+        source, _ = await _find(store, body.copy_from)
         sections = sections if sections is not None else source.sections
         fields = fields or source.fields
     if sections is None:
@@ -73,37 +72,24 @@ async def _validated(services: Services, body: TemplateBody) -> ReportTemplate:
 
 
 @router.get("", response_model=list[ReportTemplate])
-async def list_templates(
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> list[ReportTemplate]:
-    custom = [template for template, _ in await services.store.templates.list()]
+async def list_templates(store: StoreDep, _: Viewer) -> list[ReportTemplate]:
+    custom = [template for template, _ in await store.templates.list()]
     return sorted(builtin_templates().values(), key=lambda t: t.name) + custom
 
 
 @router.get("/{name}", response_model=ReportTemplate)
-async def get_template(
-    name: str,
-    response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.VIEWER))],
-) -> ReportTemplate:
-    template, version = await _find(services, name)
+async def get_template(name: str, response: Response, store: StoreDep, _: Viewer) -> ReportTemplate:
+    template, version = await _find(store, name)
     if not template.builtin:
         response.headers["ETag"] = etag(version)
     return template
 
 
 @router.post("", response_model=ReportTemplate, status_code=201)
-async def create_template(
-    body: TemplateBody,
-    response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
-) -> ReportTemplate:
-    template = await _validated(services, body)
+async def create_template(body: TemplateBody, response: Response, store: StoreDep, _: Editor) -> ReportTemplate:
+    template = await _validated(store, body)
     try:
-        version = await services.store.templates.create(template, datetime.now(UTC))
+        version = await store.templates.create(template, datetime.now(UTC))
     except AlreadyExists as exc:
         raise HTTPException(409, str(exc)) from exc
     response.headers["ETag"] = etag(version)
@@ -115,28 +101,24 @@ async def replace_template(
     name: str,
     body: TemplateBody,
     response: Response,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.EDITOR))],
+    store: StoreDep,
+    _: Editor,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ReportTemplate:
     if name in builtin_templates():
         raise HTTPException(403, f"built-in template {name!r} is not editable: copy it with copy_from")
     if body.name != name:
         raise HTTPException(422, f"the body names {body.name!r} but the URL {name!r}")
-    await services.store.templates.get(name)
-    template = await _validated(services, body)
-    version = await services.store.templates.replace(template, required_version(if_match), datetime.now(UTC))
+    await store.templates.get(name)
+    template = await _validated(store, body)
+    version = await store.templates.replace(template, required_version(if_match), datetime.now(UTC))
     response.headers["ETag"] = etag(version)
     return template
 
 
 @router.delete("/{name}", status_code=204)
-async def delete_template(
-    name: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.ADMIN))],
-) -> Response:
+async def delete_template(name: str, store: StoreDep, _: Admin) -> Response:
     if name in builtin_templates():
         raise HTTPException(403, f"built-in template {name!r} cannot be deleted")
-    await services.store.templates.delete(name)
+    await store.templates.delete(name)
     return Response(status_code=204)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from postmortem.api.auth import require
-from postmortem.api.services import Services, get_services
+from postmortem.api.deps import Admin, StoreDep
 from postmortem.store.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
@@ -26,27 +24,16 @@ class CreatedToken(TokenInfo):
 
 
 @router.get("", response_model=list[TokenInfo])
-async def list_tokens(
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.ADMIN))],
-) -> list[TokenInfo]:
-    return await services.store.tokens.list()
+async def list_tokens(store: StoreDep, _: Admin) -> list[TokenInfo]:
+    return await store.tokens.list()
 
 
 @router.post("", response_model=CreatedToken, status_code=201)
-async def create_token(
-    body: TokenCreate,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.ADMIN))],
-) -> CreatedToken:
-    info, secret = await services.store.tokens.create(body.name, body.role, datetime.now(UTC), team=body.team)
+async def create_token(body: TokenCreate, store: StoreDep, _: Admin) -> CreatedToken:
+    info, secret = await store.tokens.create(body.name, body.role, datetime.now(UTC), team=body.team)
     return CreatedToken(**info.model_dump(), token=secret)
 
 
 @router.delete("/{token_id}", response_model=TokenInfo)
-async def revoke_token(
-    token_id: str,
-    services: Annotated[Services, Depends(get_services)],
-    _: Annotated[object, Depends(require(Role.ADMIN))],
-) -> TokenInfo:
-    return await services.store.tokens.revoke(token_id, datetime.now(UTC))
+async def revoke_token(token_id: str, store: StoreDep, _: Admin) -> TokenInfo:
+    return await store.tokens.revoke(token_id, datetime.now(UTC))

@@ -11,7 +11,7 @@ import typer
 from postmortem.app.devserver import DevServerError
 from postmortem.app.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
 from postmortem.app.settings import Settings
-from postmortem.incident.teams import TeamsFileError
+from postmortem.incident.teams_file import TeamsFileError
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
 
@@ -29,7 +29,9 @@ def _settings() -> Settings:
     except ValueError as exc:
         typer.echo(f"error: invalid setting: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return settings
 
 
@@ -47,7 +49,7 @@ def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
 
 
 def _external_address(settings: Settings) -> str:
-    return settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    return settings.temporal.address or f"127.0.0.1:{settings.temporal.port}"
 
 
 @app.command()
@@ -92,7 +94,7 @@ def migrate() -> None:
 
     async def main() -> None:
         async with foundation(settings):
-            typer.echo(f"database schema is up to date ({settings.resolved_database_url.split('://')[0]})")
+            typer.echo(f"database schema is up to date ({settings.store.resolved_database_url.split('://')[0]})")
 
     _run(main())
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,8 +18,10 @@ from postmortem.app.devserver import DevServer, DevServerError, port_is_free
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
 from postmortem.app.temporal import connect, ensure_search_attributes
-from postmortem.app.worker import build_worker, gather_config, meeting_config, notify_config, tickets_config
-from postmortem.incident.teams import TeamsConfig, load_teams_file
+from postmortem.app.worker import build_worker
+from postmortem.config import reveal
+from postmortem.incident.teams import TeamsConfig
+from postmortem.incident.teams_file import load_teams_file
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 
@@ -35,14 +37,14 @@ class Foundation:
 
 def load_teams(settings: Settings) -> TeamsConfig:
     return load_teams_file(
-        settings.teams_file,
-        language=settings.language,
-        template=settings.template,
-        timezone=settings.timezone,
-        gather_deadline_seconds=settings.gather_deadline_seconds,
-        gather_heartbeat_seconds=settings.gather_heartbeat_seconds,
-        tracker=settings.tracker,
-        follow_up_days=settings.follow_up_days,
+        settings.teams.file,
+        language=settings.report.language,
+        template=settings.report.template,
+        timezone=settings.report.timezone,
+        gather_deadline_seconds=settings.gather.deadline_seconds,
+        gather_heartbeat_seconds=settings.gather.heartbeat_seconds,
+        tracker=settings.tickets.tracker,
+        follow_up_days=settings.follow_up.days,
     )
 
 
@@ -50,11 +52,11 @@ def load_teams(settings: Settings) -> TeamsConfig:
 async def foundation(settings: Settings) -> AsyncIterator[Foundation]:
     """Teams file checked, data folder made, schema migrated, bootstrap token registered."""
     teams = load_teams(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.resolved_database_url, schema=settings.database_schema)
+    settings.store.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.store.resolved_database_url, schema=settings.store.database_schema)
     try:
-        if settings.bootstrap_admin_token:
-            await store.tokens.ensure("bootstrap-admin", Role.ADMIN, settings.bootstrap_admin_token, _now())
+        if bootstrap := reveal(settings.server.bootstrap_admin_token):
+            await store.tokens.ensure("bootstrap-admin", Role.ADMIN, bootstrap, _now())
         yield Foundation(settings=settings, store=store, teams=teams)
     finally:
         await store.close()
@@ -68,7 +70,7 @@ class _Server(uvicorn.Server):
     """Uvicorn without its own signal handling: the service stops all its parts together."""
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
@@ -92,35 +94,24 @@ async def serve(
     worker = None
     server = None
     if run_worker:
-        client = await connect(temporal_address, settings.temporal_namespace)
+        client = await connect(temporal_address, settings.temporal.namespace)
         await ensure_search_attributes(client)
         worker = build_worker(
             client,
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal.task_queue,
             store=parts.store,
             teams=parts.teams,
-            gather=gather_config(settings),
-            meeting=meeting_config(settings),
-            notify=notify_config(settings),
-            tickets=tickets_config(settings),
+            settings=settings,
         )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
-        gateway = TemporalGateway(temporal_address, settings.temporal_namespace, settings.temporal_task_queue)
-        app = create_app(
-            Services(
-                settings=settings,
-                store=parts.store,
-                temporal=gateway,
-                teams=parts.teams,
-                meeting_config=meeting_config(settings),
-            )
-        )
+        gateway = TemporalGateway(temporal_address, settings.temporal.namespace, settings.temporal.task_queue)
+        app = create_app(Services(settings=settings, store=parts.store, temporal=gateway, teams=parts.teams))
         config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
+            host=settings.server.host,
+            port=settings.server.port,
+            log_level=settings.server.log_level.lower(),
             access_log=False,
             lifespan="off",
         )
@@ -146,9 +137,10 @@ async def serve(
 
 
 def check_api_port(settings: Settings) -> None:
-    if not port_is_free(settings.host, settings.port):
+    server = settings.server
+    if not port_is_free(server.host, server.port):
         raise DevServerError(
-            f"port {settings.port} on {settings.host} is already in use: set POSTMORTEM_PORT to a free port"
+            f"port {server.port} on {server.host} is already in use: set {server.variable('port')} to a free port"
         )
 
 
@@ -157,15 +149,16 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def run_dev(settings: Settings, print_fn=_say) -> None:
+async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     check_api_port(settings)
     async with foundation(settings) as parts:
         dev: DevServer | None = None
-        address = settings.temporal_address
+        address = settings.temporal.address
         if address is None:
-            dev = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
+            temporal = settings.temporal
+            dev = DevServer(settings.store.data_dir, port=temporal.port, ui_port=temporal.ui_port)
             print_fn(f"Starting the Temporal dev server on {dev.address} …")
             await dev.start()
             address = dev.address
@@ -174,7 +167,7 @@ async def run_dev(settings: Settings, print_fn=_say) -> None:
 
         async def banner() -> None:
             await ready
-            base = settings.resolved_public_url
+            base = settings.server.resolved_public_url
             lines = [
                 "",
                 "Post-mortem autopilot is running",
@@ -184,7 +177,7 @@ async def run_dev(settings: Settings, print_fn=_say) -> None:
             ]
             if dev:
                 lines.append(f"  Temporal UI  {dev.ui_url}")
-            lines += [f"  Data folder  {settings.data_dir.resolve()}", *token_note, "Press Ctrl-C to stop.", ""]
+            lines += [f"  Data folder  {settings.store.data_dir.resolve()}", *token_note, "Press Ctrl-C to stop.", ""]
             print_fn("\n".join(lines))
 
         banner_task = asyncio.create_task(banner())

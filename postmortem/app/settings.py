@@ -1,149 +1,116 @@
-"""Global settings: every one is an environment variable with the prefix POSTMORTEM_."""
+"""Global settings: one `Settings` in sections, every field an environment variable with the prefix POSTMORTEM_.
+
+The sections (`postmortem.config`) keep the flat names the README documents (POSTMORTEM_SMTP_HOST,
+POSTMORTEM_HTTP_TIMEOUT_SECONDS …): pydantic-settings' nested delimiter would rename them
+(POSTMORTEM_SMTP__HOST), so the environment is read by `_FlatVariables`, which hands each section the
+variables its fields name. Values given to `Settings(...)` win over the environment, section by section.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from postmortem.models import Language, TemplateVariant
+from postmortem.config import (
+    AlertmanagerSettings,
+    CalDavSettings,
+    FollowUpSettings,
+    GatherSettings,
+    HttpSettings,
+    MeetingSettings,
+    OpsgenieSettings,
+    PagerDutySettings,
+    ReportSettings,
+    Section,
+    ServerSettings,
+    SlackSettings,
+    SmtpSettings,
+    StoreSettings,
+    TeamsFileSettings,
+    TemporalSettings,
+    TicketsSettings,
+)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="POSTMORTEM_", extra="ignore")
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
-    data_dir: Path = Path("./data")
-    database_url: str | None = None
-    database_schema: str | None = None
-    temporal_address: str | None = None
-    temporal_namespace: str = "default"
-    temporal_task_queue: str = "postmortem"
-    temporal_port: int = 7233
-    temporal_ui_port: int = 8233
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str | None = None
-    pagerduty_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    opsgenie_webhook_token: str | None = None
-    bootstrap_admin_token: str | None = None
-    alertmanager_webhook_token: str | None = None
-    alertmanager_service_labels: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["service"])
-    alertmanager_margin_minutes: int = Field(default=30, ge=0)
-    pagerduty_api_url: str = "https://api.pagerduty.com"
-    pagerduty_api_token: str | None = None
-    opsgenie_api_url: str = "https://api.opsgenie.com"
-    opsgenie_api_key: str | None = None
-    slack_api_url: str = "https://slack.com/api"
-    slack_bot_token: str | None = None
-    gather_deadline_seconds: int = Field(default=300, ge=0)
-    gather_heartbeat_seconds: int = Field(default=60, ge=1)
-    http_timeout_seconds: float = Field(default=15.0, gt=0)
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = True
-    smtp_from: str = "postmortem@localhost"
-    caldav_url: str | None = None
-    caldav_username: str | None = None
-    caldav_password: str | None = None
-    video_url_template: str | None = None
-    public_redact_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    tracker: Literal["jira", "github", "linear"] | None = None
-    jira_url: str | None = None
-    jira_email: str | None = None
-    jira_api_token: str | None = None
-    jira_project: str | None = None
-    github_api_url: str = "https://api.github.com"
-    github_token: str | None = None
-    github_repo: str | None = None
-    linear_api_url: str = "https://api.linear.app/graphql"
-    linear_api_key: str | None = None
-    linear_team_id: str | None = None
-    github_webhook_secret: str | None = None
-    jira_webhook_token: str | None = None
-    linear_webhook_secret: str | None = None
-    follow_up_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 60, 90])
-    teams_file: Path | None = None
-    language: Language = Language.EN
-    template: TemplateVariant = TemplateVariant.AUTO
-    timezone: str = "UTC"
-    log_level: str = "INFO"
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    opsgenie: OpsgenieSettings = Field(default_factory=OpsgenieSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    caldav: CalDavSettings = Field(default_factory=CalDavSettings)
+    meeting: MeetingSettings = Field(default_factory=MeetingSettings)
+    tickets: TicketsSettings = Field(default_factory=TicketsSettings)
+    gather: GatherSettings = Field(default_factory=GatherSettings)
+    follow_up: FollowUpSettings = Field(default_factory=FollowUpSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)
 
-    @field_validator(
-        "pagerduty_webhook_secrets", "alertmanager_service_labels", "public_redact_patterns", mode="before"
-    )
     @classmethod
-    def _split_secrets(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("follow_up_days", mode="before")
-    @classmethod
-    def _days(cls, value: object) -> object:
-        if isinstance(value, str):
-            return sorted(int(part) for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator(
-        "pagerduty_api_url",
-        "opsgenie_api_url",
-        "slack_api_url",
-        "caldav_url",
-        "jira_url",
-        "github_api_url",
-        "linear_api_url",
-    )
-    @classmethod
-    def _base_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("https://", "http://")):
-            raise ValueError(f"{value!r} is not an http(s) base URL")
-        return value.rstrip("/")
-
-    @field_validator("video_url_template")
-    @classmethod
-    def _video_template(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                value.format(postmortem_id="x", uid="x")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"video URL template may use {{postmortem_id}} and {{uid}} only: {exc}") from exc
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        from postmortem.timezones import validate_timezone
-
-        return validate_timezone(value)
-
-    @property
-    def resolved_database_url(self) -> str:
-        if self.database_url:
-            return normalise_database_url(self.database_url)
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'postmortem.db').resolve()}"
-
-    @property
-    def resolved_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatVariables(settings_cls)
 
 
-def normalise_database_url(url: str) -> str:
-    """Accept the URLs people paste (postgres://, sqlite:///) and pick the async drivers we ship."""
-    for plain, driver in (
-        ("postgres://", "postgresql+asyncpg://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("sqlite://", "sqlite+aiosqlite://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    return url
+def _section(field: FieldInfo) -> type[Section] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None
+
+
+def variables(section: type[Section] | type[Settings] = Settings) -> Iterator[str]:
+    """Every environment variable a section (by default: all of them) reads, as documented."""
+    for name, field in section.model_fields.items():
+        inner = _section(field)
+        if inner is not None:
+            yield from variables(inner)
+        else:
+            assert issubclass(section, Section), name
+            yield section.variable(name)
+
+
+def _collect(section: type[Section] | type[Settings], environ: dict[str, str]) -> dict[str, Any]:
+    """The values the environment sets for `section`: keyed by variable, nested sections by field name."""
+    found: dict[str, Any] = {}
+    for name, field in section.model_fields.items():
+        inner = _section(field)
+        if inner is not None:
+            if values := _collect(inner, environ):
+                found[name] = values
+        else:
+            assert issubclass(section, Section), name
+            variable = section.variable(name)
+            if variable.upper() in environ:
+                found[variable] = environ[variable.upper()]
+    return found
+
+
+class _FlatVariables(PydanticBaseSettingsSource):
+    """The process environment, matched case-insensitively as pydantic-settings does by default."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError("values come from __call__, section by section")
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        return _collect(self.settings_cls, environ)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1)

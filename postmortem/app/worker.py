@@ -6,13 +6,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from postmortem.activities.draft import DraftActivities
-from postmortem.activities.gather import GatherActivities, GatherConfig
+from postmortem.activities.gather import GatherActivities
 from postmortem.activities.link import LinkActivities
-from postmortem.activities.meeting import MeetingActivities, MeetingConfig
+from postmortem.activities.meeting import MeetingActivities
 from postmortem.activities.refresh import RefreshActivities
-from postmortem.activities.review import NotifyConfig, ReviewActivities
+from postmortem.activities.review import ReviewActivities
 from postmortem.activities.team import TeamActivities
-from postmortem.activities.tickets import TicketActivities, TicketsConfig
+from postmortem.activities.tickets import TicketActivities
 from postmortem.app.settings import Settings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
@@ -22,78 +22,30 @@ from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 WORKFLOWS = [PostmortemWorkflow, FollowUpWorkflow]
 
 
-def gather_config(settings: Settings) -> GatherConfig:
-    return GatherConfig(
-        pagerduty_api_url=settings.pagerduty_api_url,
-        pagerduty_api_token=settings.pagerduty_api_token,
-        opsgenie_api_url=settings.opsgenie_api_url,
-        opsgenie_api_key=settings.opsgenie_api_key,
-        slack_api_url=settings.slack_api_url,
-        slack_bot_token=settings.slack_bot_token,
-        alertmanager_service_labels=settings.alertmanager_service_labels,
-        alertmanager_margin_minutes=settings.alertmanager_margin_minutes,
-        http_timeout_seconds=settings.http_timeout_seconds,
-    )
-
-
-def meeting_config(settings: Settings) -> MeetingConfig:
-    return MeetingConfig(
-        public_url=settings.resolved_public_url,
-        smtp_host=settings.smtp_host,
-        smtp_port=settings.smtp_port,
-        smtp_username=settings.smtp_username,
-        smtp_password=settings.smtp_password,
-        smtp_starttls=settings.smtp_starttls,
-        smtp_from=settings.smtp_from,
-        caldav_url=settings.caldav_url,
-        caldav_username=settings.caldav_username,
-        caldav_password=settings.caldav_password,
-        video_url_template=settings.video_url_template,
-        http_timeout_seconds=settings.http_timeout_seconds,
-    )
-
-
-def tickets_config(settings: Settings) -> TicketsConfig:
-    return TicketsConfig(
-        public_url=settings.resolved_public_url,
-        jira_url=settings.jira_url,
-        jira_email=settings.jira_email,
-        jira_api_token=settings.jira_api_token,
-        jira_project=settings.jira_project,
-        github_api_url=settings.github_api_url,
-        github_token=settings.github_token,
-        github_repo=settings.github_repo,
-        linear_api_url=settings.linear_api_url,
-        linear_api_key=settings.linear_api_key,
-        linear_team_id=settings.linear_team_id,
-        http_timeout_seconds=settings.http_timeout_seconds,
-    )
-
-
-def notify_config(settings: Settings) -> NotifyConfig:
-    return NotifyConfig(
-        slack_api_url=settings.slack_api_url,
-        slack_bot_token=settings.slack_bot_token,
-        redact_patterns=settings.public_redact_patterns,
-    )
-
-
 def build_worker(
     client: Client,
     *,
     task_queue: str,
     store: Store,
     teams: TeamsConfig,
-    gather: GatherConfig | None = None,
-    meeting: MeetingConfig | None = None,
-    notify: NotifyConfig | None = None,
-    tickets: TicketsConfig | None = None,
+    settings: Settings | None = None,
 ) -> Worker:
-    gatherers = GatherActivities(store.evidence, gather or GatherConfig())
-    meetings = MeetingActivities(store.meetings, meeting or MeetingConfig())
-    review = ReviewActivities(store, meeting or MeetingConfig(), notify or NotifyConfig())
-    links = LinkActivities(store, gather or GatherConfig())
-    trackers = TicketActivities(store, tickets or TicketsConfig())
+    """The activities get the settings sections they need (the environment's when `settings` is not given)."""
+    s = settings or Settings()
+    gatherers = GatherActivities(
+        store.evidence,
+        pagerduty=s.pagerduty,
+        opsgenie=s.opsgenie,
+        slack=s.slack,
+        alertmanager=s.alertmanager,
+        http=s.http,
+    )
+    meetings = MeetingActivities(
+        store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http
+    )
+    review = ReviewActivities(store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http)
+    links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http)
+    trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http)
     return Worker(
         client,
         task_queue=task_queue,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.intervals import union
 from postmortem.models import Incident, KeyMetrics
 
 PAGING = {EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.WEBHOOK}
@@ -29,19 +30,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
 
 def impact_seconds(intervals: list[tuple[datetime, datetime]]) -> int:
     """Length of the union of the intervals: overlapping incidents are not counted twice."""
-    total = 0
-    current_start: datetime | None = None
-    current_end: datetime | None = None
-    for start, end in sorted(intervals):
-        if current_end is None or start > current_end:
-            if current_start is not None and current_end is not None:
-                total += int((current_end - current_start).total_seconds())
-            current_start, current_end = start, end
-        elif end > current_end:
-            current_end = end
-    if current_start is not None and current_end is not None:
-        total += int((current_end - current_start).total_seconds())
-    return total
+    return sum(int((end - start).total_seconds()) for start, end in union(intervals))
 
 
 def _earliest(values: list[datetime | None]) -> datetime | None:

@@ -1,32 +1,25 @@
-"""Per-team configuration from the TOML file named by POSTMORTEM_TEAMS_FILE.
+"""Per-team configuration: what a team table may hold, and how an incident finds its team's settings.
 
 `[default]` holds what every team inherits, `[services]` maps a source's service (by name or id) to
 its team and owners, and every other table is a team keyed by its name or id in the source. A key
-a team leaves out falls back to `[default]`, then to the global setting. The file is checked once at
-start-up; an error names the file, the key and its line.
+a team leaves out falls back to `[default]`, then to the global setting. Reading the TOML file named
+by POSTMORTEM_TEAMS_FILE, with errors that name the file, the key and its line, is `teams_file.py`.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import time
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.meeting.models import Attendee, MeetingPolicy
 from postmortem.models import Incident, Language, PolicyOutcome, Severity, TemplateVariant
 from postmortem.timezones import validate_timezone
 
-RESERVED = {"default", "services", "people", "slack_users", "tracker_users"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]|24):([0-5]\d)$")
-
-
-class TeamsFileError(ValueError):
-    pass
 
 
 class PolicyConfig(BaseModel):
@@ -51,14 +44,17 @@ class _PartialPolicy(BaseModel):
     otherwise: PolicyOutcome | None = None
 
 
-def _email(value: str) -> str:
+def checked_email(value: str) -> str:
+    """The address stripped, when it looks like one; a ValueError that says so otherwise."""
     value = value.strip()
     if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
         raise ValueError(f"{value!r} is not an email address")
     return value
 
 
-class _TeamTable(BaseModel):
+class TeamTable(BaseModel):
+    """One team table of the file (and `[default]`): every key optional, so layers can fall back."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
@@ -107,15 +103,17 @@ class _TeamTable(BaseModel):
     @field_validator("attendees")
     @classmethod
     def _attendees(cls, value: list[str] | None) -> list[str] | None:
-        return [_email(item) for item in value] if value is not None else None
+        return [checked_email(item) for item in value] if value is not None else None
 
     @field_validator("organizer")
     @classmethod
     def _organizer(cls, value: str | None) -> str | None:
-        return _email(value) if value is not None else None
+        return checked_email(value) if value is not None else None
 
 
-class _ServiceEntry(BaseModel):
+class ServiceEntry(BaseModel):
+    """One entry of `[services]`: the service's team, owners and Alertmanager labels."""
+
     model_config = ConfigDict(extra="forbid")
 
     team: str | None = None
@@ -153,9 +151,9 @@ class TeamsConfig:
     def __init__(
         self,
         *,
-        default: _TeamTable | None = None,
-        teams: dict[str, _TeamTable] | None = None,
-        services: dict[str, _ServiceEntry] | None = None,
+        default: TeamTable | None = None,
+        teams: dict[str, TeamTable] | None = None,
+        services: dict[str, ServiceEntry] | None = None,
         people: dict[str, str] | None = None,
         slack_users: dict[str, str] | None = None,
         tracker_users: dict[str, str] | None = None,
@@ -168,7 +166,7 @@ class TeamsConfig:
         gather_heartbeat_seconds: int = 60,
     ) -> None:
         self._gather = (gather_deadline_seconds, gather_heartbeat_seconds)
-        self._default = default or _TeamTable()
+        self._default = default or TeamTable()
         self._teams = teams or {}
         self._teams_by_name = {key.casefold(): key for key in self._teams} | {
             table.name.casefold(): key for key, table in self._teams.items() if table.name
@@ -198,7 +196,7 @@ class TeamsConfig:
             return key or service_team, owners
         return (incident.teams[0].name if incident.teams else None), owners
 
-    def _service_entries(self, incident: Incident) -> list[_ServiceEntry]:
+    def _service_entries(self, incident: Incident) -> list[ServiceEntry]:
         found = (self._lookup(self._services, self._services_by_name, s.id, s.name) for s in incident.services)
         return [entry for entry in found if entry is not None]
 
@@ -227,7 +225,7 @@ class TeamsConfig:
                 found[email.casefold()] = Attendee(email=email, name=person.name)
         return list(found.values())
 
-    def settings_for(self, key: str | None, table: _TeamTable | None, owners: list[str]) -> TeamSettings:
+    def settings_for(self, key: str | None, table: TeamTable | None, owners: list[str]) -> TeamSettings:
         layers = [layer for layer in (table, self._default) if layer is not None]
         language, template, timezone = self._globals
 
@@ -281,136 +279,3 @@ class TeamsConfig:
     def _lookup(cls, tables: dict[str, Any], by_name: dict[str, str], ident: str | None, name: str | None) -> Any:
         key = cls._lookup_key(tables, by_name, ident, name)
         return tables.get(key) if key else None
-
-
-def load_teams_file(
-    path: Path | None,
-    *,
-    language: Language = Language.EN,
-    template: TemplateVariant = TemplateVariant.AUTO,
-    timezone: str = "UTC",
-    **globals_: Any,
-) -> TeamsConfig:
-    if path is None:
-        return TeamsConfig(language=language, template=template, timezone=timezone, **globals_)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TeamsFileError(f"{path}: cannot read the teams file: {exc.strerror or exc}") from exc
-    return parse_teams(text, str(path), language=language, template=template, timezone=timezone, **globals_)
-
-
-def parse_teams(
-    text: str,
-    filename: str = "teams.toml",
-    *,
-    language: Language = Language.EN,
-    template: TemplateVariant = TemplateVariant.AUTO,
-    timezone: str = "UTC",
-    **globals_: Any,
-) -> TeamsConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        near = _near(text, str(exc))
-        raise TeamsFileError(f"{filename}: not valid TOML: {exc}{near}") from exc
-    lines = text.splitlines()
-
-    def validated(model: type[BaseModel], value: Any, path: tuple[str, ...]) -> Any:
-        if not isinstance(value, dict):
-            raise TeamsFileError(f"{filename}, line {_line_of(lines, path)}: [{'.'.join(path)}] must be a table")
-        try:
-            return model.model_validate(value)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key_path = path + tuple(str(part) for part in error["loc"])
-            raise TeamsFileError(
-                f"{filename}, line {_line_of(lines, key_path)}: {'.'.join(key_path)}: {error['msg']}"
-            ) from exc
-
-    default = validated(_TeamTable, data.get("default", {}), ("default",))
-    services_table = data.get("services", {})
-    if not isinstance(services_table, dict):
-        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('services',))}: services must be a table")
-    services = {name: validated(_ServiceEntry, entry, ("services", name)) for name, entry in services_table.items()}
-    people_table = data.get("people", {})
-    if not isinstance(people_table, dict):
-        raise TeamsFileError(f"{filename}, line {_line_of(lines, ('people',))}: people must be a table")
-    people: dict[str, str] = {}
-    for person, email in people_table.items():
-        try:
-            people[person] = _email(str(email)) if isinstance(email, str) else _email("")
-        except ValueError as exc:
-            raise TeamsFileError(
-                f"{filename}, line {_line_of(lines, ('people', person))}: people.{person}: {exc}"
-            ) from exc
-    slack_table = data.get("slack_users", {})
-    if not isinstance(slack_table, dict) or not all(isinstance(v, str) and v for v in slack_table.values()):
-        raise TeamsFileError(
-            f"{filename}, line {_line_of(lines, ('slack_users',))}: slack_users maps emails to "
-            'Slack member ids (strings like "U012AB3CDE")'
-        )
-    tracker_table = data.get("tracker_users", {})
-    if not isinstance(tracker_table, dict) or not all(isinstance(v, str) and v for v in tracker_table.values()):
-        raise TeamsFileError(
-            f"{filename}, line {_line_of(lines, ('tracker_users',))}: tracker_users maps owners "
-            "(emails or names) to tracker accounts (strings)"
-        )
-    teams = {name: validated(_TeamTable, table, (name,)) for name, table in data.items() if name not in RESERVED}
-    return TeamsConfig(
-        default=default,
-        teams=teams,
-        services=services,
-        people=people,
-        slack_users=slack_table,
-        tracker_users=tracker_table,
-        language=language,
-        template=template,
-        timezone=timezone,
-        **globals_,
-    )
-
-
-def _near(text: str, message: str) -> str:
-    """tomllib names the line; quoting it shows the key the mistake is in."""
-    match = re.search(r"at line (\d+)", message)
-    if not match:
-        return ""
-    lines = text.splitlines()
-    index = int(match.group(1)) - 1
-    return f": {lines[index].strip()!r}" if 0 <= index < len(lines) else ""
-
-
-def _single_path(line: str) -> tuple[str, ...] | None:
-    """The key path of one TOML line on its own (`[a."b c"]  # x` → ('a', 'b c')), parsed by tomllib."""
-    try:
-        parsed: object = tomllib.loads(line)
-    except tomllib.TOMLDecodeError:
-        return None
-    path: list[str] = []
-    while isinstance(parsed, dict) and len(parsed) == 1:
-        key, parsed = next(iter(parsed.items()))
-        path.append(key)
-    return tuple(path) or None
-
-
-def _line_of(lines: list[str], path: tuple[str, ...]) -> int:
-    """The line of a dotted key: inside the deepest table header that is a prefix of it."""
-    best_line, best_depth = 0, -1
-    current_table: tuple[str, ...] = ()
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped.startswith("[") and not stripped.startswith("[["):
-            current_table = _single_path(stripped) or ()
-            depth = len(current_table)
-            if path[:depth] == current_table and depth > best_depth:
-                best_line, best_depth = number, depth
-            continue
-        if "=" not in stripped or stripped.startswith("#"):
-            continue
-        key = _single_path(stripped) or (stripped.split("=", 1)[0].strip().strip('"'),)
-        full = current_table + key
-        depth = len(full)
-        if path[:depth] == full[: len(path)] and depth > best_depth:
-            best_line, best_depth = number, depth
-    return best_line or 1

@@ -4,7 +4,9 @@
 of a post-mortem's meeting and SEQUENCE going up with each change, so that every calendar updates
 the event it already has instead of adding a second one. Start and end are written as wall time
 in the team's time zone (DTSTART;TZID=Europe/Berlin:...) with the VTIMEZONE that defines it, as
-RFC 5545 requires for every TZID used.
+RFC 5545 requires for every TZID used. `meeting_invite` is that object for a meeting's current
+revision (REQUEST, or CANCEL once cancelled) with its agenda as the description: the activity that
+sends it and the route that downloads it both call it.
 
 The VTIMEZONE is built here rather than with icalendar's `Timezone.from_tzid`: icalendar 7.3 writes
 the onset of a DAYLIGHT observance as the wall time *after* the change (DTSTART:20260329T030000
@@ -22,7 +24,9 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vUri
 
-from postmortem.meeting.models import Attendee, Meeting
+from postmortem.meeting.agenda import agenda_text
+from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
+from postmortem.models import Language
 
 PRODID = "-//postmortem-autopilot//Post-mortem review//EN"
 REMINDER = timedelta(minutes=-15)
@@ -89,6 +93,32 @@ def build_invite(meeting: Meeting, *, method: Literal["REQUEST", "CANCEL"], now:
         event.add_component(alarm)
     calendar.add_component(event)
     return calendar.to_ical()
+
+
+def invite_method(meeting: Meeting) -> Literal["REQUEST", "CANCEL"]:
+    return "CANCEL" if meeting.status == MeetingStatus.CANCELLED else "REQUEST"
+
+
+def invite_description(meeting: Meeting) -> str:
+    """The event's text in the meeting's language: agenda, draft report, video link, the blameless rule."""
+    chinese = meeting.language == Language.ZH
+    header = "议程" if chinese else "Agenda"
+    report = "复盘报告草稿" if chinese else "Draft report"
+    note = (
+        "对事不对人：我们讨论系统与决策，而不是追究个人。"
+        if chinese
+        else "Blameless: we discuss systems and decisions, not people's mistakes."
+    )
+    lines = [f"{header}:", agenda_text(meeting.agenda, meeting.language), "", f"{report}: {meeting.report_url}"]
+    if meeting.video_url:
+        lines.append(f"Video: {meeting.video_url}")
+    return "\n".join([*lines, "", note])
+
+
+def meeting_invite(meeting: Meeting, now: datetime) -> bytes:
+    """The current revision's invite (a CANCEL once cancelled): the one object that is emailed, written to
+    the calendar and downloaded, so the three never differ. Needs no settings: all it says is in `meeting`."""
+    return build_invite(meeting, method=invite_method(meeting), now=now, description=invite_description(meeting))
 
 
 def unique_attendees(attendees: list[Attendee]) -> list[Attendee]:

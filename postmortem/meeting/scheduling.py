@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from postmortem.intervals import union
 from postmortem.meeting.models import MeetingPolicy, Slot
 from postmortem.models import Severity
 from postmortem.timezones import validate_timezone
@@ -173,6 +174,7 @@ def _validated_zone(policy: MeetingPolicy) -> ZoneInfo:
 
 
 def _validated_busy(busy: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The busy intervals in UTC, overlapping and touching ones joined (calendars report them as they are)."""
     intervals = []
     for b_start, b_end in busy:
         _require_aware("busy start", b_start)
@@ -180,7 +182,7 @@ def _validated_busy(busy: Sequence[tuple[datetime, datetime]]) -> list[tuple[dat
         if b_end < b_start:
             raise ValueError(f"busy interval ends before it starts: {b_start.isoformat()}–{b_end.isoformat()}")
         intervals.append((b_start.astimezone(UTC), b_end.astimezone(UTC)))
-    return intervals
+    return union(intervals)
 
 
 def _validate_shape(policy: MeetingPolicy, minutes: int, step_minutes: int) -> None:

@@ -13,9 +13,10 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
+from postmortem.evidence.distil import distil
 from postmortem.evidence.key_metrics import compute_metrics
 from postmortem.evidence.models import SourceStatus, TimelineEntry
-from postmortem.evidence.timeline import distil, from_incident
+from postmortem.evidence.timeline import from_incident
 from postmortem.models import (
     Incident,
     KeyMetrics,

@@ -43,7 +43,7 @@ class EvidenceStore:
         """Insert what is new; an entry already stored (same key) is left as it is. Returns how many were new."""
         if not entries:
             return 0
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "postmortem_id": postmortem_id,
                 "key": e.key,

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.review.lifecycle import Review
-from postmortem.store.postmortems import NotFound
+from postmortem.store.errors import NotFound
 from postmortem.store.tables import CommentRow, ExportRow, PostmortemRow
 
 MENTION = re.compile(r"(?<![\w.])@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w.-]+)")

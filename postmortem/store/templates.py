@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.report.template_catalogue import ReportTemplate
-from postmortem.store.postmortems import NotFound, VersionConflict
+from postmortem.store.errors import NotFound, VersionConflict
 from postmortem.store.tables import TemplateRow
 
 

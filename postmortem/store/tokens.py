@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.store.postmortems import NotFound
+from postmortem.store.errors import NotFound
 from postmortem.store.tables import ApiTokenRow
 
 PREFIX = "pm_"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest_asyncio
+from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from postmortem.api.app import create_app
@@ -16,7 +17,8 @@ from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
 from postmortem.app.worker import build_worker
-from postmortem.incident.teams import parse_teams
+from postmortem.config import OpsgenieSettings, PagerDutySettings, StoreSettings, TemporalSettings
+from postmortem.incident.teams_file import parse_teams
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 
@@ -34,26 +36,29 @@ class Api:
     store: Store
     env: WorkflowEnvironment
     tokens: dict[Role, str]
+    app: FastAPI
 
     def auth(self, role: Role = Role.ADMIN) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
 @pytest_asyncio.fixture
-async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
+async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> AsyncIterator[Api]:
     settings = Settings(
-        data_dir=tmp_path,
-        pagerduty_webhook_secrets=[PD_SECRET, "older-secret"],
-        opsgenie_webhook_token=OPSGENIE_TOKEN,
-        temporal_task_queue=f"api-{uuid.uuid4().hex}",
+        store=StoreSettings(data_dir=tmp_path),
+        pagerduty=PagerDutySettings(webhook_secrets=[PD_SECRET, "older-secret"]),
+        opsgenie=OpsgenieSettings(webhook_token=OPSGENIE_TOKEN),
+        temporal=TemporalSettings(task_queue=f"api-{uuid.uuid4().hex}"),
     )
     teams = parse_teams(TEAMS)
-    gateway = TemporalGateway("unused", "default", settings.temporal_task_queue, client=dev_env.client)
+    gateway = TemporalGateway("unused", "default", settings.temporal.task_queue, client=dev_env.client)
     app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=teams))
     now = datetime.now(UTC)
     tokens = {role: (await sqlite_store.tokens.create(role.value, role, now))[1] for role in Role}
-    worker = build_worker(dev_env.client, task_queue=settings.temporal_task_queue, store=sqlite_store, teams=teams)
+    worker = build_worker(
+        dev_env.client, task_queue=settings.temporal.task_queue, store=sqlite_store, teams=teams, settings=settings
+    )
     async with worker:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield Api(http=http, store=sqlite_store, env=dev_env, tokens=tokens)
+            yield Api(http=http, store=sqlite_store, env=dev_env, tokens=tokens, app=app)

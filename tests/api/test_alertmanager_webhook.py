@@ -20,6 +20,7 @@ from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
+from postmortem.config import AlertmanagerSettings, StoreSettings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
 from tests.fixtures import fixture_json
@@ -37,12 +38,14 @@ ClientFor = Callable[[str | None], Any]
 
 
 @pytest_asyncio.fixture
-async def client_for(sqlite_store: Store, tmp_path) -> AsyncIterator[ClientFor]:  # type: ignore[no-untyped-def]
+async def client_for(sqlite_store: Store, tmp_path) -> AsyncIterator[ClientFor]:
     """`await client_for(token)` → an httpx client on the app with that webhook token (None: unset)."""
     clients: list[httpx.AsyncClient] = []
 
     async def build(token: str | None) -> httpx.AsyncClient:
-        settings = Settings(data_dir=tmp_path, alertmanager_webhook_token=token)
+        settings = Settings(
+            store=StoreSettings(data_dir=tmp_path), alertmanager=AlertmanagerSettings(webhook_token=token)
+        )
         gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", "unused")
         app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=TeamsConfig()))
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -69,8 +72,10 @@ async def post(http: httpx.AsyncClient, payload: Any, headers: dict[str, str] | 
     return await http.post(URL, content=body, headers={"Content-Type": "application/json", **(headers or BEARER)})
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, microsecond: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
 
 
 # Storing -----------------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ async def test_resolving_one_alert_of_a_group_by_its_fingerprint(http: httpx.Asy
         pytest.param({"Authorization": TOKEN}, id="no-scheme"),
     ],
 )
-async def test_a_configured_token_is_required(http: httpx.AsyncClient, sqlite_store: Store, headers) -> None:  # type: ignore[no-untyped-def]
+async def test_a_configured_token_is_required(http: httpx.AsyncClient, sqlite_store: Store, headers) -> None:
     body = json.dumps(fixture_json(FIRING)).encode()
     response = await http.post(URL, content=body, headers={"Content-Type": "application/json", **headers})
     assert response.status_code == 401, response.text
@@ -189,7 +194,7 @@ async def test_no_token_needed_when_none_is_configured(client_for: ClientFor, sq
 
 
 @pytest.mark.parametrize("version", ["3", None])
-async def test_other_versions_are_422_naming_version(http: httpx.AsyncClient, sqlite_store: Store, version) -> None:  # type: ignore[no-untyped-def]
+async def test_other_versions_are_422_naming_version(http: httpx.AsyncClient, sqlite_store: Store, version) -> None:
     payload = fixture_json(FIRING)
     if version is None:
         del payload["version"]
@@ -210,7 +215,7 @@ async def test_other_versions_are_422_naming_version(http: httpx.AsyncClient, sq
         pytest.param(1, "startsAt", lambda alert: alert.update(startsAt="yesterday"), id="startsAt-not-a-time"),
     ],
 )
-async def test_a_broken_alert_is_422_naming_it(  # type: ignore[no-untyped-def]
+async def test_a_broken_alert_is_422_naming_it(
     http: httpx.AsyncClient, sqlite_store: Store, index, field, change
 ) -> None:
     payload = fixture_json(FIRING)

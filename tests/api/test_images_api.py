@@ -16,7 +16,8 @@ from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
-from postmortem.incident.teams import parse_teams
+from postmortem.config import StoreSettings
+from postmortem.incident.teams_file import parse_teams
 from postmortem.report.images import MAX_BYTES, MAX_IMAGES
 from postmortem.store.database import sessionmaker
 from postmortem.store.images import ImageStore
@@ -57,17 +58,22 @@ class ImagesApi:
 
 
 @pytest_asyncio.fixture
-async def api(sqlite_store: Store, tmp_path) -> AsyncIterator[ImagesApi]:  # type: ignore[no-untyped-def]
+async def api(sqlite_store: Store, tmp_path) -> AsyncIterator[ImagesApi]:
     """The real app on a real SQLite store, with `store.images` and the images router (wired here too
     when the application does not do it yet, exactly as Store and create_app do).
 
     Image routes never reach Temporal, so the gateway points nowhere (any use would answer 503).
     """
     if not isinstance(getattr(sqlite_store, "images", None), ImageStore):
-        sqlite_store.images = ImageStore(sessionmaker(sqlite_store.engine))  # type: ignore[attr-defined]
+        sqlite_store.images = ImageStore(sessionmaker(sqlite_store.engine))
     gateway = TemporalGateway("127.0.0.1:1", "default", "images-tests")
     app = create_app(
-        Services(settings=Settings(data_dir=tmp_path), store=sqlite_store, temporal=gateway, teams=parse_teams(TEAMS))
+        Services(
+            settings=Settings(store=StoreSettings(data_dir=tmp_path)),
+            store=sqlite_store,
+            temporal=gateway,
+            teams=parse_teams(TEAMS),
+        )
     )
     try:
         app.url_path_for("upload_image", postmortem_id="x")
@@ -79,7 +85,7 @@ async def api(sqlite_store: Store, tmp_path) -> AsyncIterator[ImagesApi]:  # typ
         yield ImagesApi(
             http=http,
             store=sqlite_store,
-            images=sqlite_store.images,  # type: ignore[attr-defined]
+            images=sqlite_store.images,
             tokens=tokens,
         )
 

@@ -42,7 +42,7 @@ async def test_a_linked_incident_joins_the_report_and_its_webhook_updates_it(api
     assert answer.status_code == 202 and answer.json()["postmortems"][0]["outcome"] == "linked"
     assert answer.json()["postmortems"][0]["postmortem_id"] == pm.id
 
-    async def recomputed():  # type: ignore[no-untyped-def]
+    async def recomputed():
         current = await api.store.postmortems.get(pm.id)
         return current if current.metrics.highest_severity == Severity.SEV1 else None
 

@@ -23,6 +23,7 @@ async def report(api: Api, incident: str, team: str, *, published: bool, cause: 
     if cause:
         await api.store.postmortems.update(pm.id, pm.version, PostmortemChanges(cause_category=cause), NOW)
     if published:
+        assert pm.metrics.closed_at is not None
         review = Review(
             status=Status.PUBLISHED,
             published_count=1,

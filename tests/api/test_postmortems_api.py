@@ -12,6 +12,7 @@ from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
+from postmortem.config import PagerDutySettings, StoreSettings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Language
 from postmortem.store.tokens import Role
@@ -22,7 +23,7 @@ from tests.support import free_port
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
-async def seed(api: Api, incident_id: str, **kwargs) -> str:  # type: ignore[no-untyped-def]
+async def seed(api: Api, incident_id: str, **kwargs) -> str:
     pm, _ = await api.store.postmortems.create_if_absent(
         new_postmortem(pagerduty_event(incident_id).incident, **kwargs)
     )
@@ -155,8 +156,8 @@ async def test_listing_filters_sorts_and_pages(api: Api) -> None:
     by_incident = await api.http.get("/api/postmortems", params={"incident_id": "PPAGE4"}, headers=auth)
     assert [i["id"] for i in by_incident.json()["items"]] == ["pagerduty-PPAGE4"]
     for params, status in [
-        ({"limit": 201}, 422),
-        ({"limit": 0}, 422),
+        ({"limit": "201"}, 422),
+        ({"limit": "0"}, 422),
         ({"cursor": "garbage!"}, 400),
         ({"status": "LOST"}, 422),
         ({"created_from": "yesterday"}, 422),
@@ -216,8 +217,8 @@ async def test_health_and_readiness(api: Api) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
 
 
-async def test_temporal_down_means_503_not_500(sqlite_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, pagerduty_webhook_secrets=["s"])
+async def test_temporal_down_means_503_not_500(sqlite_store, tmp_path) -> None:
+    settings = Settings(store=StoreSettings(data_dir=tmp_path), pagerduty=PagerDutySettings(webhook_secrets=["s"]))
     gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", "q")
     app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=TeamsConfig()))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

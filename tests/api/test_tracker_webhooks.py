@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest_asyncio
@@ -14,6 +15,7 @@ from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
+from postmortem.config import GitHubSettings, JiraSettings, LinearSettings, StoreSettings, TicketsSettings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import ActionItemStatus, Priority
 from postmortem.store.store import Store
@@ -24,12 +26,14 @@ NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture
-async def http(sqlite_store: Store, tmp_path):  # type: ignore[no-untyped-def]
+async def http(sqlite_store: Store, tmp_path):
     settings = Settings(
-        data_dir=tmp_path,
-        github_webhook_secret="gh-secret",
-        linear_webhook_secret="ln-secret",
-        jira_webhook_token="jira-token",
+        store=StoreSettings(data_dir=tmp_path),
+        tickets=TicketsSettings(
+            github=GitHubSettings(webhook_secret="gh-secret"),
+            linear=LinearSettings(webhook_secret="ln-secret"),
+            jira=JiraSettings(webhook_token="jira-token"),
+        ),
     )
     app = create_app(
         Services(
@@ -69,7 +73,7 @@ def signed(body: bytes, secret: str, prefix: str = "") -> str:
 
 async def test_github_issue_closed_completes_the_item(http: httpx.AsyncClient, sqlite_store: Store) -> None:
     pm_id, item_id = await item_with_ticket(sqlite_store, "PGHW", "github", "acme/ops#7")
-    event = {
+    event: dict[str, Any] = {
         "action": "closed",
         "issue": {"number": 7, "state": "closed", "state_reason": "completed"},
         "repository": {"full_name": "acme/ops"},
@@ -105,7 +109,7 @@ async def test_linear_and_jira_status_pushes(http: httpx.AsyncClient, sqlite_sto
     ).status_code == 401
 
     pm_id, item_id = await item_with_ticket(sqlite_store, "PJRW", "jira", "OPS-24")
-    event = {
+    event: dict[str, Any] = {
         "webhookEvent": "jira:issue_updated",
         "issue": {
             "key": "OPS-24",
@@ -123,3 +127,13 @@ async def test_linear_and_jira_status_pushes(http: httpx.AsyncClient, sqlite_sto
     assert unknown.status_code == 202 and "no action item" in unknown.json()["reason"]
     malformed = await http.post("/webhooks/jira?token=jira-token", json={"issue": {}})
     assert malformed.status_code == 422
+
+
+async def test_a_jira_issue_dropped_as_wont_fix_is_wont_do(http: httpx.AsyncClient, sqlite_store: Store) -> None:
+    """The resolution as Jira sites often spell it (typographic apostrophe): the webhook once called it done."""
+    pm_id, item_id = await item_with_ticket(sqlite_store, "PJRX", "jira", "OPS-25")
+    fields = {"status": {"name": "Closed", "statusCategory": {"key": "done"}}, "resolution": {"name": "Won\u2019t Fix"}}
+    event = {"webhookEvent": "jira:issue_updated", "issue": {"key": "OPS-25", "fields": fields}}
+    answer = await http.post("/webhooks/jira?token=jira-token", json=event)
+    assert answer.status_code == 202 and answer.json()["state"] == "wont_do"
+    assert await status_of(sqlite_store, pm_id, item_id) == ActionItemStatus.WONT_DO

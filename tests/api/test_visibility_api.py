@@ -1,7 +1,13 @@
-"""Visibility per report: organisation, team, private — hidden reports answer 404 and are not listed."""
+"""Visibility per report: organisation, team, private — hidden reports answer 404 and are not listed;
+and the rule itself (postmortem.review.visibility), case by case."""
 
 from __future__ import annotations
 
+import pytest
+
+from postmortem.models import Postmortem, Visibility
+from postmortem.review.lifecycle import Review, ReviewerState
+from postmortem.review.visibility import Reader, may_see
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.factories import new_postmortem, pagerduty_event
@@ -48,3 +54,50 @@ async def test_visibility_limits_who_sees_a_report(api: Api) -> None:
     assert await sees(outsider) == (200, True)
     bad = await api.http.patch(url, json={"visibility": "everyone"}, headers={**author, "If-Match": '"4"'})
     assert bad.status_code == 422
+
+
+def _report(
+    visibility: Visibility, team: str | None = "payments", author: str | None = "ann@example.com"
+) -> Postmortem:
+    return Postmortem.model_validate(
+        {
+            "id": "pagerduty-PRULE",
+            "workflow_id": "postmortem-pagerduty-PRULE",
+            "title": "Checkout errors",
+            "status": "DRAFT",
+            "team": team,
+            "visibility": visibility,
+            "author": author,
+            "language": "en",
+            "variant": "full",
+            "timezone": "UTC",
+            "version": 1,
+            "created_at": "2026-03-02T09:30:00+00:00",
+            "updated_at": "2026-03-02T09:30:00+00:00",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("reader", "visibility", "sees"),
+    [
+        (Reader("out@example.com", team="search"), Visibility.ORGANISATION, True),
+        (Reader("out@example.com", team="search"), Visibility.TEAM, False),
+        (Reader("mate@example.com", team="payments"), Visibility.TEAM, True),
+        (Reader("mate@example.com", team="payments"), Visibility.PRIVATE, False),
+        (Reader("nobody@example.com"), Visibility.TEAM, False),
+        (Reader("ann@example.com"), Visibility.PRIVATE, True),
+        (Reader("root", admin=True), Visibility.PRIVATE, True),
+    ],
+)
+def test_the_visibility_rule(reader: Reader, visibility: Visibility, sees: bool) -> None:
+    assert may_see(reader, _report(visibility)) is sees
+
+
+def test_reviewers_see_a_private_report_and_a_team_without_a_name_sees_nothing() -> None:
+    review = Review(reviewers=[ReviewerState(reviewer="Rita@Example.com")])
+    rita = Reader("rita@example.com", team="search")
+    assert not may_see(rita, _report(Visibility.PRIVATE))
+    assert may_see(rita, _report(Visibility.PRIVATE), review)
+    assert not may_see(Reader("x@example.com", team=None), _report(Visibility.TEAM, team=None))
+    assert not may_see(Reader("x@example.com"), _report(Visibility.PRIVATE, author=None), review)

@@ -24,8 +24,8 @@ def signed(body: bytes, secret: str = PD_SECRET) -> dict[str, str]:
     return {"X-PagerDuty-Signature": f"v1={digest}", "Content-Type": "application/json"}
 
 
-async def draft_of(api: Api, pm_id: str):  # type: ignore[no-untyped-def]
-    async def check():  # type: ignore[no-untyped-def]
+async def draft_of(api: Api, pm_id: str):
+    async def check():
         try:
             pm = await api.store.postmortems.get(pm_id)
         except NotFound:
@@ -73,7 +73,7 @@ async def test_rotated_secret_and_several_signatures(api: Api) -> None:
         ({"X-PagerDuty-Signature": "v1=" + "0" * 64}, 401, "no valid signature"),
     ],
 )
-async def test_bad_signatures_are_rejected_and_nothing_is_stored(api: Api, headers, status, says) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_signatures_are_rejected_and_nothing_is_stored(api: Api, headers, status, says) -> None:
     body = pagerduty_resolved_body("PBADSIG")
     response = await api.http.post("/webhooks/pagerduty", content=body, headers=headers)
     assert response.status_code == status

@@ -111,8 +111,8 @@ async def wait_ready(http: httpx.AsyncClient, service: Service) -> None:
     await eventually(ready, timeout=90, interval=0.2)
 
 
-async def draft(http: httpx.AsyncClient, pm_id: str) -> dict:  # type: ignore[type-arg]
-    async def check() -> dict | None:  # type: ignore[type-arg]
+async def draft(http: httpx.AsyncClient, pm_id: str) -> dict:
+    async def check() -> dict | None:
         response = await http.get(f"/api/postmortems/{pm_id}")
         return response.json() if response.status_code == 200 and response.json()["status"] == "DRAFT" else None
 

@@ -77,7 +77,7 @@ async def test_resolved_webhook_to_published_report_with_slack_announcement(tmp_
                 body = pagerduty_resolved_body("PE2EPUB", resolved_at=datetime.now(UTC))
                 assert (await http.post("/webhooks/pagerduty", content=body, headers=signed(body))).status_code == 202
 
-                async def drafted() -> dict | None:  # type: ignore[type-arg]
+                async def drafted() -> dict | None:
                     response = await http.get("/api/postmortems/pagerduty-PE2EPUB")
                     return response.json() if response.status_code == 200 and response.json()["review"] else None
 

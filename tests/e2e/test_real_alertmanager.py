@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,11 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.settings import Settings
+from postmortem.config import AlertmanagerSettings, StoreSettings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
 from tests.fakes.serve import loopback_client, serve_app
@@ -97,7 +99,7 @@ class Recorder:
     app: Any
     deliveries: list[Delivery] = field(default_factory=list)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH:
             await self.app(scope, receive, send)
             return
@@ -192,7 +194,7 @@ async def wait_ready(http: httpx.AsyncClient, am: Alertmanager, tmp_path: Path) 
 
 @pytest.fixture
 async def our_api(sqlite_store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Recorder]]:
-    settings = Settings(data_dir=tmp_path, alertmanager_webhook_token=TOKEN)
+    settings = Settings(store=StoreSettings(data_dir=tmp_path), alertmanager=AlertmanagerSettings(webhook_token=TOKEN))
     gateway = TemporalGateway(f"127.0.0.1:{free_port()}", "default", "unused")  # this route needs no Temporal
     recorder = Recorder(
         create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=TeamsConfig()))
@@ -201,7 +203,7 @@ async def our_api(sqlite_store: Store, tmp_path: Path) -> AsyncIterator[tuple[st
         yield base, recorder
 
 
-async def test_alertmanager_notifies_firing_then_resolved(  # type: ignore[no-untyped-def]
+async def test_alertmanager_notifies_firing_then_resolved(
     alertmanager, our_api, alertmanager_config, sqlite_store: Store, tmp_path: Path
 ) -> None:
     base, recorder = our_api

@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _RECORDED = fixture_json("github_create_issue_add_labels_recorded.json")
@@ -196,19 +196,15 @@ _PHRASE = re.compile(r'"([^"]*)"')
 
 
 def github_app(state: FakeGitHub) -> FastAPI:
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if request.headers.get("authorization") not in (f"Bearer {state.token}", f"token {state.token}"):
-            return _error(401, BAD_CREDENTIALS)
-        if state.fail_next:
-            return _failure(state, state.fail_next.pop(0))
-        response = await call_next(request)
-        for name, value in _rate_headers(4999).items():
-            response.headers.setdefault(name, value)
-        return response
+    app = fake_app(
+        state,
+        authorized=lambda request: (
+            request.headers.get("authorization") in (f"Bearer {state.token}", f"token {state.token}")
+        ),
+        unauthorized=lambda: _error(401, BAD_CREDENTIALS),
+        failure=lambda kind: _failure(state, kind),
+        headers=lambda: _rate_headers(4999),
+    )
 
     def repo_ok(owner: str, name: str) -> bool:
         return f"{owner}/{name}" == state.repo

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _CREATED = fixture_json("jira_v3_create_issue_response_201.json")
@@ -175,16 +175,12 @@ def _fields_view(issue: FakeJiraIssue, wanted: str | None) -> dict[str, Any]:
 
 
 def jira_app(state: FakeJira) -> FastAPI:
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if request.headers.get("authorization") != state.basic():
-            return _error(401, UNAUTHORIZED)
-        if state.fail_next:
-            return _failure(state, state.fail_next.pop(0))
-        return await call_next(request)
+    app = fake_app(
+        state,
+        authorized=lambda request: request.headers.get("authorization") == state.basic(),
+        unauthorized=lambda: _error(401, UNAUTHORIZED),
+        failure=lambda status: _failure(state, status),
+    )
 
     def issue_json(request: Request, issue: FakeJiraIssue, fields: str | None) -> dict[str, Any]:
         base = str(request.base_url).rstrip("/")

@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled", "duplicate")
 STATE_NAMES = {
@@ -178,19 +178,13 @@ def _invalid(message: str) -> Response:
 
 
 def linear_app(state: FakeLinear) -> FastAPI:
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if request.headers.get("authorization") != state.api_key:
-            return JSONResponse(graphql_errors("AUTHENTICATION_ERROR"), status_code=401)
-        if state.fail_next:
-            return _failure(state, state.fail_next.pop(0))
-        response = await call_next(request)
-        for name, value in _rate_headers(state, False).items():
-            response.headers.setdefault(name, value)
-        return response
+    app = fake_app(
+        state,
+        authorized=lambda request: request.headers.get("authorization") == state.api_key,
+        unauthorized=lambda: JSONResponse(graphql_errors("AUTHENTICATION_ERROR"), status_code=401),
+        failure=lambda kind: _failure(state, kind),
+        headers=lambda: _rate_headers(state, False),
+    )
 
     @app.post("/graphql")
     async def graphql(request: Request) -> Response:

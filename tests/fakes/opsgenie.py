@@ -8,7 +8,6 @@ logs/notes paged by the items' `offset` strings with `direction`, `limit` (max 1
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 MAX_LIMIT = 100
@@ -167,21 +166,12 @@ def _failure(state: FakeOpsgenie, status: int) -> Response:
 
 
 def opsgenie_app(state: FakeOpsgenie) -> FastAPI:
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if state.delay_seconds:
-            epoch = state.epoch
-            await asyncio.sleep(state.delay_seconds)
-            if state.epoch != epoch:  # a later test owns the state now
-                return Response(status_code=503)
-        if request.headers.get("authorization") != f"GenieKey {state.api_key}":
-            return JSONResponse(unauthorized(), status_code=401)
-        if state.fail_next:
-            return _failure(state, state.fail_next.pop(0))
-        return await call_next(request)
+    app = fake_app(
+        state,
+        authorized=lambda request: request.headers.get("authorization") == f"GenieKey {state.api_key}",
+        unauthorized=lambda: JSONResponse(unauthorized(), status_code=401),
+        failure=lambda status: _failure(state, status),
+    )
 
     def alert_of(alert_id: str, request: Request) -> FakeAlert | None:
         if request.query_params.get("identifierType", "id") != "id":

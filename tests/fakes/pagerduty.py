@@ -8,7 +8,6 @@ errors as `{"error": {"message", "code"}}`, 429 with `ratelimit-*` headers (or b
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 MAX_RECORDS = 10_000
@@ -263,21 +262,12 @@ def _failure(state: FakePagerDuty, status: int) -> Response:
 
 
 def pagerduty_app(state: FakePagerDuty) -> FastAPI:
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if state.delay_seconds:
-            epoch = state.epoch
-            await asyncio.sleep(state.delay_seconds)
-            if state.epoch != epoch:  # a later test owns the state now
-                return Response(status_code=503)
-        if request.headers.get("authorization") != f"Token token={state.token}":
-            return _error(401, UNAUTHORIZED)
-        if state.fail_next:
-            return _failure(state, state.fail_next.pop(0))
-        return await call_next(request)
+    app = fake_app(
+        state,
+        authorized=lambda request: request.headers.get("authorization") == f"Token token={state.token}",
+        unauthorized=lambda: _error(401, UNAUTHORIZED),
+        failure=lambda status: _failure(state, status),
+    )
 
     def incident_of(incident_id: str) -> FakeIncident | None:
         return state.incidents.get(incident_id)

@@ -1,4 +1,5 @@
-"""Run an ASGI app on a loopback port inside the test's own event loop."""
+"""The fakes' shared machinery: the front door every fake app has (`fake_app`), resetting a fake's
+state, recording requests, and running an ASGI app on a loopback port inside the test's own event loop."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from tests.support import free_port
 
@@ -41,12 +46,12 @@ class _Server(uvicorn.Server):
     """Uvicorn without its own signal handling (same pattern as postmortem.app.runtime._Server)."""
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app, *, timeout: float = 10.0) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def serve_app(app: ASGIApp, *, timeout: float = 10.0) -> AsyncIterator[str]:
     """Yield "http://127.0.0.1:PORT" once the server accepts connections; stop it on exit."""
     port = free_port()
     config = uvicorn.Config(
@@ -96,3 +101,55 @@ async def record(request: Request) -> Recorded:
         headers={name.lower(): value for name, value in request.headers.items()},
         body=await request.body(),
     )
+
+
+class FakeState(Protocol):
+    """What `fake_app` reads of a fake's state (a dataclass reset with `reset_fake`)."""
+
+    requests: list[Recorded]
+    fail_next: list[Any]  # answers to give next, in order, instead of serving: each fake says what they mean
+    epoch: int
+
+
+def fake_app(
+    state: FakeState,
+    *,
+    failure: Callable[[Any], Response],
+    authorized: Callable[[Request], bool] | None = None,
+    unauthorized: Callable[[], Response] | None = None,
+    headers: Callable[[], Mapping[str, str]] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose every request passes the same front door, in this order:
+
+    1. it is recorded in `state.requests`, as it arrived;
+    2. it waits `state.delay_seconds` when the fake has that field and it is set — and answers 503
+       untouched if `reset_fake` ran meanwhile (a later test owns the state now);
+    3. `authorized(request)` False answers `unauthorized()` (fakes whose endpoints check
+       credentials themselves, like Slack's token in the form, pass no `authorized`);
+    4. a queued `state.fail_next` answers `failure(its head)`;
+    5. the fake's route serves it, and `headers()` are added where the route set none (rate limits).
+    """
+    if authorized is not None and unauthorized is None:
+        raise ValueError("a fake that checks credentials needs its unauthorized answer")
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        state.requests.append(await record(request))
+        delay = getattr(state, "delay_seconds", 0.0)
+        if delay:
+            epoch = state.epoch
+            await asyncio.sleep(delay)
+            if state.epoch != epoch:
+                return Response(status_code=503)
+        if authorized is not None and not authorized(request):
+            assert unauthorized is not None
+            return unauthorized()
+        if state.fail_next:
+            return failure(state.fail_next.pop(0))
+        response = await call_next(request)
+        for name, value in (headers() if headers else {}).items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app

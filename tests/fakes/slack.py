@@ -8,7 +8,6 @@ HTTP 429 with `Retry-After` for real rate limiting, history newest first with
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -20,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, record, reset_fake
+from tests.fakes.serve import Recorded, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _POSTED = fixture_json("slack_chat_postMessage_response_ok.json")
@@ -101,25 +100,16 @@ async def _form(request: Request) -> dict[str, Any]:
 
 
 def slack_app(state: FakeSlack) -> FastAPI:
-    app = FastAPI()
+    def failure(kind: int | str) -> Response:
+        headers = {"Retry-After": state.retry_after} if state.retry_after else None
+        if isinstance(kind, str):
+            return _error(kind, headers if kind in ("ratelimited", "rate_limited") else None)
+        if kind == 429:
+            return Response(status_code=429, headers=headers)
+        return Response(status_code=kind, content=b"upstream connect error", media_type="text/plain")
 
-    @app.middleware("http")
-    async def gate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        state.requests.append(await record(request))
-        if state.delay_seconds:
-            epoch = state.epoch
-            await asyncio.sleep(state.delay_seconds)
-            if state.epoch != epoch:  # a later test owns the state now
-                return Response(status_code=503)
-        if state.fail_next:
-            failure = state.fail_next.pop(0)
-            headers = {"Retry-After": state.retry_after} if state.retry_after else None
-            if isinstance(failure, str):
-                return _error(failure, headers if failure in ("ratelimited", "rate_limited") else None)
-            if failure == 429:
-                return Response(status_code=429, headers=headers)
-            return Response(status_code=failure, content=b"upstream connect error", media_type="text/plain")
-        return await call_next(request)
+    # No credential check at the door: Slack takes the token from the header or the form (auth_error).
+    app = fake_app(state, failure=failure)
 
     def auth_error(request: Request, args: dict[str, Any]) -> Response | None:
         header = request.headers.get("authorization")

@@ -30,7 +30,7 @@ def answer(
     *,
     json=None,
     text: str | None = None,
-    headers=None,  # type: ignore[no-untyped-def]
+    headers=None,
     url: str = "https://api.pagerduty.com/incidents/X/log_entries?limit=100&offset=0",
 ) -> httpx.Response:
     kwargs = {"json": json} if json is not None else {"text": text} if text is not None else {}

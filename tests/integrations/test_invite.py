@@ -48,7 +48,7 @@ def make_meeting(start: datetime, *, minutes: int = 60, zone: str = "Europe/Berl
         video_url="https://meet.example.com/pm-4711-review-with-a-rather-long-room-name-that-needs-folding",
     )
     fields.update(changes)
-    return Meeting(**fields)  # type: ignore[arg-type]
+    return Meeting(**fields)
 
 
 def invite(meeting: Meeting, method: str = "REQUEST") -> bytes:
@@ -56,7 +56,7 @@ def invite(meeting: Meeting, method: str = "REQUEST") -> bytes:
     return build_invite(meeting, method=method, now=NOW, description=description)  # type: ignore[arg-type]
 
 
-def event_of(ics: bytes):  # type: ignore[no-untyped-def]
+def event_of(ics: bytes):
     calendar = Calendar.from_ical(ics)
     [event] = calendar.walk("VEVENT")
     return calendar, event
@@ -251,7 +251,7 @@ def test_vtimezone_matches_the_tz_database_at_every_moment(tzid: str) -> None:
         assert moment.astimezone(from_icalendar).utcoffset() == expected, moment
 
 
-def onsets(observance) -> list[datetime]:  # type: ignore[no-untyped-def]
+def onsets(observance) -> list[datetime]:
     rdates = observance.get("RDATE") or []
     rdates = rdates if isinstance(rdates, list) else [rdates]
     return [observance.decoded("DTSTART"), *(value.dt for rdate in rdates for value in rdate.dts)]
@@ -272,7 +272,7 @@ def test_unsupported_method_is_refused() -> None:
     with pytest.raises(ValueError):
         build_invite(
             make_meeting(datetime(2026, 3, 30, 8, 0, tzinfo=UTC)),
-            method="PUBLISH",
-            now=NOW,  # type: ignore[arg-type]
+            method="PUBLISH",  # type: ignore[arg-type]
+            now=NOW,
             description="",
         )

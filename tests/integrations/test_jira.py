@@ -16,6 +16,7 @@ import pytest_asyncio
 from postmortem.integrations.http_errors import UpstreamError, request
 from postmortem.integrations.jira import JiraClient, jira_labels, summary, to_adf
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest
+from postmortem.models import TicketState
 from tests.fakes.jira import FakeJira, jira_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
@@ -314,7 +315,7 @@ async def test_the_classic_search_endpoint_is_gone(jira: Env) -> None:
     ],
 )
 async def test_status_maps_category_and_resolution(
-    jira: Env, category: str, status_name: str | None, resolution: str | None, expected: str
+    jira: Env, category: str, status_name: str | None, resolution: str | None, expected: TicketState
 ) -> None:
     jira.state.add_issue("OPS-3", [MARKER])
     jira.state.transition("OPS-3", category, status_name=status_name, resolution=resolution)

@@ -147,7 +147,8 @@ async def test_action_items_and_cascading_delete(any_store: Store) -> None:
 
 async def test_tokens_are_hashed_and_revocable(any_store: Store) -> None:
     info, secret = await any_store.tokens.create("ci", Role.EDITOR, NOW)
-    assert (await any_store.tokens.authenticate(secret)).id == info.id
+    authenticated = await any_store.tokens.authenticate(secret)
+    assert authenticated is not None and authenticated.id == info.id
     async with any_store.engine.connect() as connection:
         stored = (await connection.exec_driver_sql("SELECT token_hash FROM api_tokens")).scalars().all()
     assert secret not in stored and len(stored[0]) == 64

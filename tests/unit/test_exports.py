@@ -9,12 +9,14 @@ import json
 import re
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
+from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 
 from postmortem.meeting.models import AgendaItem, Attendee, Meeting
 from postmortem.models import (
@@ -35,15 +37,15 @@ from postmortem.models import (
     TemplateVariant,
 )
 from postmortem.report.drafting import draft_report
+from postmortem.report.export_pdf import export_pdf
 from postmortem.report.exports import (
     CONTENT_SECURITY_POLICY,
     export_html,
     export_json,
     export_markdown,
-    export_pdf,
-    public_summary,
     sanitise_html,
 )
+from postmortem.report.public_summary import public_summary
 from postmortem.report.rendering import render_markdown
 from tests.factories import pagerduty_event
 
@@ -408,7 +410,7 @@ def test_html_neutralises_payloads_in_every_field(field, language):
     else:
         # Every unsafe URL lost its link; the incident stays named, as text.
         assert text.count("pagerduty #") >= len(URL_PAYLOADS)
-        hrefs = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href")]
+        hrefs = [href for tag, attrs in page.tags if tag == "a" and (href := attrs.get("href"))]
         assert all(href.startswith("https://ok.example/") for href in hrefs if "ok.example" in href)
         assert not any("javascript" in href.lower() or "evil.example" in href for href in hrefs)
 
@@ -531,7 +533,9 @@ def test_html_is_a_standalone_document_with_a_strict_policy(language, lang):
     assert directives["default-src"] == "'none'"
     assert "script-src" not in directives and "unsafe" not in csp
     # Our one stylesheet is allowed by its exact hash.
-    style = re.search(r"<style>(.*?)</style>", document, re.S).group(1)
+    stylesheet = re.search(r"<style>(.*?)</style>", document, re.S)
+    assert stylesheet is not None
+    style = stylesheet.group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert directives["style-src"] == f"'sha256-{digest}'"
     assert directives["img-src"] == "https:" and directives["base-uri"] == "'none'"
@@ -620,7 +624,7 @@ def test_pdf_has_every_section_and_table(language):
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     reader, text = extracted(pdf)
     assert len(reader.pages) >= 1
-    assert reader.metadata.title == pm.title
+    assert reader.metadata is not None and reader.metadata.title == pm.title
     assert squash(pm.title) in text
     markdown = export_markdown(pm, m)
     for section in pm.sections:
@@ -648,8 +652,9 @@ def test_pdf_pages_have_embedded_fonts_and_render(language):
     pdf = export_pdf(pm, meeting())
     reader = PdfReader(io.BytesIO(pdf))
     for page in reader.pages:
-        assert page.get_contents() is not None and len(page.get_contents().get_data()) > 100
-        fonts = page["/Resources"]["/Font"]
+        assert (contents := page.get_contents()) is not None and len(contents.get_data()) > 100
+        resources: Any = page["/Resources"]  # pypdf types its object graph as a plain PdfObject
+        fonts = resources["/Font"]
         assert fonts
         for ref in fonts.values():
             font = ref.get_object()
@@ -674,7 +679,9 @@ def test_pdf_pages_have_embedded_fonts_and_render(language):
 def test_pdf_font_has_a_glyph_for_every_character_of_a_chinese_report():
     pm = pdf_report(ZH)
     export_pdf(pm)  # registers the fonts
-    glyphs = pdfmetrics.getFont("PostmortemSans").face.charToGlyph
+    font = pdfmetrics.getFont("PostmortemSans")
+    assert isinstance(font, TTFont)
+    glyphs = font.face.charToGlyph
     missing = {c for c in export_markdown(pm, meeting()) if not c.isspace() and ord(c) not in glyphs}
     assert not missing
 

@@ -125,7 +125,7 @@ def test_downloads_carry_the_extension_of_the_content() -> None:
 # The multipart reader -------------------------------------------------------------------------
 
 
-def multipart(files: dict | None = None, data: dict | None = None) -> tuple[bytes, str]:  # type: ignore[type-arg]
+def multipart(files: dict | None = None, data: dict | None = None) -> tuple[bytes, str]:
     request = httpx.Request("POST", "http://test/", files=files, data=data)
     return request.read(), request.headers["content-type"]
 

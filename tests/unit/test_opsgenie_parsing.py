@@ -116,7 +116,7 @@ def test_token_not_configured_is_503(expected):
 
 
 def test_right_token_passes():
-    assert verify_token("s3cret-token", "s3cret-token") is None
+    verify_token("s3cret-token", "s3cret-token")  # raises WebhookRejected when wrong
 
 
 # --- priority, flags, bad timestamps ---------------------------------------------------------
@@ -174,7 +174,9 @@ def test_absent_timestamps():
     data = fixture_json(CLOSE)
     del data["alert"]["createdAt"]
     data["alert"]["updatedAt"] = ""
-    incident = parse_opsgenie(data).incident
+    event = parse_opsgenie(data)
+    assert isinstance(event, IncidentEvent)
+    incident = event.incident
     assert incident.created_at is None and incident.resolved_at is None
 
 

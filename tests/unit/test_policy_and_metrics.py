@@ -57,7 +57,7 @@ def test_longer_than_an_hour_gets_the_full_report(minutes, outcome):
 
 @pytest.mark.parametrize("flag", ["customer_impact", "data_loss", "security"])
 def test_flags_get_the_full_report(flag):
-    assert decide([incident(**{flag: True})], PolicyConfig()).outcome == PolicyOutcome.FULL
+    assert decide([incident("P1", **{flag: True})], PolicyConfig()).outcome == PolicyOutcome.FULL
 
 
 def test_otherwise_lightweight():

@@ -281,6 +281,16 @@ def test_busy_block_starting_mid_meeting_blocks_that_candidate() -> None:
     assert_slot(slot_for(utc(2024, 6, 11, 9, 40), MeetingPolicy(), busy=busy), utc(2024, 6, 12, 11, 30))
 
 
+def test_overlapping_and_touching_busy_blocks_as_a_calendar_reports_them_count_as_one() -> None:
+    # Unsorted, overlapping (10:00–11:00, 10:30–11:30) and touching (11:30–12:00): busy 10:00–12:00.
+    busy = [
+        (utc(2024, 6, 12, 11, 30), utc(2024, 6, 12, 12, 0)),
+        (utc(2024, 6, 12, 10, 0), utc(2024, 6, 12, 11, 0)),
+        (utc(2024, 6, 12, 10, 30), utc(2024, 6, 12, 11, 30)),
+    ]
+    assert_slot(slot_for(utc(2024, 6, 11, 10, 0), MeetingPolicy(), busy=busy), utc(2024, 6, 12, 12, 0))
+
+
 def test_whole_window_busy_takes_the_next_free_slot_after_it() -> None:
     resolved = utc(2024, 6, 11, 10, 0)  # window Wed 10:00 – Fri 10:00
     busy = [(utc(2024, 6, 12, 0, 0), utc(2024, 6, 15, 0, 0))]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from postmortem.incident.teams import TeamsFileError, parse_teams
+from postmortem.incident.teams_file import TeamsFileError, parse_teams
 from postmortem.models import Incident, Language, PolicyOutcome, Ref, Severity, Source, TemplateVariant
 
 FILENAME = "teams-under-test.toml"
@@ -39,7 +40,7 @@ team = "payments"
 owners = ["alice@example.com", "bob@example.com"]
 """
 
-GLOBALS = dict(language=Language.EN, template=TemplateVariant.LIGHTWEIGHT, timezone="UTC")
+GLOBALS: dict[str, Any] = dict(language=Language.EN, template=TemplateVariant.LIGHTWEIGHT, timezone="UTC")
 
 
 def config(text: str = TEAMS_TOML):

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from postmortem.evidence.distil import distil, merge
 from postmortem.evidence.key_metrics import compute_metrics
 from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.evidence.timeline import (
-    distil,
     from_alert_event,
     from_incident,
     from_opsgenie_log,
     from_pagerduty_alert,
     from_pagerduty_log_entry,
     from_pagerduty_note,
-    merge,
 )
 from postmortem.webhooks.alertmanager import parse_alertmanager
 from tests.factories import pagerduty_event
@@ -146,6 +145,7 @@ def test_metrics_learn_the_impact_start_from_monitoring() -> None:
     metrics = compute_metrics([incident], timeline)
     assert metrics.impact_started_at == firing["starts_at"]
     assert metrics.detected_at == datetime(2020, 2, 6, 0, 25, tzinfo=UTC)
+    assert metrics.detected_at is not None and incident.resolved_at is not None
     assert metrics.time_to_detect_seconds == int((metrics.detected_at - firing["starts_at"]).total_seconds())
     assert metrics.duration_seconds == int((incident.resolved_at - firing["starts_at"]).total_seconds())
     assert metrics.time_to_resolve_seconds == int((incident.resolved_at - metrics.detected_at).total_seconds())

@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from postmortem.activities.gather import GatherActivities, GatherConfig, GatherInput
+from postmortem.activities.gather import GatherActivities, GatherInput
+from postmortem.app.settings import Settings
 from postmortem.app.worker import build_worker
+from postmortem.config import AlertmanagerSettings, HttpSettings, OpsgenieSettings, PagerDutySettings, SlackSettings
 from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Postmortem, Status
@@ -37,7 +40,11 @@ START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 class Sources:
     pagerduty: FakePagerDuty
     opsgenie: FakeOpsgenie
-    config: GatherConfig
+    settings: Settings
+
+    def activities(self, store: Store) -> GatherActivities:
+        s = self.settings
+        return GatherActivities(store.evidence, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -48,30 +55,28 @@ async def servers() -> AsyncIterator[tuple[FakePagerDuty, str, FakeOpsgenie, str
 
 
 @pytest_asyncio.fixture
-async def sources(servers) -> Sources:  # type: ignore[no-untyped-def]
+async def sources(servers) -> Sources:
     pd, pd_url, og, og_url = servers
     pd.reset()
     og.reset()
     return Sources(
         pd,
         og,
-        GatherConfig(
-            pagerduty_api_url=pd_url,
-            pagerduty_api_token=pd.token,
-            opsgenie_api_url=og_url,
-            opsgenie_api_key=og.api_key,
-            http_timeout_seconds=2,
+        Settings(
+            pagerduty=PagerDutySettings(api_url=pd_url, api_token=pd.token),
+            opsgenie=OpsgenieSettings(api_url=og_url, api_key=og.api_key),
+            http=HttpSettings(timeout_seconds=2),
         ),
     )
 
 
 @contextlib.asynccontextmanager
 async def worker_for(
-    env: WorkflowEnvironment, store: Store, config: GatherConfig, teams: TeamsConfig | None = None
+    env: WorkflowEnvironment, store: Store, settings: Settings, teams: TeamsConfig | None = None
 ) -> AsyncIterator[str]:
     task_queue = f"gather-{uuid.uuid4().hex}"
     async with build_worker(
-        env.client, task_queue=task_queue, store=store, teams=teams or TeamsConfig(), gather=config
+        env.client, task_queue=task_queue, store=store, teams=teams or TeamsConfig(), settings=settings
     ):
         yield task_queue
 
@@ -95,9 +100,9 @@ async def start_and_draft(env: WorkflowEnvironment, store: Store, task_queue: st
 
 
 async def run_postmortem(
-    env: WorkflowEnvironment, store: Store, config: GatherConfig, incident_id: str, teams: TeamsConfig | None = None
+    env: WorkflowEnvironment, store: Store, settings: Settings, incident_id: str, teams: TeamsConfig | None = None
 ) -> Postmortem:
-    async with worker_for(env, store, config, teams) as task_queue:
+    async with worker_for(env, store, settings, teams) as task_queue:
         return await start_and_draft(env, store, task_queue, incident_id)
 
 
@@ -109,7 +114,7 @@ async def test_the_draft_timeline_is_built_from_pagerduty_evidence(
     time_skipping_env: WorkflowEnvironment, sqlite_store: Store, sources: Sources
 ) -> None:
     fake = sources.pagerduty.add_incident("PGATHER1", log_entries=250, alerts=2, notes=2, start=START)
-    pm = await run_postmortem(time_skipping_env, sqlite_store, sources.config, "PGATHER1")
+    pm = await run_postmortem(time_skipping_env, sqlite_store, sources.settings, "PGATHER1")
 
     stored = await sqlite_store.evidence.entries(pm.id, sources=[EvidenceSource.PAGERDUTY])
     assert len(stored) == 250 + 2 + 2 and len({e.key for e in stored}) == len(stored)
@@ -129,6 +134,7 @@ async def test_the_draft_timeline_is_built_from_pagerduty_evidence(
     assert pm.metrics.time_to_acknowledge_seconds == int((first_ack - detected).total_seconds())
     assert pm.metrics.started_at == min(e.at for e in stored if e.kind == EntryKind.TRIGGERED)
     last_resolve = max(e.at for e in stored if e.kind == EntryKind.RESOLVED)
+    assert pm.incidents[0].resolved_at is not None
     assert pm.metrics.closed_at == max(last_resolve, pm.incidents[0].resolved_at)
     statuses = {s.source: s for s in await sqlite_store.evidence.statuses(pm.id)}
     assert statuses[EvidenceSource.PAGERDUTY].state == GatherState.COMPLETE
@@ -140,8 +146,9 @@ async def test_an_unreadable_source_is_named_in_the_timeline_and_not_retried(
     time_skipping_env: WorkflowEnvironment, sqlite_store: Store, sources: Sources
 ) -> None:
     sources.pagerduty.add_incident("PGATHER401", log_entries=10, start=START)
-    config = GatherConfig(**{**sources.config.__dict__, "pagerduty_api_token": "revoked-token"})
-    pm = await run_postmortem(time_skipping_env, sqlite_store, config, "PGATHER401")
+    revoked = sources.settings.pagerduty.model_copy(update={"api_token": SecretStr("revoked-token")})
+    settings = sources.settings.model_copy(update={"pagerduty": revoked})
+    pm = await run_postmortem(time_skipping_env, sqlite_store, settings, "PGATHER401")
     timeline = section(pm, "timeline")
     assert "pagerduty could not be read for incident PGATHER401" in timeline
     assert "401" in timeline and "Authentication failed" in timeline
@@ -155,7 +162,7 @@ async def test_rate_limits_and_server_errors_are_retried_without_duplicates(
     sources.pagerduty.add_incident("PGATHER429", log_entries=120, start=START)
     sources.pagerduty.ratelimit_reset = 1
     sources.pagerduty.fail_next = [429, 500]
-    pm = await run_postmortem(time_skipping_env, sqlite_store, sources.config, "PGATHER429")
+    pm = await run_postmortem(time_skipping_env, sqlite_store, sources.settings, "PGATHER429")
     stored = await sqlite_store.evidence.entries(pm.id, sources=[EvidenceSource.PAGERDUTY])
     assert len(stored) == 120
     offsets = [r.params["offset"] for r in sources.pagerduty.requests if r.path.endswith("/log_entries")]
@@ -168,8 +175,8 @@ async def test_a_slow_source_does_not_hold_the_draft_and_completes_it_later(
 ) -> None:
     sources.pagerduty.add_incident("PGATHERSLOW", log_entries=30, start=START)
     sources.pagerduty.delay_seconds = 1.0
-    config = GatherConfig(**{**sources.config.__dict__, "http_timeout_seconds": 5})
-    async with worker_for(time_skipping_env, sqlite_store, config, TeamsConfig(gather_deadline_seconds=0)) as queue:
+    settings = sources.settings.model_copy(update={"http": HttpSettings(timeout_seconds=5)})
+    async with worker_for(time_skipping_env, sqlite_store, settings, TeamsConfig(gather_deadline_seconds=0)) as queue:
         pm = await start_and_draft(time_skipping_env, sqlite_store, queue, "PGATHERSLOW")
         assert "pagerduty is still being gathered" in section(pm, "timeline")
         assert pm.version == 1
@@ -189,7 +196,7 @@ async def test_opsgenie_logs_and_notes_are_gathered(
     payload = fixture_json("opsgenie_webhook_close.json")
     alert_id = payload["alert"]["alertId"]
     sources.opsgenie.add_alert(alert_id, logs=150, notes=3, start=START)
-    activities = GatherActivities(sqlite_store.evidence, sources.config)
+    activities = sources.activities(sqlite_store)
     result = await ActivityEnvironment().run(
         activities.gather_opsgenie, GatherInput(postmortem_id="opsgenie-x", incident_id=alert_id)
     )
@@ -203,7 +210,7 @@ async def test_opsgenie_logs_and_notes_are_gathered(
 
 async def test_a_retried_gather_resumes_from_its_heartbeat(sqlite_store: Store, sources: Sources) -> None:
     sources.pagerduty.add_incident("PRESUME", log_entries=1_000, start=START)
-    activities = GatherActivities(sqlite_store.evidence, sources.config)
+    activities = sources.activities(sqlite_store)
     environment = ActivityEnvironment()
     environment.info = environment.info.__class__(
         **{**environment.info.__dict__, "heartbeat_details": [{"phase": 0, "cursor": "600"}]}
@@ -224,7 +231,7 @@ async def test_transient_errors_become_retryable_with_the_upstream_delay(sqlite_
     sources.pagerduty.add_incident("PDELAY", log_entries=5, start=START)
     sources.pagerduty.ratelimit_reset = 7
     sources.pagerduty.fail_next = [429]
-    activities = GatherActivities(sqlite_store.evidence, sources.config)
+    activities = sources.activities(sqlite_store)
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(
             activities.gather_pagerduty, GatherInput(postmortem_id="pagerduty-PDELAY", incident_id="PDELAY")
@@ -243,6 +250,7 @@ async def test_slack_messages_of_the_linked_channel_join_the_timeline(sqlite_sto
 
     [event] = parse_pagerduty(fixture_json("pagerduty_v2_incident_resolve.json"))
     incident = event.incident  # type: ignore[union-attr]
+    assert incident.created_at is not None
     slack = FakeSlack()
     before = make_messages(3, incident.created_at - timedelta(hours=5), user="UEARLY")
     during = make_messages(4, incident.created_at + timedelta(seconds=30))
@@ -251,7 +259,8 @@ async def test_slack_messages_of_the_linked_channel_join_the_timeline(sqlite_sto
     async with serve_app(slack_app(slack)) as url:
         activities = GatherActivities(
             sqlite_store.evidence,
-            GatherConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token, alertmanager_margin_minutes=30),
+            slack=SlackSettings(api_url=f"{url}/api", bot_token=slack.token),
+            alertmanager=AlertmanagerSettings(margin_minutes=30),
         )
         result = await ActivityEnvironment().run(
             activities.gather_slack,

@@ -16,9 +16,11 @@ from icalendar import Event as IcsEvent
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from postmortem.activities.meeting import MeetingActivities, MeetingConfig, SendInviteInput
+from postmortem.activities.meeting import MeetingActivities, SendInviteInput
+from postmortem.app.settings import Settings
 from postmortem.app.worker import build_worker
-from postmortem.incident.teams import parse_teams
+from postmortem.config import CalDavSettings, MeetingSettings, ServerSettings, SmtpSettings
+from postmortem.incident.teams_file import parse_teams
 from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.meeting.models import Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot
@@ -52,7 +54,7 @@ class Running:
     inbox: Inbox
     handle: WorkflowHandle
     postmortem_id: str
-    config: MeetingConfig
+    settings: Settings
 
     async def meeting(self, sequence: int) -> Meeting:
         async def revised() -> Meeting | None:
@@ -65,13 +67,10 @@ class Running:
 @pytest_asyncio.fixture
 async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
     with smtp_inbox() as inbox:
-        config = MeetingConfig(
-            smtp_host=inbox.host,
-            smtp_port=inbox.port,
-            smtp_starttls=False,
-            smtp_from="postmortem@example.com",
-            public_url="https://pm.example.com",
-            video_url_template="https://meet.example.com/{postmortem_id}",
+        settings = Settings(
+            smtp=SmtpSettings(host=inbox.host, port=inbox.port, starttls=False, sender="postmortem@example.com"),
+            server=ServerSettings(public_url="https://pm.example.com"),
+            meeting=MeetingSettings(video_url_template="https://meet.example.com/{postmortem_id}"),
         )
         task_queue = f"meeting-{uuid.uuid4().hex}"
         async with build_worker(
@@ -79,7 +78,7 @@ async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -
             task_queue=task_queue,
             store=sqlite_store,
             teams=parse_teams(TEAMS),
-            meeting=config,
+            settings=settings,
         ):
             incident = f"PMEET{uuid.uuid4().hex[:6].upper()}"
             pm_id = postmortem_id_for("pagerduty", incident)
@@ -89,10 +88,10 @@ async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -
                 id=workflow_id_for(pm_id),
                 task_queue=task_queue,
             )
-            yield Running(time_skipping_env, sqlite_store, inbox, handle, pm_id, config)
+            yield Running(time_skipping_env, sqlite_store, inbox, handle, pm_id, settings)
 
 
-def event_of(ics: str):  # type: ignore[no-untyped-def]
+def event_of(ics: str):
     calendar = Calendar.from_ical(ics)
     [event] = [c for c in calendar.walk("VEVENT")]
     return calendar, event
@@ -118,11 +117,11 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
     assert event.decoded("DTSTART") == meeting.start
     assert str(event["DTSTART"].params["TZID"]) == "Europe/Berlin"
     assert "Root cause discussion" in str(event["DESCRIPTION"])
-    assert (await running.handle.query(PostmortemWorkflow.meeting)).sequence == 0
+    assert (planned := await running.handle.query(PostmortemWorkflow.meeting)) is not None and planned.sequence == 0
 
     # A retried delivery of the same revision sends nothing more.
     again = await ActivityEnvironment().run(
-        MeetingActivities(running.store.meetings, running.config).send_invite,
+        MeetingActivities(running.store.meetings, smtp=running.settings.smtp).send_invite,
         SendInviteInput(postmortem_id=running.postmortem_id, sequence=0, channel="email", now=datetime.now(UTC)),
     )
     assert not again.sent and again.detail == "already sent"
@@ -182,15 +181,16 @@ async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(
     event = pagerduty_event(incident)
     team = teams.resolve(event.incident)
     now = datetime.now(UTC)
+    assert event.incident.resolved_at is not None
     free = find_slot(resolved_at=event.incident.resolved_at, now=now, policy=team.meeting, minutes=60)
     busy_start, busy_end = free.start - timedelta(minutes=30), free.start + timedelta(hours=2)
     async with radicale_calendar() as url, httpx.AsyncClient(timeout=10) as http:
         calendar = CalDavCalendar(url, None, None, http)
         await calendar.put_event("busy-1@example.com", busy_ics("busy-1@example.com", busy_start, busy_end))
-        config = MeetingConfig(caldav_url=url, public_url="https://pm.example.com")
+        settings = Settings(caldav=CalDavSettings(url=url), server=ServerSettings(public_url="https://pm.example.com"))
         task_queue = f"caldav-{uuid.uuid4().hex}"
         async with build_worker(
-            time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=teams, meeting=config
+            time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=teams, settings=settings
         ):
             pm_id = postmortem_id_for("pagerduty", incident)
             handle = await time_skipping_env.client.start_workflow(

@@ -14,7 +14,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
 from postmortem.app.worker import build_worker
 from postmortem.incident.policy import decide
-from postmortem.incident.teams import TeamsConfig, parse_teams
+from postmortem.incident.teams import TeamsConfig
+from postmortem.incident.teams_file import parse_teams
 from postmortem.models import Language, Status, TemplateVariant
 from postmortem.store.postmortems import PostmortemChanges, PostmortemFilter
 from postmortem.store.store import Store
@@ -49,8 +50,8 @@ class Running:
         self.store = store
         self.task_queue = task_queue
 
-    async def start(self, incident_id: str, **changes: object):  # type: ignore[no-untyped-def]
-        event = pagerduty_event(incident_id, **changes)
+    async def start(self, incident_id: str, **changes: object):
+        event = pagerduty_event(incident_id, resolved_at=None, **changes)
         pm_id = postmortem_id_for("pagerduty", incident_id)
         handle = await self.env.client.start_workflow(
             PostmortemWorkflow.run,
@@ -142,5 +143,5 @@ async def test_draft_activity_retry_keeps_the_first_result(sqlite_store: Store) 
     assert (await sqlite_store.postmortems.get("pagerduty-PWF5")).title == "A person's title"
 
 
-async def _status_is(handle, status: Status) -> bool:  # type: ignore[no-untyped-def]
+async def _status_is(handle, status: Status) -> bool:
     return await handle.query(PostmortemWorkflow.status) == status

@@ -59,7 +59,7 @@ async def record_history(env: WorkflowEnvironment, store: Store, incident_id: st
         return await handle.fetch_history()
 
 
-async def _drafted(handle) -> bool:  # type: ignore[no-untyped-def]
+async def _drafted(handle) -> bool:
     """Drafted, and the review meeting planned and its invites handled: every step so far in history."""
     if (
         await handle.query(PostmortemWorkflow.status) != Status.DRAFT

@@ -14,12 +14,14 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from postmortem.activities.review import NotifyConfig
+from postmortem.app.settings import Settings
 from postmortem.app.temporal import ensure_search_attributes
 from postmortem.app.worker import build_worker
-from postmortem.incident.teams import parse_teams
+from postmortem.config import SlackSettings
+from postmortem.incident.teams_file import parse_teams
 from postmortem.models import Status
 from postmortem.review.lifecycle import Actor, Decision
 from postmortem.store.store import Store
@@ -59,10 +61,10 @@ class Running:
     handle: WorkflowHandle
     postmortem_id: str
 
-    async def update(self, update, request):  # type: ignore[no-untyped-def]
+    async def update(self, update, request):
         return await self.handle.execute_update(update, request)
 
-    async def refused(self, update, request) -> str:  # type: ignore[no-untyped-def]
+    async def refused(self, update, request) -> str:
         before = await self.store.review.get(self.postmortem_id)
         with pytest.raises(WorkflowUpdateFailedError) as failure:
             await self.handle.execute_update(update, request)
@@ -96,9 +98,13 @@ async def review_workflow(time_skipping_env: WorkflowEnvironment, sqlite_store: 
     slack.channels["C0INCIDENTS"] = []
     async with serve_app(slack_app(slack)) as url:
         task_queue = f"review-{uuid.uuid4().hex}"
-        notify = NotifyConfig(slack_api_url=f"{url}/api", slack_bot_token=slack.token)
+        settings = Settings(slack=SlackSettings(api_url=f"{url}/api", bot_token=slack.token))
         async with build_worker(
-            time_skipping_env.client, task_queue=task_queue, store=sqlite_store, teams=parse_teams(TEAMS), notify=notify
+            time_skipping_env.client,
+            task_queue=task_queue,
+            store=sqlite_store,
+            teams=parse_teams(TEAMS),
+            settings=settings,
         ):
             incident = f"PREV{uuid.uuid4().hex[:6].upper()}"
             pm_id = postmortem_id_for("pagerduty", incident)
@@ -114,8 +120,11 @@ async def review_workflow(time_skipping_env: WorkflowEnvironment, sqlite_store: 
             try:
                 yield Running(time_skipping_env, sqlite_store, slack, handle, pm_id)
             finally:
-                with contextlib.suppress(Exception):
+                try:
                     await handle.terminate("test over")
+                except RPCError as exc:  # the test let it finish: nothing left to stop
+                    if exc.status != RPCStatusCode.NOT_FOUND:
+                        raise
 
 
 async def _ready(handle: WorkflowHandle) -> bool:
@@ -218,7 +227,7 @@ async def test_racing_updates_publish_once(running: Running) -> None:
 async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
     running = own_clock
 
-    async def planned():  # type: ignore[no-untyped-def]
+    async def planned():
         return await running.store.meetings.get(running.postmortem_id)
 
     meeting = await eventually(planned)  # planned right after the draft

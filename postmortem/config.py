@@ -1,0 +1,265 @@
+"""The service's configuration, in sections: one pydantic model per concern (a source, a tracker, SMTP …).
+
+Each field is set by its own flat environment variable, its validation alias (POSTMORTEM_SMTP_HOST →
+`SmtpSettings.host`): the sections group the code, they never rename what operators set. The models are
+plain data (reading the environment is the shell's job: `postmortem.app.settings`), so activities take
+the sections they need and a test builds exactly the section it means. Secrets are `SecretStr`: a repr,
+a log line or a traceback shows `**********`; `reveal` hands the value to the client that sends it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from postmortem.models import Language, TemplateVariant
+from postmortem.timezones import validate_timezone
+
+DEFAULT_PREFIX = "POSTMORTEM_"
+
+
+def named(prefix: str) -> ConfigDict:
+    """A section whose field `name` is the variable `<prefix><NAME>` (unless the field names its own)."""
+    return ConfigDict(alias_generator=AliasGenerator(validation_alias=lambda name: f"{prefix}{name.upper()}"))
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _base_url(value: str) -> str:
+    """Only operator-configured base URLs are ever called: they must at least be http(s)."""
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(f"{value!r} is not an http(s) base URL")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
+TimeZone = Annotated[str, AfterValidator(validate_timezone)]
+
+
+class Section(BaseModel):
+    """Built by field name in code, by variable name from the environment; frozen, and typos rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, **named(DEFAULT_PREFIX)
+    )
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets `field`."""
+        alias = cls.model_fields[field].validation_alias
+        assert isinstance(alias, str), (cls.__name__, field)
+        return alias
+
+
+class TemporalSettings(Section):
+    model_config = named("POSTMORTEM_TEMPORAL_")
+
+    address: str | None = None
+    namespace: str = "default"
+    task_queue: str = "postmortem"
+    port: int = 7233
+    ui_port: int = 8233
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, sqlite:///) and pick the async drivers we ship."""
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class StoreSettings(Section):
+    data_dir: Path = Path("./data")
+    database_url: SecretStr | None = None  # a PostgreSQL URL may carry the password
+    database_schema: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None and (url := self.database_url.get_secret_value()):
+            return normalise_database_url(url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'postmortem.db').resolve()}"
+
+
+class ServerSettings(Section):
+    """How the service runs and how people reach it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    bootstrap_admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class HttpSettings(Section):
+    """Calls to outside APIs (sources, trackers, chat, calendar, SMTP)."""
+
+    model_config = named("POSTMORTEM_HTTP_")
+
+    timeout_seconds: float = Field(default=15.0, gt=0)
+
+
+class PagerDutySettings(Section):
+    """The REST API the evidence is read from, and the webhook secrets (several during a rotation)."""
+
+    model_config = named("POSTMORTEM_PAGERDUTY_")
+
+    api_url: BaseUrl = "https://api.pagerduty.com"
+    api_token: SecretStr | None = None
+    webhook_secrets: Annotated[list[SecretStr], BeforeValidator(_comma_list)] = Field(default_factory=list)
+
+
+class OpsgenieSettings(Section):
+    model_config = named("POSTMORTEM_OPSGENIE_")
+
+    api_url: BaseUrl = "https://api.opsgenie.com"
+    api_key: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+
+
+class AlertmanagerSettings(Section):
+    model_config = named("POSTMORTEM_ALERTMANAGER_")
+
+    webhook_token: SecretStr | None = None
+    service_labels: CommaList = Field(default_factory=lambda: ["service"])
+    margin_minutes: int = Field(default=30, ge=0)
+
+
+class SlackSettings(Section):
+    model_config = named("POSTMORTEM_SLACK_")
+
+    api_url: BaseUrl = "https://slack.com/api"
+    bot_token: SecretStr | None = None
+
+
+class SmtpSettings(Section):
+    model_config = named("POSTMORTEM_SMTP_")
+
+    host: str | None = None
+    port: int = 587
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    sender: str = Field(default="postmortem@localhost", validation_alias="POSTMORTEM_SMTP_FROM")
+
+
+class CalDavSettings(Section):
+    model_config = named("POSTMORTEM_CALDAV_")
+
+    url: BaseUrl | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class MeetingSettings(Section):
+    video_url_template: str | None = None
+
+    @field_validator("video_url_template")
+    @classmethod
+    def _video_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(postmortem_id="x", uid="x")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"video URL template may use {{postmortem_id}} and {{uid}} only: {exc}") from exc
+        return value
+
+
+class JiraSettings(Section):
+    model_config = named("POSTMORTEM_JIRA_")
+
+    url: BaseUrl | None = None
+    email: str | None = None
+    api_token: SecretStr | None = None
+    project: str | None = None
+    webhook_token: SecretStr | None = None
+
+
+class GitHubSettings(Section):
+    model_config = named("POSTMORTEM_GITHUB_")
+
+    api_url: BaseUrl = "https://api.github.com"
+    token: SecretStr | None = None
+    repo: str | None = None
+    webhook_secret: SecretStr | None = None
+
+
+class LinearSettings(Section):
+    model_config = named("POSTMORTEM_LINEAR_")
+
+    api_url: BaseUrl = "https://api.linear.app/graphql"
+    api_key: SecretStr | None = None
+    team_id: str | None = None
+    webhook_secret: SecretStr | None = None
+
+
+class TicketsSettings(Section):
+    """The default tracker (a team may name its own) and every tracker's account."""
+
+    tracker: Literal["jira", "github", "linear"] | None = None
+    jira: JiraSettings = Field(default_factory=JiraSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+    linear: LinearSettings = Field(default_factory=LinearSettings)
+
+
+class GatherSettings(Section):
+    model_config = named("POSTMORTEM_GATHER_")
+
+    deadline_seconds: int = Field(default=300, ge=0)
+    heartbeat_seconds: int = Field(default=60, ge=1)
+
+
+class FollowUpSettings(Section):
+    model_config = named("POSTMORTEM_FOLLOW_UP_")
+
+    days: list[int] = Field(default_factory=lambda: [30, 60, 90])
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        if isinstance(value, str):
+            return sorted(int(part) for part in value.split(",") if part.strip())
+        return value
+
+
+class ReportSettings(Section):
+    """How reports read when no team says otherwise, and what the public summary leaves out."""
+
+    language: Language = Language.EN
+    template: TemplateVariant = TemplateVariant.AUTO
+    timezone: TimeZone = "UTC"
+    public_redact_patterns: CommaList = Field(default_factory=list)
+
+
+class TeamsFileSettings(Section):
+    model_config = named("POSTMORTEM_TEAMS_")
+
+    file: Path | None = None

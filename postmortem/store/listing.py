@@ -1,0 +1,114 @@
+"""Which reports a listing returns, and in which order: the viewer's visibility, the filters, a cursor.
+
+Query building only (no session): `PostmortemStore.list` runs what `listing_query` builds. Pages are
+keyset-paginated, newest first, by (sort column, id); the cursor is that pair of the page's last row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_, select
+
+from postmortem.models import Status, Visibility
+from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow
+from postmortem.timezones import as_utc
+
+__all__ = [
+    "SORT_COLUMNS",
+    "InvalidCursor",
+    "PostmortemFilter",
+    "Viewer",
+    "decode_cursor",
+    "encode_cursor",
+    "listing_query",
+    "next_cursor",
+]
+
+
+class InvalidCursor(ValueError):
+    """A cursor this API did not hand out (or one mangled on the way)."""
+
+
+class Viewer(BaseModel):
+    """Who is listing: admins see everything, others what the reports' visibility allows."""
+
+    name: str
+    team: str | None = None
+    admin: bool = False
+
+
+class PostmortemFilter(BaseModel):
+    viewer: Viewer | None = None
+    status: Status | None = None
+    team: str | None = None
+    service: str | None = None
+    incident_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+SORT_COLUMNS = {"created": PostmortemRow.created_at, "updated": PostmortemRow.updated_at}
+
+
+def encode_cursor(sort_value: datetime, row_id: str) -> str:
+    raw = json.dumps([as_utc(sort_value).isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sort_value, row_id = json.loads(raw)
+        return as_utc(datetime.fromisoformat(sort_value)), str(row_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("cursor is not one this API returned") from exc
+
+
+def listing_query(
+    query: Select[PostmortemRow], filters: PostmortemFilter, *, sort: str, limit: int, cursor: str | None
+) -> Select[PostmortemRow]:
+    """`query` narrowed to what the viewer may see and the filters ask for, after `cursor`, one row past a page."""
+    column = SORT_COLUMNS[sort]
+    viewer = filters.viewer
+    if viewer is not None and not viewer.admin:
+        allowed = [PostmortemRow.visibility == Visibility.ORGANISATION.value, PostmortemRow.author == viewer.name]
+        if viewer.team:
+            allowed.append(and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team))
+        query = query.where(or_(*allowed))
+    if filters.status:
+        query = query.where(PostmortemRow.status == filters.status.value)
+    if filters.team:
+        query = query.where(PostmortemRow.team == filters.team)
+    if filters.service:
+        query = query.where(
+            PostmortemRow.id.in_(
+                select(PostmortemServiceRow.postmortem_id).where(PostmortemServiceRow.service == filters.service)
+            )
+        )
+    if filters.incident_id:
+        query = query.where(
+            PostmortemRow.id.in_(
+                select(IncidentRow.postmortem_id).where(IncidentRow.incident_id == filters.incident_id)
+            )
+        )
+    if filters.created_from:
+        query = query.where(PostmortemRow.created_at >= filters.created_from)
+    if filters.created_to:
+        query = query.where(PostmortemRow.created_at < filters.created_to)
+    if cursor:
+        after_value, after_id = decode_cursor(cursor)
+        query = query.where(or_(column < after_value, and_(column == after_value, PostmortemRow.id < after_id)))
+    return query.order_by(column.desc(), PostmortemRow.id.desc()).limit(limit + 1)
+
+
+def next_cursor(rows: list[PostmortemRow], limit: int, sort: str) -> str | None:
+    """The cursor of the next page when `rows` (a page and one more) has one, else None."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(getattr(last, SORT_COLUMNS[sort].key), last.id)
