@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.11) and installs the service into it, with extras given as $1 (e.g. "test").
-# Re-installs only when pyproject.toml changed since the last install.
+# Creates .venv (Python 3.11) and installs the service into it from the hashed lock files, with the extras
+# given as $1: none (scripts/run.sh) installs requirements.txt; "test" (scripts/test.sh) or "dev"
+# (scripts/check.sh, scripts/lock.sh) installs requirements-dev.txt, which holds both extras.
+# Every package comes pinned and hash-checked from the lock (--no-deps: the lock is the whole set, nothing
+# is resolved here), then the project itself, editable, with the lock's setuptools (--no-build-isolation).
+# Re-installs only when the lock file or pyproject.toml is newer than the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
+case "$extras" in
+  "") lock=requirements.txt ;;
+  test | dev | test,dev | dev,test) lock=requirements-dev.txt ;;
+  *) echo "error: unknown extras '$extras' (none, test or dev)" >&2; exit 2 ;;
+esac
 python="${PYTHON:-}"
 if [ -z "$python" ]; then
   for candidate in python3.11 python3; do
@@ -17,9 +26,10 @@ if [ -z "$python" ]; then
   exit 2
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
+stamp=".venv/.installed-${lock%.txt}"
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --require-hashes --no-deps -r "$lock"
+  "${pip[@]}" --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi

@@ -589,6 +589,10 @@ class PostmortemWorkflow:
         return {source: handle for source, handle in handles.items() if handle in pending}
 
     async def _complete_when_gathered(self, postmortem_id: str, late: list[asyncio.Task]) -> None:
+        if not late:
+            # Nothing came in late (a linked incident gathered in time): no refresh, as before, when
+            # `workflow.wait([])` raised inside this task and its error was never retrieved.
+            return
         await workflow.wait(late)
         await workflow.execute_activity_method(
             RefreshActivities.refresh_report,

@@ -8,15 +8,13 @@ import io
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport
 from postmortem.api.etags import etag, required_version
 from postmortem.app.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
-from postmortem.review.program_metrics import ProgramMetrics, program_metrics
-from postmortem.store.postmortems import PostmortemFilter
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
@@ -184,29 +182,3 @@ async def all_action_items(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="action-items.csv"'},
     )
-
-
-metrics_router = APIRouter(prefix="/api/metrics", tags=["metrics"])
-
-
-@metrics_router.get("", response_model=ProgramMetrics)
-async def program(
-    store: StoreDep,
-    _: Viewer,
-    from_: Annotated[AwareDatetime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
-    to: Annotated[AwareDatetime | None, Query(description="created before (ISO 8601)")] = None,
-    team: str | None = None,
-    service: str | None = None,
-) -> ProgramMetrics:
-    """Created, completion rate, time to publish, action items on time and overdue, TTD/TTR, recurrence,
-    and trends (cause categories, most affected services, team completion rates)."""
-    filters = PostmortemFilter(team=team, service=service, created_from=from_, created_to=to)
-    reports = []
-    cursor = None
-    while True:
-        page, cursor = await store.postmortems.list(filters, limit=200, cursor=cursor)
-        for pm in page:
-            reports.append((pm, await store.review.get(pm.id), await store.follow_ups.list(pm.id)))
-        if cursor is None:
-            break
-    return program_metrics(reports, datetime.now(UTC))

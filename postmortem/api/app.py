@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from postmortem.api import action_items, health, images, meeting, postmortems, review, templates, timeline, tokens
+from postmortem.api import (
+    action_items,
+    health,
+    images,
+    meeting,
+    metrics,
+    postmortems,
+    review,
+    templates,
+    timeline,
+    tokens,
+)
 from postmortem.api.errors import install_error_handlers
 from postmortem.api.services import Services
 from postmortem.webhooks import router as webhooks
@@ -19,9 +30,21 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, webhooks, postmortems, action_items, timeline, meeting, review, templates, images, tokens):
+    routers = (
+        health,
+        webhooks,
+        postmortems,
+        action_items,
+        timeline,
+        meeting,
+        review,
+        templates,
+        images,
+        tokens,
+        metrics,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.include_router(review.public)
     app.include_router(action_items.overview)
-    app.include_router(action_items.metrics_router)
     return app

@@ -1,0 +1,38 @@
+"""REST: `/api/metrics`, the program-level figures across post-mortems (computed in review/program_metrics)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from postmortem.api.deps import StoreDep, Viewer
+from postmortem.review.program_metrics import ProgramMetrics, program_metrics
+from postmortem.store.postmortems import PostmortemFilter
+
+router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+
+
+@router.get("", response_model=ProgramMetrics)
+async def program(
+    store: StoreDep,
+    _: Viewer,
+    from_: Annotated[AwareDatetime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
+    to: Annotated[AwareDatetime | None, Query(description="created before (ISO 8601)")] = None,
+    team: str | None = None,
+    service: str | None = None,
+) -> ProgramMetrics:
+    """Created, completion rate, time to publish, action items on time and overdue, TTD/TTR, recurrence,
+    and trends (cause categories, most affected services, team completion rates)."""
+    filters = PostmortemFilter(team=team, service=service, created_from=from_, created_to=to)
+    reports = []
+    cursor = None
+    while True:
+        page, cursor = await store.postmortems.list(filters, limit=200, cursor=cursor)
+        for pm in page:
+            reports.append((pm, await store.review.get(pm.id), await store.follow_ups.list(pm.id)))
+        if cursor is None:
+            break
+    return program_metrics(reports, datetime.now(UTC))
