@@ -16,7 +16,6 @@ from postmortem.api.services import Services, get_services
 from postmortem.app.gateway import TemporalGateway
 from postmortem.models import Postmortem
 from postmortem.review.visibility import Reader, may_see
-from postmortem.store.listing import Viewer as ListViewer
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role, TokenInfo
 
@@ -83,12 +82,8 @@ Admin = Annotated[TokenInfo, Depends(admin_caller)]
 
 
 def reader(token: TokenInfo) -> Reader:
+    """Who the token speaks for, as the visibility rule (and the store's list filter) judge it."""
     return Reader(name=token.name, team=token.team, admin=token.role == Role.ADMIN)
-
-
-def list_viewer(token: TokenInfo) -> ListViewer:
-    """The same reader, for the store's list filter (which applies the rule in SQL)."""
-    return ListViewer(name=token.name, team=token.team, admin=token.role == Role.ADMIN)
 
 
 # The report ----------------------------------------------------------------------------------

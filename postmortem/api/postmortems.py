@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, list_viewer
+from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
 from postmortem.api.etags import etag, required_version
 from postmortem.app.gateway import WorkflowGone
 from postmortem.meeting.models import Meeting
@@ -117,7 +117,7 @@ async def list_postmortems(
 ) -> PostmortemPage:
     items, next_cursor = await store.postmortems.list(
         PostmortemFilter(
-            viewer=list_viewer(token),
+            viewer=reader(token),
             status=status,
             team=team,
             service=service,

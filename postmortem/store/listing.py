@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_, select
 
 from postmortem.models import Status, Visibility
+from postmortem.review.visibility import Reader
 from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow
 from postmortem.timezones import as_utc
 
@@ -34,12 +35,9 @@ class InvalidCursor(ValueError):
     """A cursor this API did not hand out (or one mangled on the way)."""
 
 
-class Viewer(BaseModel):
-    """Who is listing: admins see everything, others what the reports' visibility allows."""
-
-    name: str
-    team: str | None = None
-    admin: bool = False
+# Who is listing: the same reader the visibility rule judges (admins see everything, others what the
+# reports' visibility allows); `filtered` applies that rule in SQL.
+Viewer = Reader
 
 
 class PostmortemFilter(BaseModel):
