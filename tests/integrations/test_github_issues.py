@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -14,11 +14,12 @@ import pytest
 import pytest_asyncio
 
 from postmortem.integrations.github_issues import GitHubIssuesClient, github_state, issue_body, marker_line
-from postmortem.integrations.http_errors import UpstreamError, request
+from postmortem.integrations.http_errors import request
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest, seconds_until_epoch
 from tests.fakes.github import FakeGitHub, github_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
+from tests.integrations.support import failure
 
 MARKER = "pm-abc123-item-9f2e"
 DESCRIPTION = "Roll back the **deploy** when the error budget burns.\n\n- add an alert\n- link the runbook\n"
@@ -65,12 +66,6 @@ async def gh(github_server: tuple[FakeGitHub, str]) -> AsyncIterator[Env]:
     state.reset()
     async with loopback_client() as http:
         yield Env(state, base, http)
-
-
-async def failure(call: Awaitable[Any]) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        await call
-    return caught.value
 
 
 # the create request -----------------------------------------------------------------------------

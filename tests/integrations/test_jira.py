@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -13,13 +13,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from postmortem.integrations.http_errors import UpstreamError, request
+from postmortem.integrations.http_errors import request
 from postmortem.integrations.jira import JiraClient, jira_labels, summary, to_adf
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest
 from postmortem.models import TicketState
 from tests.fakes.jira import FakeJira, jira_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
+from tests.integrations.support import failure
 
 MARKER = "pm-abc123-item-9f2e"
 DESCRIPTION = """Roll back the **deploy** when the error budget burns.
@@ -68,12 +69,6 @@ async def jira(jira_server: tuple[FakeJira, str]) -> AsyncIterator[Env]:
     state.reset()
     async with loopback_client() as http:
         yield Env(state, base, http)
-
-
-async def failure(call: Awaitable[Any]) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        await call
-    return caught.value
 
 
 # the create request -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -14,11 +14,11 @@ import pytest
 import pytest_asyncio
 
 from postmortem.integrations import linear
-from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.linear import LinearClient, issue_id, linear_state, marker_line
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest
 from tests.fakes.linear import FakeLinear, linear_app
 from tests.fakes.serve import loopback_client, serve_app
+from tests.integrations.support import failure
 
 MARKER = "pm-abc123-item-9f2e"
 DESCRIPTION = "Roll back the **deploy** when the error budget burns.\n\n- add an alert\n"
@@ -69,12 +69,6 @@ async def lin(linear_server: tuple[FakeLinear, str]) -> AsyncIterator[Env]:
     state.reset()
     async with loopback_client() as http:
         yield Env(state, base, http)
-
-
-async def failure(call: Awaitable[Any]) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        await call
-    return caught.value
 
 
 # the create request -----------------------------------------------------------------------------

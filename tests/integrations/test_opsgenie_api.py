@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,12 +11,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagination import Page
 from tests.fakes.opsgenie import FakeOpsgenie, make_logs, opsgenie_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
+from tests.integrations.support import collect, failure
 
 ALERT = "70413a06-38d6-4c85-92b8-5ebc900d42e2"
 
@@ -47,28 +47,6 @@ async def og(og_server: tuple[FakeOpsgenie, str]) -> AsyncIterator[OG]:
     state.reset()
     async with loopback_client() as http:
         yield OG(state, base, http)
-
-
-Fetch = Callable[[str | None], Awaitable[Page[dict[str, Any]]]]
-
-
-async def collect(fetch: Fetch) -> tuple[list[dict], list[str | None]]:
-    items: list[dict] = []
-    cursors: list[str | None] = []
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        items += page.items
-        cursors.append(page.next_cursor)
-        if page.next_cursor is None:
-            return items, cursors
-        cursor = page.next_cursor
-
-
-async def failure(call: Awaitable[Any]) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        await call
-    return caught.value
 
 
 def test_generated_logs_look_like_the_fixture() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +12,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from postmortem.integrations.http_errors import UpstreamError, request
+from postmortem.integrations.http_errors import request
 from postmortem.integrations.pagerduty_api import PagerDutyClient
 from postmortem.integrations.pagination import Page
 from tests.fakes.pagerduty import FakePagerDuty, make_log_entries, pagerduty_app
 from tests.fakes.serve import loopback_client, serve_app
+from tests.integrations.support import collect, failure
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -47,28 +48,6 @@ async def pd(pd_server: tuple[FakePagerDuty, str]) -> AsyncIterator[PD]:
     state.reset()
     async with loopback_client() as http:
         yield PD(state, base, http)
-
-
-Fetch = Callable[[str | None], Awaitable[Page[dict[str, Any]]]]
-
-
-async def collect(fetch: Fetch) -> tuple[list[dict], list[str | None]]:
-    items: list[dict] = []
-    cursors: list[str | None] = []
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        items += page.items
-        cursors.append(page.next_cursor)
-        if page.next_cursor is None:
-            return items, cursors
-        cursor = page.next_cursor
-
-
-async def failure(call: Awaitable[Any]) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        await call
-    return caught.value
 
 
 # shapes and headers -----------------------------------------------------------------------------
