@@ -17,6 +17,7 @@ from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, T
 from postmortem.report.drafting import draft_report
 from postmortem.report.redraft import unfinished as unfinished_sources
 from postmortem.store.evidence import EvidenceStore
+from postmortem.store.inbox import InboxStore
 from postmortem.store.postmortems import NewPostmortem, PostmortemStore
 
 
@@ -28,6 +29,7 @@ class DraftPostmortemInput(BaseModel):
     decision: PolicyDecision
     now: AwareDatetime
     still_gathering: list[EvidenceSource] = Field(default_factory=list, description="sources past the deadline")
+    delivery_id: str | None = Field(default=None, description="the inbox entry holding the incident's raw payload")
 
 
 class DraftPostmortemResult(BaseModel):
@@ -37,13 +39,16 @@ class DraftPostmortemResult(BaseModel):
 
 
 class DraftActivities:
-    def __init__(self, store: PostmortemStore, evidence: EvidenceStore) -> None:
+    def __init__(self, store: PostmortemStore, evidence: EvidenceStore, inbox: InboxStore | None = None) -> None:
         self._store = store
         self._evidence = evidence
+        self._inbox = inbox
 
     @activity.defn(name="draft_postmortem")
     async def draft_postmortem(self, input: DraftPostmortemInput) -> DraftPostmortemResult:
         skipped = input.decision.outcome == PolicyOutcome.SKIP
+        # The delivery is kept with the report as evidence; relayed inputs leave it in the inbox.
+        incident = await self._inbox.with_raw(input.incident, input.delivery_id) if self._inbox else input.incident
         variant = TemplateVariant.LIGHTWEIGHT if skipped else input.team.template
         # The webhook's own facts are evidence too, and the floor when no source API is configured.
         await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
@@ -80,7 +85,7 @@ class DraftActivities:
                 decision=input.decision,
                 sections=draft.sections,
                 metrics=draft.metrics,
-                incident=input.incident,
+                incident=incident,
                 created_at=input.now,
             )
         )

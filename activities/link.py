@@ -37,6 +37,7 @@ class RefreshIncidentInput(BaseModel):
     postmortem_id: str
     incident: Incident
     now: AwareDatetime
+    delivery_id: str | None = None  # the inbox entry holding the incident's raw payload
 
 
 class LinkedIncident(BaseModel):
@@ -96,6 +97,7 @@ class LinkActivities:
 
     @activity.defn(name="refresh_incident")
     async def refresh_incident(self, input: RefreshIncidentInput) -> KeyMetrics:
-        await self._store.postmortems.replace_incident(input.postmortem_id, input.incident)
-        await self._store.evidence.add_entries(input.postmortem_id, from_incident(input.incident))
+        incident = await self._store.inbox.with_raw(input.incident, input.delivery_id)
+        await self._store.postmortems.replace_incident(input.postmortem_id, incident)
+        await self._store.evidence.add_entries(input.postmortem_id, from_incident(incident))
         return await self._recompute(input.postmortem_id, input.now)

@@ -1,16 +1,20 @@
-"""Ingestion benchmark: a signed PagerDuty webhook in, a started PostmortemWorkflow out.
+"""Ingestion benchmark: a signed PagerDuty webhook in, an inbox entry acknowledged, a workflow started.
 
 Run from the repository root with the project's venv:
 
     python bench/ingest.py [--requests 2000] [--concurrency 32] [--duration-seconds 10]
 
 It starts its own Temporal dev server (temporary data folder, free ports) and the real API as a
-subprocess (`postmortem api`), then measures:
+subprocess (`postmortem api`, which also runs the inbox's relay), then measures:
 
 1. the floor: bare `client.start_workflow` calls from this process, at the same concurrency and
-   with the same workflow input the webhook path builds;
-2. our path: signed `POST /webhooks/pagerduty` requests to the API subprocess, every answer 202;
-3. latency: an open-loop schedule at half of our measured rate for --duration-seconds.
+   with exactly the workflow input the relay hands to Temporal;
+2. acknowledgements with Temporal up: signed `POST /webhooks/pagerduty` to the API, every answer
+   202 (the delivery committed to the inbox; the relay starts the workflow afterwards);
+3. ack latency with Temporal up: an open-loop schedule at half the floor's rate;
+4. the same two with Temporal stopped (the dev server shut down): the webhook must not care;
+5. the relay's drain: Temporal started again on the same data file, the time until the backlog
+   committed while it was away has become started workflows.
 
 No worker runs: the workflows are started and stay pending, which is all ingestion needs.
 This is a benchmark, not a test: it reports PASS/MISS against the targets and exits 0 unless
@@ -18,7 +22,7 @@ something crashed.
 
 One file of over 300 lines on purpose: it is run as a script (`python bench/ingest.py`, no package
 to import from) and read top to bottom as one experiment: the set-up (dev server, API subprocess,
-signed requests), the three measurements, the report. Nothing in it is used elsewhere.
+signed requests), the measurements, the report. Nothing in it is used elsewhere.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from postmortem.app.devserver import DevServer
 from postmortem.app.gateway import START_TIMEOUT
 from postmortem.app.temporal import connect
 from postmortem.models import IncidentEvent
+from postmortem.store.inbox import incident_delivery, stored_event
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
 from postmortem.webhooks.pagerduty_signature import sign
@@ -68,8 +73,14 @@ SECRET = "bench-webhook-secret"
 WEBHOOK_PATH = "/webhooks/pagerduty"
 API_START_TIMEOUT = 60.0
 API_STOP_TIMEOUT = 15.0
-TARGET_RATIO = 0.8
+TARGET_ACK_RATIO = 2.0  # acknowledgements per second, against the floor's starts per second
+TARGET_DRAIN_RATIO = 0.8  # the relay's entries -> started workflows per second, against the floor
 TARGET_P99_MS = 50.0
+DRAIN_TIMEOUT = 300.0
+# The relay's longest wait between retries while Temporal is away (POSTMORTEM_INBOX_RETRY_MAX_SECONDS):
+# short here, so the drain starts soon after Temporal is back; the drain rate is measured from the
+# first entry relayed either way, and the wait is reported beside it.
+RELAY_RETRY_MAX_SECONDS = 2.0
 
 
 # --- set-up helpers -------------------------------------------------------------------------
@@ -111,13 +122,20 @@ def delivery(fixture: dict[str, Any], incident_id: str) -> dict[str, Any]:
     return doc
 
 
-def workflow_input(fixture: dict[str, Any], incident_id: str) -> tuple[str, PostmortemWorkflowInput]:
-    """What the webhook path hands to start_workflow for this incident: (workflow id, input)."""
+def workflow_input(fixture: dict[str, Any], incident_id: str, entry_id: int) -> tuple[str, PostmortemWorkflowInput]:
+    """What the relay hands to start_workflow for this incident: (workflow id, input).
+
+    The event as the inbox stores it (its raw payload left out, kept with the entry) and the
+    entry's id, as postmortem.app.relay builds it.
+    """
     (event,) = parse_pagerduty(delivery(fixture, incident_id))
     if not isinstance(event, IncidentEvent):
         raise RuntimeError(f"the fixture {FIXTURE} is not a resolved incident: {event}")
-    postmortem_id = postmortem_id_for(event.incident.source.value, event.incident.id)
-    return workflow_id_for(postmortem_id), PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event)
+    relayed = stored_event(incident_delivery(event))
+    postmortem_id = postmortem_id_for(relayed.incident.source.value, relayed.incident.id)
+    return workflow_id_for(postmortem_id), PostmortemWorkflowInput(
+        postmortem_id=postmortem_id, event=relayed, delivery_id=str(entry_id)
+    )
 
 
 def signed_request(fixture: dict[str, Any], incident_id: str) -> tuple[bytes, dict[str, str]]:
@@ -157,6 +175,7 @@ class ApiProcess:
             POSTMORTEM_TEMPORAL_ADDRESS=self.temporal_address,
             POSTMORTEM_TEMPORAL_TASK_QUEUE=TASK_QUEUE,
             POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS=SECRET,
+            POSTMORTEM_INBOX_RETRY_MAX_SECONDS=str(RELAY_RETRY_MAX_SECONDS),
             POSTMORTEM_LOG_LEVEL="WARNING",
         )
         with self.stdout_file.open("wb") as out, self.stderr_file.open("wb") as err:
@@ -193,6 +212,11 @@ class ApiProcess:
                         f"the API did not answer /healthz within {timeout:.0f} s; its stderr:\n{self.stderr_tail()}"
                     )
                 await asyncio.sleep(0.1)
+
+    async def readiness(self, http: httpx.AsyncClient) -> dict[str, Any]:
+        """/readyz as JSON (200 or 503 alike): its Temporal check and the inbox's backlog."""
+        answer: dict[str, Any] = (await http.get("/readyz")).json()
+        return answer
 
     async def stop(self) -> None:
         process, self.process = self.process, None
@@ -250,14 +274,14 @@ def start_calls(
 ) -> list[Callable[[], Awaitable[None]]]:
     def call(workflow_id: str, arg: PostmortemWorkflowInput) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            # Exactly the call the gateway makes (postmortem/gateway.py, TemporalGateway.start_postmortem).
+            # Exactly the call the relay makes (postmortem/app/gateway.py, TemporalGateway.start_postmortem).
             await client.start_workflow(
                 PostmortemWorkflow.run,
                 arg,
                 id=workflow_id,
                 task_queue=TASK_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 rpc_timeout=START_TIMEOUT,
             )
 
@@ -416,6 +440,69 @@ async def check_started(client: Client, workflow_ids: list[str]) -> list[str]:
     return missing
 
 
+@dataclass
+class DrainResult:
+    """The relay emptying the backlog that was committed while Temporal was away."""
+
+    entries: int  # pending when Temporal was back
+    resumed_after: float  # seconds from Temporal back to the first entries settled
+    settled_first: int  # how many the first settlement seen took off (not counted in the rate)
+    seconds: float  # from that first settlement to an empty backlog
+    total_seconds: float  # from Temporal back to an empty backlog
+    left: int  # still pending at the deadline (0 when complete)
+
+    @property
+    def per_second(self) -> float:
+        drained = self.entries - self.settled_first - self.left
+        return drained / self.seconds if self.seconds > 0 else 0.0
+
+
+async def backlog(api: ApiProcess, http: httpx.AsyncClient) -> int:
+    value = (await api.readiness(http)).get("inbox", {}).get("backlog")
+    if not isinstance(value, int):
+        raise RuntimeError(f"/readyz reports no inbox backlog: {await api.readiness(http)}")
+    return value
+
+
+async def wait_drained(api: ApiProcess, http: httpx.AsyncClient, timeout: float = DRAIN_TIMEOUT) -> None:
+    """Untimed, between phases: the relay's work of one phase must not weigh on the next."""
+    deadline = time.monotonic() + timeout
+    while (left := await backlog(api, http)) > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the relay left {left} deliveries in the inbox after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def measure_drain(
+    api: ApiProcess, http: httpx.AsyncClient, back_at: float, timeout: float = DRAIN_TIMEOUT
+) -> DrainResult:
+    """Poll the backlog (every 50 ms) from Temporal's return until it is empty.
+
+    The rate is counted from the first settlement seen, excluding what that settlement took off:
+    the wait before it is the relay's retry delay, reported apart as `resumed_after`.
+    """
+    entries = await backlog(api, http)
+    first_at: float | None = None
+    settled_first = 0
+    left = entries
+    deadline = back_at + timeout
+    while left > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        left = await backlog(api, http)
+        if first_at is None and left < entries:
+            first_at, settled_first = time.monotonic(), entries - left
+    end = time.monotonic()
+    first_at = first_at if first_at is not None else end
+    return DrainResult(
+        entries=entries,
+        resumed_after=first_at - back_at,
+        settled_first=settled_first,
+        seconds=end - first_at,
+        total_seconds=end - back_at,
+        left=left,
+    )
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -423,78 +510,122 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def latency_lines(name: str, result: LatencyResult) -> list[str]:
-    return [
-        f"  {name:<50} p50 {percentile(result.from_schedule_ms, 50):7.1f} ms   "
+def latency_line(name: str, result: LatencyResult) -> str:
+    return (
+        f"  {name:<52} p50 {percentile(result.from_schedule_ms, 50):7.1f} ms   "
         f"p99 {percentile(result.from_schedule_ms, 99):7.1f} ms   "
-        f"({result.answered}/{result.planned} ok, {sum(result.errors.values())} errors)",
-    ]
+        f"({result.answered}/{result.planned} ok, {sum(result.errors.values())} errors)"
+    )
 
 
-def print_report(
-    args: argparse.Namespace,
-    temporal_address: str,
-    floor: PhaseResult,
-    ours: PhaseResult,
-    latency: LatencyResult,
-    floor_latency: LatencyResult,
-    missing: list[str],
-    rounds: tuple[list[PhaseResult], list[PhaseResult]],
-) -> None:
-    ratio = ours.per_second / floor.per_second if floor.per_second else 0.0
-    p99 = percentile(latency.from_schedule_ms, 99)
+@dataclass
+class Results:
+    floor: PhaseResult
+    acks_up: PhaseResult
+    acks_down: PhaseResult
+    latency_up: LatencyResult
+    latency_down: LatencyResult
+    floor_latency: LatencyResult
+    drain: DrainResult
+    rounds: tuple[list[PhaseResult], list[PhaseResult]]
+    missing: list[str]
+    samples: dict[str, str]
+
+
+def print_report(args: argparse.Namespace, temporal_address: str, r: Results) -> None:
+    floor_rate = r.floor.per_second
+
+    def ratio(rate: float) -> float:
+        return rate / floor_rate if floor_rate else 0.0
+
+    drain = r.drain
     lines = [
         "",
-        f"Ingestion benchmark: {args.requests} requests per path in {args.rounds} interleaved round(s), "
-        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, Temporal dev server at {temporal_address} "
-        "(no worker)",
+        f"Ingestion benchmark: {args.requests} requests per path, concurrency {args.concurrency}, "
+        f"{os.cpu_count()} CPUs, Temporal dev server at {temporal_address} (no worker)",
         "",
-        f"{'path':<30} {'requests':>9} {'errors':>7} {'seconds':>8} {'per second':>11} {'ratio vs floor':>15}",
+        f"{'path':<44} {'requests':>9} {'errors':>7} {'seconds':>8} {'per second':>11} {'ratio vs floor':>15}",
     ]
-    for name, result in (("bare start_workflow (floor)", floor), ("POST /webhooks/pagerduty", ours)):
-        row_ratio = result.per_second / floor.per_second if floor.per_second else 0.0
+    for name, result in (
+        ("bare start_workflow (floor)", r.floor),
+        ("webhook acks, Temporal up", r.acks_up),
+        ("webhook acks, Temporal stopped", r.acks_down),
+    ):
         lines.append(
-            f"{name:<30} {result.requests:>9} {result.error_count:>7} {result.seconds:>8.2f} "
-            f"{result.per_second:>11.1f} {row_ratio:>14.2f}x"
+            f"{name:<44} {result.requests:>9} {result.error_count:>7} {result.seconds:>8.2f} "
+            f"{result.per_second:>11.1f} {ratio(result.per_second):>14.2f}x"
         )
-    if len(rounds[0]) > 1:
+    drained = drain.entries - drain.settled_first - drain.left
+    lines.append(
+        f"{'relay drain (inbox -> started workflows)':<44} {drained:>9} {drain.left:>7} {drain.seconds:>8.2f} "
+        f"{drain.per_second:>11.1f} {ratio(drain.per_second):>14.2f}x"
+    )
+    if len(r.rounds[0]) > 1:
         lines.append(
             "  per round (per second): floor "
-            + " ".join(f"{r.per_second:.1f}" for r in rounds[0])
-            + " | webhooks "
-            + " ".join(f"{r.per_second:.1f}" for r in rounds[1])
+            + " ".join(f"{x.per_second:.1f}" for x in r.rounds[0])
+            + " | acks (Temporal up) "
+            + " ".join(f"{x.per_second:.1f}" for x in r.rounds[1])
         )
     lines += [
+        f"  drain: {drain.entries} entries committed while Temporal was stopped; the relay resumed "
+        f"{drain.resumed_after:.1f} s after Temporal was back (retry delay up to {RELAY_RETRY_MAX_SECONDS:g} s; "
+        f"its first settlement of {drain.settled_first} not in the rate), empty {drain.total_seconds:.1f} s after",
         "",
-        f"Latency at {latency.rate:.1f} req/s (half the webhook rate above), open loop for "
+        f"Ack latency at {r.latency_up.rate:.1f} req/s (half the floor's rate), open loop for "
         f"{args.duration_seconds:g} s, measured from each request's scheduled send time:",
-        *latency_lines("POST /webhooks/pagerduty", latency),
-        *latency_lines("bare start_workflow at the same rate (reference)", floor_latency),
-        f"  (POST /webhooks/pagerduty from actual send: p50 {percentile(latency.from_send_ms, 50):.1f} ms, "
-        f"p99 {percentile(latency.from_send_ms, 99):.1f} ms)",
+        latency_line("POST /webhooks/pagerduty, Temporal up", r.latency_up),
+        latency_line("POST /webhooks/pagerduty, Temporal stopped", r.latency_down),
+        latency_line("bare start_workflow at the same rate (reference)", r.floor_latency),
         "",
         "Targets:",
     ]
-    clean = ours.error_count == 0 and floor.error_count == 0
-    throughput_ok = clean and ratio >= TARGET_RATIO
-    latency_ok = latency.answered == latency.planned and p99 < TARGET_P99_MS
-    lines += [
-        f"  webhook throughput >= {TARGET_RATIO:.1f}x floor   {ratio:7.2f}x    {verdict(throughput_ok)}"
-        + ("" if clean else "  (errors: see below)"),
-        f"  webhook p99 latency < {TARGET_P99_MS:.0f} ms      {p99:7.1f} ms  {verdict(latency_ok)}"
-        + ("" if not latency.errors else "  (errors: see below)"),
+    p99_up = percentile(r.latency_up.from_schedule_ms, 99)
+    p99_down = percentile(r.latency_down.from_schedule_ms, 99)
+    floor_clean = r.floor.error_count == 0
+    checks = [
+        (
+            f"acks (Temporal up) >= {TARGET_ACK_RATIO:.1f}x floor",
+            f"{ratio(r.acks_up.per_second):7.2f}x",
+            floor_clean and r.acks_up.error_count == 0 and ratio(r.acks_up.per_second) >= TARGET_ACK_RATIO,
+        ),
+        (
+            f"acks (Temporal stopped) >= {TARGET_ACK_RATIO:.1f}x floor",
+            f"{ratio(r.acks_down.per_second):7.2f}x",
+            floor_clean and r.acks_down.error_count == 0 and ratio(r.acks_down.per_second) >= TARGET_ACK_RATIO,
+        ),
+        (
+            f"p99 ack (Temporal up) < {TARGET_P99_MS:.0f} ms",
+            f"{p99_up:7.1f} ms",
+            r.latency_up.answered == r.latency_up.planned and p99_up < TARGET_P99_MS,
+        ),
+        (
+            f"p99 ack (Temporal stopped) < {TARGET_P99_MS:.0f} ms",
+            f"{p99_down:7.1f} ms",
+            r.latency_down.answered == r.latency_down.planned and p99_down < TARGET_P99_MS,
+        ),
+        (
+            f"relay drain >= {TARGET_DRAIN_RATIO:.1f}x floor",
+            f"{ratio(drain.per_second):7.2f}x",
+            floor_clean and drain.left == 0 and ratio(drain.per_second) >= TARGET_DRAIN_RATIO,
+        ),
     ]
-    for name, errors, samples in (
-        ("floor", floor.errors, floor.samples),
-        ("webhooks", ours.errors, ours.samples),
-        ("webhook latency phase", latency.errors, ours.samples),
-        ("floor latency phase", floor_latency.errors, {}),
+    lines += [f"  {name:<40} {figure:>10}   {verdict(ok)}" for name, figure, ok in checks]
+    for name, errors in (
+        ("floor", r.floor.errors),
+        ("acks (Temporal up)", r.acks_up.errors),
+        ("acks (Temporal stopped)", r.acks_down.errors),
+        ("ack latency (Temporal up)", r.latency_up.errors),
+        ("ack latency (Temporal stopped)", r.latency_down.errors),
+        ("floor latency", r.floor_latency.errors),
     ):
         for key, count in errors.most_common(5):
-            lines.append(f"  {name} error x{count}: {key}" + (f" -- {samples[key]}" if key in samples else ""))
-    if missing:
-        lines.append(f"  {len(missing)} sampled workflows were not found on the server:")
-        lines += [f"    {item}" for item in missing[:5]]
+            lines.append(f"  {name} error x{count}: {key}" + (f" -- {r.samples[key]}" if key in r.samples else ""))
+    if drain.left:
+        lines.append(f"  the relay left {drain.left} entries pending after {DRAIN_TIMEOUT:.0f} s")
+    if r.missing:
+        lines.append(f"  {len(r.missing)} sampled workflows were not found on the server:")
+        lines += [f"    {item}" for item in r.missing[:5]]
     print("\n".join(lines), flush=True)
 
 
@@ -522,6 +653,21 @@ def combined(results: list[PhaseResult], samples: dict[str, str]) -> PhaseResult
     )
 
 
+class Ids:
+    """Incident ids per phase, distinct across the run; entry ids for the floor's inputs."""
+
+    def __init__(self) -> None:
+        self.all: dict[str, list[str]] = {}
+
+    def make(self, phase: str, count: int) -> list[str]:
+        ids = self.all[phase] = [f"{phase}-{n:07d}" for n in range(count)]
+        return ids
+
+    def sampled(self) -> list[str]:
+        """The first and last workflow of every phase, to check they exist on the server."""
+        return [workflow_id_of(ids[i]) for ids in self.all.values() if ids for i in sorted({0, len(ids) - 1})]
+
+
 async def run(args: argparse.Namespace) -> None:
     # SIGTERM cancels the run like Ctrl-C does, so the finally blocks below still clean up.
     main_task = asyncio.current_task()
@@ -539,80 +685,123 @@ async def run(args: argparse.Namespace) -> None:
             status(f"starting the API (`postmortem api`) on port {api_port} ...")
             api.start()
             await api.wait_healthy()
-            client = await connect(dev.address)
-            warmup = min(args.requests, 2 * args.concurrency)
-            samples: dict[str, str] = {}
-            connections = Connections(api.base_url, args.concurrency)
-            # Plenty for the open loop, and more on demand: a request never waits for a connection.
-            open_connections = Connections(api.base_url, 4 * args.concurrency, grow=True)
-            try:
-                # Everything is built, parsed, serialised and signed before any clock starts.
-                status("preparing payloads ...")
-                floor_ids = [f"floor-{n:07d}" for n in range(warmup + args.requests)]
-                hook_ids = [f"hook-{n:07d}" for n in range(warmup + args.requests)]
-                floor_calls = start_calls(client, [workflow_input(fixture, i) for i in floor_ids])
-                hook_calls = post_calls(connections, [signed_request(fixture, i) for i in hook_ids], samples)
-
-                # Warm-up (not timed): connections, the API's lazy Temporal client, code paths.
-                await closed_loop(floor_calls[:warmup], args.concurrency)
-                warm = await closed_loop(hook_calls[:warmup], args.concurrency)
-                if warm.error_count:
-                    status(f"warning: {warm.error_count} warm-up webhooks failed: {dict(warm.errors)} {samples}")
-                async with connections.lend() as http:
-                    check = await http.post(WEBHOOK_PATH, **_request_kwargs(signed_request(fixture, hook_ids[0])))
-                answer = check.json() if check.status_code == 202 else {}
-                if [p.get("outcome") for p in answer.get("postmortems", [])] != ["accepted"]:
-                    status(f"warning: unexpected webhook answer {check.status_code}: {check.text[:300]}")
-
-                # 1 + 2. The floor and our path, in interleaved rounds (ABBA order) so that drift in
-                # the dev server (database growth, disk) weighs on both alike.
-                floor_rounds: list[PhaseResult] = []
-                hook_rounds: list[PhaseResult] = []
-                pairs = list(
-                    zip(
-                        chunks(floor_calls[warmup:], args.rounds), chunks(hook_calls[warmup:], args.rounds), strict=True
-                    )
-                )
-                for number, (floor_chunk, hook_chunk) in enumerate(pairs, start=1):
-                    order = [("floor", floor_chunk, floor_rounds), ("webhooks", hook_chunk, hook_rounds)]
-                    for name, calls, results in order if number % 2 else reversed(order):
-                        status(
-                            f"round {number}/{len(pairs)}: {name}, {len(calls)} at concurrency {args.concurrency} ..."
-                        )
-                        if name == "webhooks":
-                            await connections.touch()
-                        results.append(await closed_loop(calls, args.concurrency))
-                floor = combined(floor_rounds, {})
-                ours = combined(hook_rounds, samples)
-
-                # 3. Latency at half our measured rate, open loop; the bare call at that rate for reference.
-                rate = max(ours.per_second / 2, 1.0)
-                count = max(1, round(rate * args.duration_seconds))
-                latency_ids = [f"latency-{n:07d}" for n in range(count)]
-                reference_ids = [f"reference-{n:07d}" for n in range(count)]
-                latency_calls = post_calls(open_connections, [signed_request(fixture, i) for i in latency_ids], samples)
-                reference_calls = start_calls(client, [workflow_input(fixture, i) for i in reference_ids])
-                status(f"latency: {count} webhooks at {rate:.1f}/s for {args.duration_seconds:g} s (open loop) ...")
-                await open_connections.touch()
-                latency = await open_loop(latency_calls, rate)
-                status(f"latency reference: {count} bare start_workflow at {rate:.1f}/s ...")
-                floor_latency = await open_loop(reference_calls, rate)
-            finally:
-                await connections.aclose()
-                await open_connections.aclose()
-
-            sampled = [
-                workflow_id_of(ids[i])
-                for ids, first in ((floor_ids, warmup), (hook_ids, warmup), (latency_ids, 0), (reference_ids, 0))
-                for i in sorted({first, len(ids) - 1})
-            ]
-            missing = await check_started(client, sampled)
-            print_report(args, dev.address, floor, ours, latency, floor_latency, missing, (floor_rounds, hook_rounds))
+            results = await measure(args, fixture, dev, api)
+            print_report(args, dev.address, results)
         finally:
             await api.stop()
             await dev.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, fixture: dict[str, Any], dev: DevServer, api: ApiProcess) -> Results:
+    client = await connect(dev.address)
+    warmup = min(args.requests, 2 * args.concurrency)
+    samples: dict[str, str] = {}
+    ids = Ids()
+    entry_ids = iter(range(1, 10**9))  # the floor's delivery ids: any distinct numbers, as the relay's are
+    connections = Connections(api.base_url, args.concurrency)
+    # Plenty for the open loop, and more on demand: a request never waits for a connection.
+    open_connections = Connections(api.base_url, 4 * args.concurrency, grow=True)
+    probe = httpx.AsyncClient(base_url=api.base_url, timeout=10.0)
+
+    def starts(phase: str, count: int) -> list[Callable[[], Awaitable[None]]]:
+        return start_calls(client, [workflow_input(fixture, i, next(entry_ids)) for i in ids.make(phase, count)])
+
+    def posts(phase: str, count: int, pool: Connections) -> list[Callable[[], Awaitable[str | None]]]:
+        return post_calls(pool, [signed_request(fixture, i) for i in ids.make(phase, count)], samples)
+
+    try:
+        # Everything is built, parsed, serialised and signed before any clock starts.
+        status("preparing payloads ...")
+        floor_calls = starts("floor", warmup + args.requests)
+        up_calls = posts("up", warmup + args.requests, connections)
+        down_calls = posts("down", args.requests, connections)
+
+        # Warm-up (not timed): connections, the API's lazy Temporal client, the relay, code paths.
+        await closed_loop(floor_calls[:warmup], args.concurrency)
+        warm = await closed_loop(up_calls[:warmup], args.concurrency)
+        if warm.error_count:
+            status(f"warning: {warm.error_count} warm-up webhooks failed: {dict(warm.errors)} {samples}")
+        async with connections.lend() as http:
+            check = await http.post(WEBHOOK_PATH, **_request_kwargs(signed_request(fixture, ids.all["up"][0])))
+        answer = check.json() if check.status_code == 202 else {}
+        if [p.get("outcome") for p in answer.get("postmortems", [])] != ["queued"]:
+            status(f"warning: unexpected webhook answer {check.status_code}: {check.text[:300]}")
+        await wait_drained(api, probe)
+
+        # 1 + 2. The floor and the acks with Temporal up, in interleaved rounds (ABBA order) so that
+        # drift in the dev server (database growth, disk) weighs on both alike. After each round of
+        # acks the relay drains (untimed), so its starts do not compete with the next floor round.
+        floor_rounds: list[PhaseResult] = []
+        ack_rounds: list[PhaseResult] = []
+        pairs = list(
+            zip(chunks(floor_calls[warmup:], args.rounds), chunks(up_calls[warmup:], args.rounds), strict=True)
+        )
+        for number, (floor_chunk, ack_chunk) in enumerate(pairs, start=1):
+            order = [("floor", floor_chunk, floor_rounds), ("acks", ack_chunk, ack_rounds)]
+            for name, calls, results in order if number % 2 else reversed(order):
+                status(f"round {number}/{len(pairs)}: {name}, {len(calls)} at concurrency {args.concurrency} ...")
+                if name == "acks":
+                    await connections.touch()
+                results.append(await closed_loop(calls, args.concurrency))
+                if name == "acks":
+                    await wait_drained(api, probe)
+        floor = combined(floor_rounds, {})
+        acks_up = combined(ack_rounds, samples)
+
+        # 3. Ack latency with Temporal up, open loop at half the floor's rate (what Temporal itself
+        # sustains with room to spare, so the relay keeps up); the bare call at that rate for reference.
+        rate = args.latency_rate or max(floor.per_second / 2, 1.0)
+        count = max(1, round(rate * args.duration_seconds))
+        latency_up_calls = posts("latency-up", count, open_connections)
+        latency_down_calls = posts("latency-down", count, open_connections)
+        reference_calls = starts("reference", count)
+        status(f"ack latency, Temporal up: {count} webhooks at {rate:.1f}/s for {args.duration_seconds:g} s ...")
+        await open_connections.touch()
+        latency_up = await open_loop(latency_up_calls, rate)
+        await wait_drained(api, probe)
+        status(f"latency reference: {count} bare start_workflow at {rate:.1f}/s ...")
+        floor_latency = await open_loop(reference_calls, rate)
+
+        # 4. Temporal stopped: the same acks and the same latency phase; the inbox keeps them all.
+        status("stopping the Temporal dev server ...")
+        await dev.stop()
+        if (await api.readiness(probe)).get("checks", {}).get("temporal") == "ok":
+            raise RuntimeError("the API still reports Temporal as ok after the dev server was stopped")
+        status(f"acks, Temporal stopped: {len(down_calls)} at concurrency {args.concurrency} ...")
+        await connections.touch()
+        acks_down = await closed_loop(down_calls, args.concurrency)
+        acks_down.samples = samples
+        status(f"ack latency, Temporal stopped: {count} webhooks at {rate:.1f}/s ...")
+        await open_connections.touch()
+        latency_down = await open_loop(latency_down_calls, rate)
+
+        # 5. Temporal back on the same data file: the relay drains what queued meanwhile.
+        status("starting the Temporal dev server again (same data file) ...")
+        await dev.start()
+        back_at = time.monotonic()
+        status("draining the inbox ...")
+        drain = await measure_drain(api, probe, back_at)
+    finally:
+        await connections.aclose()
+        await open_connections.aclose()
+        await probe.aclose()
+
+    client = await connect(dev.address)  # a fresh one: the first was cut when the dev server stopped
+    missing = await check_started(client, ids.sampled())
+    return Results(
+        floor=floor,
+        acks_up=acks_up,
+        acks_down=acks_down,
+        latency_up=latency_up,
+        latency_down=latency_down,
+        floor_latency=floor_latency,
+        drain=drain,
+        rounds=(floor_rounds, ack_rounds),
+        missing=missing,
+        samples=samples,
+    )
 
 
 def _request_kwargs(request: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
@@ -621,21 +810,32 @@ def _request_kwargs(request: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Benchmark webhook ingestion against bare start_workflow.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark webhook ingestion (inbox acks, Temporal up and stopped; the relay's drain) "
+        "against bare start_workflow."
+    )
     parser.add_argument("--requests", type=int, default=2000, help="requests per path (default 2000)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument(
         "--duration-seconds", type=float, default=10.0, help="length of each latency phase (default 10)"
     )
     parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="requests per second of the latency phases (default: half the floor's rate)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=4,
-        help="interleave the two throughput phases in this many alternating rounds (default 4; 1 = one after the other)",
+        help="interleave the floor and the acks (Temporal up) in this many alternating rounds (default 4; 1 = one after the other)",
     )
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.duration_seconds <= 0:
         parser.error("--requests, --concurrency and --rounds must be >= 1, --duration-seconds > 0")
+    if args.latency_rate is not None and args.latency_rate <= 0:
+        parser.error("--latency-rate must be > 0")
     args.rounds = min(args.rounds, args.requests)
     try:
         asyncio.run(run(args))

@@ -127,6 +127,24 @@ class HttpSettings(Section):
     timeout_seconds: float = Field(default=15.0, gt=0)
 
 
+# Deeper than this, Temporal's payload decoder and pydantic's validators hit their own recursion limits.
+JSON_DEPTH_CEILING = 200
+
+
+class LimitsSettings(Section):
+    """Hard limits on what one request may carry, each refused with a status and a message naming it.
+
+    The webhook default is PagerDuty's own best-effort maximum payload (256 KiB); Alertmanager sends up
+    to its 4 MiB limit (a group of many alerts). API bodies (JSON edits) get a cap of their own; the
+    image upload keeps its own rule (postmortem.report.images).
+    """
+
+    webhook_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    alertmanager_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    api_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    json_max_depth: int = Field(default=64, ge=2, le=JSON_DEPTH_CEILING)
+
+
 class PagerDutySettings(Section):
     """The REST API the evidence is read from, and the webhook secrets (several during a rotation)."""
 
@@ -235,6 +253,21 @@ class GatherSettings(Section):
 
     deadline_seconds: int = Field(default=300, ge=0)
     heartbeat_seconds: int = Field(default=60, ge=1)
+
+
+class InboxSettings(Section):
+    """The inbox of webhook deliveries and its relay to Temporal (postmortem.app.relay)."""
+
+    model_config = named("POSTMORTEM_INBOX_")
+
+    retention_hours: float = Field(default=168, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    # Longer than a hand-over takes (a start is cut off at 3 s); a lease that runs out early only
+    # means a second, harmless hand-over.
+    lease_seconds: float = Field(default=15.0, gt=0)
+    retry_initial_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=64, ge=1, le=1000)
 
 
 class FollowUpSettings(Section):

@@ -11,6 +11,17 @@ from postmortem.review.lifecycle import Actor
 class PostmortemWorkflowInput(BaseModel):
     postmortem_id: str
     event: IncidentEvent
+    # The inbox entry the event was relayed from: the incident's raw payload stays there (the event's
+    # `incident.raw` is then empty), so no delivery can exceed Temporal's blob or decoding limits.
+    # None in histories from before the inbox, whose events still carry their raw payload.
+    delivery_id: str | None = None
+
+
+class IncidentDelivery(BaseModel):
+    """The `incident_delivered` signal: a later webhook for an incident linked to this report."""
+
+    event: IncidentEvent
+    delivery_id: str | None = None  # as in PostmortemWorkflowInput
 
 
 class PostmortemWorkflowResult(BaseModel):

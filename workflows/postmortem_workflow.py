@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows.inputs import (
         CancelRequest,
         DecisionRequest,
+        IncidentDelivery,
         LinkRequest,
         PostmortemWorkflowInput,
         PostmortemWorkflowResult,
@@ -113,6 +114,7 @@ class PostmortemWorkflow:
                 decision=decision,
                 now=workflow.now(),
                 still_gathering=list(late),
+                delivery_id=input.delivery_id,
             ),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=STEP_RETRY,
@@ -252,12 +254,24 @@ class PostmortemWorkflow:
 
     @workflow.signal
     async def incident_updated(self, event: IncidentEvent) -> None:
-        """A later webhook for a linked incident (its resolve): refresh its facts and the metrics."""
+        """A later webhook for a linked incident (its resolve): refresh its facts and the metrics.
+
+        Sent before the inbox existed (the event carries its raw payload); kept for those histories."""
+        await self._refresh_incident(event, None)
+
+    @workflow.signal
+    async def incident_delivered(self, delivery: IncidentDelivery) -> None:
+        """The same, relayed from the inbox: the raw payload stays in the inbox entry `delivery_id`."""
+        await self._refresh_incident(delivery.event, delivery.delivery_id)
+
+    async def _refresh_incident(self, event: IncidentEvent, delivery_id: str | None) -> None:
         if self._postmortem_id is None:
             return
         await workflow.execute_activity_method(
             LinkActivities.refresh_incident,
-            RefreshIncidentInput(postmortem_id=self._postmortem_id, incident=event.incident, now=workflow.now()),
+            RefreshIncidentInput(
+                postmortem_id=self._postmortem_id, incident=event.incident, now=workflow.now(), delivery_id=delivery_id
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=STEP_RETRY,
         )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport
-from postmortem.api.etags import etag, required_version
+from postmortem.api.errors import STALE
+from postmortem.api.etags import IfMatchHeader, etag, required_version
+from postmortem.api.limits import IsoDate
 from postmortem.app.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
@@ -31,7 +33,7 @@ class ActionItemCreate(BaseModel):
 
     description: str = Field(min_length=1, max_length=10_000)
     owner: str | None = Field(default=None, max_length=320)
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     priority: Priority = Priority.MEDIUM
     status: ActionItemStatus = ActionItemStatus.OPEN
 
@@ -43,7 +45,7 @@ class ActionItemPatch(BaseModel):
 
     description: str | None = Field(default=None, min_length=1, max_length=10_000)
     owner: str | None = Field(default=None, max_length=320)
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     priority: Priority | None = None
     status: ActionItemStatus | None = None
 
@@ -80,14 +82,14 @@ async def get_action_item(pm: VisibleReport, item_id: str, response: Response, s
     return item
 
 
-@router.patch("/{item_id}", response_model=ActionItem)
+@router.patch("/{item_id}", response_model=ActionItem, responses=STALE)
 async def patch_action_item(
     pm: EditableReport,
     item_id: str,
     body: ActionItemPatch,
     response: Response,
     store: StoreDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatchHeader = None,
 ) -> ActionItem:
     values = body.model_dump(exclude_unset=True)
     for key in ("priority", "status"):
@@ -128,8 +130,8 @@ async def all_action_items(
     priority: Priority | None = None,
     team: str | None = None,
     overdue: bool = False,
-    due_from: date | None = None,
-    due_to: date | None = None,
+    due_from: IsoDate | None = None,
+    due_to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> list[ActionItemRow] | Response:
     """Action items across reports, overdue ones flagged; CSV for the tracking meeting."""

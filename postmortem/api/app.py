@@ -8,6 +8,7 @@ from postmortem.api import (
     action_items,
     health,
     images,
+    inbox,
     meeting,
     metrics,
     postmortems,
@@ -16,7 +17,8 @@ from postmortem.api import (
     timeline,
     tokens,
 )
-from postmortem.api.errors import install_error_handlers
+from postmortem.api.errors import document_errors, install_error_handlers
+from postmortem.api.limits import BodyLimits
 from postmortem.api.services import Services
 from postmortem.webhooks import router as webhooks
 
@@ -30,6 +32,9 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    document_errors(app)
+    # Outside the routes and their exception handlers: a body over the limits is refused before any route reads it.
+    app.add_middleware(BodyLimits, limits=services.settings.limits, upload_cap=images.MAX_BODY)
     routers = (
         health,
         webhooks,
@@ -42,6 +47,7 @@ def create_app(services: Services) -> FastAPI:
         images,
         tokens,
         metrics,
+        inbox,
     )
     for module in routers:
         app.include_router(module.router)

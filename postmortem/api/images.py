@@ -27,6 +27,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from postmortem.api.deps import EditableReport, StoreDep, VisibleReport
+from postmortem.api.errors import error, invalid
 from postmortem.report import images
 from postmortem.store.images import StoredImage, TooManyImages
 
@@ -247,10 +248,10 @@ async def read_upload(
     multipart/form-data, 400 for a broken body.
     """
     parser = _Parser(boundary_of(content_type))
-    if content_length is not None and content_length.strip().isdigit() and int(content_length) > MAX_BODY:
-        raise images.ImageRejected(
-            413, f"upload is {int(content_length)} bytes; an image may be at most {images.LIMIT_TEXT}"
-        )
+    declared = (content_length or "").strip()
+    # isascii: "²".isdigit() is true, yet int("²") fails; past 18 digits int() may refuse, and it is too large anyway
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > MAX_BODY):
+        raise images.ImageRejected(413, f"upload is {declared} bytes; an image may be at most {images.LIMIT_TEXT}")
     received = 0
     async for chunk in chunks:
         parser.feed(chunk[: MAX_BODY - received])
@@ -309,10 +310,11 @@ def _rejected(exc: images.ImageRejected) -> HTTPException:
     openapi_extra=_UPLOAD_BODY,
     responses={
         200: {"model": Image, "description": "these bytes were already attached: the stored image"},
-        409: {"description": f"the report already has {images.MAX_IMAGES} images"},
-        413: {"description": "the image is over 4 MB"},
-        415: {"description": "the content is not a JPEG, PNG, WebP or GIF image"},
-        422: {"description": "no 'file' field"},
+        400: error("a malformed multipart/form-data body, or JSON that is not UTF-8 or nests too deep"),
+        409: error(f"the report already has {images.MAX_IMAGES} images"),
+        413: error("the image is over 4 MB"),
+        415: error("the content is not a JPEG, PNG, WebP or GIF image, or the body is neither multipart nor JSON"),
+        422: invalid("no 'file' field, or a body that is not multipart/form-data"),
     },
 )
 async def upload_image(pm: EditableReport, request: Request, response: Response, store: StoreDep) -> Image:
@@ -357,7 +359,8 @@ async def list_images(pm: VisibleReport, store: StoreDep) -> ImageList:
         200: {
             "content": {media_type: {} for media_type in images.MEDIA_TYPES},
             "description": "the image bytes, with the type detected at upload",
-        }
+        },
+        304: {"description": "If-None-Match names this image: the copy the client has is current"},
     },
 )
 async def download_image(

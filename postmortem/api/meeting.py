@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from postmortem.api.deps import EditableReport, Editor, GatewayDep, ServicesDep, StoreDep, VisibleReport
+from postmortem.api.errors import TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED
+from postmortem.api.limits import IsoDateTime
 from postmortem.meeting.invite import meeting_invite
 from postmortem.meeting.models import Meeting
 from postmortem.models import Postmortem
@@ -22,7 +24,7 @@ router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["meeting"])
 class MeetingChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime
+    start: IsoDateTime
 
 
 async def _meeting(store: Store, pm: Postmortem) -> Meeting:
@@ -52,7 +54,7 @@ async def download_invite(postmortem_id: str, pm: VisibleReport, services: Servi
     )
 
 
-@router.post("/meeting", response_model=Meeting)
+@router.post("/meeting", response_model=Meeting, responses={409: WORKFLOW_REFUSED, 503: TEMPORAL_UNAVAILABLE})
 async def reschedule_meeting(
     pm: EditableReport,
     change: MeetingChange,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from postmortem.api.deps import StoreDep, Viewer
+from postmortem.api.limits import IsoDateTime
 from postmortem.review.program_metrics import ProgramMetrics, program_metrics
 from postmortem.store.postmortems import PostmortemFilter
 
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 async def program(
     store: StoreDep,
     _: Viewer,
-    from_: Annotated[AwareDatetime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
-    to: Annotated[AwareDatetime | None, Query(description="created before (ISO 8601)")] = None,
+    from_: Annotated[IsoDateTime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
+    to: Annotated[IsoDateTime | None, Query(description="created before (ISO 8601)")] = None,
     team: str | None = None,
     service: str | None = None,
 ) -> ProgramMetrics:

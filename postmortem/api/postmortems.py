@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
-from postmortem.api.etags import etag, required_version
+from postmortem.api.errors import STALE, TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED, error, invalid
+from postmortem.api.etags import IfMatchHeader, etag, required_version
+from postmortem.api.limits import IsoDateTime
 from postmortem.app.gateway import WorkflowGone
 from postmortem.meeting.models import Meeting
 from postmortem.models import (
@@ -101,7 +103,7 @@ def _wants_markdown(request: Request, format: str | None) -> bool:
     return "text/markdown" in accept and "application/json" not in accept
 
 
-@router.get("", response_model=PostmortemPage)
+@router.get("", response_model=PostmortemPage, responses={400: error("`cursor` is not one this API gave out")})
 async def list_postmortems(
     store: StoreDep,
     token: Viewer,
@@ -109,8 +111,8 @@ async def list_postmortems(
     team: str | None = None,
     service: str | None = None,
     incident_id: str | None = None,
-    created_from: AwareDatetime | None = Query(default=None, description="ISO 8601 with a time zone"),
-    created_to: AwareDatetime | None = Query(default=None, description="ISO 8601 with a time zone (exclusive)"),
+    created_from: IsoDateTime | None = Query(default=None, description="ISO 8601 with a time zone"),
+    created_to: IsoDateTime | None = Query(default=None, description="ISO 8601 with a time zone (exclusive)"),
     sort: Literal["created", "updated"] = "created",
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = None,
@@ -158,14 +160,22 @@ async def get_postmortem(
     return PostmortemView(**pm.model_dump(), meeting=meeting, review=await store.review.get(pm.id))
 
 
-@router.patch("/{postmortem_id}", response_model=Postmortem)
+@router.patch(
+    "/{postmortem_id}",
+    response_model=Postmortem,
+    responses={
+        **STALE,
+        403: error("a published or archived report is editable by admins only; others by editors (and reviewers)"),
+        422: invalid("an unknown section or template, or a template that does not render for this report"),
+    },
+)
 async def patch_postmortem(
     current: VisibleReport,
     patch: PostmortemPatch,
     response: Response,
     store: StoreDep,
     token: Viewer,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatchHeader = None,
 ) -> Postmortem:
     expected = required_version(if_match)
     review = await store.review.get(current.id)
@@ -232,7 +242,7 @@ async def patch_postmortem(
     return updated
 
 
-@router.delete("/{postmortem_id}", status_code=204)
+@router.delete("/{postmortem_id}", status_code=204, responses={409: WORKFLOW_REFUSED, 503: TEMPORAL_UNAVAILABLE})
 async def delete_postmortem(pm: AdminReport, token: Admin, store: StoreDep, gateway: GatewayDep) -> Response:
     # The workflow goes first (it cancels the meeting with METHOD:CANCEL and finishes): if Temporal
     # is down nothing is deleted and the caller can retry.

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postmortem.activities.link import LinkedIncident
 from postmortem.api.deps import EditableReport, Editor, GatewayDep, StoreDep, Viewer, VisibleReport
+from postmortem.api.errors import TEMPORAL_UNAVAILABLE, error, invalid
 from postmortem.app.gateway import TemporalGateway
 from postmortem.models import Postmortem, Source
 from postmortem.review.lifecycle import Actor, Review, TransitionRefused, check
@@ -29,6 +30,14 @@ router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["review"])
 public = APIRouter(tags=["public"])
 
 Format = Literal["md", "html", "json", "pdf"]
+
+# What a transition can answer besides 200: the lifecycle's refusal (checked here first, then by the
+# workflow's validator), and Temporal's.
+TRANSITION: dict[int | str, dict[str, Any]] = {
+    403: error("this caller may not make this transition (e.g. only a reviewer approves)"),
+    409: error("the report's state does not allow it, or the workflow refused it or has finished"),
+    503: TEMPORAL_UNAVAILABLE,
+}
 
 
 class SubmitBody(BaseModel):
@@ -74,7 +83,11 @@ async def _move(
     return await gateway.update(pm.workflow_id, update, request, f"{action}-{key}" if key else None)
 
 
-@router.post("/submit", response_model=Review)
+@router.post(
+    "/submit",
+    response_model=Review,
+    responses={**TRANSITION, 422: invalid("required sections are empty, or no reviewer is named")},
+)
 async def submit(
     pm: EditableReport,
     body: SubmitBody,
@@ -99,7 +112,7 @@ async def submit(
     )
 
 
-@router.post("/approve", response_model=Review)
+@router.post("/approve", response_model=Review, responses=TRANSITION)
 async def approve(
     pm: VisibleReport,
     body: DecisionBody,
@@ -125,7 +138,7 @@ async def approve(
     )
 
 
-@router.post("/request-changes", response_model=Review)
+@router.post("/request-changes", response_model=Review, responses={**TRANSITION, 422: invalid("a comment is required")})
 async def request_changes(
     pm: VisibleReport,
     body: DecisionBody,
@@ -154,7 +167,7 @@ async def _simple(
     return await _move(store, gateway, pm, action, update, TransitionRequest(actor=_actor(token)), _actor(token), key)
 
 
-@router.post("/publish", response_model=Review)
+@router.post("/publish", response_model=Review, responses=TRANSITION)
 async def publish(
     pm: EditableReport,
     store: StoreDep,
@@ -168,7 +181,7 @@ async def publish(
     return await _simple(store, gateway, pm, "publish", PostmortemWorkflow.publish, token, idempotency_key)
 
 
-@router.post("/unpublish", response_model=Review)
+@router.post("/unpublish", response_model=Review, responses=TRANSITION)
 async def unpublish(
     pm: VisibleReport,
     store: StoreDep,
@@ -179,7 +192,7 @@ async def unpublish(
     return await _simple(store, gateway, pm, "unpublish", PostmortemWorkflow.unpublish, token, idempotency_key)
 
 
-@router.post("/archive", response_model=Review)
+@router.post("/archive", response_model=Review, responses=TRANSITION)
 async def archive(
     pm: VisibleReport,
     store: StoreDep,
@@ -197,7 +210,15 @@ class LinkBody(BaseModel):
     incident_id: str = Field(min_length=1, max_length=150)
 
 
-@router.post("/incidents", response_model=LinkedIncident)
+@router.post(
+    "/incidents",
+    response_model=LinkedIncident,
+    responses={
+        409: error("the incident belongs to a report already, or the workflow refused the link or has finished"),
+        422: invalid("an incident id with characters we do not accept"),
+        503: TEMPORAL_UNAVAILABLE,
+    },
+)
 async def link_incident(
     pm: EditableReport, body: LinkBody, store: StoreDep, gateway: GatewayDep, token: Editor
 ) -> LinkedIncident:
@@ -226,7 +247,12 @@ async def list_comments(pm: VisibleReport, store: StoreDep) -> list[Comment]:
     return await store.review.comments(pm.id)
 
 
-@router.post("/comments", response_model=Comment, status_code=201)
+@router.post(
+    "/comments",
+    response_model=Comment,
+    status_code=201,
+    responses={404: error("no such report, or no comment `parent_id` in it"), 422: invalid("an unknown section")},
+)
 async def add_comment(pm: VisibleReport, body: CommentBody, store: StoreDep, token: Viewer) -> Comment:
     if body.parent_id is None and body.section not in {s.key for s in pm.sections}:
         raise HTTPException(
@@ -250,7 +276,10 @@ async def resolve_comment(pm: VisibleReport, comment_id: str, store: StoreDep, t
 @router.get(
     "/export",
     response_class=Response,
-    responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}, "application/pdf": {}}}},
+    responses={
+        200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}, "application/pdf": {}}},
+        409: error("not published yet: exports are made on publishing"),
+    },
 )
 async def export(
     pm: VisibleReport,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from postmortem.api.deps import Admin, Editor, StoreDep, Viewer
-from postmortem.api.etags import etag, required_version
+from postmortem.api.errors import STALE, error, invalid
+from postmortem.api.etags import IfMatchHeader, etag, required_version
 from postmortem.models import Language, TemplateVariant
 from postmortem.report.template_catalogue import (
     CustomField,
@@ -85,7 +85,16 @@ async def get_template(name: str, response: Response, store: StoreDep, _: Viewer
     return template
 
 
-@router.post("", response_model=ReportTemplate, status_code=201)
+@router.post(
+    "",
+    response_model=ReportTemplate,
+    status_code=201,
+    responses={
+        404: error("`copy_from` names no template"),
+        409: error("a template of this name exists, or it is a built-in template's name"),
+        422: invalid("a name we do not accept, or a template that does not render"),
+    },
+)
 async def create_template(body: TemplateBody, response: Response, store: StoreDep, _: Editor) -> ReportTemplate:
     template = await _validated(store, body)
     try:
@@ -96,14 +105,23 @@ async def create_template(body: TemplateBody, response: Response, store: StoreDe
     return template
 
 
-@router.put("/{name}", response_model=ReportTemplate)
+@router.put(
+    "/{name}",
+    response_model=ReportTemplate,
+    responses={
+        **STALE,
+        403: error("built-in templates are not editable"),
+        404: error("no template of this name, or `copy_from` names none"),
+        422: invalid("the body names another template, or the template does not render"),
+    },
+)
 async def replace_template(
     name: str,
     body: TemplateBody,
     response: Response,
     store: StoreDep,
     _: Editor,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatchHeader = None,
 ) -> ReportTemplate:
     if name in builtin_templates():
         raise HTTPException(403, f"built-in template {name!r} is not editable: copy it with copy_from")
@@ -116,7 +134,7 @@ async def replace_template(
     return template
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses={403: error("built-in templates cannot be deleted")})
 async def delete_template(name: str, store: StoreDep, _: Admin) -> Response:
     if name in builtin_templates():
         raise HTTPException(403, f"built-in template {name!r} cannot be deleted")

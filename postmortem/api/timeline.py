@@ -27,7 +27,8 @@ async def get_timeline(
     kind: Annotated[list[EntryKind] | None, Query(description="repeat to allow several kinds")] = None,
     source: Annotated[list[EvidenceSource] | None, Query(description="repeat to allow several sources")] = None,
     limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    # Bounded, so offset + limit fits the databases' 64-bit integers (a larger one was a 500).
+    offset: int = Query(default=0, ge=0, le=1_000_000_000),
 ) -> TimelinePage:
     evidence = store.evidence
     page = await evidence.entries(pm.id, kinds=kind, sources=source, limit=limit + 1, offset=offset)

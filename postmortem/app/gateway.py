@@ -36,6 +36,10 @@ class WorkflowGone(Exception):
     """The report's workflow is no longer running (finished, or terminated)."""
 
 
+class TemporalRefused(Exception):
+    """Temporal rejected the request itself (e.g. a payload over its size limit): retrying cannot help."""
+
+
 class StartOutcome(StrEnum):
     ACCEPTED = "accepted"  # started, or landed on the run already under way for this incident
     ALREADY_DONE = "already_done"  # the report's workflow already finished (e.g. skipped by policy)
@@ -65,13 +69,16 @@ class TemporalGateway:
                         raise TemporalUnavailable(f"Temporal at {self._address} is unreachable: {exc}") from exc
         return self._client
 
-    async def start_postmortem(self, postmortem_id: str, event: IncidentEvent) -> tuple[str, StartOutcome]:
+    async def start_postmortem(
+        self, postmortem_id: str, event: IncidentEvent, delivery_id: str | None = None
+    ) -> tuple[str, StartOutcome]:
+        """`delivery_id` names the inbox entry that holds the incident's raw payload (then left out of `event`)."""
         client = await self.client()
         workflow_id = workflow_id_for(postmortem_id)
         try:
             await client.start_workflow(
                 PostmortemWorkflow.run,
-                PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event),
+                PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event, delivery_id=delivery_id),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 # A duplicate delivery while the report is alive lands on the same run. After the run
@@ -84,6 +91,7 @@ class TemporalGateway:
         except WorkflowAlreadyStartedError:
             return workflow_id, StartOutcome.ALREADY_DONE
         except RPCError as exc:
+            _refused(exc, f"Temporal refused to start {workflow_id}")
             raise TemporalUnavailable(f"Temporal refused to start {workflow_id}: {exc.message}") from exc
         return workflow_id, StartOutcome.ACCEPTED
 
@@ -115,6 +123,7 @@ class TemporalGateway:
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowGone(exc.message) from exc
+            _refused(exc, f"Temporal refused the signal to {workflow_id}")
             raise TemporalUnavailable(f"Temporal did not take the signal: {exc.message}") from exc
 
     async def terminate(self, workflow_id: str, reason: str) -> None:
@@ -140,3 +149,9 @@ class TemporalGateway:
             await client.service_client.check_health(timeout=timedelta(seconds=2))
         except RPCError as exc:
             raise TemporalUnavailable(f"Temporal health check failed: {exc.message}") from exc
+
+
+def _refused(exc: RPCError, what: str) -> None:
+    """INVALID_ARGUMENT is an answer about the request, not about Temporal's health: do not retry it."""
+    if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+        raise TemporalRefused(f"{what}: {exc.message}") from exc

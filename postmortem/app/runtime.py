@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import uvicorn
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.devserver import DevServer, DevServerError, port_is_free
 from postmortem.app.gateway import TemporalGateway
+from postmortem.app.relay import Relay
 from postmortem.app.settings import Settings
 from postmortem.app.temporal import connect, ensure_search_attributes
 from postmortem.app.worker import build_worker
@@ -74,6 +77,84 @@ class _Server(uvicorn.Server):
         yield
 
 
+# A worker that ended with an error is rebuilt after this delay, doubling while it keeps failing.
+WORKER_RESTART_DELAY_FIRST = 0.5
+WORKER_RESTART_DELAY_MAX = 30.0
+
+
+class SupervisedWorker:
+    """The Temporal worker, rebuilt whenever `Worker.run()` ends with an error, until `shutdown()`.
+
+    The SDK rides out a server that is away (its polls retry `Unavailable` without end: measured with
+    the dev server SIGKILLed for 100 s), but a fatal worker error — a failed validation at start, a
+    poller giving up — ends `run()` for good, and with it the only thing that moves workflows. So
+    that one error cannot end `postmortem dev` (or `postmortem worker`), a new worker is built once
+    Temporal answers again, with a growing delay while it keeps failing. It gets a new client too:
+    a worker that failed its validation stays registered on its client, which then refuses a second
+    worker for the same task queue ("Registration of multiple workers … not allowed").
+    """
+
+    def __init__(
+        self, client: Client, build: Callable[[Client], Worker], reconnect: Callable[[], Awaitable[Client]]
+    ) -> None:
+        self._client = client
+        self._build = build
+        self._reconnect = reconnect
+        self._worker: Worker | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    async def run(self) -> None:
+        delay = WORKER_RESTART_DELAY_FIRST
+        client: Client | None = self._client
+        while not self._stopping:
+            if client is None:
+                client = await self._connect()
+                if client is None:
+                    return  # shut down while waiting for Temporal
+                self.restarts += 1
+            self._worker = self._build(client)
+            try:
+                await self._worker.run()
+                return  # shutdown() was called
+            except Exception as exc:
+                if self._stopping:
+                    return
+                log.warning("the Temporal worker stopped (%s); starting a new one in %g s", _short(exc), delay)
+            client = None
+            await self._pause(delay)
+            delay = min(delay * 2, WORKER_RESTART_DELAY_MAX)
+
+    async def _connect(self) -> Client | None:
+        """A new client, as soon as Temporal accepts one; None if shut down meanwhile."""
+        delay = WORKER_RESTART_DELAY_FIRST
+        while not self._stopping:
+            try:
+                return await self._reconnect()
+            except Exception:  # unreachable still: the outage itself is logged by whoever sees it first
+                await self._pause(delay)
+                delay = min(delay * 2, WORKER_RESTART_DELAY_MAX)
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when shutdown() is called."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._stopping and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(min(0.1, seconds))
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        worker = self._worker
+        if worker is not None:
+            with contextlib.suppress(RuntimeError):  # "never started" / already failed: nothing to stop
+                await worker.shutdown()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + " …"
+
+
 def stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -91,17 +172,22 @@ async def serve(
 ) -> None:
     settings = parts.settings
     tasks: list[asyncio.Task] = []
-    worker = None
+    worker: SupervisedWorker | None = None
     server = None
+    relay: asyncio.Task[None] | None = None
     if run_worker:
         client = await connect(temporal_address, settings.temporal.namespace)
         await ensure_search_attributes(client)
-        worker = build_worker(
+        worker = SupervisedWorker(
             client,
-            task_queue=settings.temporal.task_queue,
-            store=parts.store,
-            teams=parts.teams,
-            settings=settings,
+            lambda client: build_worker(
+                client,
+                task_queue=settings.temporal.task_queue,
+                store=parts.store,
+                teams=parts.teams,
+                settings=settings,
+            ),
+            reconnect=lambda: connect(temporal_address, settings.temporal.namespace),
         )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
@@ -117,6 +203,9 @@ async def serve(
         )
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
+        # Every API process relays the inbox its webhooks commit to (leases make replicas safe).
+        relay = asyncio.create_task(Relay(parts.store, gateway, settings.inbox).run(), name="relay")
+        tasks.append(relay)
     if on_ready is not None:
         if server is not None:
             while not server.started and not any(task.done() for task in tasks):
@@ -126,6 +215,8 @@ async def serve(
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     if server is not None:
         server.should_exit = True
+    if relay is not None:
+        relay.cancel()  # it runs until cancelled, and gives its leases back as it stops
     if worker is not None:
         with contextlib.suppress(Exception):
             await worker.shutdown()
@@ -150,17 +241,25 @@ def _say(text: str) -> None:
 
 
 async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) -> None:
+    """Dev server, worker and API in one process tree; the dev server is restarted if it dies.
+
+    The worker and the API keep running through such an outage: their clients reconnect to the
+    restarted server (same data file, same ports), the webhooks keep committing to the inbox, and
+    /readyz says Temporal is unreachable until it is back.
+    """
     stop = asyncio.Event()
     stop_on_signals(stop)
     check_api_port(settings)
     async with foundation(settings) as parts:
         dev: DevServer | None = None
+        supervisor: asyncio.Task[None] | None = None
         address = settings.temporal.address
         if address is None:
             temporal = settings.temporal
             dev = DevServer(settings.store.data_dir, port=temporal.port, ui_port=temporal.ui_port)
             print_fn(f"Starting the Temporal dev server on {dev.address} …")
             await dev.start()
+            supervisor = asyncio.create_task(dev.supervise(stop), name="temporal-dev-server")
             address = dev.address
         token_note = await _dev_token(parts)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -185,6 +284,10 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
             await serve(parts, temporal_address=address, run_api=True, run_worker=True, stop=stop, on_ready=ready)
         finally:
             banner_task.cancel()
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
             if dev is not None:
                 await dev.stop()
             print_fn("Stopped.")

@@ -23,6 +23,8 @@ from postmortem.config import (
     FollowUpSettings,
     GatherSettings,
     HttpSettings,
+    InboxSettings,
+    LimitsSettings,
     MeetingSettings,
     OpsgenieSettings,
     PagerDutySettings,
@@ -45,6 +47,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     opsgenie: OpsgenieSettings = Field(default_factory=OpsgenieSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
@@ -54,6 +57,7 @@ class Settings(BaseSettings):
     meeting: MeetingSettings = Field(default_factory=MeetingSettings)
     tickets: TicketsSettings = Field(default_factory=TicketsSettings)
     gather: GatherSettings = Field(default_factory=GatherSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
     follow_up: FollowUpSettings = Field(default_factory=FollowUpSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)

@@ -56,7 +56,7 @@ def build_worker(
             gatherers.gather_opsgenie,
             gatherers.gather_alertmanager,
             gatherers.gather_slack,
-            DraftActivities(store.postmortems, store.evidence).draft_postmortem,
+            DraftActivities(store.postmortems, store.evidence, store.inbox).draft_postmortem,
             RefreshActivities(store.postmortems, store.evidence, store.templates).refresh_report,
             meetings.plan_meeting,
             meetings.revise_meeting,

@@ -9,6 +9,7 @@ from postmortem.store.database import create_engine, migrate, sessionmaker
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.follow_ups import FollowUpStore
 from postmortem.store.images import ImageStore
+from postmortem.store.inbox import InboxStore
 from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
 from postmortem.store.review import ReviewStore
@@ -28,6 +29,7 @@ class Store:
         self.templates = TemplateStore(sessions)
         self.images = ImageStore(sessions)
         self.follow_ups = FollowUpStore(sessions, engine.dialect.name)
+        self.inbox = InboxStore(sessions, engine.dialect.name)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -250,3 +250,43 @@ class FollowUpRow(Base):
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InboxEntryRow(Base):
+    """A webhook delivery, committed before it is answered; the relay hands it to Temporal later.
+
+    One row per incident event. The unique keys are the duplicate guard, both within one incident:
+    the same event id (a sender's retry, or the event sent again) or the same delivery id. Never
+    across incidents, so an id that two incidents happen to share (or a forged, unsigned
+    `X-Webhook-Id`) cannot make one incident's delivery vanish as another's duplicate. SQLite's
+    AUTOINCREMENT keeps ids from being reused after pruning: a workflow refers to its entry by id.
+    """
+
+    __tablename__ = "inbox_entries"
+    __table_args__ = (
+        UniqueConstraint("source", "incident_key", "event_id", name="uq_inbox_entries_event"),
+        UniqueConstraint("source", "incident_key", "delivery_id", name="uq_inbox_entries_delivery"),
+        Index("ix_inbox_entries_state_id", "state", "id"),
+        Index("ix_inbox_entries_incident_key", "incident_key", "state", "id"),
+        Index("ix_inbox_entries_done_at", "done_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(300))
+    delivery_id: Mapped[str | None] = mapped_column(String(300))
+    incident_key: Mapped[str] = mapped_column(String(240))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivery: Mapped[dict[str, Any]] = mapped_column(JSON)
+    incident_raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.gateway import TemporalGateway
+from postmortem.app.relay import Relay
 from postmortem.app.settings import Settings
 from postmortem.app.worker import build_worker
 from postmortem.config import OpsgenieSettings, PagerDutySettings, StoreSettings, TemporalSettings
@@ -58,7 +61,20 @@ async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> As
     worker = build_worker(
         dev_env.client, task_queue=settings.temporal.task_queue, store=sqlite_store, teams=teams, settings=settings
     )
-    async with worker:
+    async with worker, relaying(sqlite_store, gateway, settings):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield Api(http=http, store=sqlite_store, env=dev_env, tokens=tokens, app=app)
+
+
+@contextlib.asynccontextmanager
+async def relaying(store: Store, gateway: TemporalGateway, settings: Settings) -> AsyncIterator[Relay]:
+    """The inbox relay beside the app, as `postmortem api` runs it: webhooks only commit, it starts workflows."""
+    relay = Relay(store, gateway, settings.inbox)
+    task = asyncio.create_task(relay.run(), name="relay")
+    try:
+        yield relay
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -50,6 +50,9 @@ async def test_a_linked_incident_joins_the_report_and_its_webhook_updates_it(api
     assert current.metrics.started_at == datetime(2021, 6, 4, 12, 0, tzinfo=UTC)
     assert current.metrics.incident_count == 2 and current.severity == Severity.SEV1
     assert sorted(i.id for i in current.incidents) == ["PLINKA", "PLINKB"]
+    # The signal carried no raw payload (it stays in the inbox); the refresh read it back from there.
+    [resolved_b] = [i for i in current.incidents if i.id == "PLINKB"]
+    assert resolved_b.raw["event"]["data"]["id"] == "PLINKB"
     assert await api.store.postmortems.owner_of("pagerduty", "PLINKB") == pm.id
     listed, _ = await api.store.postmortems.list(PostmortemFilter(incident_id="PLINKB"))
     assert [p.id for p in listed] == [pm.id]

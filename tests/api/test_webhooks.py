@@ -167,7 +167,14 @@ async def test_deleted_report_ends_its_workflow(api: Api) -> None:
     assert await api.store.meetings.get(pm.id) is None
     assert [key for key, _ in await api.store.meetings.deliveries(pm.id)] == []  # no channel configured here
 
-    # The incident resolves again later: a fresh report, since the old one was deleted on purpose.
-    again = await api.http.post("/webhooks/pagerduty", content=body, headers=signed(body))
-    assert again.status_code == 202 and again.json()["postmortems"][0]["outcome"] == "accepted"
+    # The same delivery retried is the same inbox entry: answered with what its relay recorded, no new report.
+    retried = await api.http.post("/webhooks/pagerduty", content=body, headers=signed(body))
+    assert retried.status_code == 202 and retried.json()["postmortems"][0]["outcome"] == "accepted"
+
+    # The incident resolves again later (a new event): a fresh report, since the old one was deleted on purpose.
+    resolved_again = json.loads(body)
+    resolved_again["event"]["id"] = "01RESOLVEDAGAIN"
+    again_body = json.dumps(resolved_again).encode()
+    again = await api.http.post("/webhooks/pagerduty", content=again_body, headers=signed(again_body))
+    assert again.status_code == 202 and again.json()["postmortems"][0]["outcome"] == "queued"
     assert (await draft_of(api, "pagerduty-PDEL")).version == 1
