@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.dev_service import DevService, wait_ready
 from tests.factories import pagerduty_resolved_body
 from tests.fixtures import fixture_json
-from tests.support import eventually, free_port
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -38,77 +36,28 @@ timezone = "Asia/Shanghai"
 """
 
 
-class Service:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        teams = data_dir / "teams.toml"
-        teams.write_text(TEAMS)
-        self.env = {
-            **os.environ,
-            "POSTMORTEM_DATA_DIR": str(data_dir),
-            "POSTMORTEM_PORT": str(self.port),
-            "POSTMORTEM_TEMPORAL_PORT": str(free_port()),
-            "POSTMORTEM_TEMPORAL_UI_PORT": str(free_port()),
-            "POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS": f"old-secret,{SECRET}",
-            "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN": OPSGENIE_TOKEN,
-            "POSTMORTEM_BOOTSTRAP_ADMIN_TOKEN": ADMIN,
-            "POSTMORTEM_TEAMS_FILE": str(teams),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "service.log"
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "postmortem"), "dev"]
-        with self.log.open("ab") as log:
-            # A session of its own, so a hard kill takes the whole process tree like a crash would.
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        assert self.process is not None
-        if sig == signal.SIGKILL:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        else:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout=60)
-        self.process = None
-        return code
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+def dev_service(data_dir: Path) -> DevService:
+    teams = data_dir / "teams.toml"
+    teams.write_text(TEAMS)
+    settings = {
+        "POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS": f"old-secret,{SECRET}",
+        "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN": OPSGENIE_TOKEN,
+        "POSTMORTEM_TEAMS_FILE": str(teams),
+    }
+    return DevService(data_dir, settings, admin_token=ADMIN)
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    running = Service(tmp_path)
+def service(tmp_path: Path) -> Iterator[DevService]:
+    running = dev_service(tmp_path)
     running.start()
     yield running
     if running.process is not None:
-        os.killpg(running.process.pid, signal.SIGKILL)
-        running.process.wait()
+        running.kill_group()
 
 
 def signed(body: bytes) -> dict[str, str]:  # noqa: D103 (shared with the publish flow)
     return {"X-PagerDuty-Signature": "v1=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-
-
-async def wait_ready(http: httpx.AsyncClient, service: Service) -> None:
-    async def ready() -> bool:
-        assert service.process is None or service.process.poll() is None, service.output()
-        try:
-            return (await http.get("/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await eventually(ready, timeout=90, interval=0.2)
 
 
 async def draft(http: httpx.AsyncClient, pm_id: str) -> dict:
@@ -119,7 +68,7 @@ async def draft(http: httpx.AsyncClient, pm_id: str) -> dict:
     return await eventually(check, timeout=30)
 
 
-async def test_webhooks_become_drafts_and_survive_restarts(service: Service) -> None:
+async def test_webhooks_become_drafts_and_survive_restarts(service: DevService) -> None:
     headers = {"Authorization": f"Bearer {ADMIN}"}
     async with httpx.AsyncClient(base_url=service.base, headers=headers, timeout=10) as http:
         await wait_ready(http, service)

@@ -1,6 +1,6 @@
 """`postmortem dev` as a subprocess for the outage, crash and storm proofs, and what they send it.
 
-Like tests/e2e/test_dev_service.py, but with what these proofs need on top: the pid of the embedded
+The service of tests/dev_service.py with what these proofs need on top: the pid of the embedded
 Temporal dev server (from the pid file it writes, checked to be a child of the service, so a stale
 file can never make a test kill a stranger), a way to keep Temporal's port taken so the supervisor
 cannot bring it back before the test is done with the outage, signed PagerDuty deliveries built from
@@ -12,22 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
 from postmortem.webhooks.pagerduty_signature import sign
+from tests.dev_service import DevService as BaseDevService
 from tests.fixtures import fixture_json
-from tests.support import eventually, free_port
+from tests.support import eventually
 
 SECRET = "reliability-pagerduty-secret"
 ADMIN = "reliability-admin-token"
@@ -35,57 +31,12 @@ RESOLVED = "pagerduty_v3_incident_resolved.json"
 PAGERDUTY = "/webhooks/pagerduty"
 
 
-class DevService:
-    """One `postmortem dev` on free ports with its own data folder; restartable on the same folder."""
+class DevService(BaseDevService):
+    """The shared `postmortem dev`, with the PagerDuty secret these proofs sign with and the pid of its
+    embedded Temporal dev server."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.temporal_port = free_port()
-        # Only our settings: a POSTMORTEM_* variable from the caller's shell must not change the run.
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith("POSTMORTEM_")}
-        self.env.update(
-            POSTMORTEM_DATA_DIR=str(data_dir),
-            POSTMORTEM_PORT=str(self.port),
-            POSTMORTEM_TEMPORAL_PORT=str(self.temporal_port),
-            POSTMORTEM_TEMPORAL_UI_PORT=str(free_port()),
-            POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS=SECRET,
-            POSTMORTEM_BOOTSTRAP_ADMIN_TOKEN=ADMIN,
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "service.log"
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "postmortem"), "dev"]
-        with self.log.open("ab") as log:
-            # A session of its own, so a hard kill of the group takes the whole tree like a crash would.
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def kill_group(self) -> None:
-        """SIGKILL the service's whole process group at once: the dev server, worker and API die together."""
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=60)
-        self.process = None
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout=60)
-        self.process = None
-        return code
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        super().__init__(data_dir, {"POSTMORTEM_PAGERDUTY_WEBHOOK_SECRETS": SECRET}, admin_token=ADMIN)
 
     def temporal_pid(self) -> int:
         """The embedded Temporal server's pid, from its pid file, checked to be our child."""
@@ -95,27 +46,6 @@ class DevService:
         parent = int(stat.rsplit(")", 1)[1].split()[1])  # field 4, after the command name in parentheses
         assert parent == self.process.pid, f"pid {pid} in temporal.pid is not a child of the service"
         return pid
-
-    def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        return httpx.AsyncClient(
-            base_url=self.base,
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30,
-            limits=limits,
-            **kwargs,
-        )
-
-
-async def wait_ready(http: httpx.AsyncClient, service: DevService, timeout: float = 90) -> None:
-    async def ready() -> bool:
-        assert service.process is None or service.process.poll() is None, service.output()
-        try:
-            return (await http.get("/readyz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await eventually(ready, timeout=timeout, interval=0.2)
 
 
 async def wait_until_gone(pid: int, timeout: float = 10) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.dev_service import wait_ready
 from tests.reliability.service import (
     PAGERDUTY,
     DevService,
@@ -24,7 +25,6 @@ from tests.reliability.service import (
     resolve_body,
     signed,
     wait_for_reports,
-    wait_ready,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]

@@ -31,6 +31,7 @@ from temporalio.worker import Worker
 from postmortem.app.devserver import DevServer
 from postmortem.app.runtime import SupervisedWorker
 from postmortem.app.temporal import connect
+from tests.dev_service import wait_ready
 from tests.reliability.service import (
     PAGERDUTY,
     DevService,
@@ -39,7 +40,6 @@ from tests.reliability.service import (
     resolve_body,
     signed,
     wait_for_reports,
-    wait_ready,
 )
 from tests.support import eventually, free_port
 

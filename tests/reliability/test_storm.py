@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.dev_service import wait_ready
 from tests.fixtures import fixture_json
 from tests.reliability.service import (
     PAGERDUTY,
@@ -30,7 +31,6 @@ from tests.reliability.service import (
     resolve_body,
     signed,
     wait_for_reports,
-    wait_ready,
 )
 from tests.support import eventually
 
