@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -85,6 +85,20 @@ class DevService:
             limits=limits,
             **kwargs,
         )
+
+
+Service = TypeVar("Service", bound=DevService)
+
+
+@contextlib.contextmanager
+def running(service: Service) -> Iterator[Service]:
+    """The service started, and killed at the end if the test left it running (a test's fixture)."""
+    service.start()
+    try:
+        yield service
+    finally:
+        if service.process is not None:
+            service.kill_group()
 
 
 async def wait_ready(http: httpx.AsyncClient, service: DevService, timeout: float = 90) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dev_service import DevService, wait_ready
+from tests.dev_service import DevService, running, wait_ready
 from tests.factories import pagerduty_resolved_body
 from tests.fixtures import fixture_json
 from tests.support import eventually
@@ -49,11 +49,8 @@ def dev_service(data_dir: Path) -> DevService:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[DevService]:
-    running = dev_service(tmp_path)
-    running.start()
-    yield running
-    if running.process is not None:
-        running.kill_group()
+    with running(dev_service(tmp_path)) as started:
+        yield started
 
 
 def signed(body: bytes) -> dict[str, str]:  # noqa: D103 (shared with the publish flow)

@@ -10,8 +10,6 @@ retries them); none may be there twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,15 +30,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 SENDERS = 30
 KILL_AFTER = 30  # acknowledgements
 POOL = 400  # more incidents than can be answered before the kill lands
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[DevService]:
-    running = DevService(tmp_path)
-    running.start()
-    yield running
-    if running.process is not None:
-        running.kill_group()
 
 
 async def test_every_acknowledged_delivery_survives_a_kill_of_the_whole_process_group(service: DevService) -> None:

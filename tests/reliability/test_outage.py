@@ -17,7 +17,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,15 +47,6 @@ pytestmark = pytest.mark.reliability
 DELIVERIES = 50
 SENDERS = 10
 PAGERDUTY_PATIENCE = 5.0  # seconds PagerDuty waits for an answer before it counts a failure
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[DevService]:
-    running = DevService(tmp_path)
-    running.start()
-    yield running
-    if running.process is not None:
-        running.kill_group()
 
 
 @pytest.mark.e2e

@@ -13,9 +13,7 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -91,15 +89,6 @@ def storm() -> list[Delivery]:
     deliveries = [*firsts, *retries, *seconds, *bad, *malformed]
     rng.shuffle(deliveries)
     return deliveries
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[DevService]:
-    running = DevService(tmp_path)
-    running.start()
-    yield running
-    if running.process is not None:
-        running.kill_group()
 
 
 async def test_a_storm_of_deliveries_makes_exactly_one_report_per_incident(service: DevService) -> None:
