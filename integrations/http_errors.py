@@ -7,6 +7,7 @@ them from `permanent` and `retry_after`.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,6 +18,8 @@ import httpx
 # Statuses worth trying again: the upstream is busy, broken for a moment or too slow.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_DETAIL = 300
+_MAX_XML = 65_536  # a WebDAV error body is a few hundred bytes; bigger XML is not one
+_SABRE = "{http://sabredav.org/ns}"
 
 
 class UpstreamError(Exception):
@@ -160,6 +163,30 @@ def upstream_detail(body: Any) -> tuple[str | None, str | None]:
     return ("; ".join(found) or None), None
 
 
+def dav_error_detail(content: bytes) -> str | None:
+    """The words of a WebDAV `<D:error>` body (RFC 4918 §8.7), or None when `content` is not one.
+
+    sabre/dav (Nextcloud, Baïkal, ...) puts its own message in `<s:message>` (lib/DAV/Server.php);
+    other servers name the failed precondition as an element (RFC 4918 §16, RFC 4791 §1.3:
+    `<C:valid-calendar-data/>`, `<D:need-privileges/>`), which are then the words.
+    """
+    if len(content) > _MAX_XML:
+        return None
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError:
+        return None
+    if root.tag != "{DAV:}error":
+        return None
+    message = (root.findtext(f"{_SABRE}message") or "").strip()
+    if message:
+        return message
+    conditions = [child.tag.rsplit("}", 1)[-1] for child in root if not str(child.tag).startswith(_SABRE)]
+    if conditions:
+        return ", ".join(conditions)
+    return (root.findtext(f"{_SABRE}exception") or "").strip() or None
+
+
 def _response_detail(response: httpx.Response) -> tuple[str | None, str | None]:
     try:
         content = response.content
@@ -173,6 +200,10 @@ def _response_detail(response: httpx.Response) -> tuple[str | None, str | None]:
         pass
     if "html" in response.headers.get("content-type", "").lower():
         return None, None
+    if content.lstrip().startswith(b"<"):
+        dav = dav_error_detail(content)
+        if dav is not None:
+            return _shorten(dav), None
     text = content.decode("utf-8", "replace").strip()
     return (_shorten(text) if text else None), None
 

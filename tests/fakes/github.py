@@ -10,6 +10,16 @@ or `is:pull-request`; errors as `{"message", "documentation_url", "status"}` (42
 primary rate limit as 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds);
 secondary rate limit as 403 with `retry-after`. Its search understands `repo:`, `is:issue`, `in:body`
 and one quoted phrase, matched as a substring of the body.
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`:
+* `fail_with(410)`: `{"message": "Issues are disabled for this repo", …}` (GitHub: "410 Gone" when
+  issues are disabled in the repository);
+* `fail_with(422)`: "Validation Failed" with `errors: [{resource, field, code, value}]` (an assignee
+  who cannot be assigned); `fail_with((422, VALIDATION_FAILED_RECORDED))` answers the 422 recorded
+  by octokit/fixtures (github_validation_failed_422_recorded.json) byte for byte in content;
+* `fail_with(401)`, `fail_with(403)`, `fail_with(404)`, `fail_with("rate_limit")`,
+  `fail_with("secondary_rate_limit")`, `fail_with(500)`: as `fail_next` answers them;
+* `path="/repos/acme/ops/issues"` narrows the outage to one prefix.
 """
 
 from __future__ import annotations
@@ -23,11 +33,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _RECORDED = fixture_json("github_create_issue_add_labels_recorded.json")
 _ISSUE = _RECORDED[0]["response"]
+# The body of a real 422 (POST /repos/…/labels with an invalid color), recorded by octokit/fixtures.
+VALIDATION_FAILED_RECORDED = fixture_json("github_validation_failed_422_recorded.json")[0]["response"]
 _LABEL = _RECORDED[1]["response"][0]
 API = "https://api.github.com"
 WEB = "https://github.com"
@@ -65,7 +77,7 @@ def validation_failed(field_name: str, value: Any, code: str = "invalid") -> dic
 
 
 @dataclass
-class FakeGitHub:
+class FakeGitHub(Switchable):
     token: str = "ghp-fake-token"
     repo: str = "acme/ops"
     collaborators: tuple[str, ...] = ("octocat", "hubot")  # who may be assigned
@@ -86,6 +98,8 @@ class FakeGitHub:
     retry_after: str = "60"  # on a secondary-limit 403
     crash_after_create: bool = False  # make the issue, then answer 500 as if the answer got lost
     epoch: int = 0
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         reset_fake(self)

@@ -7,6 +7,15 @@ must be an ADF document; labels without spaces; `fields.status.statusCategory` f
 categories fixture and `fields.resolution`; `GET /rest/api/3/search/jql` answering `{"issues",
 "isLast"}`, while the classic `/rest/api/3/search` answers 410 Gone as Jira Cloud does since 2025.
 Its JQL understands only what the client sends: `labels = "<label>"` (optionally `ORDER BY …`).
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`:
+* `fail_with(400)`: the fixture's 400 (`{"errorMessages": ["Field 'priority' is required"], "errors":
+  {}}`), or `bad_request_body` when set; `fail_with((400, REFUSED_FIELDS))` answers Jira's
+  ErrorCollection (Atlassian's OpenAPI, schema ErrorCollection) with both halves filled: the
+  fixture's message and the field error this fake gives for an unknown project;
+* `fail_with(401)`, `fail_with(403)`, `fail_with(404)`, `fail_with(429)` (with Retry-After),
+  `fail_with(500)`: Jira's ErrorCollection with its words for each;
+* `path="/rest/api/3/issue"` breaks creating and reading issues, not the search.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _CREATED = fixture_json("jira_v3_create_issue_response_201.json")
@@ -43,6 +52,8 @@ FORBIDDEN = {"errorMessages": ["You do not have permission to create issues in t
 NOT_FOUND = {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}
 RATE_LIMITED = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
 INTERNAL = {"errorMessages": ["Internal server error"], "errors": {}}
+# Both halves of an ErrorCollection: the fixture's message and this fake's own unknown-project error.
+REFUSED_FIELDS = {"errorMessages": BAD_REQUEST["errorMessages"], "errors": {"project": "valid project is required"}}
 _LABEL_JQL = re.compile(r'^\s*labels\s*=\s*"([^"]*)"\s*(?:ORDER BY .*)?$', re.IGNORECASE)
 
 
@@ -57,7 +68,7 @@ class FakeJiraIssue:
 
 
 @dataclass
-class FakeJira:
+class FakeJira(Switchable):
     email: str = "bot@example.com"
     api_token: str = "jira-fake-token"
     projects: tuple[str, ...] = ("OPS",)
@@ -73,6 +84,8 @@ class FakeJira:
     retry_after: str | None = "30"  # Retry-After on a 429
     crash_after_create: bool = False  # make the issue, then answer 500 as if the answer got lost
     epoch: int = 0
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         reset_fake(self)

@@ -11,6 +11,13 @@ completed, canceled, duplicate; errors as GraphQL `errors[]` whose `extensions` 
 This is not a GraphQL server: it tells the three operations apart by their root field and reads
 the variables. That the client's documents are valid against Linear's real schema was checked
 against the schema itself, not here.
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`:
+* `fail_with("FORBIDDEN")`, `fail_with("INVALID_INPUT")`, `fail_with("AUTHENTICATION_ERROR")`,
+  `fail_with("RATELIMITED")`, `fail_with("INTERNAL_SERVER_ERROR")`: a GraphQL `errors[]` answer of
+  that `extensions.code` under HTTP `error_status` (`fail_with("FORBIDDEN", status=200)` for
+  GraphQL's usual "200 with errors"; AUTHENTICATION_ERROR is always 401);
+* `fail_with(429)`, `fail_with(502)`: that HTTP status.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 
 STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled", "duplicate")
 STATE_NAMES = {
@@ -66,7 +73,7 @@ def graphql_errors(code: str, user_message: str | None = None) -> dict[str, Any]
 
 
 @dataclass
-class FakeLinear:
+class FakeLinear(Switchable):
     api_key: str = "lin_api_fake"
     team_id: str = "1c3a4d5e-0000-4000-8000-000000000001"
     team_key: str = "ENG"
@@ -84,9 +91,17 @@ class FakeLinear:
     reset_in_ms: int = 45_000  # x-ratelimit-requests-reset = now + this, on a rate-limited answer
     crash_after_create: bool = False  # make the issue, then answer 500 as if the answer got lost
     epoch: int = 0
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         reset_fake(self)
+
+    def fail_with(self, kind: int | str, *, path: str | None = None, status: int | None = None) -> None:
+        """Switchable.fail_with; `status` is the HTTP status of an errors[] answer (sets `error_status`)."""
+        if status is not None:
+            self.error_status = status
+        super().fail_with(kind, path=path)
 
     def add_issue(
         self, description: str, state_type: str = "unstarted", issue_id: str | None = None, title: str = "Existing"

@@ -4,6 +4,9 @@ From the official OAS (opsgenie/opsgenie-oas): `Authorization: GenieKey …`, `i
 logs/notes paged by the items' `offset` strings with `direction`, `limit` (max 100) and `order`
 (default desc), `paging: {first, next}`, every body carrying `took` and `requestId`, and the
 `X-RateLimit-*` headers on a 429.
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`: `fail_with(401)` ("Could not
+authenticate"), `fail_with(404)`, `fail_with(429)`, `fail_with(500)`, as `fail_next` answers them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 MAX_LIMIT = 100
@@ -50,7 +53,7 @@ class FakeAlert:
 
 
 @dataclass
-class FakeOpsgenie:
+class FakeOpsgenie(Switchable):
     api_key: str = "og-fake-key"
     alerts: dict[str, FakeAlert] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -61,6 +64,8 @@ class FakeOpsgenie:
     epoch: int = 0  # moved on by reset(): stale delayed requests stand down
     next_link: bool = True  # paging.next on pages that are followed by more
     max_limit: int = MAX_LIMIT  # a lower cap makes pages shorter than asked (paging.next still says "more")
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         """Back to defaults, in place: one server can serve many tests."""

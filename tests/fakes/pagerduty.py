@@ -4,6 +4,12 @@ What it copies from the real one (docs/REST-API/09-Pagination.md, 14-Errors.md, 
 PagerDuty/developer-docs): `Authorization: Token token=…`, classic `limit`/`offset`/`more`/`total`
 paging with `limit` capped at 100 and `offset + limit <= 10000` (else 400), log entries newest first,
 errors as `{"error": {"message", "code"}}`, 429 with `ratelimit-*` headers (or bare).
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`:
+* `fail_with(401)`: `{"error": {"message": "Authentication failed", "code": 2006}}` even for the
+  right token (a revoked or rotated API key);
+* `fail_with(404)`, `fail_with(429)`, `fail_with(500)`: as `fail_next` answers them;
+* `path="/incidents/Q1/log_entries"` narrows the outage to one prefix.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 MAX_RECORDS = 10_000
@@ -44,7 +50,7 @@ class FakeIncident:
 
 
 @dataclass
-class FakePagerDuty:
+class FakePagerDuty(Switchable):
     token: str = "pd-fake-token"
     incidents: dict[str, FakeIncident] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -56,6 +62,8 @@ class FakePagerDuty:
     delay_seconds: float = 0.0  # every answer waits this long
     epoch: int = 0  # moved on by reset(): stale delayed requests stand down
     fail_after_offset: int | None = None  # list requests at or past this offset answer 500
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         """Back to defaults, in place: one server can serve many tests."""

@@ -3,27 +3,52 @@
     async with radicale_calendar() as url:          # http://127.0.0.1:PORT/alice/team/
         ...
     async with radicale_calendar(credentials=("alice", "s3cret")) as url:   # Basic auth required
+    async with radicale_server() as radicale:       # radicale.url, and an outage switch:
+        radicale.fail_with(403)                      # Radicale refuses every write (PUT, DELETE) with
+        ...                                          # its own 403 "Access to the requested resource
+        radicale.heal()                              # forbidden."; reads still answer. Writable again.
 
 Radicale runs as a subprocess (`python -m radicale`) with its storage in a temporary folder, no
 configuration file, no web interface. Without credentials anyone may do anything (auth type none,
-rights "authenticated"); with credentials only that user, who owns /<user>/ (htpasswd, rights
-"owner_only"). The principal collection is made with MKCOL (unless Radicale made it for the user
-logging in) and the calendar with MKCALENDAR: Radicale refuses a MKCALENDAR whose parent does not
-exist (409).
+Radicale's "authenticated" rights); with credentials only that user, who owns /<user>/ (htpasswd,
+Radicale's "owner_only" rights). Those rules come through tests/fakes/radicale_rights.py, which adds
+the switch: a file it reads on every request. The principal collection is made with MKCOL (unless
+Radicale made it for the user logging in) and the calendar with MKCALENDAR: Radicale refuses a
+MKCALENDAR whose parent does not exist (409).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.support import eventually, free_port
+from tests.fakes.radicale_rights import READ_ONLY
+from tests.support import REPO, eventually, free_port
+
+
+@dataclass
+class Radicale:
+    """A running Radicale: `url` is the calendar collection; `fail_with(403)` / `heal()` switch writing."""
+
+    url: str
+    switch: Path  # the file tests/fakes/radicale_rights.py reads on every request
+
+    def fail_with(self, status: int = 403) -> None:
+        """Refuse every write with Radicale's own 403 (the account may still read the calendar)."""
+        if status != 403:
+            raise ValueError(f"the Radicale switch refuses writes with 403 only, not {status}")
+        self.switch.write_text(READ_ONLY)
+
+    def heal(self) -> None:
+        self.switch.write_text("")
 
 
 @contextlib.asynccontextmanager
@@ -36,11 +61,29 @@ async def radicale_calendar(
     timeout: float = 20.0,
 ) -> AsyncIterator[str]:
     """Start Radicale, create /<user>/<calendar>/, yield that collection's URL; stop Radicale on exit."""
+    async with radicale_server(
+        user=user, calendar=calendar, credentials=credentials, folder=folder, timeout=timeout
+    ) as radicale:
+        yield radicale.url
+
+
+@contextlib.asynccontextmanager
+async def radicale_server(
+    *,
+    user: str = "alice",
+    calendar: str = "team",
+    credentials: tuple[str, str] | None = None,
+    folder: Path | None = None,
+    timeout: float = 20.0,
+) -> AsyncIterator[Radicale]:
+    """Start Radicale, create /<user>/<calendar>/, yield it with its switch; stop Radicale on exit."""
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="radicale-")))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        switch = folder / "outage"
+        switch.write_text("")
         args = [
             sys.executable,
             "-m",
@@ -51,9 +94,11 @@ async def radicale_calendar(
             f"--server-hosts=127.0.0.1:{port}",
             "--web-type=none",
             "--logging-level=warning",
+            "--rights-type=tests.fakes.radicale_rights",
+            f"--rights-file={switch}",
         ]
         if credentials is None:
-            args += ["--auth-type=none", "--rights-type=authenticated"]
+            args += ["--auth-type=none"]
             auth = None
         else:
             login, password = credentials
@@ -64,12 +109,15 @@ async def radicale_calendar(
                 f"--auth-htpasswd-filename={htpasswd}",
                 "--auth-htpasswd-encryption=plain",
                 "--auth-delay=0",
-                "--rights-type=owner_only",
             ]
             auth = httpx.BasicAuth(login, password)
         log_path = folder / "radicale.log"
         log_file = stack.enter_context(open(log_path, "wb"))
-        process = await asyncio.create_subprocess_exec(*args, stdout=log_file, stderr=asyncio.subprocess.STDOUT)
+        # the rights plugin is imported from this checkout, wherever pytest was started
+        python_path = os.pathsep.join(part for part in (str(REPO), os.environ.get("PYTHONPATH", "")) if part)
+        process = await asyncio.create_subprocess_exec(
+            *args, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env={**os.environ, "PYTHONPATH": python_path}
+        )
         try:
             async with httpx.AsyncClient(timeout=2.0, trust_env=False, auth=auth) as client:
 
@@ -95,7 +143,7 @@ async def radicale_calendar(
                         raise RuntimeError(
                             f"Radicale answered {method} {path} with {response.status_code}: {response.text}"
                         )
-            yield f"{base}/{user}/{calendar}/"
+            yield Radicale(url=f"{base}/{user}/{calendar}/", switch=switch)
         finally:
             if process.returncode is None:
                 process.terminate()

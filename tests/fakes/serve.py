@@ -1,5 +1,6 @@
 """The fakes' shared machinery: the front door every fake app has (`fake_app`), resetting a fake's
-state, recording requests, and running an ASGI app on a loopback port inside the test's own event loop."""
+state, switching a fake into an outage and back (`Switchable`), recording requests, and running an
+ASGI app on a loopback port inside the test's own event loop."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from tests.support import free_port
@@ -103,6 +104,36 @@ async def record(request: Request) -> Recorded:
     )
 
 
+@dataclass(frozen=True)
+class Outage:
+    """A fake that keeps failing: every request (or those under `path`) answers `kind` until healed."""
+
+    kind: Any  # what the fake's failure() answers, as in fail_next; or (status, JSON body) verbatim
+    path: str | None = None  # only requests whose path starts with this; None: every request
+
+
+class Switchable:
+    """`fail_with` / `heal` for a fake's state (a dataclass with `outage` and `fail_next` fields).
+
+    A test (or an end-to-end run) breaks the outside system, sees what the service makes of it, heals
+    it and retries: unlike `fail_next`, an outage lasts for any number of requests (retries included).
+    `refused` counts the requests the outage answered, so a test can tell the fake was really asked.
+    """
+
+    outage: Outage | None
+    fail_next: list[Any]
+    refused: int
+
+    def fail_with(self, kind: Any, *, path: str | None = None) -> None:
+        """Answer `kind` (the fake's own failure kinds, or `(status, body)` verbatim) from now on."""
+        self.outage = Outage(kind, path)
+
+    def heal(self) -> None:
+        """Serve normally again: the outage and any queued `fail_next` answers are gone."""
+        self.outage = None
+        self.fail_next.clear()
+
+
 class FakeState(Protocol):
     """What `fake_app` reads of a fake's state (a dataclass reset with `reset_fake`)."""
 
@@ -127,7 +158,9 @@ def fake_app(
     3. `authorized(request)` False answers `unauthorized()` (fakes whose endpoints check
        credentials themselves, like Slack's token in the form, pass no `authorized`);
     4. a queued `state.fail_next` answers `failure(its head)`;
-    5. the fake's route serves it, and `headers()` are added where the route set none (rate limits).
+    5. a `state.outage` (`Switchable.fail_with`) that covers the path answers `failure(its kind)`, or
+       its `(status, body)` as JSON, every time until `heal()`;
+    6. the fake's route serves it, and `headers()` are added where the route set none (rate limits).
     """
     if authorized is not None and unauthorized is None:
         raise ValueError("a fake that checks credentials needs its unauthorized answer")
@@ -147,6 +180,13 @@ def fake_app(
             return unauthorized()
         if state.fail_next:
             return failure(state.fail_next.pop(0))
+        outage: Outage | None = getattr(state, "outage", None)
+        if outage is not None and (outage.path is None or request.url.path.startswith(outage.path)):
+            state.refused = getattr(state, "refused", 0) + 1  # type: ignore[attr-defined]
+            if isinstance(outage.kind, tuple):
+                status, body = outage.kind
+                return JSONResponse(body, status_code=status)
+            return failure(outage.kind)
         response = await call_next(request)
         for name, value in (headers() if headers else {}).items():
             response.headers.setdefault(name, value)

@@ -4,6 +4,16 @@ Shapes from slackapi/slack-api-specs (web-api/slack_web_openapi_v2.json) and the
 chat.postMessage fixtures: HTTP 200 with `{"ok": true, …}` or `{"ok": false, "error": "<code>"}`,
 HTTP 429 with `Retry-After` for real rate limiting, history newest first with
 `has_more` and `response_metadata.next_cursor` (base64 of "next_ts:<ts digits>", like Slack's).
+
+Outages (`Switchable`, tests/fakes/serve.py), until `heal()`:
+* `fail_with("channel_not_found")`, `fail_with("not_in_channel")`, any other error code: HTTP 200
+  `{"ok": false, "error": "<code>"}`, as chat.postMessage documents them (docs.slack.dev,
+  chat.postMessage "Errors": channel_not_found "Value passed for channel was invalid.",
+  not_in_channel "Cannot post user messages to a channel they are not in.");
+* `fail_with("ratelimited")`: the same shape with `Retry-After: <retry_after>` (Slack's "ratelimited":
+  "Refer to the Retry-After header for when to retry the request");
+* `fail_with(429)`: HTTP 429 with `Retry-After`, Slack's real rate limiting; `fail_with(503)`: a 5xx;
+* `path="/api/chat.postMessage"` breaks posting only (history still answers).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.serve import Recorded, fake_app, reset_fake
+from tests.fakes.serve import Outage, Recorded, Switchable, fake_app, reset_fake
 from tests.fixtures import fixture_json
 
 _POSTED = fixture_json("slack_chat_postMessage_response_ok.json")
@@ -28,7 +38,7 @@ DEFAULT_LIMIT = 100
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(Switchable):
     token: str = "xoxb-fake-token"
     channels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # messages, any order
     posted: list[dict[str, Any]] = field(default_factory=list)  # chat.postMessage payloads received
@@ -39,6 +49,8 @@ class FakeSlack:
     delay_seconds: float = 0.0
     epoch: int = 0  # moved on by reset(): stale delayed requests stand down
     empty_final_cursor: bool = True  # last page: next_cursor "" (True) or no response_metadata (False)
+    outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
+    refused: int = 0  # requests the outage answered
 
     def reset(self) -> None:
         """Back to defaults, in place: one server can serve many tests."""

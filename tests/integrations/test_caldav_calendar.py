@@ -21,7 +21,7 @@ from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.invite import build_invite
 from postmortem.meeting.models import AgendaItem, Attendee, Meeting
-from tests.fakes.radicale_server import radicale_calendar
+from tests.fakes.radicale_server import radicale_calendar, radicale_server
 from tests.fakes.serve import loopback_client, serve_app
 from tests.support import free_port
 
@@ -349,3 +349,30 @@ def test_recurrences_left_unexpanded_by_a_server_are_expanded_here() -> None:
         (datetime(2027, 3, 28, 7, 30, tzinfo=UTC), datetime(2027, 3, 28, 7, 45, tzinfo=UTC)),
         (datetime(2027, 3, 29, 7, 30, tzinfo=UTC), datetime(2027, 3, 29, 7, 45, tzinfo=UTC)),
     ]
+
+
+async def test_calendar_refusing_writes_with_403_is_permanent_in_radicales_words_then_heals(
+    http: httpx.AsyncClient,
+) -> None:
+    async with radicale_server(credentials=CREDENTIALS) as radicale:
+        calendar = CalDavCalendar(radicale.url, *CREDENTIALS, http)
+        kept = meeting("pm-kept@postmortem", datetime(2026, 4, 6, 8, 0, tzinfo=UTC))
+        await calendar.put_event(kept.uid, request_ics(kept))
+        m = meeting("pm-403@postmortem", datetime(2026, 4, 6, 10, 0, tzinfo=UTC))
+
+        radicale.fail_with(403)  # the account may read the calendar, no longer write it
+        for refused in (calendar.put_event(m.uid, request_ics(m)), calendar.delete_event(kept.uid)):
+            with pytest.raises(UpstreamError) as caught:
+                await refused
+            error = caught.value
+            assert (error.service, error.status, error.permanent) == ("CalDAV", 403, True)
+            assert "answered 403 Forbidden: Access to the requested resource forbidden." in str(error)
+        assert await calendar.get_event(m.uid) is None  # reads still answer; nothing was stored
+        day = (datetime(2026, 4, 6, tzinfo=UTC), datetime(2026, 4, 7, tzinfo=UTC))
+        assert await calendar.busy_times(*day) == [(kept.start, kept.end)]
+
+        radicale.heal()
+        assert await calendar.put_event(m.uid, request_ics(m))
+        assert await calendar.busy_times(*day) == [(kept.start, kept.end), (m.start, m.end)]
+        with pytest.raises(ValueError, match="403 only"):
+            radicale.fail_with(500)

@@ -23,6 +23,7 @@ from postmortem.integrations.email_invite import SmtpMailer, invite_message, mes
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.invite import build_invite, unique_attendees
 from postmortem.meeting.models import AgendaItem, Attendee, Meeting
+from tests.fakes.smtp_server import smtp_inbox
 from tests.support import free_port
 
 SENDER = "Post-mortem bot <postmortems@ops.example.com>"
@@ -346,3 +347,87 @@ async def test_message_refused_after_data(reply: str, permanent: bool) -> None:
             await plain_mailer(port).send(simple_message("bob@example.com"))
     assert caught.value.permanent is permanent
     assert caught.value.status == int(reply[:3])
+
+
+# The shared relay fake (tests/fakes/smtp_server.py) broken and healed, as end-to-end tests do it ---
+
+
+async def test_relay_refusing_the_recipients_with_550_is_permanent_in_its_words_then_heals() -> None:
+    _, message = message_for(make_meeting())
+    with smtp_inbox() as inbox:
+        inbox.fail_with(550)
+        with pytest.raises(UpstreamError) as caught:
+            await plain_mailer(inbox.port).send(message)
+        assert inbox.messages == []
+        inbox.heal()
+        await plain_mailer(inbox.port).send(message)
+        [delivered] = inbox.messages
+    error = caught.value
+    assert (error.service, error.status, error.permanent) == ("SMTP", 550, True)
+    assert "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in local recipient table" in str(
+        error
+    )
+    assert len(inbox.refused) == 4  # every recipient was asked, and every one refused
+    assert delivered["Message-ID"] == message["Message-ID"]
+
+
+async def test_relay_refusing_the_login_with_535_is_permanent_then_heals() -> None:
+    _, message = message_for(make_meeting())
+    with smtp_inbox(login=(LOGIN, PASSWORD)) as inbox:
+        mailer = SmtpMailer(inbox.host, inbox.port, LOGIN, PASSWORD, starttls=False, timeout=5)
+        inbox.fail_with(535)  # the right password, refused: a rotated relay credential
+        with pytest.raises(UpstreamError) as caught:
+            await mailer.send(message)
+        assert inbox.messages == []
+        inbox.heal()
+        await mailer.send(message)
+        assert len(inbox.messages) == 1
+    error = caught.value
+    assert (error.status, error.permanent) == (535, True)
+    assert str(error).endswith("refused the login 535 5.7.8 Authentication credentials invalid")
+    assert PASSWORD not in str(error)
+
+
+async def test_the_relay_fake_checks_the_login_it_was_given() -> None:
+    _, message = message_for(make_meeting())
+    with smtp_inbox(login=(LOGIN, PASSWORD)) as inbox:
+        with pytest.raises(UpstreamError) as caught:
+            await SmtpMailer(inbox.host, inbox.port, LOGIN, "wrong", starttls=False, timeout=5).send(message)
+        assert (caught.value.status, caught.value.permanent) == (535, True)
+        with pytest.raises(UpstreamError) as unauthenticated:
+            await plain_mailer(inbox.port).send(message)  # no AUTH at all: 530 before MAIL
+        assert unauthenticated.value.status == 530
+        assert inbox.refused == [] and inbox.messages == []
+    with smtp_inbox() as without_auth, pytest.raises(ValueError, match="offers no AUTH"):
+        without_auth.fail_with(535)
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (421, "answered 421 4.3.2 Service not available, closing transmission channel"),
+        (451, "451 4.3.0 Requested action aborted: local error in processing"),
+    ],
+)
+async def test_relay_answering_421_or_451_is_transient_then_heals(code: int, words: str) -> None:
+    _, message = message_for(make_meeting())
+    with smtp_inbox() as inbox:
+        inbox.fail_with(code)
+        for _ in range(2):  # an outage lasts: the retry is refused too
+            with pytest.raises(UpstreamError) as caught:
+                await plain_mailer(inbox.port).send(message)
+            assert (caught.value.status, caught.value.permanent) == (code, False)
+            assert words in str(caught.value)
+        inbox.heal()
+        await plain_mailer(inbox.port).send(message)
+        assert len(inbox.messages) == 1
+
+
+async def test_relay_refusing_the_message_after_data() -> None:
+    _, message = message_for(make_meeting())
+    with smtp_inbox() as inbox:
+        inbox.fail_with(554, "5.7.1 Message rejected as spam", at="data")
+        with pytest.raises(UpstreamError) as caught:
+            await plain_mailer(inbox.port).send(message)
+    assert (caught.value.status, caught.value.permanent) == (554, True)
+    assert str(caught.value).endswith("answered 554 5.7.1 Message rejected as spam")

@@ -16,7 +16,7 @@ import pytest_asyncio
 from postmortem.integrations.github_issues import GitHubIssuesClient, github_state, issue_body, marker_line
 from postmortem.integrations.http_errors import request
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest, seconds_until_epoch
-from tests.fakes.github import FakeGitHub, github_app
+from tests.fakes.github import VALIDATION_FAILED_RECORDED, FakeGitHub, github_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
 from tests.integrations.support import failure
@@ -334,3 +334,43 @@ def test_the_client_is_a_ticket_client() -> None:
     for repo in ("acme", "acme/ops/x", "../ops", "acme/.."):
         with pytest.raises(ValueError):
             GitHubIssuesClient("https://api.github.com", "t", repo, None)  # type: ignore[arg-type]
+
+
+# outages: fail_with(...) until heal(), as end-to-end tests break GitHub --------------------------
+
+
+async def test_issues_disabled_outage_is_permanent_in_githubs_words_then_heals(gh: Env) -> None:
+    gh.state.fail_with(410)
+    for call in (gh.client().find(MARKER), gh.client().create(ticket_request()), gh.client().status("#1")):
+        error = await failure(call)
+        assert (error.service, error.status, error.permanent) == ("GitHub", 410, True)
+        assert "GitHub answered 410 Gone: Issues are disabled for this repo" in str(error)
+    assert gh.state.created == 0
+
+    gh.state.heal()
+    assert await gh.client().find(MARKER) is None
+    ticket = await gh.client().create(ticket_request())
+    assert ticket.key == "acme/ops#1" and gh.state.created == 1
+
+
+async def test_validation_failed_outage_is_permanent_with_githubs_errors_then_heals(gh: Env) -> None:
+    gh.state.fail_with(422, path="/repos/acme/ops/issues")
+    error = await failure(gh.client().create(ticket_request()))
+    assert (error.status, error.permanent) == (422, True)
+    assert str(error) == (
+        "GitHub answered 422 Unprocessable Entity: Validation Failed: Issue.assignees invalid "
+        "(nobody) (POST /repos/acme/ops/issues)"
+    )
+    gh.state.heal()
+    assert (await gh.client().create(ticket_request())).key == "acme/ops#1"
+
+
+async def test_the_recorded_422_body_is_read_the_same_way(gh: Env) -> None:
+    recorded = fixture_json("github_validation_failed_422_recorded.json")[0]
+    assert recorded["status"] == 422 and recorded["response"] == VALIDATION_FAILED_RECORDED
+    gh.state.fail_with((422, VALIDATION_FAILED_RECORDED))
+    error = await failure(gh.client().create(ticket_request()))
+    assert (error.status, error.permanent) == (422, True)
+    assert str(error) == (
+        "GitHub answered 422 Unprocessable Entity: Validation Failed: Label.color invalid (POST /repos/acme/ops/issues)"
+    )

@@ -164,6 +164,35 @@ def test_jira_error_shape_is_included() -> None:
     assert str(error) == "Jira answered 400 Bad Request: Field 'priority' is required (GET /rest/api/3/issue)"
 
 
+# The body sabre/dav (Nextcloud, Baïkal) writes for an exception: lib/DAV/Server.php of sabre-io/dav.
+SABRE_FORBIDDEN = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
+    "  <s:sabredav-version>4.6.0</s:sabredav-version>\n"
+    "  <s:exception>Sabre\\DAV\\Exception\\Forbidden</s:exception>\n"
+    "  <s:message>Permission denied to create calendar object</s:message>\n"
+    "</d:error>\n"
+)
+
+
+def test_webdav_error_bodies_give_the_servers_words() -> None:
+    url = "https://cloud.example.com/remote.php/dav/calendars/alice/team/pm-1.ics"
+    headers = {"Content-Type": "application/xml; charset=utf-8"}
+    error = failure(answer(403, text=SABRE_FORBIDDEN, headers=headers, url=url), "CalDAV")
+    assert error.permanent is True
+    assert str(error) == (
+        "CalDAV answered 403 Forbidden: Permission denied to create calendar object "
+        "(GET /remote.php/dav/calendars/alice/team/pm-1.ics)"
+    )
+    # RFC 4791 §5.3.2: a precondition element, no prose
+    precondition = '<D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:valid-calendar-data/></D:error>'
+    error = failure(answer(403, text=precondition, headers=headers, url=url), "CalDAV")
+    assert str(error).startswith("CalDAV answered 403 Forbidden: valid-calendar-data (")
+    # XML that is not a DAV:error is passed on as text, as before
+    error = failure(answer(400, text="<fault>bad</fault>", headers=headers, url=url), "CalDAV")
+    assert "<fault>bad</fault>" in str(error)
+
+
 def test_html_error_pages_are_not_pasted_into_the_message() -> None:
     error = failure(answer(502, text="<html><body>Bad gateway</body></html>", headers={"Content-Type": "text/html"}))
     assert str(error) == "PagerDuty answered 502 Bad Gateway (GET /incidents/X/log_entries)"

@@ -17,7 +17,7 @@ from postmortem.integrations.http_errors import request
 from postmortem.integrations.jira import JiraClient, jira_labels, summary, to_adf
 from postmortem.integrations.tickets import Ticket, TicketClient, TicketRequest
 from postmortem.models import TicketState
-from tests.fakes.jira import FakeJira, jira_app
+from tests.fakes.jira import REFUSED_FIELDS, FakeJira, jira_app
 from tests.fakes.serve import loopback_client, serve_app
 from tests.fixtures import fixture_json
 from tests.integrations.support import failure
@@ -399,6 +399,34 @@ async def test_server_errors_are_transient(jira: Env, status: int) -> None:
     jira.state.fail_next = [status]
     error = await failure(jira.client().status("OPS-1"))
     assert (error.status, error.permanent) == (status, False)
+
+
+# outages: fail_with(...) until heal(), as end-to-end tests break Jira ----------------------------
+
+
+async def test_400_outage_is_permanent_with_both_halves_of_jiras_errors_then_heals(jira: Env) -> None:
+    assert REFUSED_FIELDS["errorMessages"] and REFUSED_FIELDS["errors"]  # both halves of Jira's ErrorCollection
+    jira.state.fail_with((400, REFUSED_FIELDS), path="/rest/api/3/issue")
+    for _ in range(2):  # it lasts: a retry is refused the same way
+        error = await failure(jira.client().create(ticket_request()))
+        assert (error.service, error.status, error.permanent, error.retry_after) == ("Jira", 400, True, None)
+        assert str(error) == (
+            "Jira answered 400 Bad Request: Field 'priority' is required; project: valid project is required "
+            "(POST /rest/api/3/issue)"
+        )
+    assert await jira.client().find(MARKER) is None  # the search is not under the outage
+    assert (jira.state.created, jira.state.refused) == (0, 2)
+
+    jira.state.heal()
+    assert (await jira.client().create(ticket_request())).key == "OPS-24"
+    assert jira.state.created == 1
+
+
+async def test_400_outage_answers_the_fixture_by_default(jira: Env) -> None:
+    jira.state.fail_with(400)
+    error = await failure(jira.client().create(ticket_request()))
+    assert str(error) == "Jira answered 400 Bad Request: Field 'priority' is required (POST /rest/api/3/issue)"
+    assert error.permanent is True
 
 
 def test_the_client_is_a_ticket_client() -> None:

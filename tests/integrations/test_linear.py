@@ -279,6 +279,36 @@ async def test_internal_errors_are_transient(lin: Env) -> None:
     assert "Something went wrong." in first.message
 
 
+# outages: fail_with(...) until heal(), as end-to-end tests break Linear --------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "words"), [("FORBIDDEN", "You don't have access to this team."), ("INVALID_INPUT", "Invalid input.")]
+)
+async def test_graphql_errors_under_http_200_are_permanent_in_linears_words_then_heal(
+    lin: Env, code: str, words: str
+) -> None:
+    lin.state.fail_with(code, status=200)  # GraphQL's usual way: the HTTP exchange worked, the operation did not
+    for call in (lin.client().find(MARKER), lin.client().create(ticket_request())):
+        error = await failure(call)
+        assert (error.service, error.status, error.permanent, error.code) == ("Linear", 200, True, code)
+        assert str(error) == f"Linear answered 200 OK: {words} (POST /graphql)"
+    assert lin.state.created == 0
+
+    lin.state.heal()
+    ticket = await lin.client().create(ticket_request())
+    assert ticket.key == "ENG-1" and lin.state.created == 1
+
+
+async def test_a_rate_limited_outage_stays_transient(lin: Env) -> None:
+    lin.state.fail_with("RATELIMITED", status=200)
+    for _ in range(2):
+        error = await failure(lin.client().find(MARKER))
+        assert (error.status, error.permanent, error.code) == (200, False, "RATELIMITED")
+    lin.state.heal()
+    assert await lin.client().find(MARKER) is None
+
+
 def test_queries_stay_the_documents_checked_against_linears_schema() -> None:
     """These three documents were validated against linear/linear packages/sdk/src/schema.graphql
     (commit 8335e09) with graphql-core; a change here needs that check again."""

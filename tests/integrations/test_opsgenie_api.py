@@ -181,3 +181,13 @@ async def test_unknown_alert_is_permanent(og: OG) -> None:
     error = await failure(og.client().get_alert("missing"))
     assert (error.status, error.permanent) == (404, True)
     assert "Alert does not exist" in str(error)
+
+
+async def test_a_revoked_key_outage_is_permanent_then_heals(og: OG) -> None:
+    og.state.add_alert(ALERT, logs=2)
+    og.state.fail_with(401)
+    error = await failure(og.client().logs_page(ALERT, None))
+    assert (error.status, error.permanent) == (401, True)
+    assert str(error) == f"Opsgenie answered 401 Unauthorized: Could not authenticate (GET /v2/alerts/{ALERT}/logs)"
+    og.state.heal()
+    assert len((await og.client().logs_page(ALERT, None)).items) == 2

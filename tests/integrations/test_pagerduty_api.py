@@ -306,3 +306,37 @@ async def test_unknown_incident_is_permanent_not_found(pd: PD) -> None:
     error = await failure(pd.client().get_incident("PNOPE"))
     assert (error.status, error.permanent, error.code) == (404, True, "2100")
     assert str(error) == "PagerDuty answered 404 Not Found: Not Found, code 2100 (GET /incidents/PNOPE)"
+
+
+# outages: fail_with(...) until heal(), as end-to-end tests break PagerDuty -----------------------
+
+
+async def test_a_revoked_key_is_permanent_on_every_gather_call_in_pagerdutys_words_then_heals(pd: PD) -> None:
+    pd.state.add_incident("PABC", log_entries=3, alerts=1, notes=1)
+    client = pd.client()
+    pd.state.fail_with(401)  # the configured token, refused: revoked or rotated
+    gather_calls = (
+        ("/incidents/PABC", client.get_incident("PABC")),
+        ("/incidents/PABC/log_entries", client.log_entries_page("PABC", None)),
+        ("/incidents/PABC/alerts", client.alerts_page("PABC", None)),
+        ("/incidents/PABC/notes", client.notes("PABC")),
+    )
+    for path, call in gather_calls:
+        error = await failure(call)
+        assert (error.service, error.status, error.permanent, error.code) == ("PagerDuty", 401, True, "2006")
+        assert str(error) == f"PagerDuty answered 401 Unauthorized: Authentication failed, code 2006 (GET {path})"
+    assert pd.state.refused == 4
+
+    pd.state.heal()
+    assert (await client.get_incident("PABC"))["id"] == "PABC"
+    entries, _ = await collect(lambda cursor: client.log_entries_page("PABC", cursor))
+    assert len(entries) == 3
+    assert len(await client.notes("PABC")) == 1
+
+
+async def test_an_outage_under_one_path_leaves_the_rest_answering(pd: PD) -> None:
+    pd.state.add_incident("PABC", log_entries=2)
+    pd.state.fail_with(500, path="/incidents/PABC/log_entries")
+    error = await failure(pd.client().log_entries_page("PABC", None))
+    assert (error.status, error.permanent) == (500, False)
+    assert (await pd.client().get_incident("PABC"))["id"] == "PABC"

@@ -195,3 +195,46 @@ async def test_post_rate_limited_is_transient(slack: SL) -> None:
     slack.state.fail_next = ["rate_limited"]  # chat.postMessage's own spelling in Slack's spec
     error = await failure(slack.client().post_message(CHANNEL, "hello"))
     assert (error.permanent, error.code, error.retry_after) == (False, "rate_limited", 1.0)
+
+
+# outages: fail_with(...) until heal(), as end-to-end tests break Slack ---------------------------
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "not_in_channel"])
+async def test_slack_refusing_to_post_is_permanent_in_its_words_then_heals(slack: SL, code: str) -> None:
+    slack.state.channels[CHANNEL] = []
+    slack.state.fail_with(code, path="/api/chat.postMessage")
+    for _ in range(2):  # it lasts: a retry is refused the same way
+        error = await failure(slack.client().post_message(CHANNEL, "Post-mortem published"))
+        assert (error.service, error.status, error.permanent, error.code) == ("Slack", 200, True, code)
+        assert str(error) == f"Slack answered ok=false: {code} (POST /api/chat.postMessage)"
+    assert (slack.state.posted, slack.state.refused) == ([], 2)
+    page = await slack.client().conversations_history_page(CHANNEL, None, None, None)  # reading still works
+    assert page.items == []
+
+    slack.state.heal()
+    answer = await slack.client().post_message(CHANNEL, "Post-mortem published")
+    assert answer["ok"] is True
+    assert [sent["text"] for sent in slack.state.posted] == ["Post-mortem published"]
+
+
+@pytest.mark.parametrize(("kind", "status"), [("ratelimited", 200), (429, 429)])
+async def test_slack_rate_limiting_is_transient_with_retry_after_then_heals(
+    slack: SL, kind: str | int, status: int
+) -> None:
+    slack.state.channels[CHANNEL] = []
+    slack.state.retry_after = "7"
+    slack.state.fail_with(kind)
+    error = await failure(slack.client().post_message(CHANNEL, "hello"))
+    assert (error.status, error.permanent, error.retry_after) == (status, False, 7.0)
+    slack.state.heal()
+    assert (await slack.client().post_message(CHANNEL, "hello"))["ok"] is True
+
+
+async def test_heal_also_drops_queued_failures(slack: SL) -> None:
+    slack.state.channels[CHANNEL] = []
+    slack.state.fail_next = [503, 503]
+    slack.state.fail_with("not_in_channel")
+    slack.state.heal()
+    assert (await slack.client().post_message(CHANNEL, "hello"))["ok"] is True
+    assert slack.state.refused == 0
