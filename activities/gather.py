@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.upstream import activity_error
 from postmortem.config import (
     AlertmanagerSettings,
@@ -85,7 +85,11 @@ def _one(convert: Callable[[dict[str, Any], str], TimelineEntry | None], inciden
 
 
 class GatherActivities:
-    """Where the sources are: only the operator-configured base URLs of these sections are ever called."""
+    """Where the sources are: only the operator-configured base URLs of these sections are ever called.
+
+    `clients` are the worker's shared ones (`OutsideClients`); without them this object builds its
+    own, once, for the sources these sections configure (closed by `aclose`).
+    """
 
     def __init__(
         self,
@@ -96,24 +100,32 @@ class GatherActivities:
         slack: SlackSettings | None = None,
         alertmanager: AlertmanagerSettings | None = None,
         http: HttpSettings | None = None,
-        client: httpx.AsyncClient | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._evidence = evidence
         self._pagerduty = pagerduty or PagerDutySettings()
         self._opsgenie = opsgenie or OpsgenieSettings()
         self._slack = slack or SlackSettings()
         self._alertmanager = alertmanager or AlertmanagerSettings()
-        self._timeout = (http or HttpSettings()).timeout_seconds
-        self._http = client
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
-        return self._http
+        self._owned = clients is None
+        self._clients = clients or OutsideClients.configured(
+            pagerduty=self._pagerduty, opsgenie=self._opsgenie, slack=self._slack, http=http
+        )
+        # The API clients are plain wrappers (a base URL, a header): built once too, for what is configured.
+        token, key, bot = (
+            reveal(self._pagerduty.api_token),
+            reveal(self._opsgenie.api_key),
+            reveal(self._slack.bot_token),
+        )
+        c = self._clients
+        self._pd = PagerDutyClient(self._pagerduty.api_url, token, c.pagerduty) if token and c.pagerduty else None
+        self._og = OpsgenieClient(self._opsgenie.api_url, key, c.opsgenie) if key and c.opsgenie else None
+        self._sl = SlackClient(self._slack.api_url, bot, c.slack) if bot and c.slack else None
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        """Close the clients this object built itself (the worker closes its shared ones)."""
+        if self._owned:
+            await self._clients.aclose()
 
     async def _status(
         self,
@@ -160,12 +172,11 @@ class GatherActivities:
 
     @activity.defn(name="gather_pagerduty")
     async def gather_pagerduty(self, input: GatherInput) -> GatherResult:
-        token = reveal(self._pagerduty.api_token)
-        if not token:
+        client = self._pd
+        if client is None:
             return await self._status(
                 input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED, "POSTMORTEM_PAGERDUTY_API_TOKEN is not set"
             )
-        client = PagerDutyClient(self._pagerduty.api_url, token, self._client())
         incident = input.incident_id
 
         async def notes(_: str | None) -> Page[dict[str, Any]]:
@@ -183,12 +194,11 @@ class GatherActivities:
 
     @activity.defn(name="gather_opsgenie")
     async def gather_opsgenie(self, input: GatherInput) -> GatherResult:
-        key = reveal(self._opsgenie.api_key)
-        if not key:
+        client = self._og
+        if client is None:
             return await self._status(
                 input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED, "POSTMORTEM_OPSGENIE_API_KEY is not set"
             )
-        client = OpsgenieClient(self._opsgenie.api_url, key, self._client())
         alert = input.incident_id
         return await self._paged(
             input,
@@ -228,12 +238,11 @@ class GatherActivities:
             return await self._status(
                 input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "the incident names no Slack channel"
             )
-        token = reveal(self._slack.bot_token)
-        if not token:
+        client = self._sl
+        if client is None:
             return await self._status(
                 input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "POSTMORTEM_SLACK_BOT_TOKEN is not set"
             )
-        client = SlackClient(self._slack.api_url, token, self._client())
         margin = timedelta(minutes=self._alertmanager.margin_minutes)
         oldest = (input.start - margin).timestamp() if input.start else None
         latest = (input.end + margin).timestamp() if input.end else None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.config import HttpSettings, OpsgenieSettings, PagerDutySettings, reveal
 from postmortem.evidence.key_metrics import compute_metrics
 from postmortem.evidence.timeline import from_incident
@@ -46,6 +46,9 @@ class LinkedIncident(BaseModel):
 
 
 class LinkActivities:
+    """`clients` are the worker's shared ones (`OutsideClients`); without them this object builds its
+    own, once, for the sources these sections configure (closed by `aclose`)."""
+
     def __init__(
         self,
         store: Store,
@@ -53,24 +56,32 @@ class LinkActivities:
         pagerduty: PagerDutySettings | None = None,
         opsgenie: OpsgenieSettings | None = None,
         http: HttpSettings | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._store = store
         self._pagerduty = pagerduty or PagerDutySettings()
         self._opsgenie = opsgenie or OpsgenieSettings()
-        self._timeout = (http or HttpSettings()).timeout_seconds
+        self._owned = clients is None
+        self._clients = clients or OutsideClients.configured(
+            pagerduty=self._pagerduty, opsgenie=self._opsgenie, http=http
+        )
+        token, key, c = reveal(self._pagerduty.api_token), reveal(self._opsgenie.api_key), self._clients
+        self._pd = PagerDutyClient(self._pagerduty.api_url, token, c.pagerduty) if token and c.pagerduty else None
+        self._og = OpsgenieClient(self._opsgenie.api_url, key, c.opsgenie) if key and c.opsgenie else None
+
+    async def aclose(self) -> None:
+        """Close the clients this object built itself (the worker closes its shared ones)."""
+        if self._owned:
+            await self._clients.aclose()
 
     async def _fetch(self, source: Source, incident_id: str) -> Incident:
-        pagerduty_token, opsgenie_key = reveal(self._pagerduty.api_token), reveal(self._opsgenie.api_key)
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            try:
-                if source == Source.PAGERDUTY and pagerduty_token:
-                    pagerduty = PagerDutyClient(self._pagerduty.api_url, pagerduty_token, http)
-                    return incident_from_rest(await pagerduty.get_incident(incident_id))
-                if source == Source.OPSGENIE and opsgenie_key:
-                    opsgenie = OpsgenieClient(self._opsgenie.api_url, opsgenie_key, http)
-                    return incident_from_alert_api(await opsgenie.get_alert(incident_id))
-            except UpstreamError as exc:
-                raise ApplicationError(str(exc), type="UpstreamError", non_retryable=exc.permanent) from exc
+        try:
+            if source == Source.PAGERDUTY and self._pd is not None:
+                return incident_from_rest(await self._pd.get_incident(incident_id))
+            if source == Source.OPSGENIE and self._og is not None:
+                return incident_from_alert_api(await self._og.get_alert(incident_id))
+        except UpstreamError as exc:
+            raise ApplicationError(str(exc), type="UpstreamError", non_retryable=exc.permanent) from exc
         # No API configured: link what we know; its own webhook or the gather step fills it in later.
         return Incident(
             source=source, id=incident_id, title=f"{source.value} incident {incident_id}", severity=Severity.SEV4

@@ -12,17 +12,17 @@ from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import httpx
 from icalendar import Calendar
 from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.upstream import activity_error
 from postmortem.config import CalDavSettings, HttpSettings, MeetingSettings, ServerSettings, SmtpSettings, reveal
 from postmortem.incident.teams import TeamSettings
 from postmortem.integrations.caldav_calendar import CalDavCalendar
-from postmortem.integrations.email_invite import SmtpMailer, invite_message
+from postmortem.integrations.email_invite import invite_message
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.agenda import build_agenda
 from postmortem.meeting.invite import invite_description, invite_method, meeting_invite, unique_attendees
@@ -78,6 +78,9 @@ def delivery_key(meeting: Meeting, channel: Channel) -> str:
 
 
 class MeetingActivities:
+    """`clients` are the worker's shared ones (`OutsideClients`); without them this object builds its
+    own, once, for the CalDAV and SMTP these sections configure (closed by `aclose`)."""
+
     def __init__(
         self,
         meetings: MeetingStore,
@@ -87,18 +90,28 @@ class MeetingActivities:
         caldav: CalDavSettings | None = None,
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._meetings = meetings
         self._meeting = meeting or MeetingSettings()
         self._smtp = smtp or SmtpSettings()
         self._caldav = caldav or CalDavSettings()
         self._public_url = (server or ServerSettings()).resolved_public_url
-        self._timeout = (http or HttpSettings()).timeout_seconds
+        self._owned = clients is None
+        self._clients = clients or OutsideClients.configured(caldav=self._caldav, smtp=self._smtp, http=http)
+        # Not configured: None, and planning or sending costs nothing on that channel.
+        c = self._clients
+        self._calendar = (
+            CalDavCalendar(self._caldav.url, self._caldav.username, reveal(self._caldav.password), c.caldav)
+            if self._caldav.url and c.caldav is not None
+            else None
+        )
+        self._mailer = c.smtp if self._smtp.host else None
 
-    def _calendar(self, http: httpx.AsyncClient) -> CalDavCalendar | None:
-        if not self._caldav.url:
-            return None
-        return CalDavCalendar(self._caldav.url, self._caldav.username, reveal(self._caldav.password), http)
+    async def aclose(self) -> None:
+        """Close the clients this object built itself (the worker closes its shared ones)."""
+        if self._owned:
+            await self._clients.aclose()
 
     @activity.defn(name="plan_meeting")
     async def plan_meeting(self, input: PlanMeetingInput) -> Meeting:
@@ -109,15 +122,13 @@ class MeetingActivities:
         minutes = meeting_minutes(team.meeting, input.severity)
         resolved = input.resolved_at or input.now
         busy: list[tuple] = []
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            calendar = self._calendar(http)
-            if calendar is not None:
-                try:
-                    busy = await calendar.busy_times(min(resolved, input.now), input.now + timedelta(days=28))
-                except UpstreamError as exc:
-                    if not exc.permanent:
-                        raise _retryable(exc) from exc
-                    log.warning("free/busy unavailable, scheduling without it: %s", exc)
+        if (calendar := self._calendar) is not None:
+            try:
+                busy = await calendar.busy_times(min(resolved, input.now), input.now + timedelta(days=28))
+            except UpstreamError as exc:
+                if not exc.permanent:
+                    raise _retryable(exc) from exc
+                log.warning("free/busy unavailable, scheduling without it: %s", exc)
         zone = ZoneInfo(team.timezone)
         busy = [tuple(t if t.tzinfo else t.replace(tzinfo=zone) for t in interval) for interval in busy]
         try:
@@ -180,6 +191,8 @@ class MeetingActivities:
             return DeliveryResult(
                 channel=input.channel, key=key, sent=False, detail=f"superseded by revision {meeting.sequence}"
             )
+        if (self._mailer if input.channel == "email" else self._calendar) is None:
+            return DeliveryResult(channel=input.channel, key=key, sent=False, detail="not configured")
         if await self._meetings.delivered(key):
             return DeliveryResult(channel=input.channel, key=key, sent=False, detail="already sent")
         try:
@@ -192,7 +205,8 @@ class MeetingActivities:
         return DeliveryResult(channel=input.channel, key=key, sent=True, detail=detail)
 
     async def _send_email(self, meeting: Meeting, input: SendInviteInput) -> str | None:
-        if not self._smtp.host:
+        mailer = self._mailer
+        if mailer is None:
             return None
         ics = meeting_invite(meeting, input.now)
         method = invite_method(meeting)
@@ -205,24 +219,14 @@ class MeetingActivities:
             body_text=f"{meeting.title}\n{when}\n\n{invite_description(meeting)}",
             recipients=unique_attendees(meeting.attendees),
         )
-        mailer = SmtpMailer(
-            self._smtp.host,
-            self._smtp.port,
-            self._smtp.username,
-            reveal(self._smtp.password),
-            self._smtp.starttls,
-            self._timeout,
-        )
         await mailer.send(message)
         return f"emailed {method} revision {meeting.sequence} to {len(meeting.attendees)} attendee(s)"
 
     async def _put_calendar(self, meeting: Meeting, input: SendInviteInput) -> str | None:
-        if not self._caldav.url:
+        calendar = self._calendar
+        if calendar is None:
             return None
         calendar_object = Calendar.from_ical(meeting_invite(meeting, input.now))
         calendar_object.pop("METHOD", None)  # RFC 4791: a stored calendar object carries no METHOD
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            calendar = self._calendar(http)
-            assert calendar is not None
-            await calendar.put_event(meeting.uid, calendar_object.to_ical())
+        await calendar.put_event(meeting.uid, calendar_object.to_ical())
         return f"calendar event {meeting.uid} at revision {meeting.sequence}"

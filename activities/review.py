@@ -6,19 +6,25 @@ sending, so a retried step never announces or reminds twice.
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.message import EmailMessage
+
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.upstream import activity_error
 from postmortem.config import HttpSettings, ReportSettings, ServerSettings, SlackSettings, SmtpSettings, reveal
 from postmortem.integrations.email_invite import SmtpMailer
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.slack_api import SlackClient
+from postmortem.models import Status
 from postmortem.report.export_pdf import export_pdf
 from postmortem.report.exports import export_html, export_json, export_markdown
 from postmortem.report.public_summary import public_summary
 from postmortem.review.lifecycle import Review
+from postmortem.store.errors import NotFound
 from postmortem.store.store import Store
 
 EXPORTS = {
@@ -28,6 +34,8 @@ EXPORTS = {
     "pdf": "application/pdf",
     "public": "text/markdown; charset=utf-8",
 }
+
+KEEPS_EXPORTS = (Status.PUBLISHED, Status.ARCHIVED)
 
 
 class RecordReviewInput(BaseModel):
@@ -41,6 +49,7 @@ class PublishInput(BaseModel):
     published_count: int
     public_slug: str | None = None
     slack_channel: str | None = None
+    version: int | None = Field(default=None, description="the approved document version; None: the current one")
     now: AwareDatetime
 
 
@@ -58,6 +67,60 @@ class NotifyResult(BaseModel):
     sent: list[str]
 
 
+class Messenger:
+    """Slack and email to people, each message once: its key is checked in the delivery log before sending."""
+
+    def __init__(self, store: Store, *, smtp: SmtpSettings, slack: SlackSettings, timeout: float) -> None:
+        self._store = store
+        self._smtp = smtp
+        self._slack = slack
+        self._timeout = timeout
+
+    @property
+    def email_configured(self) -> bool:
+        return bool(self._smtp.host)
+
+    async def slack(self, postmortem_id: str, key: str, channel: str, text: str, now: datetime) -> bool:
+        """Post `text` to `channel`; False when Slack is not configured or `key` was delivered already."""
+        meetings = self._store.meetings
+        token = reveal(self._slack.bot_token)
+        if not token or await meetings.delivered(key):
+            return False
+        async with httpx.AsyncClient(timeout=self._timeout) as http:
+            try:
+                answer = await SlackClient(self._slack.api_url, token, http).post_message(channel, text)
+            except UpstreamError as exc:
+                raise activity_error(exc) from exc
+        await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)
+        return True
+
+    async def email(
+        self, postmortem_id: str, key: str, recipients: list[str], subject: str, text: str, now: datetime
+    ) -> bool:
+        """Mail `text` to `recipients`; False when SMTP is not configured or `key` was delivered already."""
+        if not self._smtp.host or not recipients or await self._store.meetings.delivered(key):
+            return False
+        message = EmailMessage()
+        message["From"] = self._smtp.sender
+        message["To"] = ", ".join(recipients)
+        message["Subject"] = subject
+        message.set_content(text)
+        mailer = SmtpMailer(
+            self._smtp.host,
+            self._smtp.port,
+            self._smtp.username,
+            reveal(self._smtp.password),
+            self._smtp.starttls,
+            self._timeout,
+        )
+        try:
+            await mailer.send(message)
+        except UpstreamError as exc:
+            raise activity_error(exc) from exc
+        await self._store.meetings.record_delivery(key, postmortem_id, "email", subject, now)
+        return True
+
+
 class ReviewActivities:
     def __init__(
         self,
@@ -70,11 +133,14 @@ class ReviewActivities:
         http: HttpSettings | None = None,
     ) -> None:
         self._store = store
-        self._smtp = smtp or SmtpSettings()
-        self._slack_settings = slack or SlackSettings()
         self._redact = (report or ReportSettings()).public_redact_patterns
         self._public_url = (server or ServerSettings()).resolved_public_url
-        self._timeout = (http or HttpSettings()).timeout_seconds
+        self._messenger = Messenger(
+            store,
+            smtp=smtp or SmtpSettings(),
+            slack=slack or SlackSettings(),
+            timeout=(http or HttpSettings()).timeout_seconds,
+        )
 
     @activity.defn(name="record_review")
     async def record_review(self, input: RecordReviewInput) -> None:
@@ -82,8 +148,34 @@ class ReviewActivities:
 
     @activity.defn(name="publish_report")
     async def publish_report(self, input: PublishInput) -> list[str]:
-        """Render and store the final exports, then announce once per publication."""
-        pm = await self._store.postmortems.get(input.postmortem_id)
+        """Render and store the final exports of the approved version, then announce once per publication.
+
+        A publication the lifecycle has moved past (unpublished, or published again since) writes
+        nothing: a late retry must not put back the exports an unpublish withdrew. An archive made
+        before this step ran keeps the publication, as archiving does.
+        """
+        try:
+            review = await self._store.review.get(input.postmortem_id)
+        except NotFound:
+            return []  # deleted meanwhile: nothing to publish
+        if review.status not in KEEPS_EXPORTS or review.published_count != input.published_count:
+            activity.logger.info(
+                "publication %s of %s is superseded (now %s, %s): nothing written",
+                input.published_count,
+                input.postmortem_id,
+                review.status.value,
+                review.published_count,
+            )
+            return []
+        store = self._store.postmortems
+        try:
+            pm = await (
+                store.get(input.postmortem_id)
+                if input.version is None
+                else store.revision(input.postmortem_id, input.version)
+            )
+        except NotFound as exc:  # the approved version is not there: retrying cannot bring it back
+            raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from exc
         meeting = await self._store.meetings.get(input.postmortem_id)
         redact = self._redact
         rendered = {
@@ -107,56 +199,30 @@ class ReviewActivities:
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"
             text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._public_url}/api/postmortems/{pm.id}/export?format=html"
-            if await self._slack(pm.id, key, input.slack_channel, text, input.now):
+            if await self._messenger.slack(pm.id, key, input.slack_channel, text, input.now):
                 sent.append(key)
         return sent
 
     @activity.defn(name="notify")
     async def notify(self, input: NotifyInput) -> NotifyResult:
         sent: list[str] = []
-        if input.slack_channel and await self._slack(
-            input.postmortem_id, f"{input.key}:slack", input.slack_channel, f"{input.subject}\n{input.text}", input.now
-        ):
-            sent.append("slack")
-        if self._smtp.host and input.recipients and await self._email(input):
-            sent.append("email")
-        return NotifyResult(sent=sent)
-
-    async def _slack(self, postmortem_id: str, key: str, channel: str, text: str, now: object) -> bool:
-        meetings = self._store.meetings
-        token = reveal(self._slack_settings.bot_token)
-        if not token or await meetings.delivered(key):
-            return False
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            try:
-                answer = await SlackClient(self._slack_settings.api_url, token, http).post_message(channel, text)
-            except UpstreamError as exc:
-                raise activity_error(exc) from exc
-        await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)  # type: ignore[arg-type]
-        return True
-
-    async def _email(self, input: NotifyInput) -> bool:
-        from email.message import EmailMessage
-
-        key = f"{input.key}:email"
-        if await self._store.meetings.delivered(key):
-            return False
-        message = EmailMessage()
-        message["From"] = self._smtp.sender
-        message["To"] = ", ".join(input.recipients)
-        message["Subject"] = input.subject
-        message.set_content(input.text)
-        mailer = SmtpMailer(
-            self._smtp.host or "",
-            self._smtp.port,
-            self._smtp.username,
-            reveal(self._smtp.password),
-            self._smtp.starttls,
-            self._timeout,
-        )
+        messenger = self._messenger
+        text = f"{input.subject}\n{input.text}"
+        failed: ApplicationError | None = None
         try:
-            await mailer.send(message)
-        except UpstreamError as exc:
-            raise activity_error(exc) from exc
-        await self._store.meetings.record_delivery(key, input.postmortem_id, "email", input.subject, input.now)
-        return True
+            if input.slack_channel and await messenger.slack(
+                input.postmortem_id, f"{input.key}:slack", input.slack_channel, text, input.now
+            ):
+                sent.append("slack")
+        except ApplicationError as exc:  # the email still goes; the failure is raised after it
+            failed = exc
+        try:
+            if await messenger.email(
+                input.postmortem_id, f"{input.key}:email", input.recipients, input.subject, input.text, input.now
+            ):
+                sent.append("email")
+        except ApplicationError as exc:
+            failed = failed or exc
+        if failed is not None:  # the retry re-sends only what did not go (delivery keys)
+            raise failed
+        return NotifyResult(sent=sent)

@@ -12,10 +12,10 @@ import hashlib
 from datetime import datetime, timedelta
 from statistics import mean
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.upstream import activity_error
 from postmortem.config import HttpSettings, ServerSettings, TicketsSettings, reveal
 from postmortem.integrations.github_issues import GitHubIssuesClient
@@ -69,6 +69,9 @@ def marker_for(postmortem_id: str, item_id: str) -> str:
 
 
 class TicketActivities:
+    """`clients` are the worker's shared ones (`OutsideClients`); without them this object builds its
+    own, once, for the trackers these settings configure (closed by `aclose`)."""
+
     def __init__(
         self,
         store: Store,
@@ -76,14 +79,31 @@ class TicketActivities:
         tickets: TicketsSettings | None = None,
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._store = store
         self._trackers = tickets or TicketsSettings()
         self._public_url = (server or ServerSettings()).resolved_public_url
-        self._timeout = (http or HttpSettings()).timeout_seconds
+        self._owned = clients is None
+        self._clients = clients or OutsideClients.configured(tickets=self._trackers, http=http)
+        self._ticket_clients: dict[str, TicketClient | None] = {}
 
-    def client(self, tracker: str, http: httpx.AsyncClient) -> TicketClient | None:
+    async def aclose(self) -> None:
+        """Close the clients this object built itself (the worker closes its shared ones)."""
+        if self._owned:
+            await self._clients.aclose()
+
+    def client(self, tracker: str) -> TicketClient | None:
+        """The tracker's client (built on first use, then kept), None when it is not configured."""
+        if tracker not in self._ticket_clients:
+            self._ticket_clients[tracker] = self._build_client(tracker)
+        return self._ticket_clients[tracker]
+
+    def _build_client(self, tracker: str) -> TicketClient | None:
         jira, github, linear = self._trackers.jira, self._trackers.github, self._trackers.linear
+        http = self._clients.tracker(tracker)
+        if http is None:
+            return None
         if tracker == "jira" and jira.url and (token := reveal(jira.api_token)) and jira.project:
             return JiraClient(jira.url, jira.email or "", token, jira.project, http)
         if tracker == "github" and (token := reveal(github.token)) and github.repo:
@@ -120,47 +140,43 @@ class TicketActivities:
         todo = [item for item in pm.action_items if not item.ticket_key]
         if not todo:
             return TicketsResult()
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            client = self.client(input.tracker or "", http)
-            if client is None:
-                return TicketsResult(detail=f"no tracker configured for this team ({input.tracker or 'none'})")
-            result = TicketsResult()
-            for item in todo:
-                request = self._request(pm, item, input.accounts)
-                try:
-                    ticket = await client.find(request.marker)
-                    if ticket is None:
-                        ticket = await client.create(request)
-                        result.created.append(ticket.key)
-                    else:
-                        result.found.append(ticket.key)
-                except UpstreamError as exc:
-                    raise activity_error(exc, "TrackerError") from exc
-                await self._store.postmortems.set_ticket(
-                    pm.id, item.id, input.tracker or "", ticket.key, ticket.url, input.now
-                )
-                activity.heartbeat(item.id)
-            return result
+        client = self.client(input.tracker or "")
+        if client is None:
+            return TicketsResult(detail=f"no tracker configured for this team ({input.tracker or 'none'})")
+        result = TicketsResult()
+        for item in todo:
+            request = self._request(pm, item, input.accounts)
+            try:
+                ticket = await client.find(request.marker)
+                if ticket is None:
+                    ticket = await client.create(request)
+                    result.created.append(ticket.key)
+                else:
+                    result.found.append(ticket.key)
+            except UpstreamError as exc:
+                raise activity_error(exc, "TrackerError") from exc
+            await self._store.postmortems.set_ticket(
+                pm.id, item.id, input.tracker or "", ticket.key, ticket.url, input.now
+            )
+            activity.heartbeat(item.id)
+        return result
 
     @activity.defn(name="sync_tickets")
     async def sync_tickets(self, input: TicketsInput) -> TicketsResult:
         pm = await self._store.postmortems.get(input.postmortem_id)
         result = TicketsResult()
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            for item in pm.action_items:
-                if not item.ticket_key or not item.ticket_tracker:
-                    continue
-                client = self.client(item.ticket_tracker, http)
-                if client is None:
-                    continue
-                try:
-                    ticket = await client.status(item.ticket_key)
-                except UpstreamError as exc:
-                    raise activity_error(exc, "TrackerError") from exc
-                if await self._store.postmortems.sync_item_status(
-                    pm.id, item.id, TICKET_STATUS[ticket.state], input.now
-                ):
-                    result.changed.append(item.ticket_key)
+        for item in pm.action_items:
+            if not item.ticket_key or not item.ticket_tracker:
+                continue
+            client = self.client(item.ticket_tracker)
+            if client is None:
+                continue
+            try:
+                ticket = await client.status(item.ticket_key)
+            except UpstreamError as exc:
+                raise activity_error(exc, "TrackerError") from exc
+            if await self._store.postmortems.sync_item_status(pm.id, item.id, TICKET_STATUS[ticket.state], input.now):
+                result.changed.append(item.ticket_key)
         return result
 
     @activity.defn(name="follow_up_check")

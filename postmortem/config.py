@@ -79,6 +79,9 @@ class TemporalSettings(Section):
     task_queue: str = "postmortem"
     port: int = 7233
     ui_port: int = 8233
+    # A report's workflow continues as new (with its state) once its history has this many events;
+    # Temporal warns at 10,240 and stops a run at 51,200. Set into each new report's workflow input.
+    history_threshold: int = Field(default=10_000, ge=100, le=50_000)
 
 
 def normalise_database_url(url: str) -> str:

@@ -20,3 +20,8 @@ def postmortem_id_for(source: str, incident_id: str) -> str:
 
 def workflow_id_for(postmortem_id: str) -> str:
     return f"postmortem-{postmortem_id}"
+
+
+def follow_up_id_for(postmortem_id: str) -> str:
+    """The FollowUpWorkflow of a published report (a child that outlives its parent's run)."""
+    return f"followup-{postmortem_id}"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from postmortem.models import IncidentEvent, Source, Status
-from postmortem.review.lifecycle import Actor
+from postmortem.review.lifecycle import Actor, ReportFacts
+from postmortem.workflows.state import PostmortemState
+
+# Events in one run's history before it continues as new with its state (Temporal's own limit is 51,200).
+HISTORY_THRESHOLD = 10_000
 
 
 class PostmortemWorkflowInput(BaseModel):
@@ -15,6 +19,8 @@ class PostmortemWorkflowInput(BaseModel):
     # `incident.raw` is then empty), so no delivery can exceed Temporal's blob or decoding limits.
     # None in histories from before the inbox, whose events still carry their raw payload.
     delivery_id: str | None = None
+    history_threshold: int = Field(default=HISTORY_THRESHOLD, ge=1, description="continue as new past this length")
+    state: PostmortemState | None = Field(default=None, description="set when a run continues as new: go on from it")
 
 
 class IncidentDelivery(BaseModel):
@@ -42,15 +48,40 @@ class CancelRequest(BaseModel):
 class SubmitRequest(BaseModel):
     actor: Actor
     reviewers: list[str]
+    # What the API read from the store when the person asked (None in histories from before it).
+    facts: ReportFacts | None = None
 
 
 class DecisionRequest(BaseModel):
     actor: Actor
     comment: str | None = None
+    facts: ReportFacts | None = None  # `facts.version` is the version the reviewer approves
 
 
 class TransitionRequest(BaseModel):
     actor: Actor
+    facts: ReportFacts | None = None
+
+
+class ReviewersRequest(BaseModel):
+    """`change_reviewers`: who reviews a report IN_REVIEW (decisions of those who stay are kept)."""
+
+    actor: Actor
+    reviewers: list[str]
+
+
+class RetryProblemRequest(BaseModel):
+    """`retry_problem`: run a step that failed for good once more, now that its cause is fixed."""
+
+    actor: Actor
+    problem_id: str
+
+
+class DocumentEdited(BaseModel):
+    """`document_edited` signal: the store's document moved to `version` (approvals of older ones lapse)."""
+
+    version: int
+    by: str
 
 
 class LinkRequest(BaseModel):

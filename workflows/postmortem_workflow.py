@@ -1,201 +1,206 @@
 """PostmortemWorkflow: the lifecycle of one report, from a resolved incident through evidence, draft,
 review meeting, review and publication to its tickets and follow-up checks.
 
-Deterministic orchestration only: every side effect is an activity, every decision is pure code.
-Changes for runs already in flight go behind `workflow.patched` (see tests/histories).
+Deterministic orchestration only: every side effect is an activity, every rule is in
+`postmortem.review.lifecycle`. The state is one object (`workflows/state.py`) built by
+`@workflow.init`. Update handlers check, record the decision (`record_review`) and return; what a
+decision implies (publishing, tickets, the follow-up child, deliveries, retries) are steps of
+`run()`'s own loop (`workflows/steps.py`), and a side effect that fails for good is a problem of
+the report, never its end (`workflows/side_effects.py`). After ARCHIVED or a delete the run
+completes; a long history continues as new with the state.
 
-Over 300 lines for now, on purpose: the workflow class, its Updates and the steps they drive are
-one unit that replay tests pin down, and moving its code is left to the planned restructuring of
-the workflow (its own issue), so the steps are moved once, together, with their histories checked.
+Changes for runs already in flight go behind `workflow.patched` (see tests/histories): LIFECYCLE_V2
+is read at the start of `run()`, and runs recorded before it keep their old path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from postmortem.activities.draft import DraftActivities, DraftPostmortemInput
-    from postmortem.activities.gather import GatherActivities, GatherAlertsInput, GatherInput, GatherSlackInput
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
-    from postmortem.activities.meeting import (
-        MeetingActivities,
-        PlanMeetingInput,
-        ReviseMeetingInput,
-        SendInviteInput,
-    )
-    from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
-    from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
-    from postmortem.activities.team import ResolveTeamInput, TeamActivities
-    from postmortem.activities.tickets import TicketActivities, TicketsInput
-    from postmortem.evidence.models import EvidenceSource
-    from postmortem.incident.policy import decide
-    from postmortem.incident.teams import TeamSettings
     from postmortem.meeting.models import Meeting, MeetingStatus
-    from postmortem.models import Incident, IncidentEvent, PolicyOutcome, Source, Status
-    from postmortem.report.formatting import format_local
-    from postmortem.review.lifecycle import Actor, Decision, Review, ReviewerState, Transition, TransitionRefused, check
-    from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
+    from postmortem.models import IncidentEvent, Status
+    from postmortem.review import lifecycle
+    from postmortem.review.lifecycle import Actor, Review, TransitionRefused
+    from postmortem.review.problems import Problem
+    from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         CancelRequest,
         DecisionRequest,
+        DocumentEdited,
         IncidentDelivery,
         LinkRequest,
         PostmortemWorkflowInput,
         PostmortemWorkflowResult,
         RescheduleRequest,
+        RetryProblemRequest,
+        ReviewersRequest,
         SubmitRequest,
         TransitionRequest,
     )
+    from postmortem.workflows.options import CANCEL_DELIVERY_OPTIONS, LATEST_RESCHEDULE, STEP_RETRY
+    from postmortem.workflows.side_effects import SideEffects, refused
+    from postmortem.workflows.state import (
+        FollowUpStep,
+        InviteStep,
+        NotifyStep,
+        PlanMeetingStep,
+        PostmortemState,
+        ProblemEntry,
+        PublishStep,
+        RefreshIncidentStep,
+        Step,
+        TicketsStep,
+    )
+    from postmortem.workflows.steps import Steps, record_review
 
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Sources that are down are retried with backoff for a day; the draft does not wait that long.
-GATHER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-GATHER_PATCH = "gather-evidence"
 MEETING_PATCH = "review-meeting"
 LIFECYCLE_PATCH = "review-lifecycle"
 MEETING_REMINDER_PATCH = "meeting-reminder"
-# Invites are retried (SMTP relay or calendar down) for up to a day.
-DELIVERY_OPTIONS = workflow.ActivityConfig(
-    start_to_close_timeout=timedelta(minutes=1),
-    schedule_to_close_timeout=timedelta(days=1),
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10)),
-)
-LATEST_RESCHEDULE = timedelta(days=90)
+# One state object, decisions recorded and carried out by run()'s loop, problems instead of failures,
+# completion after ARCHIVED, continue-as-new.
+LIFECYCLE_V2 = "lifecycle-v2"
+# Runs from before LIFECYCLE_V2: a side effect failing for good from now on is a problem too.
+PROBLEMS_PATCH = "side-effect-problems"
 
 
 @workflow.defn(name="PostmortemWorkflow")
 class PostmortemWorkflow:
-    def __init__(self) -> None:
-        self._status: Status | None = None
-        self._closed = False
-        self._late_sources: asyncio.Task[None] | None = None
-        self._postmortem_id: str | None = None
-        self._meeting: Meeting | None = None
+    @workflow.init
+    def __init__(self, input: PostmortemWorkflowInput) -> None:
+        self._input = input
+        self._state = state = input.state or PostmortemState(postmortem_id=input.postmortem_id)
+        self._started = False  # run() has begun (signals before it found nothing to refresh)
+        self._changed = False  # a decision moved the review: the next reminder is computed again
         self._meeting_lock = asyncio.Lock()
-        self._review: Review | None = None
         self._review_lock = asyncio.Lock()
-        self._changed = False
-        self._team: TeamSettings | None = None
-        self._resolved_at: datetime | None = None
-        self._submitted_at: datetime | None = None
-        self._reminded: dict[str, datetime] = {}
-        self._linked: set[tuple[str, str]] = set()
-        self._background: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # gathers still running in the background
+        self._effects = SideEffects(
+            state.problems,
+            postmortem_id=input.postmortem_id,
+            owners=lambda: state.owners,
+            slack_channel=lambda: state.team.slack_channel if state.team else None,
+            survive=lambda: self._v2() or workflow.patched(PROBLEMS_PATCH),
+        )
+        self._steps = Steps(state, self._effects)
+
+    @staticmethod
+    def _v2() -> bool:
+        """Memoized by Temporal per run; never called from a validator or query (they cannot patch)."""
+        return workflow.patched(LIFECYCLE_V2)
 
     @workflow.run
     async def run(self, input: PostmortemWorkflowInput) -> PostmortemWorkflowResult:
+        v2, state = self._v2(), self._state
+        self._started = True
+        if state.started:  # continued as new: the draft and the meeting exist, the review goes on
+            if state.status is not None:
+                self._set_status(state.status)
+            await self._review_loop(v2)
+            return await self._result(input.postmortem_id)
         incident = input.event.incident
-        self._postmortem_id = input.postmortem_id
-        self._linked.add((incident.source.value, incident.id))
-        team = await workflow.execute_activity_method(
-            TeamActivities.resolve_team,
-            ResolveTeamInput(incident=incident.summary()),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STEP_RETRY,
-        )
-        decision = decide([incident], team.policy)
-        late: dict[EvidenceSource, asyncio.Task] = {}
-        if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
-            late = await self._gather(input.postmortem_id, incident.summary(), team)
-        drafted = await workflow.execute_activity_method(
-            DraftActivities.draft_postmortem,
-            DraftPostmortemInput(
-                postmortem_id=input.postmortem_id,
-                workflow_id=workflow.info().workflow_id,
-                incident=incident,
-                team=team,
-                decision=decision,
-                now=workflow.now(),
-                still_gathering=list(late),
-                delivery_id=input.delivery_id,
-            ),
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=STEP_RETRY,
-        )
+        state.link(incident.source.value, incident.id)
+        first = await drafting.draft(input)
+        drafted = first.result
         self._set_status(drafted.status)
-        self._team, self._resolved_at = team, incident.resolved_at or workflow.now()
+        state.team, state.resolved_at = first.team, incident.resolved_at or workflow.now()
         if drafted.status == Status.DRAFT:
-            self._review = Review(status=Status.DRAFT)
-        if late:
-            self._late_sources = asyncio.create_task(
-                self._complete_when_gathered(input.postmortem_id, list(late.values()))
-            )
+            state.review = Review(status=Status.DRAFT)
+        if v2:
+            await self._steps.gathered(first.done, incident.summary())
+        if first.late:
+            late = self._steps.late_gathers(first.late, incident.summary(), record=v2)
+            self._tasks.append(asyncio.create_task(late))
         if drafted.status == Status.SKIPPED:
+            return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=drafted.status)
+        if v2 and not drafted.created and drafted.status in (Status.PUBLISHED, Status.ARCHIVED):
+            # A new resolve of an incident whose report an earlier run finished: nothing to do again.
             return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=drafted.status)
         if workflow.patched(MEETING_PATCH):
             async with self._meeting_lock:
-                if not self._closed:
-                    self._meeting = await workflow.execute_activity_method(
-                        MeetingActivities.plan_meeting,
-                        PlanMeetingInput(
-                            postmortem_id=input.postmortem_id,
-                            title=incident.title,
-                            severity=incident.severity,
-                            resolved_at=incident.resolved_at,
-                            language=team.language,
-                            team=team,
-                            now=workflow.now(),
-                        ),
-                        start_to_close_timeout=timedelta(minutes=2),
-                        retry_policy=STEP_RETRY,
-                    )
-                    await self._deliver()
+                await self._steps.plan_meeting(PlanMeetingStep(incident=incident.summary()))
+        state.started = True
         if workflow.patched(LIFECYCLE_PATCH):
-            await self._review_until_closed()
+            await self._review_loop(v2)
         else:
-            await workflow.wait_condition(lambda: self._closed)
+            await workflow.wait_condition(lambda: state.closed)
+        return await self._result(drafted.postmortem_id)
+
+    async def _result(self, postmortem_id: str) -> PostmortemWorkflowResult:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=self._status or drafted.status)
+        return PostmortemWorkflowResult(postmortem_id=postmortem_id, status=self._state.status or Status.DRAFT)
 
-    async def _deliver(self) -> None:
-        """Send the current revision of the invite on every channel (each is a no-op if unconfigured)."""
-        assert self._meeting is not None and self._postmortem_id is not None
-        await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    MeetingActivities.send_invite,
-                    SendInviteInput(
-                        postmortem_id=self._postmortem_id,
-                        sequence=self._meeting.sequence,
-                        channel=channel,
-                        now=workflow.now(),
-                    ),
-                    **DELIVERY_OPTIONS,
-                )
-                for channel in ("email", "caldav")
+    # The run's loop ---------------------------------------------------------------------------
+
+    async def _review_loop(self, v2: bool) -> None:
+        """Carry out the steps decisions left, remind people on durable timers, and end when the
+        report is archived or deleted (continuing as new when the history is long)."""
+        state = self._state
+        while not state.closed:
+            due = reminders.next_reminder(
+                state, workflow.now(), meeting_reminders=lambda: v2 or workflow.patched(MEETING_REMINDER_PATCH)
             )
+            timeout = max((due.due - workflow.now()).total_seconds(), 0) if due else None
+            try:
+                await workflow.wait_condition(
+                    lambda: state.closed or self._changed or bool(state.steps) or (v2 and self._may_continue()),
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                if due is not None:
+                    notice = reminders.reminder_notice(state, due, workflow.now())
+                    await self._steps.notify(NotifyStep(target=f"reminder {due.kind}", notice=notice))
+            self._changed = False
+            while state.steps and not state.closed:
+                await self._steps.run(state.steps[0])
+                state.steps.pop(0)
+            if not v2:
+                continue
+            if state.status == Status.ARCHIVED and not state.steps:
+                await workflow.wait_condition(lambda: all(task.done() for task in self._tasks))
+                return
+            if self._may_continue():
+                workflow.continue_as_new(self._input.model_copy(update={"state": state}))
+
+    def _may_continue(self) -> bool:
+        """The history is long, and nothing is in flight that a new run would not know of."""
+        info = workflow.info()
+        long = info.get_current_history_length() >= self._input.history_threshold or info.is_continue_as_new_suggested()
+        return (
+            long
+            and not self._state.steps
+            and not self._state.closed
+            and workflow.all_handlers_finished()
+            and all(task.done() for task in self._tasks)
+            and not self._review_lock.locked()
+            and not self._meeting_lock.locked()
         )
 
-    async def _revise(self, **change: object) -> Meeting:
-        assert self._meeting is not None and self._postmortem_id is not None
-        self._meeting = await workflow.execute_activity_method(
-            MeetingActivities.revise_meeting,
-            ReviseMeetingInput(
-                postmortem_id=self._postmortem_id, from_sequence=self._meeting.sequence, now=workflow.now(), **change
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=STEP_RETRY,
-        )
-        await self._deliver()
-        return self._meeting
+    # The review meeting -----------------------------------------------------------------------
 
     @workflow.update
     async def reschedule(self, request: RescheduleRequest) -> Meeting:
+        state = self._state
         async with self._meeting_lock:
-            return await self._revise(start=request.start)
+            state.meeting = await meetings.revise(state, start=request.start)
+            if self._v2():  # the new revision's invites go out from the run's loop
+                state.steps += [InviteStep(sequence=state.meeting.sequence, channel=c) for c in meetings.CHANNELS]
+            else:
+                await self._steps.deliver()
+            return state.meeting
 
     @reschedule.validator
     def _check_reschedule(self, request: RescheduleRequest) -> None:
-        if self._meeting is None:
+        meeting = self._state.meeting
+        if meeting is None:
             raise ValueError("no review meeting has been scheduled for this post-mortem yet")
-        if self._meeting.status == MeetingStatus.CANCELLED or self._closed:
+        if meeting.status == MeetingStatus.CANCELLED or self._state.closed:
             raise ValueError("the review meeting was cancelled")
         if request.start <= workflow.now():
             raise ValueError(f"the new time {request.start.isoformat()} is in the past")
@@ -204,29 +209,45 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> Meeting | None:
-        """The post-mortem is being deleted: cancel the meeting (METHOD:CANCEL) and finish."""
+        """The post-mortem is being deleted: cancel the meeting (METHOD:CANCEL), its follow-ups, and finish.
+
+        The cancellation is sent before answering (the report's rows go right after), briefly tried."""
+        state, v2 = self._state, self._v2()
         async with self._meeting_lock:
-            if self._meeting is not None and self._meeting.status != MeetingStatus.CANCELLED:
-                await self._revise(cancel=True)
-            self._closed = True
-            return self._meeting
+            if state.meeting is not None and state.meeting.status != MeetingStatus.CANCELLED:
+                state.meeting = await meetings.revise(state, cancel=True)
+                if v2:
+                    sequence = state.meeting.sequence
+                    await asyncio.gather(
+                        *(
+                            self._steps.invite(InviteStep(sequence=sequence, channel=c), CANCEL_DELIVERY_OPTIONS)
+                            for c in meetings.CHANNELS
+                        )
+                    )
+                else:
+                    await self._steps.deliver()
+            state.closed = True
+            if v2 and state.follow_up_started:
+                await self._steps.cancel_follow_ups()
+            return state.meeting
 
     @workflow.query
     def meeting(self) -> Meeting | None:
-        return self._meeting
+        return self._state.meeting
 
     # Linked incidents ------------------------------------------------------------------------
 
     @workflow.update
     async def link_incident(self, request: LinkRequest) -> LinkedIncident:
         """Another incident belongs to this report: link it, recompute the metrics, gather its evidence."""
-        assert self._postmortem_id is not None and self._team is not None
-        self._linked.add((request.source.value, request.incident_id))
+        state = self._state
+        assert state.team is not None
+        state.link(request.source.value, request.incident_id)
         try:
             linked = await workflow.execute_activity_method(
                 LinkActivities.link_incident,
                 LinkIncidentInput(
-                    postmortem_id=self._postmortem_id,
+                    postmortem_id=state.postmortem_id,
                     source=request.source,
                     incident_id=request.incident_id,
                     now=workflow.now(),
@@ -235,21 +256,23 @@ class PostmortemWorkflow:
                 retry_policy=STEP_RETRY,
             )
         except ActivityError:
-            self._linked.discard((request.source.value, request.incident_id))
+            state.unlink(request.source.value, request.incident_id)
             raise
-        late = await self._gather(self._postmortem_id, linked.incident, self._team)
-        self._background.append(
-            asyncio.create_task(self._complete_when_gathered(self._postmortem_id, list(late.values())))
-        )
+        if self._v2():  # its evidence is gathered in the background: the caller does not wait for it
+            self._tasks.append(asyncio.create_task(self._steps.gather_linked(linked.incident.summary())))
+        else:
+            _, late = await gathering.gather(state.postmortem_id, linked.incident, state.team)
+            self._tasks.append(asyncio.create_task(self._steps.late_gathers(late, linked.incident, record=False)))
         return linked
 
     @link_incident.validator
     def _check_link(self, request: LinkRequest) -> None:
-        if self._review is None or self._closed:
+        state = self._state
+        if state.review is None or state.closed:
             raise ValueError("incidents can be linked once the draft exists, until the report is deleted")
-        if request.actor.role not in ("editor", "reviewer", "admin"):
-            raise TransitionRefused("linking incidents needs the editor role", 403)
-        if (request.source.value, request.incident_id) in self._linked:
+        if request.actor.role not in lifecycle.EDITORS:
+            raise refused(TransitionRefused("linking incidents needs the editor role", 403))
+        if state.is_linked(request.source.value, request.incident_id):
             raise ValueError(f"{request.source.value} incident {request.incident_id} is already linked here")
 
     @workflow.signal
@@ -265,360 +288,198 @@ class PostmortemWorkflow:
         await self._refresh_incident(delivery.event, delivery.delivery_id)
 
     async def _refresh_incident(self, event: IncidentEvent, delivery_id: str | None) -> None:
-        if self._postmortem_id is None:
+        if not self._started:
             return
-        await workflow.execute_activity_method(
-            LinkActivities.refresh_incident,
-            RefreshIncidentInput(
-                postmortem_id=self._postmortem_id, incident=event.incident, now=workflow.now(), delivery_id=delivery_id
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=STEP_RETRY,
+        request = RefreshIncidentInput(
+            postmortem_id=self._state.postmortem_id,
+            incident=event.incident,
+            now=workflow.now(),
+            delivery_id=delivery_id,
         )
+        step = RefreshIncidentStep(request=request)
+        if self._v2():
+            self._state.steps.append(step)
+        else:
+            await self._steps.refresh_incident(step)
 
     # Review lifecycle ------------------------------------------------------------------------
 
     @workflow.query
     def review(self) -> Review | None:
-        return self._review
+        return self._state.review
 
-    def _check(self, action: str, actor: Actor, reviewers: list[str] | None = None) -> None:
-        if self._review is None:
-            raise ValueError("the draft is not ready yet" if not self._closed else "this post-mortem is closed")
-        check(self._review, action, actor, reviewers=reviewers)
+    @workflow.query
+    def problems(self) -> list[ProblemEntry]:
+        return list(self._state.problems.values())
 
-    def _recheck(self, action: str, actor: Actor, reviewers: list[str] | None = None) -> None:
-        """Validators of Updates accepted together all saw the same state; inside the lock the state may
-        have moved on (two people clicked at once), so each handler checks again before changing anything."""
+    def _check(self, action: str, actor: Actor, **facts: object) -> None:
+        """Validators of every transition: the lifecycle's rules on the state as it is now."""
+        state = self._state
         try:
-            self._check(action, actor, reviewers)
-        except ValueError as exc:
-            raise ApplicationError(str(exc), type="TransitionRefused", non_retryable=True) from exc
+            if state.review is None or state.closed:
+                raise TransitionRefused(
+                    "the draft is not ready yet" if not state.closed else "this post-mortem is closed"
+                )
+            lifecycle.check(state.review, action, actor, current_version=state.document_version, **facts)  # type: ignore[arg-type]
+        except TransitionRefused as error:
+            raise refused(error) from error
 
-    async def _transition(self, action: str, actor: Actor, to: Status, comment: str | None = None) -> Review:
-        assert self._review is not None and self._postmortem_id is not None
-        self._review.history.append(
-            Transition(
-                action=action,
-                by=actor.name,
-                at=workflow.now(),
-                from_status=self._review.status,
-                to_status=to,
-                comment=comment,
-            )
-        )
-        self._review.status = to
-        publishing = to == Status.PUBLISHED
-        if publishing:
-            self._review.published_count += 1
-            self._review.public_slug = self._review.public_slug or workflow.uuid4().hex
-        await workflow.execute_activity_method(
-            ReviewActivities.record_review,
-            RecordReviewInput(postmortem_id=self._postmortem_id, review=self._review, now=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STEP_RETRY,
-        )
-        self._set_status(to)
-        self._changed = True
-        if publishing:
+    async def _decide(self, action: str, actor: Actor, **given: object) -> Review:
+        """Apply the decision, record it, and leave what it implies to the run's loop.
+
+        Validators of Updates accepted together all saw the same state; inside the lock the state may
+        have moved on (two people clicked at once), so `apply` checks again before changing anything."""
+        state = self._state
+        async with self._review_lock:
+            review = state.review
             try:
-                await workflow.execute_activity_method(
-                    ReviewActivities.publish_report,
-                    PublishInput(
-                        postmortem_id=self._postmortem_id,
-                        published_count=self._review.published_count,
-                        public_slug=self._review.public_slug,
-                        slack_channel=self._team.slack_channel if self._team else None,
-                        now=workflow.now(),
-                    ),
-                    **DELIVERY_OPTIONS,
-                )
-            except ActivityError as exc:  # e.g. Slack refused the channel: the report is published all the same
-                workflow.logger.warning("publishing side effects failed for %s: %s", self._postmortem_id, exc.cause)
-            await self._open_tickets()
-            if self._review.published_count == 1 and self._team is not None:
-                await workflow.start_child_workflow(
-                    FollowUpWorkflow.run,
-                    FollowUpInput(
-                        postmortem_id=self._postmortem_id,
-                        published_at=workflow.now(),
-                        days=self._team.follow_up_days,
-                        tracker=self._team.tracker,
-                        accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
-                        slack_channel=self._team.slack_channel,
-                    ),
-                    id=f"followup-{self._postmortem_id}",
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                )
-        return self._review
-
-    async def _open_tickets(self) -> None:
-        """One ticket per action item, exactly once (the activity searches before it creates)."""
-        if self._team is None or self._postmortem_id is None:
-            return
-        try:
-            await workflow.execute_activity_method(
-                TicketActivities.open_tickets,
-                TicketsInput(
-                    postmortem_id=self._postmortem_id,
-                    tracker=self._team.tracker,
-                    accounts={k.casefold(): v for k, v in self._team.tracker_users.items()},
+                if review is None or state.closed:
+                    raise TransitionRefused("this post-mortem is closed")
+                outcome = lifecycle.apply(
+                    review,
+                    action,
+                    actor,
                     now=workflow.now(),
-                ),
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(seconds=self._team.gather_heartbeat_seconds),
-                schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)),
-            )
-        except ActivityError as exc:
-            workflow.logger.warning("tickets could not be opened for %s: %s", self._postmortem_id, exc.cause)
+                    current_version=state.document_version,
+                    slug=lambda: workflow.uuid4().hex,
+                    **given,  # type: ignore[arg-type]
+                )
+            except TransitionRefused as error:
+                raise refused(error) from error
+            if action == "submit":
+                state.submitted_at = workflow.now()
+            await record_review(state)
+            self._set_status(outcome.to)
+            self._changed = True
+            self._steps.tell(outcome.lapsed, "lapsed", "The post-mortem changed since your approval: review it again.")
+            if action == "change_reviewers":
+                self._steps.tell(outcome.added, "asked", "You were asked to review a post-mortem.")
+            if outcome.publishes:
+                await self._published(PublishStep(count=review.published_count, version=review.published_version))
+            return review
+
+    async def _published(self, step: PublishStep) -> None:
+        """A publication: its exports and announcement, the tickets, and (the first time) the follow-ups."""
+        then: list[Step] = [step, TicketsStep()]
+        if step.count == 1:
+            then.append(FollowUpStep())
+        if self._v2():
+            self._state.steps += then
+            return
+        for each in then:  # runs from before LIFECYCLE_V2 publish inside the Update, as they did
+            await self._steps.run(each)
 
     @workflow.signal
     async def action_items_changed(self) -> None:
         """Items added after publishing get their tickets too."""
-        if self._review is not None and self._review.status in (Status.PUBLISHED, Status.ARCHIVED):
-            await self._open_tickets()
+        review = self._state.review
+        if review is not None and review.status in (Status.PUBLISHED, Status.ARCHIVED):
+            if self._v2():
+                self._state.steps.append(TicketsStep())
+            else:
+                await self._steps.tickets(TicketsStep())
+
+    @workflow.signal
+    async def document_edited(self, edit: DocumentEdited) -> None:
+        """The document moved to `edit.version`: approvals of older versions go back to pending, and
+        those reviewers are told."""
+        state = self._state
+        state.document_version = max(state.document_version or 0, edit.version)
+        if state.review is None:
+            return
+        async with self._review_lock:
+            lapsed = lifecycle.lapse(state.review, edit.version)
+            if lapsed:
+                await record_review(state)
+                self._changed = True
+                self._steps.tell(
+                    lapsed,
+                    "lapsed",
+                    f"{edit.by} changed the post-mortem after your approval (version {edit.version}). "
+                    "Please review it again.",
+                )
 
     @workflow.update
     async def submit(self, request: SubmitRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("submit", request.actor, request.reviewers)
-            assert self._review is not None
-            self._review.reviewers = [ReviewerState(reviewer=r) for r in dict.fromkeys(request.reviewers)]
-            self._submitted_at = workflow.now()
-            return await self._transition("submit", request.actor, Status.IN_REVIEW)
+        return await self._decide("submit", request.actor, reviewers=request.reviewers, facts=request.facts)
 
     @submit.validator
     def _check_submit(self, request: SubmitRequest) -> None:
-        self._check("submit", request.actor, request.reviewers)
+        self._check("submit", request.actor, reviewers=request.reviewers, facts=request.facts)
 
     @workflow.update
     async def approve(self, request: DecisionRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("approve", request.actor)
-            assert self._review is not None
-            state = self._review.reviewer(request.actor.name)
-            assert state is not None
-            state.decision, state.comment, state.decided_at = Decision.APPROVED, request.comment, workflow.now()
-            if self._review.all_approved:
-                return await self._transition("approve", request.actor, Status.PUBLISHED, request.comment)
-            return await self._transition("approve", request.actor, Status.IN_REVIEW, request.comment)
+        return await self._decide("approve", request.actor, facts=request.facts, comment=request.comment)
 
     @approve.validator
     def _check_approve(self, request: DecisionRequest) -> None:
-        self._check("approve", request.actor)
+        self._check("approve", request.actor, facts=request.facts, comment=request.comment)
 
     @workflow.update
     async def request_changes(self, request: DecisionRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("request_changes", request.actor)
-            assert self._review is not None
-            state = self._review.reviewer(request.actor.name)
-            assert state is not None
-            state.decision, state.comment, state.decided_at = (
-                Decision.CHANGES_REQUESTED,
-                request.comment,
-                workflow.now(),
-            )
-            return await self._transition("request_changes", request.actor, Status.DRAFT, request.comment)
+        return await self._decide("request_changes", request.actor, facts=request.facts, comment=request.comment)
 
     @request_changes.validator
     def _check_request_changes(self, request: DecisionRequest) -> None:
-        if not (request.comment or "").strip():
-            raise ValueError("say what should change: a comment is required")
-        self._check("request_changes", request.actor)
+        self._check("request_changes", request.actor, facts=request.facts, comment=request.comment)
 
     @workflow.update
     async def publish(self, request: TransitionRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("publish", request.actor)
-            return await self._transition("publish", request.actor, Status.PUBLISHED)
+        return await self._decide("publish", request.actor, facts=request.facts)
 
     @publish.validator
     def _check_publish(self, request: TransitionRequest) -> None:
-        self._check("publish", request.actor)
+        self._check("publish", request.actor, facts=request.facts)
 
     @workflow.update
     async def unpublish(self, request: TransitionRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("unpublish", request.actor)
-            return await self._transition("unpublish", request.actor, Status.DRAFT)
+        return await self._decide("unpublish", request.actor, facts=request.facts)
 
     @unpublish.validator
     def _check_unpublish(self, request: TransitionRequest) -> None:
-        self._check("unpublish", request.actor)
+        self._check("unpublish", request.actor, facts=request.facts)
 
     @workflow.update
     async def archive(self, request: TransitionRequest) -> Review:
-        async with self._review_lock:
-            self._recheck("archive", request.actor)
-            return await self._transition("archive", request.actor, Status.ARCHIVED)
+        return await self._decide("archive", request.actor, facts=request.facts)
 
     @archive.validator
     def _check_archive(self, request: TransitionRequest) -> None:
-        self._check("archive", request.actor)
+        self._check("archive", request.actor, facts=request.facts)
 
-    async def _review_until_closed(self) -> None:
-        """Wait for people, reminding them on durable timers until the report is published."""
-        while not self._closed:
-            due = self._next_reminder()
-            timeout = max((due[0] - workflow.now()).total_seconds(), 0) if due else None
-            try:
-                await workflow.wait_condition(lambda: self._closed or self._changed, timeout=timeout)
-            except TimeoutError:
-                if due is not None:
-                    await self._remind(*due[1:])
-            self._changed = False
+    @workflow.update
+    async def change_reviewers(self, request: ReviewersRequest) -> Review:
+        """Who reviews a report IN_REVIEW: decisions of those who stay are kept, new ones are asked."""
+        return await self._decide("change_reviewers", request.actor, reviewers=request.reviewers)
 
-    def _next_reminder(self) -> tuple[datetime, str, list[str], str] | None:
-        if self._review is None or self._team is None or self._resolved_at is None:
-            return None
-        team, review, owner = self._team, self._review, (self._team.owners or [self._team.organizer or ""])
-        owner = [o for o in owner if o]
-        candidates: list[tuple[datetime, str, list[str], str]] = []
-        if review.status == Status.DRAFT and self._submitted_at is None and "submit" not in self._reminded:
-            candidates.append(
-                (
-                    self._resolved_at + timedelta(hours=team.remind_submit_hours),
-                    "submit",
-                    owner,
-                    "The post-mortem draft has not been submitted for review yet.",
-                )
-            )
-        if review.status == Status.IN_REVIEW and self._submitted_at is not None:
-            for state in review.reviewers:
-                if state.decision == Decision.PENDING:
-                    last = self._reminded.get(f"review:{state.reviewer}", self._submitted_at)
-                    candidates.append(
-                        (
-                            last + timedelta(hours=team.remind_reviewers_hours),
-                            f"review:{state.reviewer}",
-                            [state.reviewer],
-                            "A post-mortem is waiting for your review.",
-                        )
-                    )
-        if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in self._reminded:
-            candidates.append(
-                (
-                    self._resolved_at + timedelta(days=team.publish_deadline_days),
-                    "deadline",
-                    owner,
-                    f"The post-mortem is not published {team.publish_deadline_days} days after resolution.",
-                )
-            )
-        meeting = self._meeting
-        if (
-            meeting is not None
-            and meeting.status != MeetingStatus.CANCELLED
-            and workflow.patched(MEETING_REMINDER_PATCH)
-        ):
-            key = f"meeting:{meeting.sequence}"
-            if key not in self._reminded and meeting.start > workflow.now():
-                candidates.append(
-                    (
-                        max(meeting.start - timedelta(hours=24), workflow.now()),
-                        key,
-                        owner,
-                        f"The post-mortem review meeting is at {meeting.start.isoformat()} "
-                        f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)}).",
-                    )
-                )
-        return min(candidates, key=lambda c: c[0]) if candidates else None
+    @change_reviewers.validator
+    def _check_change_reviewers(self, request: ReviewersRequest) -> None:
+        self._check("change_reviewers", request.actor, reviewers=request.reviewers)
 
-    async def _remind(self, kind: str, recipients: list[str], text: str) -> None:
-        assert self._postmortem_id is not None and self._team is not None
-        now = workflow.now()
-        occurrence = (
-            len([k for k in self._reminded if k == kind])
-            if not kind.startswith("review:")
-            else int((now - (self._submitted_at or now)).total_seconds() // 3600)
-        )
-        self._reminded[kind] = now
-        await workflow.execute_activity_method(
-            ReviewActivities.notify,
-            NotifyInput(
-                postmortem_id=self._postmortem_id,
-                key=f"{self._postmortem_id}:remind:{kind}:{occurrence}",
-                recipients=recipients,
-                subject=f"Reminder: post-mortem {self._postmortem_id}",
-                text=" ".join(
-                    [
-                        *(
-                            f"<@{self._team.slack_users[r.casefold()]}>"
-                            for r in recipients
-                            if r.casefold() in self._team.slack_users
-                        ),
-                        text,
-                    ]
-                ),
-                slack_channel=self._team.slack_channel,
-                now=now,
-            ),
-            **DELIVERY_OPTIONS,
-        )
+    # Problems ---------------------------------------------------------------------------------
 
-    async def _gather(
-        self, postmortem_id: str, incident: Incident, team: TeamSettings
-    ) -> dict[EvidenceSource, asyncio.Task]:
-        """Start every source at once; return those still running at the team's deadline."""
-        options = workflow.ActivityConfig(
-            start_to_close_timeout=timedelta(minutes=30),
-            schedule_to_close_timeout=timedelta(hours=24),
-            heartbeat_timeout=timedelta(seconds=team.gather_heartbeat_seconds),
-            retry_policy=GATHER_RETRY,
-        )
-        own = GatherInput(postmortem_id=postmortem_id, incident_id=incident.id)
-        own_source, source_gather = (
-            (EvidenceSource.PAGERDUTY, GatherActivities.gather_pagerduty)
-            if incident.source == Source.PAGERDUTY
-            else (EvidenceSource.OPSGENIE, GatherActivities.gather_opsgenie)
-        )
-        handles = {
-            own_source: workflow.start_activity_method(source_gather, own, **options),
-            EvidenceSource.ALERTMANAGER: workflow.start_activity_method(
-                GatherActivities.gather_alertmanager,
-                GatherAlertsInput(
-                    postmortem_id=postmortem_id,
-                    incident_id=incident.id,
-                    services=[service.name for service in incident.services],
-                    label_matchers=team.alert_matchers,
-                    start=incident.created_at,
-                    end=incident.resolved_at or workflow.now(),
-                ),
-                **options,
-            ),
-            EvidenceSource.SLACK: workflow.start_activity_method(
-                GatherActivities.gather_slack,
-                GatherSlackInput(
-                    postmortem_id=postmortem_id,
-                    incident_id=incident.id,
-                    links=[link.url for link in incident.links],
-                    start=incident.created_at,
-                    end=incident.resolved_at or workflow.now(),
-                ),
-                **options,
-            ),
-        }
-        _, pending = await workflow.wait(list(handles.values()), timeout=team.gather_deadline_seconds)
-        return {source: handle for source, handle in handles.items() if handle in pending}
+    @workflow.update
+    async def retry_problem(self, request: RetryProblemRequest) -> Problem:
+        """Run a step that failed for good once more (from the run's loop): the problem is retrying now."""
+        try:
+            key, _ = self._effects.check_retry(request.problem_id, request.actor)
+        except TransitionRefused as error:  # another retry of it won the race
+            raise refused(error) from error
+        problem, step = await self._effects.retrying(key)
+        self._state.steps.append(step)
+        return problem
 
-    async def _complete_when_gathered(self, postmortem_id: str, late: list[asyncio.Task]) -> None:
-        if not late:
-            # Nothing came in late (a linked incident gathered in time): no refresh, as before, when
-            # `workflow.wait([])` raised inside this task and its error was never retrieved.
-            return
-        await workflow.wait(late)
-        await workflow.execute_activity_method(
-            RefreshActivities.refresh_report,
-            RefreshReportInput(postmortem_id=postmortem_id),
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=STEP_RETRY,
-        )
+    @retry_problem.validator
+    def _check_retry(self, request: RetryProblemRequest) -> None:
+        try:
+            self._effects.check_retry(request.problem_id, request.actor)
+        except TransitionRefused as error:
+            raise refused(error) from error
 
     @workflow.query
     def status(self) -> Status | None:
-        return self._status
+        return self._state.status
 
     def _set_status(self, status: Status) -> None:
-        self._status = status
+        self._state.status = status
         workflow.upsert_search_attributes([STATUS_ATTRIBUTE.value_set(status.value)])

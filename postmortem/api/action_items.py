@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport
+from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
 from postmortem.api.errors import STALE
 from postmortem.api.etags import IfMatchHeader, etag, required_version
 from postmortem.api.limits import IsoDate
@@ -124,7 +124,7 @@ class ActionItemRow(ActionItem):
 )
 async def all_action_items(
     store: StoreDep,
-    _: Viewer,
+    token: Viewer,
     status: ActionItemStatus | None = None,
     owner: str | None = None,
     priority: Priority | None = None,
@@ -134,7 +134,7 @@ async def all_action_items(
     due_to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> list[ActionItemRow] | Response:
-    """Action items across reports, overdue ones flagged; CSV for the tracking meeting."""
+    """Action items across the reports the caller may see, overdue ones flagged; CSV for the tracking meeting."""
     today = datetime.now(UTC).date()
     found = await store.postmortems.action_items(
         status=status,
@@ -144,6 +144,7 @@ async def all_action_items(
         due_from=due_from,
         due_to=due_to,
         overdue_on=today if overdue else None,
+        viewer=reader(token),
     )
     rows = [
         ActionItemRow(

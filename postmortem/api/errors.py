@@ -141,7 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UpdateRejected)
     async def _rejected_update(_: Request, exc: UpdateRejected) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+        # The workflow's validator says why and with which status (403 wrong caller, 409 wrong state, 422 bad input).
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.exception_handler(WorkflowGone)
     async def _gone(_: Request, exc: WorkflowGone) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from postmortem.api.deps import StoreDep, Viewer
+from postmortem.api.deps import StoreDep, Viewer, reader
 from postmortem.api.limits import IsoDateTime
 from postmortem.review.program_metrics import ProgramMetrics, program_metrics
 from postmortem.store.postmortems import PostmortemFilter
@@ -18,15 +18,16 @@ router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 @router.get("", response_model=ProgramMetrics)
 async def program(
     store: StoreDep,
-    _: Viewer,
+    token: Viewer,
     from_: Annotated[IsoDateTime | None, Query(alias="from", description="created at or after (ISO 8601)")] = None,
     to: Annotated[IsoDateTime | None, Query(description="created before (ISO 8601)")] = None,
     team: str | None = None,
     service: str | None = None,
 ) -> ProgramMetrics:
     """Created, completion rate, time to publish, action items on time and overdue, TTD/TTR, recurrence,
-    and trends (cause categories, most affected services, team completion rates)."""
-    filters = PostmortemFilter(team=team, service=service, created_from=from_, created_to=to)
+    and trends (cause categories, most affected services, team completion rates), over the reports the caller
+    may see: a report hidden from them is counted nowhere."""
+    filters = PostmortemFilter(viewer=reader(token), team=team, service=service, created_from=from_, created_to=to)
     reports = []
     cursor = None
     while True:

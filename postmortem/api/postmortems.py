@@ -1,9 +1,15 @@
-"""REST: read, list, edit and delete post-mortems."""
+"""REST: read, list, edit and delete post-mortems.
+
+A report's JSON also shows what the workflow could not do (`problems`, each retried through
+api/problems.py) and its 30/60/90-day follow-up checks (`follow_ups`). An edit of a report IN_REVIEW
+tells the workflow (`document_edited`), so approvals of the older text go back to pending.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -13,7 +19,7 @@ from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer
 from postmortem.api.errors import STALE, TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED, error, invalid
 from postmortem.api.etags import IfMatchHeader, etag, required_version
 from postmortem.api.limits import IsoDateTime
-from postmortem.app.gateway import WorkflowGone
+from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUnavailable, WorkflowGone
 from postmortem.meeting.models import Meeting
 from postmortem.models import (
     CauseCategory,
@@ -29,9 +35,11 @@ from postmortem.report.redraft import redraft
 from postmortem.report.rendering import render_markdown
 from postmortem.report.template_catalogue import builtin_templates
 from postmortem.review.lifecycle import Review, can_edit
+from postmortem.review.problems import Problem
 from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemFilter
 from postmortem.timezones import validate_timezone
-from postmortem.workflows.inputs import CancelRequest
+from postmortem.workflows.identity import follow_up_id_for
+from postmortem.workflows.inputs import CancelRequest, DocumentEdited
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems", tags=["postmortems"])
@@ -134,9 +142,31 @@ async def list_postmortems(
     return PostmortemPage(items=[_summary(pm) for pm in items], next_cursor=next_cursor)
 
 
+class FollowUpView(BaseModel):
+    """One 30/60/90-day check of the action items, as the follow-up workflow recorded it."""
+
+    day: int = Field(description="days after publishing")
+    at: datetime = Field(description="when it was checked")
+    completed: int = Field(default=0, description="action items completed by then")
+    open: int = Field(default=0, description="action items still open or in progress")
+    overdue: list[str] = Field(default_factory=list, description="descriptions of the overdue items")
+    stalled: list[str] = Field(default_factory=list, description="descriptions of open items nobody moved lately")
+    verdict: dict[str, Any] | None = Field(default=None, description="did the fix work (the last check only)")
+
+
+def follow_up_view(check: dict[str, Any]) -> FollowUpView:
+    """A stored check (`FollowUpStore.list`: its data with `day` and `checked_at`) as the report shows it."""
+    fields = set(FollowUpView.model_fields) - {"at"}
+    return FollowUpView.model_validate({"at": check["checked_at"], **{k: v for k, v in check.items() if k in fields}})
+
+
 class PostmortemView(Postmortem):
     meeting: Meeting | None = None
     review: Review | None = None
+    problems: list[Problem] = Field(
+        default_factory=list, description="side effects that failed for good, oldest first (retry: POST …/retry)"
+    )
+    follow_ups: list[FollowUpView] = Field(default_factory=list, description="the follow-up checks so far")
 
 
 @router.get(
@@ -157,7 +187,13 @@ async def get_postmortem(
             render_markdown(pm, meeting), media_type="text/markdown; charset=utf-8", headers={"ETag": etag(pm.version)}
         )
     response.headers["ETag"] = etag(pm.version)
-    return PostmortemView(**pm.model_dump(), meeting=meeting, review=await store.review.get(pm.id))
+    return PostmortemView(
+        **pm.model_dump(),
+        meeting=meeting,
+        review=await store.review.get(pm.id),
+        problems=await store.problems.list(pm.id),
+        follow_ups=[follow_up_view(check) for check in await store.follow_ups.list(pm.id)],
+    )
 
 
 @router.patch(
@@ -174,6 +210,7 @@ async def patch_postmortem(
     patch: PostmortemPatch,
     response: Response,
     store: StoreDep,
+    gateway: GatewayDep,
     token: Viewer,
     if_match: IfMatchHeader = None,
 ) -> Postmortem:
@@ -238,8 +275,19 @@ async def patch_postmortem(
     if current.author is None:
         changes.author = token.name  # the first person to write in it
     updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC))
+    if updated.status == Status.IN_REVIEW:
+        await _tell_edited(gateway, updated, token.name)
     response.headers["ETag"] = etag(updated.version)
     return updated
+
+
+async def _tell_edited(gateway: TemporalGateway, pm: Postmortem, by: str) -> None:
+    """Best effort: the edit is stored either way; a lost signal is caught up by the workflow itself
+    (an approval of version N sends older approvals back to pending)."""
+    with contextlib.suppress(WorkflowGone, TemporalUnavailable, TemporalRefused):
+        await gateway.signal(
+            pm.workflow_id, PostmortemWorkflow.document_edited, DocumentEdited(version=pm.version, by=by)
+        )
 
 
 @router.delete("/{postmortem_id}", status_code=204, responses={409: WORKFLOW_REFUSED, 503: TEMPORAL_UNAVAILABLE})
@@ -254,10 +302,13 @@ async def delete_postmortem(pm: AdminReport, token: Admin, store: StoreDep, gate
             f"delete-{pm.id}",
         )
     except WorkflowGone:
-        pass  # already finished (skipped by policy, or terminated): nothing to cancel
+        # Already finished (skipped by policy, archived, or terminated); an archived report's
+        # follow-up checks outlive its run and end with the report.
+        await gateway.cancel(follow_up_id_for(pm.id))
     await store.postmortems.delete(pm.id)
     await store.evidence.delete_for(pm.id)
     await store.meetings.delete_for(pm.id)
     await store.review.delete_for(pm.id)
     await store.images.delete_for(pm.id)
+    await store.follow_ups.delete_for(pm.id)
     return Response(status_code=204)

@@ -1,8 +1,11 @@
 """REST: the review lifecycle (through workflow Updates), comments, exports and the public summary.
 
-Each transition is checked here first against the stored state, for a precise status code (403
-wrong caller, 409 wrong state, 422 bad input); the workflow's Update validator then decides for
-real, so two people racing cannot both win. `Idempotency-Key` makes a retried click apply once.
+The workflow owns the lifecycle: its Update validators apply every rule (`review.lifecycle.check`).
+The API does not judge a transition; it reads what the rules need to know of the document from the
+store (`ReportFacts`: the version, empty required sections, open threads), sends it with the Update,
+and answers with the status the validator's refusal carries (403 wrong caller, 409 wrong state, 422
+bad input). What the API still checks is the request itself (its body, in pydantic) and the people
+it names (reviewers must be known). `Idempotency-Key` makes a retried click apply once.
 """
 
 from __future__ import annotations
@@ -11,19 +14,34 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.activities.link import LinkedIncident
-from postmortem.api.deps import EditableReport, Editor, GatewayDep, StoreDep, Viewer, VisibleReport
+from postmortem.api.deps import (
+    EditableReport,
+    Editor,
+    GatewayDep,
+    ServicesDep,
+    StoreDep,
+    Viewer,
+    VisibleReport,
+)
 from postmortem.api.errors import TEMPORAL_UNAVAILABLE, error, invalid
+from postmortem.api.people import require_known
 from postmortem.app.gateway import TemporalGateway
 from postmortem.models import Postmortem, Source
-from postmortem.review.lifecycle import Actor, Review, TransitionRefused, check
+from postmortem.review.lifecycle import Actor, ReportFacts, Review
 from postmortem.store.review import Comment
 from postmortem.store.store import Store
-from postmortem.store.tokens import TokenInfo
+from postmortem.store.tokens import Role, TokenInfo
 from postmortem.workflows.identity import is_safe_incident_id
-from postmortem.workflows.inputs import DecisionRequest, LinkRequest, SubmitRequest, TransitionRequest
+from postmortem.workflows.inputs import (
+    DecisionRequest,
+    LinkRequest,
+    ReviewersRequest,
+    SubmitRequest,
+    TransitionRequest,
+)
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["review"])
@@ -31,25 +49,53 @@ public = APIRouter(tags=["public"])
 
 Format = Literal["md", "html", "json", "pdf"]
 
-# What a transition can answer besides 200: the lifecycle's refusal (checked here first, then by the
-# workflow's validator), and Temporal's.
+# What a transition can answer besides 200: the workflow validator's refusal, and Temporal's.
 TRANSITION: dict[int | str, dict[str, Any]] = {
     403: error("this caller may not make this transition (e.g. only a reviewer approves)"),
-    409: error("the report's state does not allow it, or the workflow refused it or has finished"),
+    409: error("the report's state does not allow it (e.g. open comment threads), or its workflow has finished"),
+    422: invalid("the workflow refused the request's content (e.g. empty required sections), or a field is invalid"),
     503: TEMPORAL_UNAVAILABLE,
 }
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Reviewers = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=320)]],
+    Field(min_length=1, max_length=20, description="reviewers' emails: API token names or people of the teams file"),
+]
 
 
 class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reviewers: list[str] = Field(min_length=1, max_length=20, description="reviewers' emails (their token names)")
+    reviewers: Reviewers
+
+
+class ReviewersBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reviewers: Reviewers
 
 
 class DecisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     comment: str | None = Field(default=None, max_length=10_000)
+
+
+class ChangesBody(BaseModel):
+    """Requesting changes says what should change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(min_length=1, max_length=10_000, description="what should change")
+
+    _said = field_validator("comment")(_not_blank)
 
 
 class CommentBody(BaseModel):
@@ -64,52 +110,53 @@ def _actor(token: TokenInfo) -> Actor:
     return Actor(name=token.name, role=token.role.value)
 
 
+async def report_facts(store: Store, pm: Postmortem) -> ReportFacts:
+    """What the lifecycle rules need to know of the document as it is stored now."""
+    return ReportFacts(
+        version=pm.version,
+        empty_required=[section.title for section in pm.sections if section.required and not section.body.strip()],
+        open_threads=len(await store.review.comments(pm.id, unresolved_only=True)),
+    )
+
+
 async def _move(
-    store: Store,
-    gateway: TemporalGateway,
-    pm: Postmortem,
-    action: str,
-    update: Any,
-    request: BaseModel,
-    actor: Actor,
-    key: str | None,
-    reviewers: list[str] | None = None,
+    gateway: TemporalGateway, pm: Postmortem, action: str, update: Any, request: BaseModel, key: str | None
 ) -> Review:
-    review = await store.review.get(pm.id)
-    try:
-        check(review, action, actor, reviewers=reviewers)
-    except TransitionRefused as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
+    """Send the Update; a refusal of its validator answers with its own status (api/errors.py)."""
     return await gateway.update(pm.workflow_id, update, request, f"{action}-{key}" if key else None)
 
 
-@router.post(
-    "/submit",
-    response_model=Review,
-    responses={**TRANSITION, 422: invalid("required sections are empty, or no reviewer is named")},
-)
+IdempotencyKey = Annotated[str | None, Header(max_length=200)]
+
+
+@router.post("/submit", response_model=Review, responses=TRANSITION)
 async def submit(
     pm: EditableReport,
     body: SubmitBody,
-    store: StoreDep,
+    services: ServicesDep,
     gateway: GatewayDep,
     token: Editor,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
-    missing = [s.title for s in pm.sections if s.required and not s.body.strip()]
-    if missing:
-        raise HTTPException(422, f"fill the required sections before submitting: {', '.join(missing)}")
-    return await _move(
-        store,
-        gateway,
-        pm,
-        "submit",
-        PostmortemWorkflow.submit,
-        SubmitRequest(actor=_actor(token), reviewers=body.reviewers),
-        _actor(token),
-        idempotency_key,
-        body.reviewers,
-    )
+    await require_known(services, body.reviewers)
+    facts = await report_facts(services.store, pm)
+    request = SubmitRequest(actor=_actor(token), reviewers=body.reviewers, facts=facts)
+    return await _move(gateway, pm, "submit", PostmortemWorkflow.submit, request, idempotency_key)
+
+
+@router.post("/reviewers", response_model=Review, responses=TRANSITION)
+async def change_reviewers(
+    pm: EditableReport,
+    body: ReviewersBody,
+    services: ServicesDep,
+    gateway: GatewayDep,
+    token: Editor,
+    idempotency_key: IdempotencyKey = None,
+) -> Review:
+    """Who reviews a report IN_REVIEW: the decisions of those who stay are kept."""
+    await require_known(services, body.reviewers)
+    request = ReviewersRequest(actor=_actor(token), reviewers=body.reviewers)
+    return await _move(gateway, pm, "reviewers", PostmortemWorkflow.change_reviewers, request, idempotency_key)
 
 
 @router.post("/approve", response_model=Review, responses=TRANSITION)
@@ -119,52 +166,31 @@ async def approve(
     store: StoreDep,
     gateway: GatewayDep,
     token: Viewer,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
-    if await store.review.comments(pm.id, unresolved_only=True):
-        review = await store.review.get(pm.id)
-        pending = [r for r in review.reviewers if r.decision.value != "approved"]
-        if len(pending) == 1 and pending[0].reviewer.casefold() == token.name.casefold():
-            raise HTTPException(409, "resolve the open comment threads first: the last approval publishes")
-    return await _move(
-        store,
-        gateway,
-        pm,
-        "approve",
-        PostmortemWorkflow.approve,
-        DecisionRequest(actor=_actor(token), comment=body.comment),
-        _actor(token),
-        idempotency_key,
-    )
+    """Approves the version the caller read (the stored one): an edit after it makes the approval lapse."""
+    request = DecisionRequest(actor=_actor(token), comment=body.comment, facts=await report_facts(store, pm))
+    return await _move(gateway, pm, "approve", PostmortemWorkflow.approve, request, idempotency_key)
 
 
-@router.post("/request-changes", response_model=Review, responses={**TRANSITION, 422: invalid("a comment is required")})
+@router.post("/request-changes", response_model=Review, responses=TRANSITION)
 async def request_changes(
     pm: VisibleReport,
-    body: DecisionBody,
+    body: ChangesBody,
     store: StoreDep,
     gateway: GatewayDep,
     token: Viewer,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
-    if not (body.comment or "").strip():
-        raise HTTPException(422, "say what should change: a comment is required")
-    return await _move(
-        store,
-        gateway,
-        pm,
-        "request_changes",
-        PostmortemWorkflow.request_changes,
-        DecisionRequest(actor=_actor(token), comment=body.comment),
-        _actor(token),
-        idempotency_key,
-    )
+    request = DecisionRequest(actor=_actor(token), comment=body.comment, facts=await report_facts(store, pm))
+    return await _move(gateway, pm, "request_changes", PostmortemWorkflow.request_changes, request, idempotency_key)
 
 
 async def _simple(
     store: Store, gateway: TemporalGateway, pm: Postmortem, action: str, update: Any, token: TokenInfo, key: str | None
 ) -> Review:
-    return await _move(store, gateway, pm, action, update, TransitionRequest(actor=_actor(token)), _actor(token), key)
+    request = TransitionRequest(actor=_actor(token), facts=await report_facts(store, pm))
+    return await _move(gateway, pm, action, update, request, key)
 
 
 @router.post("/publish", response_model=Review, responses=TRANSITION)
@@ -173,11 +199,8 @@ async def publish(
     store: StoreDep,
     gateway: GatewayDep,
     token: Editor,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
-    open_threads = await store.review.comments(pm.id, unresolved_only=True)
-    if open_threads:
-        raise HTTPException(409, f"{len(open_threads)} comment thread(s) are unresolved; resolve them to publish")
     return await _simple(store, gateway, pm, "publish", PostmortemWorkflow.publish, token, idempotency_key)
 
 
@@ -187,7 +210,7 @@ async def unpublish(
     store: StoreDep,
     gateway: GatewayDep,
     token: Viewer,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
     return await _simple(store, gateway, pm, "unpublish", PostmortemWorkflow.unpublish, token, idempotency_key)
 
@@ -198,7 +221,7 @@ async def archive(
     store: StoreDep,
     gateway: GatewayDep,
     token: Viewer,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Review:
     return await _simple(store, gateway, pm, "archive", PostmortemWorkflow.archive, token, idempotency_key)
 
@@ -268,8 +291,24 @@ async def add_comment(pm: VisibleReport, body: CommentBody, store: StoreDep, tok
     )
 
 
-@router.post("/comments/{comment_id}/resolve", response_model=Comment)
+@router.post(
+    "/comments/{comment_id}/resolve",
+    response_model=Comment,
+    responses={403: error("resolving a thread needs the editor role or being its author")},
+)
 async def resolve_comment(pm: VisibleReport, comment_id: str, store: StoreDep, token: Viewer) -> Comment:
+    """Resolves the whole thread (`comment_id` may be a reply): its author, or an editor."""
+    comments = {comment.id: comment for comment in await store.review.comments(pm.id)}
+    comment = comments.get(comment_id)
+    if comment is None:
+        raise HTTPException(404, f"no comment {comment_id!r} in post-mortem {pm.id!r}")
+    root = comments.get(comment.parent_id or comment.id, comment)
+    if token.role.rank < Role.EDITOR.rank and root.author.casefold() != token.name.casefold():
+        raise HTTPException(
+            403,
+            f"resolving this thread needs the editor role or being its author ({root.author}); "
+            f"token {token.name!r} has {token.role.value}",
+        )
     return await store.review.resolve_thread(pm.id, comment_id, token.name, datetime.now(UTC))
 
 

@@ -11,6 +11,7 @@ import typer
 from postmortem.app.devserver import DevServerError
 from postmortem.app.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
 from postmortem.app.settings import Settings
+from postmortem.app.worker_process import WorkerProcessError, stop_when_orphaned
 from postmortem.incident.teams_file import TeamsFileError
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
@@ -41,6 +42,9 @@ def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
     except (TeamsFileError, DevServerError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except WorkerProcessError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     except RuntimeError as exc:
         if "Failed client connect" in str(exc) or "connect" in str(exc).lower():
             typer.echo(f"error: cannot reach Temporal: {exc}", err=True)
@@ -54,7 +58,7 @@ def _external_address(settings: Settings) -> str:
 
 @app.command()
 def dev() -> None:
-    """Everything on one machine: Temporal dev server, worker and API, with a SQLite store in the data folder."""
+    """Everything on one machine: Temporal dev server, worker (its own process) and API, with a SQLite store in the data folder."""
     _run(run_dev(_settings()))
 
 
@@ -74,15 +78,26 @@ def api() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    exit_with_parent: int | None = typer.Option(
+        None, hidden=True, help="stop when the process of this pid is no longer our parent (`postmortem dev`)"
+    ),
+) -> None:
     """The Temporal worker only, against POSTMORTEM_TEMPORAL_ADDRESS (default 127.0.0.1:7233)."""
     settings = _settings()
 
     async def main() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        async with foundation(settings) as parts:
-            await serve(parts, temporal_address=_external_address(settings), run_api=False, run_worker=True, stop=stop)
+        orphaned = asyncio.create_task(stop_when_orphaned(exit_with_parent, stop)) if exit_with_parent else None
+        try:
+            async with foundation(settings) as parts:
+                await serve(
+                    parts, temporal_address=_external_address(settings), run_api=False, run_worker=True, stop=stop
+                )
+        finally:
+            if orphaned is not None:
+                orphaned.cancel()
 
     _run(main())
 
@@ -155,3 +170,7 @@ def token_revoke(token_id: str) -> None:
             typer.echo(f"revoked {token_id}")
 
     _run(main())
+
+
+if __name__ == "__main__":  # `python -m postmortem.app.cli …`: how `postmortem dev` starts its worker process
+    app()

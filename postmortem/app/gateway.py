@@ -7,6 +7,7 @@ coming up; a request that needs Temporal then gets a 503 that tells the sender t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -14,13 +15,13 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from postmortem.app.temporal import connect
 from postmortem.models import IncidentEvent
 from postmortem.workflows.identity import workflow_id_for
-from postmortem.workflows.inputs import PostmortemWorkflowInput
+from postmortem.workflows.inputs import HISTORY_THRESHOLD, PostmortemWorkflowInput
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 
@@ -29,7 +30,14 @@ class TemporalUnavailable(Exception):
 
 
 class UpdateRejected(Exception):
-    """The workflow refused a person's request (its validator said why); nothing changed."""
+    """The workflow refused a person's request (its validator said why); nothing changed.
+
+    `status` is the HTTP status the refusal carries (403 wrong caller, 404 not there, 409 wrong state,
+    422 bad input); 409 when the workflow gave none (e.g. a step of the Update failed)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WorkflowGone(Exception):
@@ -47,8 +55,9 @@ class StartOutcome(StrEnum):
 
 # PagerDuty waits 5 s for an answer; a slower Temporal gets a 503 and PagerDuty retries later.
 START_TIMEOUT = timedelta(seconds=3)
-# An update waits for its activities (e.g. sending the new invites).
+# An update waits for its quick activities (recording the decision; a deleted report's cancellation).
 UPDATE_TIMEOUT = timedelta(seconds=60)
+REFUSED = "TransitionRefused"  # the failure type of a validator's refusal; its first detail is the status
 
 
 class TemporalGateway:
@@ -70,15 +79,26 @@ class TemporalGateway:
         return self._client
 
     async def start_postmortem(
-        self, postmortem_id: str, event: IncidentEvent, delivery_id: str | None = None
+        self,
+        postmortem_id: str,
+        event: IncidentEvent,
+        delivery_id: str | None = None,
+        *,
+        history_threshold: int = HISTORY_THRESHOLD,
     ) -> tuple[str, StartOutcome]:
-        """`delivery_id` names the inbox entry that holds the incident's raw payload (then left out of `event`)."""
+        """`delivery_id` names the inbox entry that holds the incident's raw payload (then left out of `event`);
+        past `history_threshold` events the run continues as new."""
         client = await self.client()
         workflow_id = workflow_id_for(postmortem_id)
         try:
             await client.start_workflow(
                 PostmortemWorkflow.run,
-                PostmortemWorkflowInput(postmortem_id=postmortem_id, event=event, delivery_id=delivery_id),
+                PostmortemWorkflowInput(
+                    postmortem_id=postmortem_id,
+                    event=event,
+                    delivery_id=delivery_id,
+                    history_threshold=history_threshold,
+                ),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 # A duplicate delivery while the report is alive lands on the same run. After the run
@@ -102,11 +122,7 @@ class TemporalGateway:
         try:
             return await handle.execute_update(update, argument, id=update_id, rpc_timeout=UPDATE_TIMEOUT)
         except WorkflowUpdateFailedError as exc:
-            cause: BaseException | None = exc.cause
-            while getattr(cause, "cause", None) is not None:  # an activity's own reason, not "Activity task failed"
-                cause = cause.cause  # type: ignore[union-attr]
-            message = getattr(cause, "message", None) or str(cause or exc)
-            raise UpdateRejected(message) from exc
+            raise rejection(exc) from exc
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND or "already completed" in exc.message:
                 raise WorkflowGone(exc.message) from exc
@@ -125,6 +141,16 @@ class TemporalGateway:
                 raise WorkflowGone(exc.message) from exc
             _refused(exc, f"Temporal refused the signal to {workflow_id}")
             raise TemporalUnavailable(f"Temporal did not take the signal: {exc.message}") from exc
+
+    async def cancel(self, workflow_id: str) -> None:
+        """Ask a workflow to end (e.g. the follow-ups of a report deleted after its own run completed);
+        one that is not running is left as it is."""
+        client = await self.client()
+        try:
+            await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=START_TIMEOUT)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND and "already completed" not in exc.message:
+                raise TemporalUnavailable(f"could not cancel workflow {workflow_id}: {exc.message}") from exc
 
     async def terminate(self, workflow_id: str, reason: str) -> None:
         client = await self.client()
@@ -149,6 +175,22 @@ class TemporalGateway:
             await client.service_client.check_health(timeout=timedelta(seconds=2))
         except RPCError as exc:
             raise TemporalUnavailable(f"Temporal health check failed: {exc.message}") from exc
+
+
+def rejection(exc: WorkflowUpdateFailedError) -> UpdateRejected:
+    """The refusal as the API answers it: the validator's words and status, or the innermost reason of
+    a failed step (an activity's own words, not "Activity task failed") with 409."""
+    cause: BaseException | None = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type == REFUSED:
+        return UpdateRejected(cause.message, _status(cause.details))
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause  # type: ignore[union-attr]
+    return UpdateRejected(getattr(cause, "message", None) or str(cause or exc))
+
+
+def _status(details: Sequence[Any]) -> int:
+    status = details[0] if details else None
+    return status if isinstance(status, int) and 400 <= status < 500 else 409
 
 
 def _refused(exc: RPCError, what: str) -> None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUnavailable, WorkflowGone
-from postmortem.config import InboxSettings
+from postmortem.config import InboxSettings, TemporalSettings
 from postmortem.models import IncidentEvent
 from postmortem.store.inbox import InboxEntry, InboxState, Settlement, stored_event
 from postmortem.store.store import Store
@@ -75,10 +75,13 @@ class Relay:
         settings: InboxSettings | None = None,
         *,
         owner: str | None = None,
+        history_threshold: int | None = None,
     ) -> None:
+        """`history_threshold` (POSTMORTEM_TEMPORAL_HISTORY_THRESHOLD) goes into each report's workflow input."""
         self._store = store
         self._gateway = gateway
         self._settings = settings or InboxSettings()
+        self._history_threshold = history_threshold or TemporalSettings().history_threshold
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._next_prune = 0.0
         self._temporal_away = False
@@ -175,7 +178,9 @@ class Relay:
             delivered = IncidentDelivery(event=event, delivery_id=delivery_id)
             await self._gateway.signal(linked_workflow, PostmortemWorkflow.incident_delivered, delivered)
             return {"outcome": "linked", "postmortem_id": linked_id, "workflow_id": linked_workflow}
-        workflow_id, outcome = await self._gateway.start_postmortem(postmortem_id, event, delivery_id)
+        workflow_id, outcome = await self._gateway.start_postmortem(
+            postmortem_id, event, delivery_id, history_threshold=self._history_threshold
+        )
         return {"outcome": outcome.value, "postmortem_id": postmortem_id, "workflow_id": workflow_id}
 
     def _retry(self, entry: InboxEntry, error: str) -> Settlement:

@@ -14,14 +14,17 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.api.app import create_app
 from postmortem.api.services import Services
 from postmortem.app.devserver import DevServer, DevServerError, port_is_free
 from postmortem.app.gateway import TemporalGateway
+from postmortem.app.http_clients import outside_clients
 from postmortem.app.relay import Relay
 from postmortem.app.settings import Settings
 from postmortem.app.temporal import connect, ensure_search_attributes
 from postmortem.app.worker import build_worker
+from postmortem.app.worker_process import WorkerProcess
 from postmortem.config import reveal
 from postmortem.incident.teams import TeamsConfig
 from postmortem.incident.teams_file import load_teams_file
@@ -170,12 +173,41 @@ async def serve(
     stop: asyncio.Event,
     on_ready: asyncio.Future[None] | None = None,
 ) -> None:
+    """The API (with the inbox's relay) and/or the worker, in this process, until `stop` or a part fails.
+
+    A worker's clients of the outside world (one per configured system) are opened here, before the
+    worker, and closed after it has stopped.
+    """
+    clients = outside_clients(parts.settings) if run_worker else None
+    try:
+        await _serve(
+            parts,
+            clients,
+            temporal_address=temporal_address,
+            run_api=run_api,
+            stop=stop,
+            on_ready=on_ready,
+        )
+    finally:
+        if clients is not None:
+            await clients.aclose()
+
+
+async def _serve(
+    parts: Foundation,
+    clients: OutsideClients | None,
+    *,
+    temporal_address: str,
+    run_api: bool,
+    stop: asyncio.Event,
+    on_ready: asyncio.Future[None] | None,
+) -> None:
     settings = parts.settings
     tasks: list[asyncio.Task] = []
     worker: SupervisedWorker | None = None
     server = None
     relay: asyncio.Task[None] | None = None
-    if run_worker:
+    if clients is not None:
         client = await connect(temporal_address, settings.temporal.namespace)
         await ensure_search_attributes(client)
         worker = SupervisedWorker(
@@ -186,6 +218,7 @@ async def serve(
                 store=parts.store,
                 teams=parts.teams,
                 settings=settings,
+                clients=clients,
             ),
             reconnect=lambda: connect(temporal_address, settings.temporal.namespace),
         )
@@ -204,7 +237,10 @@ async def serve(
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
         # Every API process relays the inbox its webhooks commit to (leases make replicas safe).
-        relay = asyncio.create_task(Relay(parts.store, gateway, settings.inbox).run(), name="relay")
+        relay = asyncio.create_task(
+            Relay(parts.store, gateway, settings.inbox, history_threshold=settings.temporal.history_threshold).run(),
+            name="relay",
+        )
         tasks.append(relay)
     if on_ready is not None:
         if server is not None:
@@ -241,56 +277,84 @@ def _say(text: str) -> None:
 
 
 async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) -> None:
-    """Dev server, worker and API in one process tree; the dev server is restarted if it dies.
+    """Dev server, worker and API in one process tree; the dev server and the worker are restarted if they die.
 
-    The worker and the API keep running through such an outage: their clients reconnect to the
-    restarted server (same data file, same ports), the webhooks keep committing to the inbox, and
-    /readyz says Temporal is unreachable until it is back.
+    The worker runs in a process of its own (`WorkerProcess`), so drafting, rendering and PDFs never
+    hold up a webhook on the API's event loop. The worker and the API keep running through a Temporal
+    outage: their clients reconnect to the restarted server (same data file, same ports), the webhooks
+    keep committing to the inbox, and /readyz says Temporal is unreachable until it is back.
     """
     stop = asyncio.Event()
     stop_on_signals(stop)
     check_api_port(settings)
     async with foundation(settings) as parts:
         dev: DevServer | None = None
-        supervisor: asyncio.Task[None] | None = None
+        supervisors: list[asyncio.Task[None]] = []
+        failures: list[BaseException] = []
         address = settings.temporal.address
-        if address is None:
-            temporal = settings.temporal
-            dev = DevServer(settings.store.data_dir, port=temporal.port, ui_port=temporal.ui_port)
-            print_fn(f"Starting the Temporal dev server on {dev.address} …")
-            await dev.start()
-            supervisor = asyncio.create_task(dev.supervise(stop), name="temporal-dev-server")
-            address = dev.address
-        token_note = await _dev_token(parts)
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        worker: WorkerProcess | None = None
 
-        async def banner() -> None:
-            await ready
-            base = settings.server.resolved_public_url
-            lines = [
-                "",
-                "Post-mortem autopilot is running",
-                f"  API          {base}   (OpenAPI docs: {base}/docs)",
-                f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie",
-                f"  Temporal     {address}" + ("   (embedded dev server)" if dev else ""),
-            ]
-            if dev:
-                lines.append(f"  Temporal UI  {dev.ui_url}")
-            lines += [f"  Data folder  {settings.store.data_dir.resolve()}", *token_note, "Press Ctrl-C to stop.", ""]
-            print_fn("\n".join(lines))
+        def watch(task: asyncio.Task[None]) -> None:
+            """A supervisor that gives up ends the whole service, loudly."""
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+                stop.set()
 
-        banner_task = asyncio.create_task(banner())
         try:
-            await serve(parts, temporal_address=address, run_api=True, run_worker=True, stop=stop, on_ready=ready)
+            if address is None:
+                temporal = settings.temporal
+                dev = DevServer(settings.store.data_dir, port=temporal.port, ui_port=temporal.ui_port)
+                print_fn(f"Starting the Temporal dev server on {dev.address} …")
+                await dev.start()
+                supervisors.append(asyncio.create_task(dev.supervise(stop), name="temporal-dev-server"))
+                address = dev.address
+            worker = WorkerProcess(settings.store.data_dir, address)
+            await worker.start()
+            supervisors.append(asyncio.create_task(worker.supervise(stop), name="worker-process"))
+            for task in supervisors:
+                task.add_done_callback(watch)
+            token_note = await _dev_token(parts)
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            async def banner() -> None:
+                await ready
+                base = settings.server.resolved_public_url
+                lines = [
+                    "",
+                    "Post-mortem autopilot is running",
+                    f"  API          {base}   (OpenAPI docs: {base}/docs)",
+                    f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie",
+                    f"  Temporal     {address}" + ("   (embedded dev server)" if dev else ""),
+                ]
+                if dev:
+                    lines.append(f"  Temporal UI  {dev.ui_url}")
+                lines += [
+                    f"  Worker       its own process (pid {worker.pid if worker else '?'})",
+                    f"  Data folder  {settings.store.data_dir.resolve()}",
+                    *token_note,
+                    "Press Ctrl-C to stop.",
+                    "",
+                ]
+                print_fn("\n".join(lines))
+
+            banner_task = asyncio.create_task(banner())
+            try:
+                await serve(parts, temporal_address=address, run_api=True, run_worker=False, stop=stop, on_ready=ready)
+            finally:
+                banner_task.cancel()
         finally:
-            banner_task.cancel()
-            if supervisor is not None:
-                supervisor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await supervisor
+            for task in supervisors:
+                task.remove_done_callback(watch)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if worker is not None:
+                await worker.stop()
             if dev is not None:
                 await dev.stop()
             print_fn("Stopped.")
+        if failures:
+            raise failures[0]
 
 
 async def _dev_token(parts: Foundation) -> list[str]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.draft import DraftActivities
 from postmortem.activities.gather import GatherActivities
 from postmortem.activities.link import LinkActivities
 from postmortem.activities.meeting import MeetingActivities
+from postmortem.activities.problems import ProblemActivities
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.review import ReviewActivities
 from postmortem.activities.team import TeamActivities
 from postmortem.activities.tickets import TicketActivities
+from postmortem.app.http_clients import outside_clients
 from postmortem.app.settings import Settings
 from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
@@ -29,9 +32,12 @@ def build_worker(
     store: Store,
     teams: TeamsConfig,
     settings: Settings | None = None,
+    clients: OutsideClients | None = None,
 ) -> Worker:
-    """The activities get the settings sections they need (the environment's when `settings` is not given)."""
+    """The activities get the settings sections they need (the environment's when `settings` is not given)
+    and the worker's one client per outside system (`clients`: built here when not given)."""
     s = settings or Settings()
+    clients = clients or outside_clients(s)
     gatherers = GatherActivities(
         store.evidence,
         pagerduty=s.pagerduty,
@@ -39,13 +45,15 @@ def build_worker(
         slack=s.slack,
         alertmanager=s.alertmanager,
         http=s.http,
+        clients=clients,
     )
     meetings = MeetingActivities(
-        store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http
+        store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http, clients=clients
     )
     review = ReviewActivities(store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http)
-    links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http)
-    trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http)
+    links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http, clients=clients)
+    trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
+    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
     return Worker(
         client,
         task_queue=task_queue,
@@ -69,5 +77,7 @@ def build_worker(
             trackers.open_tickets,
             trackers.sync_tickets,
             trackers.follow_up_check,
+            problems.record_problem,
+            problems.set_problem_state,
         ],
     )

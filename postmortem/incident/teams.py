@@ -180,6 +180,19 @@ class TeamsConfig:
         self._follow_up_days = follow_up_days or [30, 60, 90]
         self._globals = (language, template, timezone)
 
+    def known_people(self) -> set[str]:
+        """Every email the teams file names (casefolded): its people, attendees, organizers, owners, chat and tracker maps."""
+        tables = [self._default, *self._teams.values()]
+        emails = [
+            *self._people.values(),
+            *self._slack_users,
+            *self._tracker_users,
+            *(email for table in tables for email in (table.attendees or [])),
+            *(table.organizer for table in tables if table.organizer),
+            *(owner for entry in self._services.values() for owner in entry.owners),
+        ]
+        return {email.casefold() for email in emails if "@" in email}
+
     def team_key_for(self, incident: Incident) -> tuple[str | None, list[str]]:
         """The team table that applies (by the incident's teams, then its services) and the owners."""
         owners: list[str] = []

@@ -1,16 +1,15 @@
 """Draft a report from its incidents: title, sections from the template, key metrics.
 
-Templates run in Jinja2's sandbox, because teams will bring their own.
+Templates run in Jinja2's sandbox, because teams will bring their own; each section's text is
+compiled once per process and kept, keyed by the text (`template_catalogue.compiled_section`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from pydantic import BaseModel
 
 from postmortem.evidence.distil import distil
@@ -26,8 +25,7 @@ from postmortem.models import (
     Section,
     TemplateVariant,
 )
-from postmortem.report.formatting import KIND_LABELS, format_duration, format_local
-from postmortem.report.template_catalogue import ReportTemplate, builtin_template
+from postmortem.report.template_catalogue import ReportTemplate, builtin_template, compiled_section, section_context
 from postmortem.timezones import in_zone
 
 TITLE_LIMIT = 256
@@ -55,21 +53,12 @@ def default_title(incidents: list[Incident], zone: str, fallback_time: datetime)
     return title[:TITLE_LIMIT]
 
 
-@lru_cache(maxsize=8)
-def _environment(language: Language, zone: str) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
-    env.filters["local"] = lambda value: format_local(value, zone)
-    env.filters["duration"] = lambda value: format_duration(value, language)
-    env.filters["kind_label"] = lambda kind: KIND_LABELS[language].get(str(kind), str(kind))
-    return env
-
-
 def render_sections(template: ReportTemplate, context: dict[str, Any], zone: str) -> list[Section]:
-    env = _environment(template.language, zone)
+    values = section_context(context, template.language, zone)
     sections = []
     for section in template.sections:
         try:
-            body = env.from_string(section.text).render(context).strip() if section.text else ""
+            body = compiled_section(section.text).render(values).strip() if section.text else ""
         except TemplateError as exc:
             raise ValueError(f"template {template.name!r}, section {section.key!r}: {exc}") from exc
         sections.append(

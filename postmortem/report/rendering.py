@@ -1,11 +1,17 @@
-"""Render a stored post-mortem as Markdown, in its own language and its team's time zone."""
+"""Render a stored post-mortem as Markdown, in its own language and its team's time zone.
+
+The report template is read and compiled once per process (`_report_template`); its filters take the
+report's zone and language from the render context, so one compiled template serves every report.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from importlib import resources
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template, pass_context
+from jinja2.runtime import Context
 
 from postmortem.meeting.agenda import agenda_text
 from postmortem.meeting.models import Meeting
@@ -83,13 +89,28 @@ def _cell(value: object) -> str:
     return re.sub(r"\s*\n\s*", " ", str(value)).replace("|", "\\|")
 
 
-def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
+@pass_context
+def _local(context: Context, value: object) -> str:
+    return format_local(value, context["pm"].timezone)  # type: ignore[arg-type]
+
+
+@pass_context
+def _duration(context: Context, value: object) -> str:
+    return format_duration(value, context["pm"].language)  # type: ignore[arg-type]
+
+
+@cache
+def _report_template() -> Template:
     env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    env.filters["local"] = lambda value: format_local(value, pm.timezone)
-    env.filters["duration"] = lambda value: format_duration(value, pm.language)
+    env.filters["local"] = _local
+    env.filters["duration"] = _duration
     env.filters["cell"] = _cell
     source = resources.files("postmortem.report.templates").joinpath("report.md.j2").read_text(encoding="utf-8")
-    text = env.from_string(source).render(
+    return env.from_string(source)
+
+
+def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
+    text = _report_template().render(
         pm=pm,
         m=pm.metrics,
         L=LABELS[pm.language],

@@ -1,6 +1,8 @@
 """Program-level metrics across post-mortems: is the process working, and what keeps failing?
 
-Pure over reports, their reviews, action items and follow-up checks, so the API and tests agree.
+Pure over reports, their reviews, action items and follow-up checks, so the API and tests agree. It
+counts exactly the reports it is given: the API gives the ones the caller may see (`listing.visible_to`),
+so a report hidden from someone moves none of their figures.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.models import ActionItem, ActionItemStatus, Priority
+from postmortem.review.visibility import Reader
 from postmortem.store.errors import NotFound, VersionConflict
+from postmortem.store.listing import visible_to
 from postmortem.store.tables import ActionItemRow, PostmortemRow
 
 __all__ = ["ActionItemStore", "item_model"]
@@ -168,10 +170,13 @@ class ActionItemStore:
         due_from: date | None = None,
         due_to: date | None = None,
         overdue_on: date | None = None,
+        viewer: Reader | None = None,
     ) -> list[tuple[str, str | None, ActionItem]]:
-        """Action items across reports, with their report's id and team."""
-        query = select(ActionItemRow, PostmortemRow.team).join(
-            PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id
+        """Action items across reports, with their report's id and team: only of reports `viewer` may see."""
+        query = (
+            select(ActionItemRow, PostmortemRow.team)
+            .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
+            .where(visible_to(viewer))
         )
         if status:
             query = query.where(ActionItemRow.status == status.value)

@@ -2,6 +2,8 @@
 
 Query building only (no session): `PostmortemStore.list` runs what `listing_query` builds. Pages are
 keyset-paginated, newest first, by (sort column, id); the cursor is that pair of the page's last row.
+`visible_to` is `review.visibility.may_see` in SQL, for every list that crosses reports (reports,
+action items, metrics), so a report hidden from one caller is in none of their answers.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import BindParameter, Boolean, ColumnElement, Select, and_, bindparam, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from postmortem.models import Status, Visibility
 from postmortem.review.visibility import Reader
@@ -28,6 +34,7 @@ __all__ = [
     "encode_cursor",
     "listing_query",
     "next_cursor",
+    "visible_to",
 ]
 
 
@@ -48,6 +55,52 @@ class PostmortemFilter(BaseModel):
     incident_id: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+
+
+class _ReviewedBy(ColumnElement[bool]):
+    """True when the report's stored review names `name` as a reviewer (any case, as `Review.reviewer`).
+
+    The review is a JSON document; each database spells "an element of this array" its own way.
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [("name", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, name: str) -> None:
+        self.name: BindParameter[str] = bindparam("reviewer_name", name, unique=True)
+
+
+@compiles(_ReviewedBy, "sqlite")
+def _reviewed_by_sqlite(element: _ReviewedBy, compiler: SQLCompiler, **kw: Any) -> str:
+    review, name = compiler.process(PostmortemRow.__table__.c.review, **kw), compiler.process(element.name, **kw)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({review}, '$.reviewers') AS reviewer "
+        f"WHERE lower(json_extract(reviewer.value, '$.reviewer')) = lower({name}))"
+    )
+
+
+@compiles(_ReviewedBy, "postgresql")
+def _reviewed_by_postgresql(element: _ReviewedBy, compiler: SQLCompiler, **kw: Any) -> str:
+    review, name = compiler.process(PostmortemRow.__table__.c.review, **kw), compiler.process(element.name, **kw)
+    return (
+        f"EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN json_typeof({review} -> 'reviewers') = 'array' "
+        f"THEN {review} -> 'reviewers' END) AS reviewer WHERE lower(reviewer ->> 'reviewer') = lower({name}))"
+    )
+
+
+def visible_to(viewer: Viewer | None) -> ColumnElement[bool]:
+    """The reports `viewer` may see (all of them for None: the system itself, or an admin)."""
+    if viewer is None or viewer.admin:
+        return true()
+    allowed: list[ColumnElement[bool]] = [
+        PostmortemRow.visibility == Visibility.ORGANISATION.value,
+        PostmortemRow.author == viewer.name,
+        _ReviewedBy(viewer.name),
+    ]
+    if viewer.team:
+        allowed.append(and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team))
+    return or_(*allowed)
 
 
 SORT_COLUMNS = {"created": PostmortemRow.created_at, "updated": PostmortemRow.updated_at}
@@ -72,12 +125,7 @@ def listing_query(
 ) -> Select[PostmortemRow]:
     """`query` narrowed to what the viewer may see and the filters ask for, after `cursor`, one row past a page."""
     column = SORT_COLUMNS[sort]
-    viewer = filters.viewer
-    if viewer is not None and not viewer.admin:
-        allowed = [PostmortemRow.visibility == Visibility.ORGANISATION.value, PostmortemRow.author == viewer.name]
-        if viewer.team:
-            allowed.append(and_(PostmortemRow.visibility == Visibility.TEAM.value, PostmortemRow.team == viewer.team))
-        query = query.where(or_(*allowed))
+    query = query.where(visible_to(filters.viewer))
     if filters.status:
         query = query.where(PostmortemRow.status == filters.status.value)
     if filters.team:

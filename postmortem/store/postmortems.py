@@ -1,9 +1,11 @@
 """The post-mortem document store: reports and their incidents.
 
 Edits use optimistic concurrency: every write names the version it read, and a stale write is
-refused instead of silently overwriting someone else's edit. A report's action items are written
-through the same store (`action_items.py`, its base class); which reports a listing returns is
-`listing.py` (its `Viewer`, `PostmortemFilter` and `InvalidCursor` are importable from here too).
+refused instead of silently overwriting someone else's edit. Every version's text is kept as a
+revision, written in the transaction that made it, so what a reviewer approved can be published
+even after a later edit. A report's action items are written through the same store
+(`action_items.py`, its base class); which reports a listing returns is `listing.py` (its `Viewer`,
+`PostmortemFilter` and `InvalidCursor` are importable from here too).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from postmortem.store.listing import (
     listing_query,
     next_cursor,
 )
-from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow
+from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow, RevisionRow
 
 __all__ = [
     "IncidentTaken",
@@ -88,6 +90,28 @@ class PostmortemChanges(BaseModel):
     timezone: str | None = None
     team: str | None = None
     template_name: str | None = None
+
+
+# What a revision pins: the text people approve. Who may see the report, who owns it, its status,
+# services, incidents and action items are the report's current ones whatever version is read.
+REVISED = (
+    "title",
+    "language",
+    "variant",
+    "timezone",
+    "severity",
+    "sections",
+    "metrics",
+    "cause_category",
+    "template_name",
+    "version",
+)
+
+
+def _revision(row: PostmortemRow) -> RevisionRow:
+    """The revision of `row`'s current version, to be written in the transaction that made it."""
+    data = {name: getattr(row, name) for name in REVISED} | {"updated_at": row.updated_at.isoformat()}
+    return RevisionRow(postmortem_id=row.id, version=row.version, data=data, created_at=row.updated_at)
 
 
 def _to_model(row: PostmortemRow) -> Postmortem:
@@ -158,6 +182,8 @@ class PostmortemStore(ActionItemStore):
                 ]
                 session.add(row)
                 try:
+                    await session.flush()
+                    session.add(_revision(row))
                     await session.commit()
                 except IntegrityError:
                     await session.rollback()  # a concurrent attempt won the race: read what it stored
@@ -216,8 +242,25 @@ class PostmortemStore(ActionItemStore):
                 if current is None:
                     raise NotFound(f"no post-mortem {postmortem_id!r}")
                 raise VersionConflict(current)
+            load = self._load().where(PostmortemRow.id == postmortem_id).execution_options(populate_existing=True)
+            row = (await session.execute(load)).scalar_one()
+            session.add(_revision(row))
             await session.commit()
-        return await self.get(postmortem_id)
+            return _to_model(row)
+
+    async def revision(self, postmortem_id: str, version: int) -> Postmortem:
+        """The report with its text as it was at `version` (what a reviewer approved)."""
+        async with self._sessions() as session:
+            row = (await session.execute(self._load().where(PostmortemRow.id == postmortem_id))).scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"no post-mortem {postmortem_id!r}")
+            current = _to_model(row)
+            stored = await session.get(RevisionRow, (postmortem_id, version))
+        if stored is None:
+            if version == current.version:  # a report from before revisions were kept: its current text
+                return current
+            raise NotFound(f"post-mortem {postmortem_id!r} has no version {version}")
+        return Postmortem.model_validate({**current.model_dump(mode="json"), **stored.data})
 
     async def set_status(self, postmortem_id: str, status: Status, now: datetime) -> Postmortem:
         """Lifecycle writes come from the workflow only; they do not conflict with text edits."""

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from postmortem.models import Status
 from postmortem.review.lifecycle import Review
 from postmortem.store.errors import NotFound
-from postmortem.store.tables import CommentRow, ExportRow, PostmortemRow
+from postmortem.store.tables import CommentRow, ExportRow, PostmortemRow, ProblemRow, RevisionRow
 
 MENTION = re.compile(r"(?<![\w.])@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w.-]+)")
 
@@ -59,7 +60,11 @@ class ReviewStore:
             return Review.model_validate(row.review) if row.review else Review(status=row.status)
 
     async def save(self, postmortem_id: str, review: Review, now: datetime) -> None:
-        """Lifecycle writes come from the workflow only; they do not bump the edit version."""
+        """Lifecycle writes come from the workflow only; they do not bump the edit version.
+
+        A published report back in DRAFT (unpublished) loses its exports and public page in the same
+        transaction, so both are gone when the unpublish is answered; ARCHIVED keeps them.
+        """
         async with self._sessions() as session:
             result = await session.execute(
                 update(PostmortemRow)
@@ -68,6 +73,8 @@ class ReviewStore:
             )
             if result.rowcount == 0:
                 raise NotFound(f"no post-mortem {postmortem_id!r}")
+            if review.status == Status.DRAFT and review.published_count > 0:
+                await session.execute(delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id))
             await session.commit()
 
     # Exports -----------------------------------------------------------------------------------
@@ -156,7 +163,8 @@ class ReviewStore:
             return _comment(root)
 
     async def delete_for(self, postmortem_id: str) -> None:
+        """Everything of a deleted report: threads, exports (its public page), problems and revisions."""
         async with self._sessions() as session:
-            await session.execute(delete(CommentRow).where(CommentRow.postmortem_id == postmortem_id))
-            await session.execute(delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id))
+            for table in (CommentRow, ExportRow, ProblemRow, RevisionRow):
+                await session.execute(delete(table).where(table.postmortem_id == postmortem_id))
             await session.commit()

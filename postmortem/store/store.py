@@ -12,6 +12,7 @@ from postmortem.store.images import ImageStore
 from postmortem.store.inbox import InboxStore
 from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
+from postmortem.store.problems import ProblemStore
 from postmortem.store.review import ReviewStore
 from postmortem.store.templates import TemplateStore
 from postmortem.store.tokens import TokenStore
@@ -30,6 +31,7 @@ class Store:
         self.images = ImageStore(sessions)
         self.follow_ups = FollowUpStore(sessions, engine.dialect.name)
         self.inbox = InboxStore(sessions, engine.dialect.name)
+        self.problems = ProblemStore(sessions, engine.dialect.name)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:

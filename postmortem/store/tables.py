@@ -66,6 +66,34 @@ class PostmortemRow(Base):
     )
 
 
+class RevisionRow(Base):
+    """The document as it was at one version (written with the edit that made it): what is approved is published."""
+
+    __tablename__ = "postmortem_revisions"
+
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProblemRow(Base):
+    """A side effect of the report's workflows that failed for good, one row per step and target."""
+
+    __tablename__ = "problems"
+
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(250))
+    step: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400))
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class PostmortemServiceRow(Base):
     """One row per affected service, so reports can be filtered by service on any database."""
 

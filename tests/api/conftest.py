@@ -8,6 +8,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest_asyncio
@@ -30,7 +32,11 @@ OPSGENIE_TOKEN = "opsgenie-token-for-tests"
 TEAMS = """
 [default]
 timezone = "Europe/Berlin"
+
+[people]
+"Pat Teamsfile" = "pat@example.com"
 """
+TEAMS_PERSON = "pat@example.com"  # known from the teams file only (no token): may be named a reviewer
 
 
 @dataclass
@@ -46,25 +52,35 @@ class Api:
 
 
 @pytest_asyncio.fixture
-async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path) -> AsyncIterator[Api]:
+async def api(dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_api(dev_env, sqlite_store, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    env: WorkflowEnvironment, store: Store, tmp_path: Path, *, teams: str = TEAMS, **sections: Any
+) -> AsyncIterator[Api]:
+    """The app, its worker and its relay over `store`; `sections` replace settings sections (slack=…)."""
     settings = Settings(
         store=StoreSettings(data_dir=tmp_path),
         pagerduty=PagerDutySettings(webhook_secrets=[PD_SECRET, "older-secret"]),
         opsgenie=OpsgenieSettings(webhook_token=OPSGENIE_TOKEN),
         temporal=TemporalSettings(task_queue=f"api-{uuid.uuid4().hex}"),
+        **sections,
     )
-    teams = parse_teams(TEAMS)
-    gateway = TemporalGateway("unused", "default", settings.temporal.task_queue, client=dev_env.client)
-    app = create_app(Services(settings=settings, store=sqlite_store, temporal=gateway, teams=teams))
+    config = parse_teams(teams)
+    gateway = TemporalGateway("unused", "default", settings.temporal.task_queue, client=env.client)
+    app = create_app(Services(settings=settings, store=store, temporal=gateway, teams=config))
     now = datetime.now(UTC)
-    tokens = {role: (await sqlite_store.tokens.create(role.value, role, now))[1] for role in Role}
+    tokens = {role: (await store.tokens.create(role.value, role, now))[1] for role in Role}
     worker = build_worker(
-        dev_env.client, task_queue=settings.temporal.task_queue, store=sqlite_store, teams=teams, settings=settings
+        env.client, task_queue=settings.temporal.task_queue, store=store, teams=config, settings=settings
     )
-    async with worker, relaying(sqlite_store, gateway, settings):
+    async with worker, relaying(store, gateway, settings):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield Api(http=http, store=sqlite_store, env=dev_env, tokens=tokens, app=app)
+            yield Api(http=http, store=store, env=env, tokens=tokens, app=app)
 
 
 @contextlib.asynccontextmanager

@@ -1,8 +1,12 @@
-"""Every route of one report answers 404 to a caller who may not see the report.
+"""Every route of the app keeps a report from a caller who may not see it.
 
-The routes come from the routing table, not from a list here, so a route added later is covered
-without editing this file; each gets a plausible request (real ids in the path, the required query
-parameters, a minimal valid body from its OpenAPI schema), so a missing check shows up as a 2xx.
+A route of one report answers 404 (or 403 for the caller's role); every other route (lists, their
+CSV, metrics, anything added later) neither names the report nor counts it: its answers are the same
+with the report there as without it. The routes come from the routing table, not from a list here, so
+a route added later is covered without editing this file; each gets plausible requests (real ids in
+the path, the required query parameters, each value of its optional enum and boolean parameters, the
+hidden report's own team, service and incident as filters, a minimal valid body from its OpenAPI
+schema), so a missing check shows up as a 2xx or as a changed answer.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from postmortem.models import ActionItemStatus, Priority, Status, Visibility
-from postmortem.review.lifecycle import Review, ReviewerState
+from postmortem.review.lifecycle import Review, ReviewerState, Transition
 from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
@@ -25,6 +29,8 @@ from tests.image_samples import png
 
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 ROLE_REFUSED = "this action needs the "
+SECRET_TITLE = "Ledger drift in the payouts batch"
+SECRET_ITEM = "Alert on queue depth"
 
 
 class HiddenReport:
@@ -42,13 +48,16 @@ async def hidden_report(api: Api, incident_id: str, visibility: Visibility) -> H
         new_postmortem(pagerduty_event(incident_id).incident, team="payments")
     )
     pm = await api.store.postmortems.update(
-        pm.id, pm.version, PostmortemChanges(visibility=visibility, author="author@example.com"), now
+        pm.id,
+        pm.version,
+        PostmortemChanges(visibility=visibility, author="author@example.com", title=SECRET_TITLE),
+        now,
     )
     item = await api.store.postmortems.add_action_item(
         pm.id,
-        description="Alert on queue depth",
-        owner=None,
-        due_date=None,
+        description=SECRET_ITEM,
+        owner="author@example.com",
+        due_date=date.today() - timedelta(days=3),  # overdue: counted by the metrics, flagged in the lists
         priority=Priority.MEDIUM,
         status=ActionItemStatus.OPEN,
         now=now,
@@ -104,28 +113,43 @@ def sample(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     return "reviewer@example.com"
 
 
-def report_routes(api: Api) -> list[tuple[str, str]]:
-    """(method, path) of every endpoint whose path names a report, from the app's routing table.
+def app_routes(api: Api) -> list[tuple[str, str]]:
+    """(method, path) of every endpoint of the app, from its routing table.
 
     `app.routes` holds the included routers lazily; `iter_route_contexts` is how FastAPI itself walks
     them (its OpenAPI generation does), with each route's full path.
     """
-    routes = [
+    return [
         (method, route.path)
         for route in iter_route_contexts(api.app.routes)
-        if isinstance(route.original_route, APIRoute) and route.path and "{postmortem_id}" in route.path
+        if isinstance(route.original_route, APIRoute) and route.path
         for method in sorted(route.methods or ())
     ]
+
+
+def report_routes(api: Api) -> list[tuple[str, str]]:
+    """The endpoints whose path names a report."""
+    routes = [(method, path) for method, path in app_routes(api) if "{postmortem_id}" in path]
     assert len(routes) > 20, f"the routing table has fewer report routes than expected: {routes}"
     return routes
 
 
-def build_request(api: Api, method: str, path: str, report: HiddenReport) -> dict[str, Any]:
-    """Keyword arguments for httpx: the path filled in, required query parameters, a minimal body."""
+def other_routes(api: Api) -> list[tuple[str, str]]:
+    """Every other endpoint: lists, exports and metrics across reports, tokens, templates, webhooks, health."""
+    routes = [(method, path) for method, path in app_routes(api) if "{postmortem_id}" not in path]
+    assert {("GET", "/api/action-items"), ("GET", "/api/metrics"), ("GET", "/api/postmortems")} <= set(routes)
+    return routes
+
+
+def _operation(api: Api, method: str, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     openapi = api.app.openapi()
-    components = openapi.get("components", {}).get("schemas", {})
-    operation = openapi["paths"].get(path, {}).get(method.lower(), {})
-    url = PARAM.sub(lambda match: report.values.get(match.group(1), "1"), path)
+    return openapi["paths"].get(path, {}).get(method.lower(), {}), openapi.get("components", {}).get("schemas", {})
+
+
+def build_request(api: Api, method: str, path: str, values: dict[str, str]) -> dict[str, Any]:
+    """Keyword arguments for httpx: the path filled in, required query parameters, a minimal body."""
+    operation, components = _operation(api, method, path)
+    url = PARAM.sub(lambda match: values.get(match.group(1), "1"), path)
     params = {
         parameter["name"]: sample(parameter.get("schema", {}), components)
         for parameter in operation.get("parameters", [])
@@ -141,6 +165,109 @@ def build_request(api: Api, method: str, path: str, report: HiddenReport) -> dic
     return request
 
 
+def _choices(schema: dict[str, Any], components: dict[str, Any]) -> list[Any]:
+    """The values an optional parameter is worth trying: each of an enum's, true for a boolean."""
+    if "$ref" in schema:
+        return _choices(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    for combinator in ("anyOf", "oneOf"):
+        if combinator in schema:
+            return [value for option in schema[combinator] for value in _choices(option, components)]
+    if "enum" in schema:
+        return list(schema["enum"])
+    return [True] if schema.get("type") == "boolean" else []
+
+
+def request_variants(api: Api, method: str, path: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+    """The minimal request, then one per value of each optional enum or boolean query parameter (format=csv,
+    overdue=true, every status …) and one per parameter named in `filters` (the hidden report's team …)."""
+    base = build_request(api, method, path, {})
+    operation, components = _operation(api, method, path)
+    variants = [base]
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] != "query" or parameter.get("required"):
+            continue
+        name = parameter["name"]
+        values = _choices(parameter.get("schema", {}), components) + ([filters[name]] if name in filters else [])
+        variants += [{**base, "params": {**base["params"], name: value}} for value in values]
+    return variants
+
+
+async def answers(api: Api, headers: dict[str, str], filters: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """What every GET route that names no report answers `headers`, request by request."""
+    seen: dict[str, tuple[int, str]] = {}
+    for method, path in other_routes(api):
+        if method != "GET":
+            continue
+        for request in request_variants(api, method, path, filters):
+            response = await api.http.request(headers=headers, **request)
+            seen[f"GET {request['url']} {request['params']}"] = (response.status_code, response.text)
+    return seen
+
+
+def mentions(text: str, report: HiddenReport) -> list[str]:
+    return [secret for secret in (report.id, SECRET_TITLE, SECRET_ITEM) if secret in text]
+
+
+async def counted(api: Api, report: HiddenReport) -> None:
+    """Make the hidden report count in every figure: published 20 h after it was resolved, a cause, a
+    follow-up verdict (its action item is overdue already)."""
+    pm = await api.store.postmortems.get(report.id)
+    assert pm.metrics.closed_at is not None
+    await api.store.postmortems.update(
+        pm.id, pm.version, PostmortemChanges(cause_category="capacity"), datetime.now(UTC)
+    )
+    published = Transition(
+        action="approve",
+        by="author@example.com",
+        at=pm.metrics.closed_at + timedelta(hours=20),
+        from_status=Status.IN_REVIEW,
+        to_status=Status.PUBLISHED,
+    )
+    await api.store.review.save(
+        pm.id, Review(status=Status.PUBLISHED, published_count=1, history=[published]), datetime.now(UTC)
+    )
+    await api.store.follow_ups.record(pm.id, 90, {"verdict": {"worked": False}}, datetime.now(UTC))
+
+
+async def test_every_other_route_neither_names_nor_counts_a_hidden_report(api: Api) -> None:
+    shown, _ = await api.store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event("PSHOWN").incident, team="search")
+    )
+    await api.store.postmortems.add_action_item(
+        shown.id,
+        description="Visible item",
+        owner=None,
+        due_date=None,
+        priority=Priority.LOW,
+        status=ActionItemStatus.OPEN,
+        now=datetime.now(UTC),
+    )
+    outsider = await token(api, "outsider@example.com", Role.EDITOR, team="search")
+    filters = {"team": "payments", "service": "pig208", "incident_id": "PWALKHIDDEN", "owner": "author@example.com"}
+    before = await answers(api, outsider, filters)
+    admin_before = await answers(api, api.auth(Role.ADMIN), filters)
+
+    report = await hidden_report(api, "PWALKHIDDEN", Visibility.PRIVATE)
+    await counted(api, report)
+    after = await answers(api, outsider, filters)
+    named = [f"{key}: {mentions(text, report)}" for key, (_, text) in after.items() if mentions(text, report)]
+    assert not named, "answers that name the hidden report:\n" + "\n".join(named)
+    changed = [f"{key}: {before[key]} -> {after[key]}" for key in after if after[key] != before[key]]
+    assert not changed, "answers that count the hidden report:\n" + "\n".join(changed)
+
+    # The other methods (webhooks, tokens, templates …) answer without naming it either.
+    for method, path in other_routes(api):
+        if method != "GET":
+            response = await api.http.request(headers=outsider, **build_request(api, method, path, {}))
+            assert not mentions(response.text, report), f"{method} {path}: {response.text[:300]}"
+
+    # The walk would see a leak: to an admin (who may see it) the same requests name and count it.
+    admin_after = await answers(api, api.auth(Role.ADMIN), filters)
+    differ = {key.split()[1] for key in admin_after if admin_after[key] != admin_before[key]}
+    assert {"/api/postmortems", "/api/action-items", "/api/metrics"} <= differ, differ
+    assert any(mentions(text, report) for _, text in admin_after.values())
+
+
 @pytest.mark.parametrize("visibility", [Visibility.PRIVATE, Visibility.TEAM])
 async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Api, visibility: Visibility) -> None:
     report = await hidden_report(api, f"PHIDE{visibility.value.upper()}", visibility)
@@ -149,7 +276,7 @@ async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Ap
     routes = report_routes(api)
     wrong: list[str] = []
     for method, path in routes:
-        response = await api.http.request(headers=headers, **build_request(api, method, path, report))
+        response = await api.http.request(headers=headers, **build_request(api, method, path, report.values))
         is_json = "json" in response.headers.get("content-type", "")
         payload = response.json() if is_json else None
         detail = payload.get("detail") if isinstance(payload, dict) else None
@@ -165,7 +292,7 @@ async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Ap
         teammate = await token(api, "mate@example.com", Role.VIEWER, team="payments")
         for method, path in report_routes(api):
             if method == "GET":
-                response = await api.http.request(headers=teammate, **build_request(api, method, path, report))
+                response = await api.http.request(headers=teammate, **build_request(api, method, path, report.values))
                 hidden = response.status_code == 404 and response.json()["detail"] == f"no post-mortem {report.id!r}"
                 assert not hidden, f"GET {path} hides the report from its own team"
 

@@ -1,5 +1,6 @@
 """The review lifecycle over REST: permissions per role and status, required sections, idempotent
-retries, comment threads blocking publication, exports and the token-free public summary."""
+retries, comment threads blocking publication, exports and the token-free public summary (the rules
+are the workflow's; test_review_rules_api.py has the refusals one by one)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.api.test_webhooks import draft_of, signed
 from tests.factories import pagerduty_resolved_body
+from tests.support import eventually
 
 FILLED = {
     key: {"body": f"Filled {key}."}
@@ -23,6 +25,7 @@ FILLED = {
         "lessons_learned",
     )
 }
+FORMATS = ("md", "html", "json", "pdf")
 
 
 async def person(api: Api, name: str, role: Role) -> dict[str, str]:
@@ -99,6 +102,13 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
     report = (await api.http.get(base, headers=api.auth())).json()
     assert report["status"] == "PUBLISHED" and report["review"]["reviewers"][0]["comment"] == "Thorough"
 
+    slug = published.json()["public_slug"]
+
+    async def exported() -> bool:  # publishing is a step of the workflow's run, after the approval is answered
+        exports = [await api.http.get(f"{base}/export", params={"format": f}, headers=api.auth()) for f in FORMATS]
+        return all(e.is_success for e in exports) and (await api.http.get(f"/public/postmortems/{slug}")).is_success
+
+    await eventually(exported)
     for format, media in (
         ("md", "text/markdown"),
         ("html", "text/html"),
@@ -108,7 +118,7 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
         export = await api.http.get(f"{base}/export", params={"format": format}, headers=api.auth(Role.VIEWER))
         assert export.status_code == 200 and export.headers["content-type"].startswith(media), format
     assert (await api.http.get(f"{base}/export", params={"format": "docx"}, headers=api.auth())).status_code == 422
-    summary = await api.http.get(f"/public/postmortems/{published.json()['public_slug']}")
+    summary = await api.http.get(f"/public/postmortems/{slug}")
     assert summary.status_code == 200 and "Test Incident" in summary.text
     assert (await api.http.get("/public/postmortems/not-a-slug")).status_code == 404
 
@@ -122,6 +132,11 @@ async def test_review_to_publication_over_the_api(api: Api) -> None:
     assert admin_edit.status_code == 200
     assert (await api.http.post(f"{base}/unpublish", headers=editor)).status_code == 403
     assert (await api.http.post(f"{base}/unpublish", headers=api.auth(Role.ADMIN))).json()["status"] == "DRAFT"
+    # Taken down as soon as unpublish answers: the public page and the exports.
+    assert (await api.http.get(f"/public/postmortems/{slug}")).status_code == 404
+    for format in FORMATS:
+        gone = await api.http.get(f"{base}/export", params={"format": format}, headers=api.auth())
+        assert gone.status_code == 409, format
     assert (await api.http.post(f"{base}/archive", headers=api.auth(Role.ADMIN))).status_code == 409
 
 

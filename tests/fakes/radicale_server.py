@@ -3,7 +3,7 @@
     async with radicale_calendar() as url:          # http://127.0.0.1:PORT/alice/team/
         ...
     async with radicale_calendar(credentials=("alice", "s3cret")) as url:   # Basic auth required
-    async with radicale_server() as radicale:       # radicale.url, and an outage switch:
+    async with radicale_server(credentials=(u, p)) as radicale:      # radicale.url, and an outage switch:
         radicale.fail_with(403)                      # Radicale refuses every write (PUT, DELETE) with
         ...                                          # its own 403 "Access to the requested resource
         radicale.heal()                              # forbidden."; reads still answer. Writable again.
@@ -40,11 +40,16 @@ class Radicale:
 
     url: str
     switch: Path  # the file tests/fakes/radicale_rights.py reads on every request
+    credentials: tuple[str, str] | None = None
 
     def fail_with(self, status: int = 403) -> None:
         """Refuse every write with Radicale's own 403 (the account may still read the calendar)."""
         if status != 403:
             raise ValueError(f"the Radicale switch refuses writes with 403 only, not {status}")
+        if self.credentials is None:  # Radicale asks an anonymous caller to log in: 401, not 403
+            raise ValueError(
+                "Radicale refuses a write with 403 only to a logged-in user: radicale_server(credentials=...)"
+            )
         self.switch.write_text(READ_ONLY)
 
     def heal(self) -> None:
@@ -143,7 +148,7 @@ async def radicale_server(
                         raise RuntimeError(
                             f"Radicale answered {method} {path} with {response.status_code}: {response.text}"
                         )
-            yield Radicale(url=f"{base}/{user}/{calendar}/", switch=switch)
+            yield Radicale(url=f"{base}/{user}/{calendar}/", switch=switch, credentials=credentials)
         finally:
             if process.returncode is None:
                 process.terminate()

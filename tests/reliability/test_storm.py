@@ -125,7 +125,7 @@ async def test_a_storm_of_deliveries_makes_exactly_one_report_per_incident(servi
                 assert detail and isinstance(detail, str), f"{delivery.kind} {code} without a reason: {text[:200]}"
 
         expected = {report_id(f"PSTORM{n:04d}") for n in range(INCIDENTS)}
-        await wait_for_reports(http, service, expected, timeout=240)
+        await wait_for_reports(http, service, expected, timeout=480)
         await _until_the_inbox_is_settled(http)
         found = await report_ids(http)
         assert found == dict.fromkeys(expected, 1), (

@@ -267,3 +267,21 @@ def test_error_in_table_whose_header_has_a_comment_names_its_line():
     )
     message = error_for(text)
     assert reported_line(message) == line_of(text, 'language = "fr"')
+
+
+def test_the_people_the_file_knows_are_every_email_it_names():
+    cfg = config(
+        TEAMS_TOML
+        + """
+[people]
+PABC123 = "Carol@Example.com"
+"Dan Responder" = "dan@example.com"
+
+[slack_users]
+"erin@example.com" = "U024BE7LH"
+"""
+    )
+    known = cfg.known_people()
+    assert {"alice@example.com", "bob@example.com", "carol@example.com", "dan@example.com"} <= known
+    assert "erin@example.com" in known
+    assert "pabc123" not in known and "dan responder" not in known  # keys of [people] are ids and names

@@ -21,10 +21,12 @@ from postmortem.config import AlertmanagerSettings, HttpSettings, OpsgenieSettin
 from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Postmortem, Status
+from postmortem.review.lifecycle import Actor
+from postmortem.review.problems import ProblemState
 from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
-from postmortem.workflows.inputs import PostmortemWorkflowInput
+from postmortem.workflows.inputs import PostmortemWorkflowInput, RetryProblemRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from tests.factories import pagerduty_event
 from tests.fakes.opsgenie import FakeOpsgenie, opsgenie_app
@@ -278,3 +280,35 @@ async def test_slack_messages_of_the_linked_channel_join_the_timeline(sqlite_sto
     assert {e.actor for e in stored} == {"U012AB3CDE"}  # the messages hours before are outside the window
     assert [e.kind for e in stored].count(EntryKind.MITIGATED) == 1
     assert all(r.params.get("channel") == "C6975FLAZ" or "channel" not in r.params for r in slack.requests)
+
+
+async def test_a_source_that_cannot_be_read_is_a_problem_and_its_retry_completes_the_timeline(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: Store, sources: Sources
+) -> None:
+    sources.pagerduty.add_incident("PGATHERFIX", log_entries=10, start=START)
+    sources.pagerduty.fail_with(401)
+    async with worker_for(time_skipping_env, sqlite_store, sources.settings) as queue:
+        pm = await start_and_draft(time_skipping_env, sqlite_store, queue, "PGATHERFIX")
+        assert "could not be read" in section(pm, "timeline")
+
+        async def problem(state: ProblemState):
+            found = [p for p in await sqlite_store.problems.list(pm.id) if p.step == "gather" and p.state == state]
+            return found[0] if found else None
+
+        failed = await eventually(lambda: problem(ProblemState.OPEN))
+        assert failed.target == "pagerduty" and "Authentication failed" in failed.message
+        sources.pagerduty.heal()
+        handle = time_skipping_env.client.get_workflow_handle(pm.workflow_id)
+        editor = Actor(name="editor@example.com", role="editor")
+        await handle.execute_update(
+            PostmortemWorkflow.retry_problem, RetryProblemRequest(actor=editor, problem_id=failed.id)
+        )
+        await eventually(lambda: problem(ProblemState.RESOLVED))
+
+        async def refreshed() -> Postmortem | None:
+            current = await sqlite_store.postmortems.get(pm.id)
+            return current if "could not be read" not in section(current, "timeline") else None
+
+        await eventually(refreshed, timeout=30)
+    stored = await sqlite_store.evidence.entries(pm.id, sources=[EvidenceSource.PAGERDUTY])
+    assert len(stored) >= 10

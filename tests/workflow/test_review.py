@@ -149,9 +149,14 @@ async def test_submit_approve_publish_with_exports_and_one_announcement(running:
         ("approve", BOB.name, Status.IN_REVIEW, Status.PUBLISHED),
     ]
     assert (await running.store.postmortems.get(running.postmortem_id)).status == Status.PUBLISHED
-    for format in ("md", "html", "json", "pdf", "public"):
-        assert await running.store.review.get_export(running.postmortem_id, format) is not None, format
+
+    async def exported() -> bool:  # publishing is a step of the run, after the Update answered
+        formats = ("md", "html", "json", "pdf", "public")
+        return all([await running.store.review.get_export(running.postmortem_id, f) is not None for f in formats])
+
+    await eventually(exported)
     assert await running.store.review.public_by_slug(review.public_slug) is not None
+    await eventually(lambda: _posted(running, 1))
     assert [m["channel"] for m in running.slack.posted] == ["C0INCIDENTS"]
     assert "Post-mortem published" in running.slack.posted[0]["text"]
     assert (await running.handle.describe()).typed_search_attributes  # status recorded for the UI
@@ -195,6 +200,7 @@ async def test_changes_requested_then_republished_after_a_correction(running: Ru
     )
     archived = await running.update(PostmortemWorkflow.archive, TransitionRequest(actor=ADMIN))
     assert archived.status == Status.ARCHIVED
+    await running.handle.result()  # archived: the run completes, its steps done
     assert len(running.slack.posted) == 2  # one announcement per publication
 
 
@@ -209,6 +215,7 @@ async def test_racing_updates_publish_once(running: Running) -> None:
     final = await running.store.review.get(running.postmortem_id)
     assert final.status == Status.PUBLISHED and final.published_count == 1
     assert [t.to_status for t in final.history].count(Status.PUBLISHED) == 1
+    await eventually(lambda: _posted(running, 1))
     assert len(running.slack.posted) == 1
     for _ in range(3):  # two admins unpublishing at the same moment: exactly one wins, every time
         racing = await asyncio.gather(

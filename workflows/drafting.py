@@ -1,0 +1,60 @@
+"""A report's first steps: its team, the policy's decision, the evidence (every source at once, until
+the team's deadline) and the draft written from what came in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from postmortem.activities.draft import DraftActivities, DraftPostmortemInput, DraftPostmortemResult
+    from postmortem.activities.team import ResolveTeamInput, TeamActivities
+    from postmortem.incident.policy import decide
+    from postmortem.incident.teams import TeamSettings
+    from postmortem.models import PolicyOutcome
+    from postmortem.workflows import gathering
+    from postmortem.workflows.inputs import PostmortemWorkflowInput
+    from postmortem.workflows.options import STEP_RETRY
+
+GATHER_PATCH = "gather-evidence"
+
+
+@dataclass
+class Drafted:
+    result: DraftPostmortemResult
+    team: TeamSettings
+    done: gathering.Handles  # sources finished by the deadline (some may have failed for good)
+    late: gathering.Handles  # sources still being gathered: the draft says so, a refresh follows
+
+
+async def draft(input: PostmortemWorkflowInput) -> Drafted:
+    incident = input.event.incident
+    team = await workflow.execute_activity_method(
+        TeamActivities.resolve_team,
+        ResolveTeamInput(incident=incident.summary()),
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=STEP_RETRY,
+    )
+    decision = decide([incident], team.policy)
+    done: gathering.Handles = {}
+    late: gathering.Handles = {}
+    if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
+        done, late = await gathering.gather(input.postmortem_id, incident.summary(), team)
+    result = await workflow.execute_activity_method(
+        DraftActivities.draft_postmortem,
+        DraftPostmortemInput(
+            postmortem_id=input.postmortem_id,
+            workflow_id=workflow.info().workflow_id,
+            incident=incident,
+            team=team,
+            decision=decision,
+            now=workflow.now(),
+            still_gathering=list(late),
+            delivery_id=input.delivery_id,
+        ),
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=STEP_RETRY,
+    )
+    return Drafted(result, team, done, late)

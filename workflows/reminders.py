@@ -1,0 +1,121 @@
+"""Which reminder is due next, and what it says: pure functions of the workflow's state and the time.
+
+The review loop sleeps on a durable timer until the earliest one: submit the draft, review it (every
+`remind_reviewers_hours` while a reviewer is undecided), the publication deadline, and the review
+meeting a day before it starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from postmortem.activities.review import NotifyInput
+    from postmortem.meeting.models import MeetingStatus
+    from postmortem.models import Status
+    from postmortem.report.formatting import format_local
+    from postmortem.review.lifecycle import Decision
+    from postmortem.workflows.state import PostmortemState
+
+
+@dataclass(frozen=True)
+class Reminder:
+    due: datetime
+    kind: str  # "submit", "review:<reviewer>", "deadline", "meeting:<sequence>"
+    recipients: list[str]
+    text: str
+
+
+def next_reminder(state: PostmortemState, now: datetime, *, meeting_reminders: Callable[[], bool]) -> Reminder | None:
+    """The earliest reminder not sent yet. `meeting_reminders()` is asked only when a meeting is coming
+    (runs from before those reminders patch it there)."""
+    review, team, resolved_at = state.review, state.team, state.resolved_at
+    if review is None or team is None or resolved_at is None:
+        return None
+    owner = state.owners
+    candidates: list[Reminder] = []
+    if review.status == Status.DRAFT and state.submitted_at is None and "submit" not in state.reminded:
+        candidates.append(
+            Reminder(
+                resolved_at + timedelta(hours=team.remind_submit_hours),
+                "submit",
+                owner,
+                "The post-mortem draft has not been submitted for review yet.",
+            )
+        )
+    if review.status == Status.IN_REVIEW and state.submitted_at is not None:
+        for reviewer in review.reviewers:
+            if reviewer.decision == Decision.PENDING:
+                last = state.reminded.get(f"review:{reviewer.reviewer}", state.submitted_at)
+                candidates.append(
+                    Reminder(
+                        last + timedelta(hours=team.remind_reviewers_hours),
+                        f"review:{reviewer.reviewer}",
+                        [reviewer.reviewer],
+                        "A post-mortem is waiting for your review.",
+                    )
+                )
+    if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in state.reminded:
+        candidates.append(
+            Reminder(
+                resolved_at + timedelta(days=team.publish_deadline_days),
+                "deadline",
+                owner,
+                f"The post-mortem is not published {team.publish_deadline_days} days after resolution.",
+            )
+        )
+    meeting = state.meeting
+    if meeting is not None and meeting.status != MeetingStatus.CANCELLED and meeting_reminders():
+        key = f"meeting:{meeting.sequence}"
+        if key not in state.reminded and meeting.start > now:
+            candidates.append(
+                Reminder(
+                    max(meeting.start - timedelta(hours=24), now),
+                    key,
+                    owner,
+                    f"The post-mortem review meeting is at {meeting.start.isoformat()} "
+                    f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)}).",
+                )
+            )
+    return min(candidates, key=lambda c: c.due) if candidates else None
+
+
+def reminder_notice(state: PostmortemState, reminder: Reminder, now: datetime) -> NotifyInput:
+    """The message of a reminder that is due, and mark it sent (its key is stable per occurrence)."""
+    kind = reminder.kind
+    occurrence = (
+        len([k for k in state.reminded if k == kind])
+        if not kind.startswith("review:")
+        else int((now - (state.submitted_at or now)).total_seconds() // 3600)
+    )
+    state.reminded[kind] = now
+    return notice(
+        state,
+        key=f"{state.postmortem_id}:remind:{kind}:{occurrence}",
+        recipients=reminder.recipients,
+        subject=f"Reminder: post-mortem {state.postmortem_id}",
+        text=reminder.text,
+        now=now,
+    )
+
+
+def notice(
+    state: PostmortemState, *, key: str, recipients: list[str], subject: str, text: str, now: datetime
+) -> NotifyInput:
+    """A message to `recipients` (by email) and the team's channel, mentioning those Slack knows."""
+    assert state.team is not None
+    team = state.team
+    mentions = [f"<@{team.slack_users[r.casefold()]}>" for r in recipients if r.casefold() in team.slack_users]
+    return NotifyInput(
+        postmortem_id=state.postmortem_id,
+        key=key,
+        recipients=recipients,
+        subject=subject,
+        text=" ".join([*mentions, text]),
+        slack_channel=team.slack_channel,
+        now=now,
+    )
