@@ -62,12 +62,7 @@ class ProblemActivities:
     ) -> None:
         self._store = store
         self._public_url = (server or ServerSettings()).resolved_public_url
-        self._messenger = Messenger(
-            store,
-            smtp=smtp or SmtpSettings(),
-            slack=slack or SlackSettings(),
-            timeout=(http or HttpSettings()).timeout_seconds,
-        )
+        self._messenger = Messenger.from_settings(store, smtp, slack, http)
 
     @activity.defn(name="record_problem")
     async def record_problem(self, input: RecordProblemInput) -> Problem:

@@ -76,6 +76,18 @@ class Messenger:
         self._slack = slack
         self._timeout = timeout
 
+    @classmethod
+    def from_settings(
+        cls, store: Store, smtp: SmtpSettings | None, slack: SlackSettings | None, http: HttpSettings | None
+    ) -> Messenger:
+        """The one way an activity class builds its messenger from its (optional) settings sections."""
+        return cls(
+            store,
+            smtp=smtp or SmtpSettings(),
+            slack=slack or SlackSettings(),
+            timeout=(http or HttpSettings()).timeout_seconds,
+        )
+
     @property
     def email_configured(self) -> bool:
         return bool(self._smtp.host)
@@ -135,12 +147,7 @@ class ReviewActivities:
         self._store = store
         self._redact = (report or ReportSettings()).public_redact_patterns
         self._public_url = (server or ServerSettings()).resolved_public_url
-        self._messenger = Messenger(
-            store,
-            smtp=smtp or SmtpSettings(),
-            slack=slack or SlackSettings(),
-            timeout=(http or HttpSettings()).timeout_seconds,
-        )
+        self._messenger = Messenger.from_settings(store, smtp, slack, http)
 
     @activity.defn(name="record_review")
     async def record_review(self, input: RecordReviewInput) -> None:
