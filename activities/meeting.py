@@ -1,14 +1,16 @@
 """Steps of the review meeting: plan it, change it, and deliver each revision of the invite once.
 
 Every delivery has a deterministic key (post-mortem, channel, revision, method) recorded in the
-store and checked before sending, so a retried activity never sends a second invite. CalDAV writes
-are idempotent anyway (one resource per meeting, overwritten in place).
+store and checked before sending, so a retried activity never sends a second invite. A retry after an
+attempt that never heard back (a worker killed between the upstream's yes and our record) asks the
+calendar first whether it holds that revision; SMTP cannot be asked, and a resent invite is the very
+same message (Message-ID, UID, SEQUENCE, DTSTAMP), which mail and calendar clients treat as one.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -195,7 +197,12 @@ class MeetingActivities:
             return DeliveryResult(channel=input.channel, key=key, sent=False, detail="not configured")
         if await self._meetings.delivered(key):
             return DeliveryResult(channel=input.channel, key=key, sent=False, detail="already sent")
+        earlier = await self._meetings.begin_delivery(key, meeting.postmortem_id, input.channel, datetime.now(UTC))
         try:
+            if earlier is not None and input.channel == "caldav" and await self._calendar_holds(meeting):
+                found = f"calendar event {meeting.uid} at revision {meeting.sequence} (found)"
+                await self._meetings.record_delivery(key, meeting.postmortem_id, input.channel, found, input.now)
+                return DeliveryResult(channel=input.channel, key=key, sent=True, detail=found)
             detail = await (self._send_email if input.channel == "email" else self._put_calendar)(meeting, input)
         except UpstreamError as exc:
             raise _retryable(exc) from exc
@@ -230,3 +237,19 @@ class MeetingActivities:
         calendar_object.pop("METHOD", None)  # RFC 4791: a stored calendar object carries no METHOD
         await calendar.put_event(meeting.uid, calendar_object.to_ical())
         return f"calendar event {meeting.uid} at revision {meeting.sequence}"
+
+    async def _calendar_holds(self, meeting: Meeting) -> bool:
+        """Whether the calendar has this revision (or a later one) of the meeting already."""
+        calendar = self._calendar
+        stored = await calendar.get_event(meeting.uid) if calendar is not None else None
+        if stored is None:
+            return False
+        for event in Calendar.from_ical(stored).walk("VEVENT"):
+            if str(event.get("UID")) != meeting.uid:
+                continue
+            cancelled = str(event.get("STATUS", "")).upper() == "CANCELLED"
+            if int(event.get("SEQUENCE", 0)) >= meeting.sequence and cancelled == (
+                meeting.status == MeetingStatus.CANCELLED
+            ):
+                return True
+        return False

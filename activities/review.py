@@ -6,8 +6,9 @@ sending, so a retried step never announces or reminds twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
@@ -16,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.upstream import activity_error
 from postmortem.config import HttpSettings, ReportSettings, ServerSettings, SlackSettings, SmtpSettings, reveal
-from postmortem.integrations.email_invite import SmtpMailer
+from postmortem.integrations.email_invite import SmtpMailer, delivery_message_id
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.slack_api import SlackClient
 from postmortem.models import Status
@@ -36,6 +37,10 @@ EXPORTS = {
 }
 
 KEEPS_EXPORTS = (Status.PUBLISHED, Status.ARCHIVED)
+
+DELIVERY_EVENT = "postmortem_delivery"  # the Slack metadata event type that carries a message's key
+# How far before our record of an interrupted attempt its post may carry Slack's timestamp (clock skew).
+ATTEMPT_CLOCK_SLACK = timedelta(minutes=10)
 
 
 class RecordReviewInput(BaseModel):
@@ -93,14 +98,26 @@ class Messenger:
         return bool(self._smtp.host)
 
     async def slack(self, postmortem_id: str, key: str, channel: str, text: str, now: datetime) -> bool:
-        """Post `text` to `channel`; False when Slack is not configured or `key` was delivered already."""
+        """Post `text` to `channel`; False when Slack is not configured or `key` was delivered already.
+
+        The post carries `key` in its metadata. After an attempt that never heard back (a worker killed
+        between Slack's "ok" and our record of it) the channel is asked first, so it is posted once."""
         meetings = self._store.meetings
         token = reveal(self._slack.bot_token)
         if not token or await meetings.delivered(key):
             return False
+        earlier = await meetings.begin_delivery(key, postmortem_id, "slack", datetime.now(UTC))
         async with httpx.AsyncClient(timeout=self._timeout) as http:
+            client = SlackClient(self._slack.api_url, token, http)
             try:
-                answer = await SlackClient(self._slack.api_url, token, http).post_message(channel, text)
+                if earlier is not None:
+                    since = (earlier - ATTEMPT_CLOCK_SLACK).timestamp()
+                    ts = await client.find_posted(channel, DELIVERY_EVENT, key, since)
+                    if ts is not None:
+                        await meetings.record_delivery(key, postmortem_id, "slack", f"ts {ts} (found)", now)
+                        return True
+                metadata = {"event_type": DELIVERY_EVENT, "event_payload": {"key": key}}
+                answer = await client.post_message(channel, text, metadata=metadata)
             except UpstreamError as exc:
                 raise activity_error(exc) from exc
         await meetings.record_delivery(key, postmortem_id, "slack", f"ts {answer.get('ts')}", now)
@@ -109,13 +126,20 @@ class Messenger:
     async def email(
         self, postmortem_id: str, key: str, recipients: list[str], subject: str, text: str, now: datetime
     ) -> bool:
-        """Mail `text` to `recipients`; False when SMTP is not configured or `key` was delivered already."""
+        """Mail `text` to `recipients`; False when SMTP is not configured or `key` was delivered already.
+
+        SMTP cannot be asked afterwards whether a message arrived, so a send interrupted between the
+        relay's "250" and our record is sent again, as the very same message: its Message-ID and Date
+        come from `key` and `now`, and mail systems drop a repeated Message-ID."""
         if not self._smtp.host or not recipients or await self._store.meetings.delivered(key):
             return False
+        await self._store.meetings.begin_delivery(key, postmortem_id, "email", datetime.now(UTC))
         message = EmailMessage()
         message["From"] = self._smtp.sender
         message["To"] = ", ".join(recipients)
         message["Subject"] = subject
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = delivery_message_id(key, self._smtp.sender)
         message.set_content(text)
         mailer = SmtpMailer(
             self._smtp.host,

@@ -117,6 +117,13 @@ def message_id(uid: str, sequence: int, method: str, sender: str) -> str:
     return f"<{method.lower()}-{sequence}-{digest}@{domain}>"
 
 
+def delivery_message_id(key: str, sender: str) -> str:
+    """The same <id@domain> for the same delivery key, every time (a resend is then the same message)."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "postmortem.invalid"
+    return f"<pm-{digest}@{domain}>"
+
+
 def _address(person: Attendee) -> Address:
     return Address(display_name=person.name or "", addr_spec=person.email.strip())
 

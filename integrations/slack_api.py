@@ -41,12 +41,15 @@ class SlackClient:
         oldest: float | None,
         latest: float | None,
         limit: int = 200,
+        include_all_metadata: bool = False,
     ) -> Page[dict[str, Any]]:
         """One page of conversations.history (newest message first, as Slack sends them).
 
         `oldest`/`latest` are Unix timestamps bounding the window (exclusive, Slack's default).
         """
         params: dict[str, str] = {"channel": channel, "limit": str(limit)}
+        if include_all_metadata:
+            params["include_all_metadata"] = "true"
         if cursor:
             params["cursor"] = cursor
         if oldest is not None:
@@ -64,11 +67,22 @@ class SlackClient:
             next_cursor = None
         return Page(items=messages, next_cursor=next_cursor)
 
-    async def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """chat.postMessage; returns Slack's whole answer (`ok`, `channel`, `ts`, `message`)."""
+    async def post_message(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """chat.postMessage; returns Slack's whole answer (`ok`, `channel`, `ts`, `message`).
+
+        `metadata` is Slack's message metadata (`{"event_type": …, "event_payload": {…}}`), by which
+        `find_posted` recognises the message later."""
         payload: dict[str, Any] = {"channel": channel, "text": text}
         if blocks is not None:
             payload["blocks"] = blocks
+        if metadata is not None:
+            payload["metadata"] = metadata
         response = await request(
             self._http,
             SERVICE,
@@ -78,6 +92,24 @@ class SlackClient:
             headers={**self._auth, "Content-Type": "application/json; charset=utf-8"},
         )
         return _checked(response)
+
+    async def find_posted(self, channel: str, event_type: str, key: str, oldest: float) -> str | None:
+        """The `ts` of a message in `channel` since `oldest` whose metadata is `event_type` with
+        `event_payload.key == key`; None when there is none (needs the `channels:history` scope)."""
+        cursor: str | None = None
+        while True:
+            page = await self.conversations_history_page(channel, cursor, oldest, None, include_all_metadata=True)
+            for message in page.items:
+                metadata = message.get("metadata")
+                if not isinstance(metadata, dict) or metadata.get("event_type") != event_type:
+                    continue
+                payload = metadata.get("event_payload")
+                if isinstance(payload, dict) and payload.get("key") == key:
+                    ts = message.get("ts")
+                    return str(ts) if ts is not None else ""
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
 
 
 def _ts(value: float) -> str:

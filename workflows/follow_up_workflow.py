@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.review.problems import Problem, ProblemState
     from postmortem.workflows.inputs import RetryProblemRequest
     from postmortem.workflows.side_effects import SideEffects, refused
-    from postmortem.workflows.state import NotifyStep, ProblemEntry, Step, SyncTicketsStep
+    from postmortem.workflows.state import FollowUpCheckStep, NotifyStep, ProblemEntry, Step, SyncTicketsStep
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
 OPTIONS = workflow.ActivityConfig(
@@ -31,6 +31,8 @@ OPTIONS = workflow.ActivityConfig(
 )
 # Runs from before problems ended on a failed step and were not cancellable to completion.
 PROBLEMS_PATCH = "follow-up-problems"
+# Runs from before the check itself could fail for good without ending the follow-ups.
+CHECK_PATCH = "follow-up-check-problem"
 # After the last check, open problems can still be retried for this long.
 RETRY_WINDOW = timedelta(days=30)
 
@@ -87,30 +89,7 @@ class FollowUpWorkflow:
             if due > workflow.now():
                 await self._retry_until(due)
             await self._sync(SyncTicketsStep(day=day))
-            check = await workflow.execute_activity_method(
-                TicketActivities.follow_up_check,
-                FollowUpCheckInput(
-                    postmortem_id=input.postmortem_id,
-                    day=day,
-                    published_at=input.published_at,
-                    final=day == days[-1],
-                    now=workflow.now(),
-                ),
-                **OPTIONS,
-            )
-            self._checks.append(check)
-            if check.owners_to_remind:
-                late = "; ".join(check.overdue + check.stalled)
-                notice = NotifyInput(
-                    postmortem_id=input.postmortem_id,
-                    key=f"{input.postmortem_id}:followup:{day}",
-                    recipients=check.owners_to_remind,
-                    subject=f"Day {day} follow-up of post-mortem {input.postmortem_id}",
-                    text=f"Action items overdue or stalled: {late}",
-                    slack_channel=input.slack_channel,
-                    now=workflow.now(),
-                )
-                await self._notify(NotifyStep(target=f"follow-up day {day}", notice=notice))
+            await self._check(FollowUpCheckStep(day=day, final=day == days[-1]))
         return FollowUpResult(checks=self._checks)
 
     async def _retry_until(self, until: datetime, *, while_open: bool = False) -> None:
@@ -130,10 +109,47 @@ class FollowUpWorkflow:
                     await self._sync(step)
                 elif isinstance(step, NotifyStep):
                     await self._notify(step)
+                elif isinstance(step, FollowUpCheckStep):
+                    await self._check(step)
 
     @property
     def _open_problems(self) -> bool:
         return any(entry.state != ProblemState.RESOLVED for entry in self._problems.values())
+
+    async def _check(self, step: FollowUpCheckStep) -> None:
+        """Record the check of `step.day` and remind the owners of what is late; a check that fails for
+        good (the store unreadable for a day) is a problem, retried when someone asks."""
+        input = self._input
+        check_input = FollowUpCheckInput(
+            postmortem_id=input.postmortem_id,
+            day=step.day,
+            published_at=input.published_at,
+            final=step.final,
+            now=workflow.now(),
+        )
+
+        async def call() -> FollowUpCheck:
+            return await workflow.execute_activity_method(TicketActivities.follow_up_check, check_input, **OPTIONS)
+
+        if workflow.patched(CHECK_PATCH):
+            check = await self._effects.attempt("follow_up", f"check, day {step.day}", call, retry=step)
+            if check is None:
+                return
+        else:
+            check = await call()
+        self._checks.append(check)
+        if check.owners_to_remind:
+            late = "; ".join(check.overdue + check.stalled)
+            notice = NotifyInput(
+                postmortem_id=input.postmortem_id,
+                key=f"{input.postmortem_id}:followup:{step.day}",
+                recipients=check.owners_to_remind,
+                subject=f"Day {step.day} follow-up of post-mortem {input.postmortem_id}",
+                text=f"Action items overdue or stalled: {late}",
+                slack_channel=input.slack_channel,
+                now=workflow.now(),
+            )
+            await self._notify(NotifyStep(target=f"follow-up day {step.day}", notice=notice))
 
     async def _sync(self, step: SyncTicketsStep) -> None:
         tickets = TicketsInput(

@@ -82,6 +82,14 @@ class SyncTicketsStep(_Step):
     day: int
 
 
+class FollowUpCheckStep(_Step):
+    """The follow-up's check of `day` (recorded on the report; at the last one, the verdict)."""
+
+    kind: Literal["follow_up_check"] = "follow_up_check"
+    day: int
+    final: bool = False
+
+
 Step = Annotated[
     PublishStep
     | TicketsStep
@@ -91,7 +99,8 @@ Step = Annotated[
     | NotifyStep
     | GatherStep
     | RefreshIncidentStep
-    | SyncTicketsStep,
+    | SyncTicketsStep
+    | FollowUpCheckStep,
     Field(discriminator="kind"),
 ]
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.meeting.models import Meeting
-from postmortem.store.tables import DeliveryRow, MeetingRow
+from postmortem.store.tables import DeliveryAttemptRow, DeliveryRow, MeetingRow
 
 
 class MeetingStore:
@@ -64,6 +64,26 @@ class MeetingStore:
     async def delivered(self, key: str) -> bool:
         async with self._sessions() as session:
             return await session.get(DeliveryRow, key) is not None
+
+    async def begin_delivery(self, key: str, postmortem_id: str, channel: str, started_at: datetime) -> datetime | None:
+        """Note that sending `key` begins; the start of an earlier attempt that never heard back, if any.
+
+        An earlier attempt means a worker died mid-send: the outside world may have the message already,
+        so the caller asks it (where it can be asked) before sending again."""
+        async with self._sessions() as session:
+            earlier = await session.get(DeliveryAttemptRow, key)
+            if earlier is not None:
+                return earlier.started_at
+            session.add(
+                DeliveryAttemptRow(key=key, postmortem_id=postmortem_id, channel=channel, started_at=started_at)
+            )
+            try:
+                await session.commit()
+            except IntegrityError:  # a concurrent attempt (two workers) began first
+                await session.rollback()
+                row = await session.get(DeliveryAttemptRow, key)
+                return row.started_at if row is not None else None
+            return None
 
     async def record_delivery(
         self, key: str, postmortem_id: str, channel: str, detail: str | None, now: datetime

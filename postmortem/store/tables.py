@@ -226,6 +226,18 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class DeliveryAttemptRow(Base):
+    """A message we began to send and have not heard back about yet: the start of the window in which the
+    outside world may have done it without our knowing (a crash between its "yes" and our DeliveryRow)."""
+
+    __tablename__ = "delivery_attempts"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    postmortem_id: Mapped[str] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ExportRow(Base):
     """The final exports rendered when a report is published (one row per format)."""
 

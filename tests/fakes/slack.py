@@ -160,6 +160,8 @@ def slack_app(state: FakeSlack) -> FastAPI:
             if start is None:
                 return _error("invalid_cursor")
             messages = [m for m in messages if Decimal(m["ts"]) <= start]
+        if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]  # as Slack: asked for
         chunk, rest = messages[: max(limit, 1)], messages[max(limit, 1) :]
         body: dict[str, Any] = {
             "ok": True,
@@ -194,6 +196,9 @@ def slack_app(state: FakeSlack) -> FastAPI:
         message.update(text=args.get("text", ""), ts=ts)
         if args.get("blocks"):
             message["blocks"] = args["blocks"]
+        if metadata := args.get("metadata"):
+            # a JSON body carries an object; a form body carries its JSON text (Slack takes both)
+            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
         state.channels[channel].append(message)
         return JSONResponse({**_POSTED, "channel": channel, "ts": ts, "message": message})
 

@@ -238,3 +238,24 @@ async def test_heal_also_drops_queued_failures(slack: SL) -> None:
     slack.state.heal()
     assert (await slack.client().post_message(CHANNEL, "hello"))["ok"] is True
     assert slack.state.refused == 0
+
+
+# A post found again by its metadata (an interrupted delivery's retry) ------------------------------
+
+
+async def test_find_posted_finds_our_key_by_metadata_and_only_with_metadata_asked_for(slack: SL) -> None:
+    slack.state.channels[CHANNEL] = make_messages(5, START)
+    client = slack.client()
+    metadata = {"event_type": "postmortem_delivery", "event_payload": {"key": "pm-1:published:1"}}
+    answer = await client.post_message(CHANNEL, "Published", metadata=metadata)
+    await client.post_message(CHANNEL, "Other", metadata={**metadata, "event_payload": {"key": "pm-2:published:1"}})
+    slack.state.channels[CHANNEL] += make_messages(3, datetime.now(UTC))  # later chatter, newest first
+    assert json.loads(slack.state.requests[0].body)["metadata"] == metadata
+    assert await client.find_posted(CHANNEL, "postmortem_delivery", "pm-1:published:1", 0) == answer["ts"]
+    assert await client.find_posted(CHANNEL, "postmortem_delivery", "pm-3:published:1", 0) is None
+    assert await client.find_posted(CHANNEL, "other_event", "pm-1:published:1", 0) is None
+    # as Slack: the metadata is in the history only when include_all_metadata is asked for
+    plain = await client.conversations_history_page(CHANNEL, None, None, None)
+    assert all("metadata" not in message for message in plain.items)
+    looked = [r.params for r in slack.state.requests if r.path.endswith("conversations.history")]
+    assert [p.get("include_all_metadata") for p in looked] == ["true", "true", "true", None]

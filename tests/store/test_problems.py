@@ -120,3 +120,14 @@ async def test_problems_go_with_their_report(any_store: Store) -> None:
     await _record(any_store, pm_id)
     await any_store.review.delete_for(pm_id)  # what the API's delete runs after the report's row is gone
     assert await any_store.problems.list(pm_id) == []
+
+
+async def test_a_delivery_attempt_is_noted_once_and_an_earlier_one_is_told(any_store: Store) -> None:
+    pm_id = await _report(any_store, "PATTEMPT")
+    key = f"{pm_id}:invite:caldav:0:REQUEST"
+    assert await any_store.meetings.begin_delivery(key, pm_id, "caldav", NOW) is None
+    later = NOW + timedelta(minutes=3)
+    assert await any_store.meetings.begin_delivery(key, pm_id, "caldav", later) == NOW, "the first attempt's start"
+    assert not await any_store.meetings.delivered(key), "an attempt is not a delivery"
+    await any_store.meetings.record_delivery(key, pm_id, "caldav", "calendar event", later)
+    assert await any_store.meetings.delivered(key)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest_asyncio
+from sqlalchemy import text
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -272,4 +273,57 @@ async def test_a_follow_up_sync_that_fails_is_a_problem_and_it_ends_once_the_ret
             assert retrying.state == ProblemState.RETRYING
             result = await handle.result()  # nothing left open: it ends
     assert [check.day for check in result.checks] == [30] and not result.cancelled
+    assert (await sqlite_store.problems.get(pm.id, failed.id)).state == ProblemState.RESOLVED
+
+
+async def test_a_follow_up_check_the_store_cannot_make_for_a_day_is_a_problem_and_the_retry_records_it(
+    own_clock: WorkflowEnvironment, sqlite_store: Store
+) -> None:
+    """The verdict reads every related report; one row it cannot read (written by a newer release, say)
+    fails the check for more than a day. The follow-ups then wait with a problem instead of failing."""
+    env = own_clock
+    published = await env.get_current_time()
+    pm, _ = await sqlite_store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event(f"PCHK{uuid.uuid4().hex[:6].upper()}").incident, created_at=published)
+    )
+    other, _ = await sqlite_store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event(f"POTH{uuid.uuid4().hex[:6].upper()}").incident, created_at=published)
+    )
+
+    async def set_severity(value: str) -> None:
+        async with sqlite_store.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE postmortems SET severity = :value WHERE id = :id"), {"value": value, "id": other.id}
+            )
+
+    await set_severity("SEV9")  # no such severity here: every listing of reports fails on this row
+    task_queue = f"followup-{uuid.uuid4().hex}"
+    async with build_worker(env.client, task_queue=task_queue, store=sqlite_store, teams=TeamsConfig()):
+        handle = await env.client.start_workflow(
+            FollowUpWorkflow.run,
+            FollowUpInput(postmortem_id=pm.id, published_at=published, days=[30]),
+            id=f"followup-{pm.id}",
+            task_queue=task_queue,
+        )
+        await env.sleep(timedelta(days=30))
+        for _ in range(5):  # the check's retries run out after a day, in steps (each a real attempt)
+            await env.sleep(timedelta(hours=6))
+
+        async def problem():
+            found = [p for p in await sqlite_store.problems.list(pm.id) if p.target == "check, day 30"]
+            return found[0] if found else None
+
+        failed = await eventually(problem, timeout=60)
+        assert failed.step == "follow_up" and failed.state == ProblemState.OPEN and "SEV9" in failed.message
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert await sqlite_store.follow_ups.list(pm.id) == []
+
+        await set_severity(other.severity.value if other.severity else "SEV2")  # mended
+        retrying = await handle.execute_update(
+            FollowUpWorkflow.retry_problem, RetryProblemRequest(actor=EDITOR, problem_id=failed.id)
+        )
+        assert retrying.state == ProblemState.RETRYING
+        result = await handle.result()
+    assert [check.day for check in result.checks] == [30] and result.checks[0].verdict is not None
+    assert [check["day"] for check in await sqlite_store.follow_ups.list(pm.id)] == [30]
     assert (await sqlite_store.problems.get(pm.id, failed.id)).state == ProblemState.RESOLVED
