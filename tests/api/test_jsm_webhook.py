@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from postmortem.config import JsmSettings
+from postmortem.evidence.models import EvidenceSource
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api, running_api
@@ -157,7 +159,7 @@ async def test_jsm_refusing_us_is_a_problem_in_its_words_and_a_retry_gathers(
     status: int, dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path, jsm_server: tuple[FakeJsm, str]
 ) -> None:
     async with jsm_api(dev_env, sqlite_store, tmp_path, jsm_server) as (api, fake):
-        alert_id = f"refused-{status}"
+        alert_id = f"refused-{status}-{uuid.uuid4().hex[:8]}"
         fake.add_alert(alert_id, logs=4, notes=1)
         fake.fail_with(status)
         answer = await api.http.post("/webhooks/jsm", json=close_of(alert_id), headers=BEARER)
@@ -188,3 +190,33 @@ async def test_jsm_refusing_us_is_a_problem_in_its_words_and_a_retry_gathers(
             return bool(got and got["state"] == "resolved")
 
         await eventually(resolved, timeout=30)
+
+
+async def test_a_jsm_alert_linked_to_a_report_is_read_from_the_api_and_gathered(
+    dev_env: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path, jsm_server: tuple[FakeJsm, str]
+) -> None:
+    async with jsm_api(dev_env, sqlite_store, tmp_path, jsm_server) as (api, fake):
+        own = f"linking-{uuid.uuid4().hex[:12]}"  # workflow ids outlive a test on the shared dev server
+        fake.add_alert(own, logs=2)
+        first = await api.http.post("/webhooks/jsm", json=close_of(own), headers=BEARER)
+        assert first.status_code == 202
+        await timeline_of(api, f"jsm-{own}")
+        other = f"linked-{uuid.uuid4().hex[:12]}"
+        fake.add_alert(other, logs=3, notes=1)
+        linked = await api.http.post(
+            f"/api/postmortems/jsm-{own}/incidents",
+            json={"source": "jsm", "incident_id": other},
+            headers=api.auth(Role.EDITOR),
+        )
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["metrics"]["incident_count"] == 2
+        report = await api.store.postmortems.get(f"jsm-{own}")
+        joined = next(i for i in report.incidents if i.id == other)
+        assert joined.title == fixture_json("jsm_ops_get_alert_response.json")["message"]  # from GET …/alerts/{id}
+        assert fake.requests[-1].headers["authorization"] == fake.authorization
+
+        async def gathered() -> bool:
+            entries = await api.store.evidence.entries(f"jsm-{own}", sources=[EvidenceSource.JSM])
+            return len([e for e in entries if e.incident_id == other]) == 4
+
+        await eventually(gathered, timeout=30)

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from postmortem.models import EventKind, IncidentEvent, Source
+from postmortem.incident.jsm import incident_from_jsm_alert
+from postmortem.incident.payload import MalformedPayload
+from postmortem.models import EventKind, IncidentEvent, Severity, Source
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
 from postmortem.webhooks.jsm import parse_jsm, presented_token, verify_jsm_token
@@ -76,3 +78,18 @@ def test_the_token_comes_as_a_bearer_or_in_our_header() -> None:
     with pytest.raises(WebhookRejected) as unset:
         verify_jsm_token("Bearer s3cret", None, None)
     assert unset.value.status_code == 503 and "POSTMORTEM_JSM_WEBHOOK_TOKEN" in unset.value.message
+
+
+def test_the_ops_api_alert_is_our_incident() -> None:
+    alert = fixture_json("jsm_ops_get_alert_response.json")
+    incident = incident_from_jsm_alert(alert)
+    assert (incident.source, incident.id, incident.number) == (Source.JSM, alert["id"], "1234")
+    assert incident.title == alert["message"] and incident.priority == "P3" and incident.severity == Severity.SEV3
+    assert incident.services[0].name == "DatabaseServer1"
+    assert incident.created_at == datetime(2024, 1, 5, 7, 6, 47, 958000, tzinfo=UTC)
+    assert incident.acknowledged_at == datetime(2024, 1, 5, 7, 8, 47, 958000, tzinfo=UTC)
+    assert incident.resolved_at == datetime(2024, 1, 5, 9, 6, 47, 958000, tzinfo=UTC)
+    assert [p.label for p in incident.responders] == ["John Smith"]
+    assert incident_from_jsm_alert({**alert, "status": "acked"}).resolved_at is None
+    with pytest.raises(MalformedPayload):
+        incident_from_jsm_alert({"message": "no id"})
