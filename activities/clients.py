@@ -8,7 +8,7 @@ every activity class of that worker gets the same one, and it is closed when the
 * one TLS context for every HTTPS client (httpx's own default: certifi's bundle, or
   `SSL_CERT_FILE` / `SSL_CERT_DIR`), and one for SMTP (the system's store, as aiosmtplib's own
   default), each built once per process;
-* one `httpx.AsyncClient` per configured outside system (PagerDuty, Opsgenie, Slack, CalDAV, Jira,
+* one `httpx.AsyncClient` per configured outside system (PagerDuty, Opsgenie, JSM Operations, Slack, CalDAV, Jira,
   GitHub, Linear), so a system's keep-alive connections are reused across calls and activities;
 * one `SmtpMailer` when SMTP is configured (a message still opens its own SMTP session: relays
   drop idle sessions, and invites are few).
@@ -35,6 +35,7 @@ from postmortem.config import (
     GitHubSettings,
     HttpSettings,
     JiraSettings,
+    JsmSettings,
     LinearSettings,
     OpsgenieSettings,
     PagerDutySettings,
@@ -69,6 +70,11 @@ def opsgenie_configured(settings: OpsgenieSettings) -> bool:
     return bool(reveal(settings.api_key))
 
 
+def jsm_configured(settings: JsmSettings) -> bool:
+    """The Ops REST API needs the site (cloud id) and an account: its email and API token."""
+    return bool(settings.cloud_id and settings.email and reveal(settings.api_token))
+
+
 def slack_configured(settings: SlackSettings) -> bool:
     return bool(reveal(settings.bot_token))
 
@@ -99,6 +105,7 @@ class OutsideClients:
 
     pagerduty: httpx.AsyncClient | None = None
     opsgenie: httpx.AsyncClient | None = None
+    jsm: httpx.AsyncClient | None = None
     slack: httpx.AsyncClient | None = None
     caldav: httpx.AsyncClient | None = None
     jira: httpx.AsyncClient | None = None
@@ -112,6 +119,7 @@ class OutsideClients:
         *,
         pagerduty: PagerDutySettings | None = None,
         opsgenie: OpsgenieSettings | None = None,
+        jsm: JsmSettings | None = None,
         slack: SlackSettings | None = None,
         caldav: CalDavSettings | None = None,
         tickets: TicketsSettings | None = None,
@@ -145,6 +153,7 @@ class OutsideClients:
         return cls(
             pagerduty=client(pagerduty is not None and pagerduty_configured(pagerduty)),
             opsgenie=client(opsgenie is not None and opsgenie_configured(opsgenie)),
+            jsm=client(jsm is not None and jsm_configured(jsm)),
             slack=client(slack is not None and slack_configured(slack)),
             caldav=client(caldav is not None and caldav_configured(caldav)),
             jira=client(tickets is not None and jira_configured(trackers.jira)),

@@ -22,6 +22,7 @@ from postmortem.activities.upstream import activity_error
 from postmortem.config import (
     AlertmanagerSettings,
     HttpSettings,
+    JsmSettings,
     OpsgenieSettings,
     PagerDutySettings,
     SlackSettings,
@@ -30,6 +31,8 @@ from postmortem.config import (
 from postmortem.evidence.models import EvidenceSource, GatherState, SourceStatus, TimelineEntry
 from postmortem.evidence.timeline import (
     from_alert_event,
+    from_jsm_log,
+    from_jsm_note,
     from_opsgenie_log,
     from_opsgenie_note,
     from_pagerduty_alert,
@@ -38,6 +41,7 @@ from postmortem.evidence.timeline import (
     from_slack_message,
 )
 from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.jsm_ops_api import JsmOpsClient
 from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagerduty_api import PagerDutyClient
 from postmortem.integrations.pagination import Page
@@ -97,6 +101,7 @@ class GatherActivities:
         *,
         pagerduty: PagerDutySettings | None = None,
         opsgenie: OpsgenieSettings | None = None,
+        jsm: JsmSettings | None = None,
         slack: SlackSettings | None = None,
         alertmanager: AlertmanagerSettings | None = None,
         http: HttpSettings | None = None,
@@ -105,11 +110,12 @@ class GatherActivities:
         self._evidence = evidence
         self._pagerduty = pagerduty or PagerDutySettings()
         self._opsgenie = opsgenie or OpsgenieSettings()
+        self._jsm = jsm or JsmSettings()
         self._slack = slack or SlackSettings()
         self._alertmanager = alertmanager or AlertmanagerSettings()
         self._owned = clients is None
         self._clients = clients or OutsideClients.configured(
-            pagerduty=self._pagerduty, opsgenie=self._opsgenie, slack=self._slack, http=http
+            pagerduty=self._pagerduty, opsgenie=self._opsgenie, jsm=self._jsm, slack=self._slack, http=http
         )
         # The API clients are plain wrappers (a base URL, a header): built once too, for what is configured.
         token, key, bot = (
@@ -121,6 +127,12 @@ class GatherActivities:
         self._pd = PagerDutyClient(self._pagerduty.api_url, token, c.pagerduty) if token and c.pagerduty else None
         self._og = OpsgenieClient(self._opsgenie.api_url, key, c.opsgenie) if key and c.opsgenie else None
         self._sl = SlackClient(self._slack.api_url, bot, c.slack) if bot and c.slack else None
+        jsm_token, j = reveal(self._jsm.api_token), self._jsm
+        self._jsm_client = (
+            JsmOpsClient(j.api_url, j.cloud_id, j.email, jsm_token, c.jsm)
+            if j.cloud_id and j.email and jsm_token and c.jsm
+            else None
+        )
 
     async def aclose(self) -> None:
         """Close the clients this object built itself (the worker closes its shared ones)."""
@@ -206,6 +218,27 @@ class GatherActivities:
             [
                 (lambda cursor: client.logs_page(alert, cursor), _one(from_opsgenie_log, alert)),
                 (lambda cursor: client.notes_page(alert, cursor), _one(from_opsgenie_note, alert)),
+            ],
+        )
+
+    @activity.defn(name="gather_jsm")
+    async def gather_jsm(self, input: GatherInput) -> GatherResult:
+        """A JSM Operations alert's activity log and notes (the Ops REST API, every page of each)."""
+        client = self._jsm_client
+        if client is None:
+            return await self._status(
+                input,
+                EvidenceSource.JSM,
+                GatherState.NOT_CONFIGURED,
+                "POSTMORTEM_JSM_CLOUD_ID, POSTMORTEM_JSM_EMAIL and POSTMORTEM_JSM_API_TOKEN are not all set",
+            )
+        alert = input.incident_id
+        return await self._paged(
+            input,
+            EvidenceSource.JSM,
+            [
+                (lambda cursor: client.logs_page(alert, cursor), _one(from_jsm_log, alert)),
+                (lambda cursor: client.notes_page(alert, cursor), _one(from_jsm_note, alert)),
             ],
         )
 

@@ -13,12 +13,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.clients import OutsideClients
-from postmortem.config import HttpSettings, OpsgenieSettings, PagerDutySettings, reveal
+from postmortem.config import HttpSettings, JsmSettings, OpsgenieSettings, PagerDutySettings, reveal
 from postmortem.evidence.key_metrics import compute_metrics
 from postmortem.evidence.timeline import from_incident
+from postmortem.incident.jsm import incident_from_jsm_alert
 from postmortem.incident.opsgenie import incident_from_alert_api
 from postmortem.incident.pagerduty import incident_from_rest
 from postmortem.integrations.http_errors import UpstreamError
+from postmortem.integrations.jsm_ops_api import JsmOpsClient
 from postmortem.integrations.opsgenie_api import OpsgenieClient
 from postmortem.integrations.pagerduty_api import PagerDutyClient
 from postmortem.models import Incident, KeyMetrics, Severity, Source
@@ -55,19 +57,27 @@ class LinkActivities:
         *,
         pagerduty: PagerDutySettings | None = None,
         opsgenie: OpsgenieSettings | None = None,
+        jsm: JsmSettings | None = None,
         http: HttpSettings | None = None,
         clients: OutsideClients | None = None,
     ) -> None:
         self._store = store
         self._pagerduty = pagerduty or PagerDutySettings()
         self._opsgenie = opsgenie or OpsgenieSettings()
+        j = jsm or JsmSettings()
         self._owned = clients is None
         self._clients = clients or OutsideClients.configured(
-            pagerduty=self._pagerduty, opsgenie=self._opsgenie, http=http
+            pagerduty=self._pagerduty, opsgenie=self._opsgenie, jsm=j, http=http
         )
         token, key, c = reveal(self._pagerduty.api_token), reveal(self._opsgenie.api_key), self._clients
         self._pd = PagerDutyClient(self._pagerduty.api_url, token, c.pagerduty) if token and c.pagerduty else None
         self._og = OpsgenieClient(self._opsgenie.api_url, key, c.opsgenie) if key and c.opsgenie else None
+        jsm_token = reveal(j.api_token)
+        self._jsm = (
+            JsmOpsClient(j.api_url, j.cloud_id, j.email, jsm_token, c.jsm)
+            if j.cloud_id and j.email and jsm_token and c.jsm
+            else None
+        )
 
     async def aclose(self) -> None:
         """Close the clients this object built itself (the worker closes its shared ones)."""
@@ -80,6 +90,8 @@ class LinkActivities:
                 return incident_from_rest(await self._pd.get_incident(incident_id))
             if source == Source.OPSGENIE and self._og is not None:
                 return incident_from_alert_api(await self._og.get_alert(incident_id))
+            if source == Source.JSM and self._jsm is not None:
+                return incident_from_jsm_alert(await self._jsm.get_alert(incident_id))
         except UpstreamError as exc:
             raise ApplicationError(str(exc), type="UpstreamError", non_retryable=exc.permanent) from exc
         # No API configured: link what we know; its own webhook or the gather step fills it in later.

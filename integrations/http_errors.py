@@ -158,8 +158,11 @@ def upstream_detail(body: Any) -> tuple[str | None, str | None]:
         found += [str(item) for item in messages if item]
     if isinstance(field_errors, dict):
         found += [f"{key}: {value}" for key, value in field_errors.items()]
-    elif isinstance(field_errors, list):  # GraphQL {"errors": [{"message": ...}]}
-        found += [str(item.get("message")) for item in field_errors if isinstance(item, dict) and item.get("message")]
+    elif isinstance(field_errors, list):  # GraphQL {"errors": [{"message"}]}; JSM Ops {"errors": [{"title", "code"}]}
+        for item in field_errors:
+            words = item.get("message") or item.get("title") if isinstance(item, dict) else None
+            if words:
+                found.append(str(words))
     return ("; ".join(found) or None), None
 
 

@@ -166,6 +166,21 @@ class OpsgenieSettings(Section):
     webhook_token: SecretStr | None = None
 
 
+class JsmSettings(Section):
+    """Jira Service Management Operations: the alert-action webhook's token and the Ops REST API.
+
+    The API is Atlassian's (`/jsm/ops/api/{cloud_id}/v1/...`), read with basic auth: an Atlassian
+    account's email and an API token of that account."""
+
+    model_config = named("POSTMORTEM_JSM_")
+
+    api_url: BaseUrl = "https://api.atlassian.com"
+    cloud_id: str | None = None
+    email: str | None = None
+    api_token: SecretStr | None = None
+    webhook_token: SecretStr | None = None
+
+
 class AlertmanagerSettings(Section):
     model_config = named("POSTMORTEM_ALERTMANAGER_")
 

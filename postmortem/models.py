@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 class Source(StrEnum):
     PAGERDUTY = "pagerduty"
     OPSGENIE = "opsgenie"
+    JSM = "jsm"  # Jira Service Management Operations: Opsgenie's alerting moved there
 
 
 class Severity(StrEnum):

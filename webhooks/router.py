@@ -29,6 +29,7 @@ from postmortem.store.inbox import InboxState, NewDelivery, Receipt, incident_de
 from postmortem.webhooks.alertmanager import parse_alertmanager, verify_bearer
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
+from postmortem.webhooks.jsm import parse_jsm, verify_jsm_token
 from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie, verify_token
 from postmortem.webhooks.pagerduty import parse_pagerduty
 from postmortem.webhooks.pagerduty_signature import HEADER as SIGNATURE_HEADER
@@ -173,6 +174,19 @@ async def opsgenie_webhook(
     verify_token(x_postmortem_token or token, reveal(services.settings.opsgenie.webhook_token))
     body = await read_body(request, services.settings.limits)
     return await _dispatch(services, request, body, [_parsed(parse_opsgenie, parse_json_object(body))])
+
+
+@router.post("/jsm", status_code=202, responses=ACCEPTED_RESPONSE)
+async def jsm_webhook(
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_postmortem_token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
+) -> JSONResponse:
+    """Jira Service Management Operations' Webhook integration (Opsgenie's alert-action JSON)."""
+    verify_jsm_token(authorization, x_postmortem_token, reveal(services.settings.jsm.webhook_token))
+    body = await read_body(request, services.settings.limits)
+    return await _dispatch(services, request, body, [_parsed(parse_jsm, parse_json_object(body))])
 
 
 @router.post("/alertmanager", status_code=202, responses=ACCEPTED_RESPONSE)

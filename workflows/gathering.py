@@ -30,10 +30,30 @@ with workflow.unsafe.imports_passed_through():
 Handles = dict[EvidenceSource, "asyncio.Task[GatherResult]"]
 
 
+JSM_PATCH = "gather-jsm"
+OWN_GATHERS: dict[EvidenceSource, Any] = {
+    EvidenceSource.PAGERDUTY: GatherActivities.gather_pagerduty,
+    EvidenceSource.OPSGENIE: GatherActivities.gather_opsgenie,
+    EvidenceSource.JSM: GatherActivities.gather_jsm,
+}
+
+
+def own_source(incident: Incident) -> EvidenceSource:
+    """Where an incident's own evidence is read: its paging source's REST API.
+
+    A JSM incident's is the JSM Operations API (behind JSM_PATCH; before it, every source but
+    PagerDuty was read from Opsgenie). `workflow.patched` is asked for JSM incidents only, so the
+    histories of the others carry no marker and replay as they were."""
+    if incident.source == Source.PAGERDUTY:
+        return EvidenceSource.PAGERDUTY
+    if incident.source == Source.JSM and workflow.patched(JSM_PATCH):
+        return EvidenceSource.JSM
+    return EvidenceSource.OPSGENIE
+
+
 def sources_of(incident: Incident) -> list[EvidenceSource]:
     """The sources gathered for an incident, in the order they are started."""
-    own = EvidenceSource.PAGERDUTY if incident.source == Source.PAGERDUTY else EvidenceSource.OPSGENIE
-    return [own, EvidenceSource.ALERTMANAGER, EvidenceSource.SLACK]
+    return [own_source(incident), EvidenceSource.ALERTMANAGER, EvidenceSource.SLACK]
 
 
 def start_source(
@@ -65,9 +85,7 @@ def start_source(
             end=end,
         )
         return workflow.start_activity_method(GatherActivities.gather_slack, slack, **options)
-    own: Any = (
-        GatherActivities.gather_pagerduty if source == EvidenceSource.PAGERDUTY else GatherActivities.gather_opsgenie
-    )
+    own = OWN_GATHERS.get(source, GatherActivities.gather_opsgenie)
     return workflow.start_activity_method(
         own, GatherInput(postmortem_id=postmortem_id, incident_id=incident.id), **options
     )

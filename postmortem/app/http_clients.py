@@ -22,6 +22,7 @@ def outside_clients(settings: Settings) -> OutsideClients:
     return OutsideClients.configured(
         pagerduty=s.pagerduty,
         opsgenie=s.opsgenie,
+        jsm=s.jsm,
         slack=s.slack,
         caldav=s.caldav,
         tickets=s.tickets,

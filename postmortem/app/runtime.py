@@ -323,7 +323,7 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
                     "",
                     "Post-mortem autopilot is running",
                     f"  API          {base}   (OpenAPI docs: {base}/docs)",
-                    f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie",
+                    f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie   {base}/webhooks/jsm",
                     f"  Temporal     {address}" + ("   (embedded dev server)" if dev else ""),
                 ]
                 if dev:

@@ -24,6 +24,7 @@ from postmortem.config import (
     GatherSettings,
     HttpSettings,
     InboxSettings,
+    JsmSettings,
     LimitsSettings,
     MeetingSettings,
     OpsgenieSettings,
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
     opsgenie: OpsgenieSettings = Field(default_factory=OpsgenieSettings)
+    jsm: JsmSettings = Field(default_factory=JsmSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

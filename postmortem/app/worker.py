@@ -42,6 +42,7 @@ def build_worker(
         store.evidence,
         pagerduty=s.pagerduty,
         opsgenie=s.opsgenie,
+        jsm=s.jsm,
         slack=s.slack,
         alertmanager=s.alertmanager,
         http=s.http,
@@ -51,7 +52,7 @@ def build_worker(
         store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http, clients=clients
     )
     review = ReviewActivities(store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http)
-    links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http, clients=clients)
+    links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, jsm=s.jsm, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
     problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
     return Worker(
@@ -62,6 +63,7 @@ def build_worker(
             TeamActivities(teams).resolve_team,
             gatherers.gather_pagerduty,
             gatherers.gather_opsgenie,
+            gatherers.gather_jsm,
             gatherers.gather_alertmanager,
             gatherers.gather_slack,
             DraftActivities(store.postmortems, store.evidence, store.inbox).draft_postmortem,

@@ -17,6 +17,7 @@ __all__ = ["distil", "impact_start", "merge"]
 SOURCE_PRIORITY = [
     EvidenceSource.PAGERDUTY,
     EvidenceSource.OPSGENIE,
+    EvidenceSource.JSM,
     EvidenceSource.ALERTMANAGER,
     EvidenceSource.SLACK,
     EvidenceSource.WEBHOOK,

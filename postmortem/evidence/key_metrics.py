@@ -18,7 +18,7 @@ from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.intervals import union
 from postmortem.models import Incident, KeyMetrics
 
-PAGING = {EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.WEBHOOK}
+PAGING = {EvidenceSource.PAGERDUTY, EvidenceSource.OPSGENIE, EvidenceSource.JSM, EvidenceSource.WEBHOOK}
 MONITORING = {EvidenceSource.ALERTMANAGER}
 
 

@@ -26,6 +26,7 @@ class EvidenceSource(StrEnum):
     WEBHOOK = "webhook"
     PAGERDUTY = "pagerduty"
     OPSGENIE = "opsgenie"
+    JSM = "jsm"
     ALERTMANAGER = "alertmanager"
     SLACK = "slack"
 

@@ -33,8 +33,13 @@ def names(value: Any) -> list[str]:
     return found
 
 
-def incident_from_webhook(data: dict[str, Any]) -> Incident:
-    """The alert of a webhook body (`{"action", "alert": {...}}`), closed at its `updatedAt`; `raw` is the body."""
+SOURCE_NAMES = {Source.OPSGENIE: "Opsgenie", Source.JSM: "JSM"}
+
+
+def incident_from_webhook(data: dict[str, Any], source: Source = Source.OPSGENIE) -> Incident:
+    """The alert of a webhook body (`{"action", "alert": {...}}`), closed at its `updatedAt`; `raw` is the body.
+
+    Jira Service Management Operations sends the same alert-action JSON: `source` says whose it is."""
     alert = obj(data.get("alert"))
     alert_id = require_text(alert, "alertId", "alert")
     created_at = epoch_datetime(alert.get("createdAt"), "alert.createdAt", unit="ms")
@@ -50,10 +55,10 @@ def incident_from_webhook(data: dict[str, Any]) -> Incident:
     entity = text(alert.get("entity"))
     priority = alert.get("priority")
     return Incident(
-        source=Source.OPSGENIE,
+        source=source,
         id=alert_id,
         number=text(alert.get("tinyId")),
-        title=text(alert.get("message")) or f"Opsgenie alert {alert_id}",
+        title=text(alert.get("message")) or f"{SOURCE_NAMES.get(source, source.value)} alert {alert_id}",
         services=[Ref(name=entity)] if entity else [],
         teams=[Ref(name=name) for name in names(alert.get("teams"))],
         severity=opsgenie_severity(priority if isinstance(priority, (int, str)) else None),

@@ -31,6 +31,7 @@ from postmortem.config import (
     AlertmanagerSettings,
     GitHubSettings,
     JiraSettings,
+    JsmSettings,
     LimitsSettings,
     LinearSettings,
     OpsgenieSettings,
@@ -52,8 +53,9 @@ ALERTMANAGER_TOKEN = "hostile-alertmanager-token"
 GITHUB_SECRET = "hostile-github-secret"
 LINEAR_SECRET = "hostile-linear-secret"
 JIRA_TOKEN = "hostile-jira-token"
+JSM_TOKEN = "hostile-jsm-token"
 
-WEBHOOKS = ("pagerduty", "opsgenie", "alertmanager", "github", "jira", "linear")
+WEBHOOKS = ("pagerduty", "opsgenie", "jsm", "alertmanager", "github", "jira", "linear")
 
 
 def _hmac(secret: str, body: bytes) -> str:
@@ -65,6 +67,7 @@ def webhook_auth(source: str, body: bytes) -> dict[str, str]:
     headers = {
         "pagerduty": {"X-PagerDuty-Signature": sign(body, PD_SECRET)},
         "opsgenie": {"X-Postmortem-Token": OPSGENIE_TOKEN},
+        "jsm": {"Authorization": f"Bearer {JSM_TOKEN}"},
         "alertmanager": {"Authorization": f"Bearer {ALERTMANAGER_TOKEN}"},
         "github": {"X-Hub-Signature-256": "sha256=" + _hmac(GITHUB_SECRET, body), "X-GitHub-Event": "issues"},
         "jira": {"X-Postmortem-Token": JIRA_TOKEN},
@@ -79,6 +82,7 @@ def settings_for(tmp_path: Path, limits: LimitsSettings | None = None) -> Settin
         limits=limits or LimitsSettings(),
         pagerduty=PagerDutySettings(webhook_secrets=[PD_SECRET]),
         opsgenie=OpsgenieSettings(webhook_token=OPSGENIE_TOKEN),
+        jsm=JsmSettings(webhook_token=JSM_TOKEN),
         alertmanager=AlertmanagerSettings(webhook_token=ALERTMANAGER_TOKEN),
         tickets=TicketsSettings(
             github=GitHubSettings(webhook_secret=GITHUB_SECRET),

@@ -40,6 +40,7 @@ T = TypeVar("T")
 EXAMPLES = 25
 TOKENS = {
     "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN": "contract-opsgenie-token",
+    "POSTMORTEM_JSM_WEBHOOK_TOKEN": "contract-jsm-token",
     "POSTMORTEM_ALERTMANAGER_WEBHOOK_TOKEN": "contract-alertmanager-token",
     "POSTMORTEM_GITHUB_WEBHOOK_SECRET": "contract-github-secret",
     "POSTMORTEM_LINEAR_WEBHOOK_SECRET": "contract-linear-secret",

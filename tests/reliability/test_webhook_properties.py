@@ -67,6 +67,7 @@ FIXTURES: dict[str, list[str]] = {
         "opsgenie_webhook_acknowledge.json",
         "opsgenie_webhook_addnote.json",
     ],
+    "jsm": ["jsm_webhook_close.json", "jsm_webhook_acknowledge.json"],
     "alertmanager": [
         "alertmanager_webhook_v4_firing.json",
         "alertmanager_webhook_v4_resolved.json",
@@ -186,7 +187,7 @@ def fresh_ids(source: str, doc: Any, incident_id: str) -> Any:
         for index, message in enumerate(doc["messages"]):
             message["incident"]["id"] = incident_id
             message["id"] = f"EV{incident_id}-{index}"
-    elif source == "opsgenie":
+    elif source in ("opsgenie", "jsm"):
         doc["alert"]["alertId"] = f"alert-{incident_id}"
     return doc
 
@@ -254,7 +255,7 @@ class Checker:
         self.judge(doc, answer)
 
     def judge(self, doc: Any, answer: dict[str, Any]) -> None:
-        if self.source in ("pagerduty", "opsgenie"):
+        if self.source in ("pagerduty", "opsgenie", "jsm"):
             assert answer["status"] in ("accepted", "ignored"), answer
             for started in answer["postmortems"]:
                 assert started["outcome"] in ("queued", "accepted", "linked"), answer
@@ -313,7 +314,7 @@ async def run_properties(target: Target, source: str, strategy: st.SearchStrateg
     return checker
 
 
-SOURCES = ["pagerduty", "opsgenie", "alertmanager", "github", "jira", "linear"]
+SOURCES = ["pagerduty", "opsgenie", "jsm", "alertmanager", "github", "jira", "linear"]
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -328,7 +329,7 @@ async def test_mutated_real_payloads_are_refused_or_become_what_they_promise(tar
     await seed_tickets(target.store)
     checker = await run_properties(target, source, real_payloads(source).flatmap(mutated))
     assert sum(checker.statuses.values()) >= EXAMPLES // 2, checker.statuses
-    if source in ("pagerduty", "opsgenie"):  # the 202-then-report path was taken, not only refusals
+    if source in ("pagerduty", "opsgenie", "jsm"):  # the 202-then-report path was taken, not only refusals
         assert checker.promised, checker.statuses
 
 
