@@ -68,6 +68,8 @@ MEETING_REMINDER_PATCH = "meeting-reminder"
 LIFECYCLE_V2 = "lifecycle-v2"
 # Runs from before LIFECYCLE_V2: a side effect failing for good from now on is a problem too.
 PROBLEMS_PATCH = "side-effect-problems"
+# Everyone who acted in the incident (from the gathered evidence) is invited, not only the incident's assignees.
+RESPONDERS_PATCH = "responders-attend"
 
 
 @workflow.defn(name="PostmortemWorkflow")
@@ -110,6 +112,8 @@ class PostmortemWorkflow:
         drafted = first.result
         self._set_status(drafted.status)
         state.team, state.resolved_at = first.team, incident.resolved_at or workflow.now()
+        if drafted.responders and workflow.patched(RESPONDERS_PATCH):
+            state.team = first.team.model_copy(update={"responders": drafted.responders})
         if drafted.status == Status.DRAFT:
             state.review = Review(status=Status.DRAFT)
         if v2:

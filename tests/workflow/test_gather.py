@@ -312,3 +312,23 @@ async def test_a_source_that_cannot_be_read_is_a_problem_and_its_retry_completes
         await eventually(refreshed, timeout=30)
     stored = await sqlite_store.evidence.entries(pm.id, sources=[EvidenceSource.PAGERDUTY])
     assert len(stored) >= 10
+
+
+async def test_everyone_who_acted_is_a_responder_and_invited_to_the_review(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: Store, sources: Sources
+) -> None:
+    # PagerDuty's own log entries: "Assigned to Wiley Jacobson by Laura Haley", "Acknowledged by Laura Haley".
+    entries = [
+        fixture_json(name)["messages"][0]["log_entries"][0]
+        for name in ("pagerduty_v2_incident_assign.json", "pagerduty_v2_incident_acknowledge.json")
+    ]
+    sources.pagerduty.add_incident("PGATHERPEOPLE", log_entries=entries, start=START)
+    teams = TeamsConfig(
+        people={"PFBSJ2Z": "wiley@example.com", "Laura Haley": "laura@example.com", "PJ0LVEB": "pig@example.com"}
+    )
+    async with worker_for(time_skipping_env, sqlite_store, sources.settings, teams) as queue:
+        pm = await start_and_draft(time_skipping_env, sqlite_store, queue, "PGATHERPEOPLE")
+        meeting = await eventually(lambda: sqlite_store.meetings.get(pm.id), timeout=30)
+    roles = {r.email: r.roles for r in pm.metrics.people}
+    assert roles["wiley@example.com"] == ["assigned"] and roles["laura@example.com"] == ["acknowledged"]
+    assert {"wiley@example.com", "laura@example.com", "pig@example.com"} <= {a.email for a in meeting.attendees}
