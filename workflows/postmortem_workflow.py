@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
     from postmortem.meeting.models import Meeting, MeetingStatus
+    from postmortem.meeting.scheduling import outside_working_hours
     from postmortem.models import IncidentEvent, Status
     from postmortem.review import lifecycle
     from postmortem.review.lifecycle import Actor, Review, TransitionRefused
@@ -210,6 +211,11 @@ class PostmortemWorkflow:
             raise ValueError(f"the new time {request.start.isoformat()} is in the past")
         if request.start > workflow.now() + LATEST_RESCHEDULE:
             raise ValueError("the new time is more than 90 days away")
+        team = self._state.team
+        if team is not None and not request.force:  # a validator runs when an Update arrives, never on replay
+            end = request.start + (meeting.end - meeting.start)
+            if outside := outside_working_hours(request.start, end, team.meeting):
+                raise ValueError(f'{outside}; send "force": true to move it there anyway')
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> Meeting | None:
