@@ -269,6 +269,8 @@ async def patch_postmortem(
         )
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
+    # One voice: a new time zone redrafts what nobody edited (timeline, metrics, summary) in it too.
+    basis = current.model_copy(update={"timezone": patch.timezone}) if patch.timezone is not None else current
     if patch.template is not None:
         try:
             template = builtin_templates().get(patch.template) or (await store.templates.get(patch.template))[0]
@@ -277,7 +279,7 @@ async def patch_postmortem(
         try:
             timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
             fresh = redraft(
-                current,
+                basis,
                 timeline=timeline,
                 statuses=statuses,
                 language=template.language,
@@ -289,9 +291,24 @@ async def patch_postmortem(
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language, changes.variant = template.language, template.variant
         changes.template_name = None if template.builtin else template.name
-    elif patch.language is not None or patch.variant is not None:
+    elif patch.language is not None or patch.variant is not None or patch.timezone is not None:
+        template = None
+        if current.template_name:  # a team's own template stays the template of a new zone
+            with contextlib.suppress(NotFound):
+                template = (await store.templates.get(current.template_name))[0]
+        template = template if patch.language is None and patch.variant is None else None
         timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
-        fresh = redraft(current, timeline=timeline, statuses=statuses, language=patch.language, variant=patch.variant)
+        try:
+            fresh = redraft(
+                basis,
+                timeline=timeline,
+                statuses=statuses,
+                language=patch.language,
+                variant=patch.variant,
+                template=template,
+            )
+        except ValueError as exc:  # a team's template that does not render for this report
+            raise HTTPException(422, str(exc)) from exc
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language = patch.language or current.language
         changes.variant = patch.variant or current.variant
@@ -307,7 +324,8 @@ async def patch_postmortem(
             if edit.body is not None:
                 section.body = edit.body
                 section.edited = True
-    if patch.sections or patch.language is not None or patch.variant is not None or patch.template is not None:
+    redrafted = patch.language is not None or patch.variant is not None or patch.template is not None
+    if patch.sections or redrafted or patch.timezone is not None:
         changes.sections = sections
     if patch.title is not None:
         changes.title = patch.title

@@ -13,7 +13,7 @@ from importlib import resources
 from jinja2 import Environment, StrictUndefined, Template, pass_context
 from jinja2.runtime import Context
 
-from postmortem.meeting.agenda import agenda_text
+from postmortem.meeting.agenda import agenda_text, in_language
 from postmortem.meeting.models import Meeting
 from postmortem.models import KeyMetrics, Language, Postmortem, ResponderRole, Status
 from postmortem.report.formatting import format_duration, format_local
@@ -148,6 +148,6 @@ def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
         responders=responders_text(pm.metrics, pm.language),
         show_prompts=pm.status == Status.DRAFT,
         meeting=meeting,
-        agenda=agenda_text(meeting.agenda, pm.language) if meeting else "",
+        agenda=agenda_text(in_language(meeting.agenda, pm.language), pm.language) if meeting else "",
     )
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -263,3 +263,23 @@ async def test_raw_payloads_only_at_their_admin_route(api: Api) -> None:
     assert "403" in schema["paths"]["/api/postmortems/{postmortem_id}/raw"]["get"]["responses"]
     incident_view = schema["components"]["schemas"]["IncidentView"]
     assert "raw" not in incident_view["properties"] and "id" in incident_view["properties"]
+
+
+async def test_a_new_time_zone_is_followed_by_every_text_nobody_edited(api: Api) -> None:
+    pm_id = await seed(api, "PZONE")
+    url = f"/api/postmortems/{pm_id}"
+    editor = api.auth(Role.EDITOR)
+    before = (await api.http.get(url, headers=api.auth())).json()
+    bodies = {s["key"]: s["body"] for s in before["sections"]}
+    assert "UTC" in bodies["timeline"] and "JST" not in bodies["timeline"]
+    edited = await api.http.patch(
+        url, json={"sections": {"resolution": {"body": "Fixed at 10:00 UTC."}}}, headers={**editor, "If-Match": '"1"'}
+    )
+    assert edited.status_code == 200, edited.text
+    moved = await api.http.patch(url, json={"timezone": "Asia/Tokyo"}, headers={**editor, "If-Match": '"2"'})
+    assert moved.status_code == 200, moved.text
+    after = {s["key"]: s["body"] for s in moved.json()["sections"]}
+    assert "JST" in after["timeline"] and "JST" in after["summary"]  # the timeline and the summary follow
+    assert after["resolution"] == "Fixed at 10:00 UTC."  # a person's words are never rewritten
+    markdown = (await api.http.get(f"{url}?format=markdown", headers=api.auth())).text
+    assert "JST" in markdown and moved.json()["timezone"] == "Asia/Tokyo"
