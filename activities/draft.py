@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from postmortem.evidence.models import EvidenceSource, GatherState, SourceStatus
 from postmortem.evidence.timeline import from_incident
 from postmortem.incident.teams import TeamSettings
+from postmortem.meeting.models import Attendee
 from postmortem.models import Incident, PolicyDecision, PolicyOutcome, Status, TemplateVariant
 from postmortem.report.drafting import draft_report
 from postmortem.report.redraft import unfinished as unfinished_sources
@@ -36,6 +37,9 @@ class DraftPostmortemResult(BaseModel):
     postmortem_id: str
     status: Status
     created: bool
+    # Everyone who acted and has an email (the report's responders): the review meeting's attendees.
+    # Empty in histories from before it, where the team's responders (the incident's own) were used.
+    responders: list[Attendee] = Field(default_factory=list)
 
 
 class DraftActivities:
@@ -69,6 +73,7 @@ class DraftActivities:
                 now=input.now,
                 timeline=await self._evidence.entries(input.postmortem_id),
                 unavailable=unfinished,
+                people=input.team.people,
             )
         except ValueError as exc:  # a broken template will not fix itself on retry
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
@@ -89,4 +94,7 @@ class DraftActivities:
                 created_at=input.now,
             )
         )
-        return DraftPostmortemResult(postmortem_id=stored.id, status=stored.status, created=created)
+        responders = [Attendee(email=r.email, name=r.name) for r in stored.metrics.people if r.email]
+        return DraftPostmortemResult(
+            postmortem_id=stored.id, status=stored.status, created=created, responders=responders
+        )

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from postmortem.activities.clients import OutsideClients
 from postmortem.config import HttpSettings, JsmSettings, OpsgenieSettings, PagerDutySettings, reveal
 from postmortem.evidence.key_metrics import compute_metrics
+from postmortem.evidence.responders import known_emails
 from postmortem.evidence.timeline import from_incident
 from postmortem.incident.jsm import incident_from_jsm_alert
 from postmortem.incident.opsgenie import incident_from_alert_api
@@ -102,7 +103,8 @@ class LinkActivities:
     async def _recompute(self, postmortem_id: str, now: datetime) -> KeyMetrics:
         pm = await self._store.postmortems.get(postmortem_id)
         timeline = await self._store.evidence.entries(postmortem_id)
-        metrics = compute_metrics(pm.incidents, timeline or [e for i in pm.incidents for e in from_incident(i)])
+        entries = timeline or [e for i in pm.incidents for e in from_incident(i)]
+        metrics = compute_metrics(pm.incidents, entries, known_emails(pm.metrics.people))
         await self._store.postmortems.set_metrics(postmortem_id, metrics, now)
         return metrics
 

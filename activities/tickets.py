@@ -107,7 +107,7 @@ class TicketActivities:
         if tracker == "jira" and jira.url and (token := reveal(jira.api_token)) and jira.project:
             return JiraClient(jira.url, jira.email or "", token, jira.project, http)
         if tracker == "github" and (token := reveal(github.token)) and github.repo:
-            return GitHubIssuesClient(github.api_url, token, github.repo, http)
+            return GitHubIssuesClient(github.api_url, token, github.repo, http, label=self._trackers.label)
         if tracker == "linear" and (key := reveal(linear.api_key)) and linear.team_id:
             return LinearClient(linear.api_url, key, linear.team_id, http)
         return None
@@ -131,7 +131,7 @@ class TicketActivities:
             due_date=item.due_date,
             priority=item.priority.value,
             assignee=account,
-            labels=("postmortem",),
+            labels=(self._trackers.label,),
         )
 
     @activity.defn(name="open_tickets")

@@ -1,15 +1,18 @@
 """GitHub Issues (REST, API version 2022-11-28) as a TicketClient: action items become issues in one repo.
 
 * create: `POST /repos/{owner}/{repo}/issues` `{title, body, labels, assignees}` → 201 issue object.
-  The marker goes twice onto the issue: as a label (GitHub creates a missing label on the fly for a
-  token with push access; without push access labels and assignees are silently dropped) and as a
-  hidden line `<!-- postmortem:<marker> -->` at the end of the body. The label "postmortem" and the
-  caller's labels ride along. GitHub has no due date or priority: both are written into the body.
-* find: first `GET /repos/{owner}/{repo}/issues?labels=<marker>&state=all` — served from the
-  database, so an issue created a moment ago is found at once; then, for issues whose labels were
+  The marker is a hidden line `<!-- postmortem:<marker> -->` at the end of the body; the issue gets
+  one label of ours (`label`, "postmortem" unless configured: never a label per item, which would
+  fill the repository with labels) and the caller's labels. GitHub creates a missing label on the
+  fly for a token with push access; without push access labels and assignees are silently dropped.
+  GitHub has no due date or priority: both are written into the body.
+* find: first `GET /repos/{owner}/{repo}/issues?labels=<label>&state=all&sort=created&direction=desc`,
+  newest first, page by page (at most FIND_PAGES of 100), reading each body for the marker line —
+  served from the database, so an issue created a moment ago is found at once (issues from before,
+  which also carry a per-item label, carry the line too); then, for issues whose labels were
   dropped, `GET /search/issues?q=repo:{owner}/{repo} is:issue in:body "<marker>"` (the search index
   lags behind writes; GitHub now refuses searches without `is:issue`/`is:pull-request` with 422).
-  A search hit counts only when its body really holds the marker line.
+  A hit counts only when its body really holds the marker line.
 * status: `GET /repos/{owner}/{repo}/issues/{number}` (following a transferred issue's redirect).
 
 Keys are "owner/repo#number" (e.g. "acme/ops#42"): unambiguous whichever repository is configured
@@ -46,6 +49,8 @@ API_VERSION = "2022-11-28"
 POSTMORTEM_LABEL = "postmortem"
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: "wait at least one minute" when a secondary limit gives no retry-after
 SEARCH_PAGE = 10
+LIST_PAGE = 100  # GitHub's largest page
+FIND_PAGES = 10  # a lost create is a recent issue: the newest 1,000 of ours are read before searching
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _KEY = re.compile(r"(?:(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+))?#?(?P<number>[1-9][0-9]{0,11})")
 _PRIORITY_WORDS = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
@@ -57,9 +62,14 @@ def marker_line(marker: str) -> str:
 
 
 class GitHubIssuesClient:
-    def __init__(self, api_url: str, token: str, repo: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, api_url: str, token: str, repo: str, http: httpx.AsyncClient, label: str = POSTMORTEM_LABEL
+    ) -> None:
         if not _REPO.fullmatch(repo) or any(part in (".", "..") for part in repo.split("/")):
             raise ValueError(f"repo must be 'owner/name', not {repo!r}")
+        if not label.strip() or "," in label or len(label) > 50:
+            raise ValueError(f"label must be 1–50 characters without commas, not {label!r}")
+        self.label = label.strip()
         self._base = api_url.rstrip("/")
         self._http = http
         self.repo = repo
@@ -80,10 +90,23 @@ class GitHubIssuesClient:
 
     async def find(self, marker: str) -> Ticket | None:
         check_marker(marker)
-        params = {"labels": marker, "state": "all", "sort": "created", "direction": "asc", "per_page": "1"}
-        response = await self._call("GET", f"{self._repo_url()}/issues", params=params)
-        for issue in _issue_list(json_or_none(response)):
-            return self._ticket(issue)
+        line = marker_line(marker)
+        for page in range(1, FIND_PAGES + 1):
+            params = {
+                "labels": self.label,
+                "state": "all",
+                "sort": "created",
+                "direction": "desc",
+                "per_page": str(LIST_PAGE),
+                "page": str(page),
+            }
+            response = await self._call("GET", f"{self._repo_url()}/issues", params=params)
+            issues = _issue_list(json_or_none(response))
+            for issue in reversed(issues):  # the oldest of this page first: a duplicate never wins
+                if line in str(issue.get("body") or ""):
+                    return self._ticket(issue)
+            if len(json_or_none(response) or []) < LIST_PAGE:
+                break
         query = f'repo:{self.repo} is:issue in:body "{marker}"'
         response = await self._call(
             "GET",
@@ -91,7 +114,6 @@ class GitHubIssuesClient:
             params={"q": query, "sort": "created", "order": "asc", "per_page": str(SEARCH_PAGE)},
         )
         body = json_object(response, SERVICE)
-        line = marker_line(marker)
         for issue in _issue_list(body.get("items")):
             if line in str(issue.get("body") or ""):
                 return self._ticket(issue)
@@ -101,7 +123,7 @@ class GitHubIssuesClient:
         payload: dict[str, Any] = {
             "title": request.title,
             "body": issue_body(request),
-            "labels": github_labels(request.marker, request.labels),
+            "labels": github_labels(self.label, request.labels),
         }
         if request.assignee:
             payload["assignees"] = [request.assignee]
@@ -134,9 +156,10 @@ def github_state(issue: dict[str, Any]) -> TicketState:
     return github_ticket_state(state if isinstance(state, str) else None, reason if isinstance(reason, str) else None)
 
 
-def github_labels(marker: str, labels: tuple[str, ...] | list[str]) -> list[str]:
+def github_labels(ours: str, labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Our one label and the caller's, once each (GitHub labels ignore case)."""
     result: list[str] = []
-    for label in (POSTMORTEM_LABEL, marker, *labels):
+    for label in (ours, *labels):
         cleaned = label.strip()
         if cleaned and cleaned.lower() not in (seen.lower() for seen in result):  # GitHub labels ignore case
             result.append(cleaned)

@@ -261,6 +261,14 @@ class TicketsSettings(Section):
     """The default tracker (a team may name its own) and every tracker's account."""
 
     tracker: Literal["jira", "github", "linear"] | None = None
+    # Our one label on every ticket (GitHub, Jira); the idempotency marker is a line in the body.
+    label: str = Field(
+        default="postmortem",
+        min_length=1,
+        max_length=50,
+        pattern=r"^[^,\s]+$",
+        validation_alias="POSTMORTEM_TICKETS_LABEL",
+    )
     jira: JiraSettings = Field(default_factory=JiraSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     linear: LinearSettings = Field(default_factory=LinearSettings)

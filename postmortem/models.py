@@ -160,6 +160,31 @@ class Person(BaseModel):
         return self.name or self.email or self.id or "unknown"
 
 
+ResponderRole = Literal["assigned", "acknowledged", "escalated_to", "reassigned_to", "resolved", "wrote_note"]
+"""What a person did in an incident, in the order a report lists it (rendering names it per language)."""
+
+RESPONDER_ROLES: tuple[ResponderRole, ...] = (
+    "assigned",
+    "acknowledged",
+    "escalated_to",
+    "reassigned_to",
+    "resolved",
+    "wrote_note",
+)
+
+
+class Responder(BaseModel):
+    """Someone who acted in an incident, once across every source, with what they did."""
+
+    name: str | None = None
+    email: str | None = None
+    roles: list[ResponderRole] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email or "unknown"
+
+
 class Link(BaseModel):
     title: str
     url: str
@@ -241,7 +266,8 @@ class KeyMetrics(BaseModel):
     time_to_detect_seconds: int | None = None
     time_to_acknowledge_seconds: int | None = None
     time_to_resolve_seconds: int | None = None
-    responders: list[str] = Field(default_factory=list)
+    responders: list[str] = Field(default_factory=list, description="the labels of `people`")
+    people: list[Responder] = Field(default_factory=list, description="everyone who acted, with their roles")
     services: list[str] = Field(default_factory=list)
     incident_count: int = 0
 

@@ -8,8 +8,10 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -45,3 +47,12 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s") from last_error
         await asyncio.sleep(interval)
+
+
+def next_working_day(start: datetime, zone: str, working_days: tuple[int, ...] = (0, 1, 2, 3, 4)) -> datetime:
+    """The same wall-clock time on the team's next working day (a reschedule that stays inside its hours)."""
+    local = start.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    moved = local + timedelta(days=1)
+    while moved.weekday() not in working_days:
+        moved += timedelta(days=1)
+    return moved.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)

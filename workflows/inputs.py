@@ -38,6 +38,7 @@ class PostmortemWorkflowResult(BaseModel):
 class RescheduleRequest(BaseModel):
     start: AwareDatetime
     requested_by: str | None = None
+    force: bool = Field(default=False, description="move it even outside the team's working hours")
 
 
 class CancelRequest(BaseModel):

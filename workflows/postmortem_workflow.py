@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
     from postmortem.meeting.models import Meeting, MeetingStatus
+    from postmortem.meeting.scheduling import outside_working_hours
     from postmortem.models import IncidentEvent, Status
     from postmortem.review import lifecycle
     from postmortem.review.lifecycle import Actor, Review, TransitionRefused
@@ -68,6 +69,8 @@ MEETING_REMINDER_PATCH = "meeting-reminder"
 LIFECYCLE_V2 = "lifecycle-v2"
 # Runs from before LIFECYCLE_V2: a side effect failing for good from now on is a problem too.
 PROBLEMS_PATCH = "side-effect-problems"
+# Everyone who acted in the incident (from the gathered evidence) is invited, not only the incident's assignees.
+RESPONDERS_PATCH = "responders-attend"
 
 
 @workflow.defn(name="PostmortemWorkflow")
@@ -110,6 +113,8 @@ class PostmortemWorkflow:
         drafted = first.result
         self._set_status(drafted.status)
         state.team, state.resolved_at = first.team, incident.resolved_at or workflow.now()
+        if drafted.responders and workflow.patched(RESPONDERS_PATCH):
+            state.team = first.team.model_copy(update={"responders": drafted.responders})
         if drafted.status == Status.DRAFT:
             state.review = Review(status=Status.DRAFT)
         if v2:
@@ -206,6 +211,11 @@ class PostmortemWorkflow:
             raise ValueError(f"the new time {request.start.isoformat()} is in the past")
         if request.start > workflow.now() + LATEST_RESCHEDULE:
             raise ValueError("the new time is more than 90 days away")
+        team = self._state.team
+        if team is not None and not request.force:  # a validator runs when an Update arrives, never on replay
+            end = request.start + (meeting.end - meeting.start)
+            if outside := outside_working_hours(request.start, end, team.meeting):
+                raise ValueError(f'{outside}; send "force": true to move it there anyway')
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> Meeting | None:

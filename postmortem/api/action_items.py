@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.deps import EditableReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
+from postmortem.api.deps import EditableReport, GatewayDep, ServicesDep, StoreDep, Viewer, VisibleReport, reader
 from postmortem.api.errors import STALE
 from postmortem.api.etags import IfMatchHeader, etag, required_version
 from postmortem.api.limits import IsoDate
@@ -113,6 +113,8 @@ overview = APIRouter(prefix="/api/action-items", tags=["action items"])
 
 class ActionItemRow(ActionItem):
     postmortem_id: str
+    postmortem_title: str = Field(description="the report's title")
+    postmortem_url: str = Field(description="where the report is read (its Markdown rendering)")
     team: str | None
     overdue: bool
 
@@ -124,6 +126,7 @@ class ActionItemRow(ActionItem):
 )
 async def all_action_items(
     store: StoreDep,
+    services: ServicesDep,
     token: Viewer,
     status: ActionItemStatus | None = None,
     owner: str | None = None,
@@ -146,10 +149,13 @@ async def all_action_items(
         overdue_on=today if overdue else None,
         viewer=reader(token),
     )
+    base = services.settings.server.resolved_public_url
     rows = [
         ActionItemRow(
             **item.model_dump(),
             postmortem_id=pm_id,
+            postmortem_title=pm_title,
+            postmortem_url=f"{base}/api/postmortems/{pm_id}?format=markdown",
             team=pm_team,
             overdue=bool(
                 item.due_date
@@ -157,13 +163,15 @@ async def all_action_items(
                 and item.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
             ),
         )
-        for pm_id, pm_team, item in found
+        for pm_id, pm_team, item, pm_title in found
     ]
     if format == "json":
         return rows
     buffer = io.StringIO()
     columns = [
         "postmortem_id",
+        "postmortem_title",
+        "postmortem_url",
         "team",
         "id",
         "description",

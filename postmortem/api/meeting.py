@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from postmortem.api.deps import EditableReport, Editor, GatewayDep, ServicesDep, StoreDep, VisibleReport
 from postmortem.api.errors import TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED
@@ -25,6 +25,7 @@ class MeetingChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     start: IsoDateTime
+    force: bool = Field(default=False, description="move it even outside the team's working hours (else 409)")
 
 
 async def _meeting(store: Store, pm: Postmortem) -> Meeting:
@@ -62,11 +63,12 @@ async def reschedule_meeting(
     token: Editor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Meeting:
-    """Moves the meeting: same UID, next SEQUENCE, every attendee updated. 409 says why not."""
+    """Moves the meeting: same UID, next SEQUENCE, every attendee updated. 409 says why not; a time
+    outside the team's working hours needs `"force": true` (the 409 names the hours and time zone)."""
     update_id = f"reschedule-{idempotency_key}" if idempotency_key else None
     return await gateway.update(
         pm.workflow_id,
         PostmortemWorkflow.reschedule,
-        RescheduleRequest(start=change.start, requested_by=token.name),
+        RescheduleRequest(start=change.start, requested_by=token.name, force=change.force),
         update_id,
     )

@@ -1,5 +1,8 @@
 """REST: read, list, edit and delete post-mortems.
 
+The report's JSON never carries the incidents' raw webhook payloads (they hold whatever the source
+sent: emails, hostnames, custom details); admins read them at GET …/{id}/raw.
+
 A report's JSON also shows what the workflow could not do (`problems`, each retried through
 api/problems.py) and its 30/60/90-day follow-up checks (`follow_ups`). An edit of a report IN_REVIEW
 tells the workflow (`document_edited`), so approvals of the older text go back to pending.
@@ -14,6 +17,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
 from postmortem.api.errors import STALE, TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED, error, invalid
@@ -23,6 +27,7 @@ from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUna
 from postmortem.meeting.models import Meeting
 from postmortem.models import (
     CauseCategory,
+    Incident,
     Language,
     Postmortem,
     Severity,
@@ -160,7 +165,34 @@ def follow_up_view(check: dict[str, Any]) -> FollowUpView:
     return FollowUpView.model_validate({"at": check["checked_at"], **{k: v for k, v in check.items() if k in fields}})
 
 
-class PostmortemView(Postmortem):
+class IncidentView(Incident):
+    """An incident as a report shows it: without its raw payload (admins: GET …/{id}/raw)."""
+
+    raw: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+
+class ReportDocument(Postmortem):
+    """The stored document as the API answers it."""
+
+    incidents: list[IncidentView] = Field(default_factory=list)  # type: ignore[assignment]
+
+
+def document(pm: Postmortem) -> ReportDocument:
+    return ReportDocument.model_validate(pm.model_dump(exclude={"incidents": {"__all__": {"raw"}}}))
+
+
+class RawIncident(BaseModel):
+    source: str
+    id: str
+    raw: dict[str, Any] = Field(description="the delivery (or API answer) exactly as the source sent it")
+
+
+class RawPayloads(BaseModel):
+    postmortem_id: str
+    incidents: list[RawIncident]
+
+
+class PostmortemView(ReportDocument):
     meeting: Meeting | None = None
     review: Review | None = None
     problems: list[Problem] = Field(
@@ -188,7 +220,7 @@ async def get_postmortem(
         )
     response.headers["ETag"] = etag(pm.version)
     return PostmortemView(
-        **pm.model_dump(),
+        **document(pm).model_dump(),
         meeting=meeting,
         review=await store.review.get(pm.id),
         problems=await store.problems.list(pm.id),
@@ -196,9 +228,22 @@ async def get_postmortem(
     )
 
 
+@router.get(
+    "/{postmortem_id}/raw",
+    response_model=RawPayloads,
+    responses={403: error("admins only: raw payloads hold whatever the source sent")},
+)
+async def get_raw_payloads(pm: AdminReport) -> RawPayloads:
+    """Each incident's raw webhook payload (or REST answer), kept as evidence: admins only."""
+    return RawPayloads(
+        postmortem_id=pm.id,
+        incidents=[RawIncident(source=i.source.value, id=i.id, raw=i.raw) for i in pm.incidents],
+    )
+
+
 @router.patch(
     "/{postmortem_id}",
-    response_model=Postmortem,
+    response_model=ReportDocument,
     responses={
         **STALE,
         403: error("a published or archived report is editable by admins only; others by editors (and reviewers)"),
@@ -213,7 +258,7 @@ async def patch_postmortem(
     gateway: GatewayDep,
     token: Viewer,
     if_match: IfMatchHeader = None,
-) -> Postmortem:
+) -> ReportDocument:
     expected = required_version(if_match)
     review = await store.review.get(current.id)
     if not can_edit(current.status, token.role.value, is_reviewer=review.reviewer(token.name) is not None):
@@ -224,6 +269,8 @@ async def patch_postmortem(
         )
     changes = PostmortemChanges()
     sections = [section.model_copy() for section in current.sections]
+    # One voice: a new time zone redrafts what nobody edited (timeline, metrics, summary) in it too.
+    basis = current.model_copy(update={"timezone": patch.timezone}) if patch.timezone is not None else current
     if patch.template is not None:
         try:
             template = builtin_templates().get(patch.template) or (await store.templates.get(patch.template))[0]
@@ -232,7 +279,7 @@ async def patch_postmortem(
         try:
             timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
             fresh = redraft(
-                current,
+                basis,
                 timeline=timeline,
                 statuses=statuses,
                 language=template.language,
@@ -244,9 +291,24 @@ async def patch_postmortem(
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language, changes.variant = template.language, template.variant
         changes.template_name = None if template.builtin else template.name
-    elif patch.language is not None or patch.variant is not None:
+    elif patch.language is not None or patch.variant is not None or patch.timezone is not None:
+        template = None
+        if current.template_name:  # a team's own template stays the template of a new zone
+            with contextlib.suppress(NotFound):
+                template = (await store.templates.get(current.template_name))[0]
+        template = template if patch.language is None and patch.variant is None else None
         timeline, statuses = await store.evidence.entries(current.id), await store.evidence.statuses(current.id)
-        fresh = redraft(current, timeline=timeline, statuses=statuses, language=patch.language, variant=patch.variant)
+        try:
+            fresh = redraft(
+                basis,
+                timeline=timeline,
+                statuses=statuses,
+                language=patch.language,
+                variant=patch.variant,
+                template=template,
+            )
+        except ValueError as exc:  # a team's template that does not render for this report
+            raise HTTPException(422, str(exc)) from exc
         sections = merge_redraft(current.sections, fresh.sections)
         changes.language = patch.language or current.language
         changes.variant = patch.variant or current.variant
@@ -262,7 +324,8 @@ async def patch_postmortem(
             if edit.body is not None:
                 section.body = edit.body
                 section.edited = True
-    if patch.sections or patch.language is not None or patch.variant is not None or patch.template is not None:
+    redrafted = patch.language is not None or patch.variant is not None or patch.template is not None
+    if patch.sections or redrafted or patch.timezone is not None:
         changes.sections = sections
     if patch.title is not None:
         changes.title = patch.title
@@ -278,7 +341,7 @@ async def patch_postmortem(
     if updated.status == Status.IN_REVIEW:
         await _tell_edited(gateway, updated, token.name)
     response.headers["ETag"] = etag(updated.version)
-    return updated
+    return document(updated)
 
 
 async def _tell_edited(gateway: TemporalGateway, pm: Postmortem, by: str) -> None:

@@ -10,6 +10,7 @@ it names (reviewers must be known). `Idempotency-Key` makes a retried click appl
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,8 +30,11 @@ from postmortem.api.deps import (
 from postmortem.api.errors import TEMPORAL_UNAVAILABLE, error, invalid
 from postmortem.api.people import require_known
 from postmortem.app.gateway import TemporalGateway
-from postmortem.models import Postmortem, Source
+from postmortem.models import Postmortem, Source, TemplateVariant
+from postmortem.report.template_catalogue import ReportTemplate, builtin_template
+from postmortem.review.completeness import empty_required
 from postmortem.review.lifecycle import Actor, ReportFacts, Review
+from postmortem.store.errors import NotFound
 from postmortem.store.review import Comment
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role, TokenInfo
@@ -110,11 +114,22 @@ def _actor(token: TokenInfo) -> Actor:
     return Actor(name=token.name, role=token.role.value)
 
 
+async def report_template(store: Store, pm: Postmortem) -> ReportTemplate | None:
+    """The template the report was drafted from: the team's own, else the built-in one."""
+    if pm.template_name:
+        with contextlib.suppress(NotFound):  # the team deleted it: judge against the built-in one
+            return (await store.templates.get(pm.template_name))[0]
+    if pm.variant == TemplateVariant.AUTO:
+        return None
+    return builtin_template(pm.language, pm.variant)
+
+
 async def report_facts(store: Store, pm: Postmortem) -> ReportFacts:
-    """What the lifecycle rules need to know of the document as it is stored now."""
+    """What the lifecycle rules need to know of the document as it is stored now; a required
+    section is empty when only its template's headings and prompt remain (review/completeness.py)."""
     return ReportFacts(
         version=pm.version,
-        empty_required=[section.title for section in pm.sections if section.required and not section.body.strip()],
+        empty_required=empty_required(pm, await report_template(store, pm)),
         open_threads=len(await store.review.comments(pm.id, unresolved_only=True)),
     )
 

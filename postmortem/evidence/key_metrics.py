@@ -12,9 +12,11 @@ Definitions (also in the README):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
+from postmortem.evidence.responders import responders as who_responded
 from postmortem.intervals import union
 from postmortem.models import Incident, KeyMetrics
 
@@ -41,7 +43,11 @@ def _latest(values: list[datetime | None]) -> datetime | None:
     return max((v for v in values if v is not None), default=None)
 
 
-def compute_metrics(incidents: list[Incident], timeline: list[TimelineEntry] | None = None) -> KeyMetrics:
+def compute_metrics(
+    incidents: list[Incident], timeline: list[TimelineEntry] | None = None, people: Mapping[str, str] | None = None
+) -> KeyMetrics:
+    """`people` is the teams file's `[people]` (id or name → email): it makes one responder of a
+    person the sources name differently."""
     if not incidents:
         return KeyMetrics()
     timeline = timeline or []
@@ -72,10 +78,9 @@ def compute_metrics(incidents: list[Incident], timeline: list[TimelineEntry] | N
         first = min(intervals)
         intervals[intervals.index(first)] = (min(first[0], impact_started_at), first[1])
 
-    responders: list[str] = []
+    acted = who_responded(incidents, timeline, people)
     services: list[str] = []
     for incident in incidents:
-        responders.extend(p.label for p in incident.responders if p.label not in responders)
         services.extend(s.name for s in incident.services if s.name not in services)
     return KeyMetrics(
         highest_severity=min((i.severity for i in incidents), key=lambda s: s.rank),
@@ -89,7 +94,8 @@ def compute_metrics(incidents: list[Incident], timeline: list[TimelineEntry] | N
         time_to_detect_seconds=_seconds(impact_started_at, detected_at) if of(alerts, MONITORING) else None,
         time_to_acknowledge_seconds=_seconds(detected_at, acknowledged_at),
         time_to_resolve_seconds=_seconds(detected_at, closed_at),
-        responders=responders,
+        responders=list(dict.fromkeys(responder.label for responder in acted)),
+        people=acted,
         services=services,
         incident_count=len(incidents),
     )

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from postmortem.models import Person
+
 
 class EntryKind(StrEnum):
     IMPACT_START = "impact_start"
@@ -43,6 +45,11 @@ class TimelineEntry(BaseModel):
     evidence_url: str | None = None
     incident_id: str | None = None
     also_in: list[EvidenceSource] = Field(default_factory=list, description="other sources with the same event")
+    people: list[Person] = Field(
+        default_factory=list,
+        description="the people the event is about: who acknowledged, resolved or wrote it, or whom it was "
+        "assigned or escalated to (never a service or an integration)",
+    )
 
 
 class GatherState(StrEnum):

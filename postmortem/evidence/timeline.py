@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
-from postmortem.models import Incident
+from postmortem.models import Incident, Person
 
 PAGERDUTY_KINDS = {
     "trigger_log_entry": EntryKind.TRIGGERED,
@@ -80,6 +80,34 @@ def _name(value: Any) -> str | None:
     return None
 
 
+# Entries whose person acted themselves (the agent, the author), and those about whom they were assigned.
+ACTED = {EntryKind.ACKNOWLEDGED, EntryKind.RESOLVED, EntryKind.NOTE, EntryKind.MITIGATED}
+ASSIGNED = {EntryKind.ESCALATED, EntryKind.REASSIGNED}
+
+
+def _user(value: Any) -> Person | None:
+    """A PagerDuty user reference (or a full user object) as a Person; None for services and integrations."""
+    if not isinstance(value, dict) or value.get("type") not in (None, "user_reference", "user"):
+        return None
+    name, email = value.get("summary") or value.get("name"), value.get("email")
+    if not (name or email):
+        return None
+    ident = value.get("id")
+    return Person(
+        id=str(ident) if ident else None,
+        name=str(name) if name else None,
+        email=str(email) if isinstance(email, str) and "@" in email else None,
+    )
+
+
+def _owner(owner: Any) -> Person | None:
+    """An Opsgenie log's owner: an email or a user name; "System" and empty owners are not people."""
+    if not isinstance(owner, str) or not owner.strip() or owner.strip().casefold() in {"system", "alert api"}:
+        return None
+    owner = owner.strip()
+    return Person(email=owner) if "@" in owner else Person(name=owner)
+
+
 def _clip(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -102,6 +130,11 @@ def from_pagerduty_log_entry(entry: dict[str, Any], incident_id: str) -> Timelin
     actor = _name(entry.get("agent"))
     if kind == EntryKind.NOTIFIED and _name(entry.get("user")):
         actor = _name(entry.get("user"))
+    people: list[Person | None] = []
+    if kind in ACTED:
+        people = [_user(entry.get("agent"))]
+    elif kind in ASSIGNED and isinstance(entry.get("assignees"), list):
+        people = [_user(assignee) for assignee in entry["assignees"]]
     return TimelineEntry(
         key=f"pagerduty:log:{entry['id']}",
         at=at,
@@ -111,6 +144,7 @@ def from_pagerduty_log_entry(entry: dict[str, Any], incident_id: str) -> Timelin
         actor=actor,
         evidence_url=_url(entry.get("html_url")),
         incident_id=incident_id,
+        people=[person for person in people if person],
     )
 
 
@@ -144,6 +178,7 @@ def from_pagerduty_note(note: dict[str, Any], incident_id: str) -> TimelineEntry
         text=_clip(text),
         actor=_name(note.get("user")),
         incident_id=incident_id,
+        people=[person] if (person := _user(note.get("user"))) else [],
     )
 
 
@@ -164,6 +199,7 @@ def from_opsgenie_log(log: dict[str, Any], alert_id: str) -> TimelineEntry | Non
         text=_clip(text),
         actor=log.get("owner") or None,
         incident_id=alert_id,
+        people=[person] if kind in ACTED and (person := _owner(log.get("owner"))) else [],
     )
 
 
@@ -180,6 +216,7 @@ def from_opsgenie_note(note: dict[str, Any], alert_id: str) -> TimelineEntry | N
         text=_clip(text),
         actor=note.get("owner") or None,
         incident_id=alert_id,
+        people=[person] if (person := _owner(note.get("owner"))) else [],
     )
 
 
@@ -290,6 +327,7 @@ def from_incident(incident: Incident) -> list[TimelineEntry]:
                     actor=actor,
                     evidence_url=link,
                     incident_id=incident.id,
+                    people=[incident.resolved_by] if kind == EntryKind.RESOLVED and incident.resolved_by else [],
                 )
             )
     return entries

@@ -134,6 +134,7 @@ class TeamSettings(BaseModel):
     attendees: list[str] = Field(default_factory=list, description="the team's extra (optional) attendees")
     organizer: str | None = None
     responders: list[Attendee] = Field(default_factory=list, description="responders we know an email for")
+    people: dict[str, str] = Field(default_factory=dict, description="the teams file's [people]: id or name → email")
     slack_channel: str | None = None
     slack_users: dict[str, str] = Field(default_factory=dict, description="email → Slack member id, for mentions")
     tracker: str | None = None
@@ -219,6 +220,7 @@ class TeamsConfig:
         settings = self.settings_for(key, table, owners)
         settings.alert_matchers = [e.alert_labels for e in self._service_entries(incident) if e.alert_labels]
         settings.responders = self._responders(incident)
+        settings.people = dict(self._people)
         settings.slack_users = dict(self._slack_users)
         settings.tracker_users = dict(self._tracker_users)
         settings.tracker = settings.tracker or self._tracker

@@ -38,6 +38,15 @@ def build_agenda(minutes: int, language: Language) -> list[AgendaItem]:
     ]
 
 
+def in_language(agenda: list[AgendaItem], language: Language) -> list[AgendaItem]:
+    """The agenda with our own section titles in `language` (a report whose language changed after
+    the meeting was planned still reads in one voice); titles we did not write are kept."""
+    other = (
+        {en: zh for en, zh, _, _ in _SECTIONS} if language == Language.ZH else {zh: en for en, zh, _, _ in _SECTIONS}
+    )
+    return [item.model_copy(update={"title": other.get(item.title, item.title)}) for item in agenda]
+
+
 def agenda_text(agenda: list[AgendaItem], language: Language) -> str:
     """A numbered plain-text agenda for invites and chat, one item a line."""
     if language == Language.ZH:

@@ -208,3 +208,30 @@ def _validate_shape(policy: MeetingPolicy, minutes: int, step_minutes: int) -> N
         raise ValueError(
             f"no {step_minutes}-minute-aligned start lets a {minutes} min meeting end by {end_of_day:%H:%M}"
         )
+
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def working_hours_text(policy: MeetingPolicy) -> str:
+    """The team's working time as people say it: "Mon–Fri 09:00–17:00 (Europe/Berlin)"."""
+    days = sorted(set(policy.working_days))
+    contiguous = len(days) > 2 and days == list(range(days[0], days[-1] + 1))
+    names = f"{DAY_NAMES[days[0]]}–{DAY_NAMES[days[-1]]}" if contiguous else ", ".join(DAY_NAMES[d] for d in days)
+    start, end = policy.working_hours
+    return f"{names} {start:%H:%M}–{end:%H:%M} ({policy.timezone})"
+
+
+def outside_working_hours(start: datetime, end: datetime, policy: MeetingPolicy) -> str | None:
+    """Why a meeting from `start` to `end` is outside the team's working time (it must fit one working
+    day's hours, in the team's zone), or None when it is inside."""
+    _require_aware("start", start)
+    zone = _validated_zone(policy)
+    local = start.astimezone(zone)
+    if local.weekday() in policy.working_days:
+        open_, close = _working_interval(zone, local.date(), *policy.working_hours)
+        if open_ <= start and end <= close:
+            return None
+    return (
+        f"{local:%a %Y-%m-%d %H:%M} {policy.timezone} is outside the team's working hours, {working_hours_text(policy)}"
+    )

@@ -6,6 +6,7 @@ compiled once per process and kept, keyed by the text (`template_catalogue.compi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -78,15 +79,17 @@ def draft_report(
     template: ReportTemplate | None = None,
     timeline: list[TimelineEntry] | None = None,
     unavailable: list[SourceStatus] | None = None,
+    people: Mapping[str, str] | None = None,
 ) -> Draft:
     """`timeline` is every gathered entry (without one, the incidents' own facts); the section shows
-    the distilled key events, and `unavailable` says which sources could not (yet) be read."""
+    the distilled key events, and `unavailable` says which sources could not (yet) be read; `people`
+    maps responders' ids and names to emails (the teams file's `[people]`)."""
     if not incidents:
         raise ValueError("a post-mortem needs at least one incident")
     chosen = choose_variant(variant, decision)
     template = template or builtin_template(language, chosen)
     entries = list(timeline) if timeline else [entry for incident in incidents for entry in from_incident(incident)]
-    metrics = compute_metrics(incidents, entries)
+    metrics = compute_metrics(incidents, entries, people)
     primary = incidents[0]
     resolver = primary.resolved_by.label if primary.resolved_by else None
     context = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from postmortem.evidence.models import GatherState, SourceStatus, TimelineEntry
+from postmortem.evidence.responders import known_emails
 from postmortem.models import Language, PolicyDecision, PolicyOutcome, Postmortem, TemplateVariant
 from postmortem.report.drafting import Draft, draft_report
 from postmortem.report.template_catalogue import ReportTemplate
@@ -41,4 +42,5 @@ def redraft(
         now=pm.created_at,
         timeline=timeline,
         unavailable=unfinished(statuses),
+        people=known_emails(pm.metrics.people),
     )

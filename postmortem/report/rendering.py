@@ -13,9 +13,9 @@ from importlib import resources
 from jinja2 import Environment, StrictUndefined, Template, pass_context
 from jinja2.runtime import Context
 
-from postmortem.meeting.agenda import agenda_text
+from postmortem.meeting.agenda import agenda_text, in_language
 from postmortem.meeting.models import Meeting
-from postmortem.models import Language, Postmortem, Status
+from postmortem.models import KeyMetrics, Language, Postmortem, ResponderRole, Status
 from postmortem.report.formatting import format_duration, format_local
 
 LABELS = {
@@ -84,6 +84,37 @@ LABELS = {
 }
 
 
+ROLE_NAMES: dict[Language, dict[ResponderRole, str]] = {
+    Language.EN: {
+        "assigned": "assigned",
+        "acknowledged": "acknowledged",
+        "escalated_to": "escalated to",
+        "reassigned_to": "reassigned to",
+        "resolved": "resolved",
+        "wrote_note": "wrote a note",
+    },
+    Language.ZH: {
+        "assigned": "被指派",
+        "acknowledged": "确认",
+        "escalated_to": "被升级至",
+        "reassigned_to": "被转派",
+        "resolved": "解决",
+        "wrote_note": "添加备注",
+    },
+}
+
+
+def responders_text(metrics: KeyMetrics, language: Language) -> str:
+    """Each responder with their roles, in the report's language ("Laura Haley (acknowledged, resolved)");
+    reports drafted before roles were recorded list the names alone."""
+    if not metrics.people:
+        return ", ".join(metrics.responders) if language == Language.EN else "、".join(metrics.responders)
+    names = ROLE_NAMES[language]
+    if language == Language.ZH:
+        return "、".join(f"{r.label}（{'、'.join(names[role] for role in r.roles)}）" for r in metrics.people)
+    return ", ".join(f"{r.label} ({', '.join(names[role] for role in r.roles)})" for r in metrics.people)
+
+
 def _cell(value: object) -> str:
     """Keep free text inside one Markdown table cell."""
     return re.sub(r"\s*\n\s*", " ", str(value)).replace("|", "\\|")
@@ -114,8 +145,9 @@ def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
         pm=pm,
         m=pm.metrics,
         L=LABELS[pm.language],
+        responders=responders_text(pm.metrics, pm.language),
         show_prompts=pm.status == Status.DRAFT,
         meeting=meeting,
-        agenda=agenda_text(meeting.agenda, pm.language) if meeting else "",
+        agenda=agenda_text(in_language(meeting.agenda, pm.language), pm.language) if meeting else "",
     )
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

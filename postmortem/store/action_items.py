@@ -171,10 +171,10 @@ class ActionItemStore:
         due_to: date | None = None,
         overdue_on: date | None = None,
         viewer: Reader | None = None,
-    ) -> list[tuple[str, str | None, ActionItem]]:
-        """Action items across reports, with their report's id and team: only of reports `viewer` may see."""
+    ) -> list[tuple[str, str | None, ActionItem, str]]:
+        """Action items across reports, with their report's id, team and title: only of reports `viewer` may see."""
         query = (
-            select(ActionItemRow, PostmortemRow.team)
+            select(ActionItemRow, PostmortemRow.team, PostmortemRow.title)
             .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
             .where(visible_to(viewer))
         )
@@ -198,7 +198,7 @@ class ActionItemStore:
         query = query.order_by(ActionItemRow.due_date.is_(None), ActionItemRow.due_date, ActionItemRow.created_at)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
-            return [(row[0].postmortem_id, row[1], item_model(row[0])) for row in rows]
+            return [(row[0].postmortem_id, row[1], item_model(row[0]), row[2]) for row in rows]
 
     @staticmethod
     async def _touch(session: Any, postmortem_id: str, now: datetime) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState, SourceStatus, TimelineEntry
+from postmortem.models import Person
 from postmortem.store.tables import AlertEventRow, SourceStatusRow, TimelineEntryRow
 
 
@@ -31,6 +32,7 @@ def _entry(row: TimelineEntryRow) -> TimelineEntry:
         actor=row.actor,
         evidence_url=row.evidence_url,
         incident_id=row.incident_id,
+        people=[Person.model_validate(person) for person in row.people or []],
     )
 
 
@@ -54,6 +56,7 @@ class EvidenceStore:
                 "text": e.text,
                 "evidence_url": e.evidence_url,
                 "incident_id": e.incident_id,
+                "people": [person.model_dump(mode="json", exclude_none=True) for person in e.people] or None,
             }
             for e in {e.key: e for e in entries}.values()
         ]

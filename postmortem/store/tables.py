@@ -168,6 +168,8 @@ class TimelineEntryRow(Base):
     text: Mapped[str] = mapped_column(Text)
     evidence_url: Mapped[str | None] = mapped_column(Text)
     incident_id: Mapped[str | None] = mapped_column(String(200))
+    # The people the entry is about (`TimelineEntry.people`); NULL for entries stored before 0013.
+    people: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class SourceStatusRow(Base):

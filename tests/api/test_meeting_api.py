@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
@@ -10,7 +11,7 @@ from postmortem.store.tokens import Role
 from tests.api.conftest import Api
 from tests.api.test_webhooks import draft_of, signed
 from tests.factories import new_postmortem, pagerduty_event, pagerduty_resolved_body
-from tests.support import eventually
+from tests.support import eventually, next_working_day
 
 
 async def meeting_of(api: Api, pm_id: str) -> dict:
@@ -39,7 +40,7 @@ async def test_meeting_read_download_and_reschedule(api: Api) -> None:
     markdown = (await api.http.get(f"/api/postmortems/{pm.id}?format=markdown", headers=api.auth())).text
     assert "## Review meeting" in markdown and "Root cause discussion" in markdown
 
-    start = datetime.fromisoformat(meeting["start"]) + timedelta(days=1)
+    start = next_working_day(datetime.fromisoformat(meeting["start"]), meeting["timezone"])
     editor = {**api.auth(Role.EDITOR), "Idempotency-Key": "click-1"}
     moved = await api.http.post(f"/api/postmortems/{pm.id}/meeting", json={"start": start.isoformat()}, headers=editor)
     assert moved.status_code == 200, moved.text
@@ -53,6 +54,20 @@ async def test_meeting_read_download_and_reschedule(api: Api) -> None:
         f"/api/postmortems/{pm.id}/meeting", json={"start": "2020-01-01T10:00:00+00:00"}, headers=api.auth(Role.EDITOR)
     )
     assert past.status_code == 409 and "in the past" in past.json()["detail"]
+    sunday = start.astimezone(ZoneInfo("Europe/Berlin")).replace(hour=20, minute=0)
+    sunday += timedelta(days=6 - sunday.weekday())
+    outside = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting", json={"start": sunday.isoformat()}, headers=api.auth(Role.EDITOR)
+    )
+    assert outside.status_code == 409
+    assert "outside the team's working hours, Mon–Fri 09:00–17:00 (Europe/Berlin)" in outside.json()["detail"]
+    forced = await api.http.post(
+        f"/api/postmortems/{pm.id}/meeting",
+        json={"start": sunday.isoformat(), "force": True},
+        headers=api.auth(Role.EDITOR),
+    )
+    assert forced.status_code == 200 and forced.json()["sequence"] == 2
+    start = sunday
     naive = await api.http.post(
         f"/api/postmortems/{pm.id}/meeting", json={"start": "2030-01-01T10:00:00"}, headers=api.auth(Role.EDITOR)
     )
@@ -63,7 +78,7 @@ async def test_meeting_read_download_and_reschedule(api: Api) -> None:
     assert viewer.status_code == 403
     ics = await api.http.get(f"/api/postmortems/{pm.id}/meeting.ics", headers=api.auth(Role.VIEWER))
     [event] = Calendar.from_ical(ics.content).walk("VEVENT")
-    assert event.decoded("SEQUENCE") == 1 and event.decoded("DTSTART") == start.astimezone(UTC)
+    assert event.decoded("SEQUENCE") == 2 and event.decoded("DTSTART") == start.astimezone(UTC)
 
 
 async def test_no_meeting_yet_is_a_clear_404(api: Api) -> None:

@@ -94,3 +94,10 @@ async def test_program_metrics_and_trends(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert {r["description"] for r in rows} == {"Canary deploys", "More capacity"}
     assert {r["overdue"] for r in rows} == {"True", "False"}
+    # The tracking meeting reads which report an item is from, and opens it from the sheet.
+    titles = {pm.id: pm.title for pm in [await api.store.postmortems.get(pm_id) for pm_id in (a, c)]}
+    for row in rows:
+        assert row["postmortem_title"] == titles[row["postmortem_id"]] and row["postmortem_title"]
+        assert row["postmortem_url"].endswith(f"/api/postmortems/{row['postmortem_id']}?format=markdown")
+        assert row["postmortem_url"].startswith(("http://", "https://"))
+    assert list(rows[0])[:4] == ["postmortem_id", "postmortem_title", "postmortem_url", "team"]

@@ -235,3 +235,51 @@ async def test_temporal_down_means_queued_webhooks_and_503_elsewhere(sqlite_stor
         assert (
             not_configured.status_code == 503 and "POSTMORTEM_OPSGENIE_WEBHOOK_TOKEN" in not_configured.json()["detail"]
         )
+
+
+async def test_raw_payloads_only_at_their_admin_route(api: Api) -> None:
+    event = pagerduty_event("PRAW")
+    assert event.incident.raw["event"]["agent"]  # the delivery names who acted: not for every viewer
+    pm_id = await seed(api, "PRAW")
+    url = f"/api/postmortems/{pm_id}"
+    for role in (Role.VIEWER, Role.EDITOR, Role.ADMIN):
+        body = (await api.http.get(url, headers=api.auth(role))).json()
+        assert body["incidents"][0]["id"] == "PRAW" and "raw" not in body["incidents"][0]
+    patched = await api.http.patch(url, json={"title": "Renamed"}, headers={**api.auth(Role.EDITOR), "If-Match": '"1"'})
+    assert patched.status_code == 200 and "raw" not in patched.json()["incidents"][0]
+
+    raw = await api.http.get(f"{url}/raw", headers=api.auth(Role.ADMIN))
+    assert raw.status_code == 200
+    assert raw.json() == {
+        "postmortem_id": pm_id,
+        "incidents": [{"source": "pagerduty", "id": "PRAW", "raw": event.incident.model_dump(mode="json")["raw"]}],
+    }
+    for role in (Role.VIEWER, Role.EDITOR, Role.REVIEWER):
+        refused = await api.http.get(f"{url}/raw", headers=api.auth(role))
+        assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+    assert (await api.http.get("/api/postmortems/pagerduty-NOPE/raw", headers=api.auth())).status_code == 404
+
+    schema = (await api.http.get("/openapi.json")).json()
+    assert "403" in schema["paths"]["/api/postmortems/{postmortem_id}/raw"]["get"]["responses"]
+    incident_view = schema["components"]["schemas"]["IncidentView"]
+    assert "raw" not in incident_view["properties"] and "id" in incident_view["properties"]
+
+
+async def test_a_new_time_zone_is_followed_by_every_text_nobody_edited(api: Api) -> None:
+    pm_id = await seed(api, "PZONE")
+    url = f"/api/postmortems/{pm_id}"
+    editor = api.auth(Role.EDITOR)
+    before = (await api.http.get(url, headers=api.auth())).json()
+    bodies = {s["key"]: s["body"] for s in before["sections"]}
+    assert "UTC" in bodies["timeline"] and "JST" not in bodies["timeline"]
+    edited = await api.http.patch(
+        url, json={"sections": {"resolution": {"body": "Fixed at 10:00 UTC."}}}, headers={**editor, "If-Match": '"1"'}
+    )
+    assert edited.status_code == 200, edited.text
+    moved = await api.http.patch(url, json={"timezone": "Asia/Tokyo"}, headers={**editor, "If-Match": '"2"'})
+    assert moved.status_code == 200, moved.text
+    after = {s["key"]: s["body"] for s in moved.json()["sections"]}
+    assert "JST" in after["timeline"] and "JST" in after["summary"]  # the timeline and the summary follow
+    assert after["resolution"] == "Fixed at 10:00 UTC."  # a person's words are never rewritten
+    markdown = (await api.http.get(f"{url}?format=markdown", headers=api.auth())).text
+    assert "JST" in markdown and moved.json()["timezone"] == "Asia/Tokyo"

@@ -71,11 +71,11 @@ async def test_the_sql_filter_is_the_visibility_rule(any_store: Store) -> None:
         listed, _ = await any_store.postmortems.list(PostmortemFilter(viewer=reader), limit=200)
         items = await any_store.postmortems.action_items(viewer=reader)
         assert {pm.id for pm in listed} == expected, reader
-        assert {pm_id for pm_id, _, _ in items} == expected, reader
+        assert {pm_id for pm_id, _, _, _ in items} == expected, reader
     rita = {pm.id for pm in (await any_store.postmortems.list(PostmortemFilter(viewer=READERS[1])))[0]}
     assert rita == {made[0][0].id, made[3][0].id}  # the organisation's report and the one she reviews
     everything = {pm.id for pm, _ in made}
-    assert {pm_id for pm_id, _, _ in await any_store.postmortems.action_items()} == everything  # the system's view
+    assert {pm_id for pm_id, _, _, _ in await any_store.postmortems.action_items()} == everything  # the system's view
 
 
 @pytest.mark.parametrize("caller", ["reviewer", "outsider"])

@@ -211,3 +211,27 @@ async def test_each_role_against_each_status(api: Api) -> None:
     assert (await api.http.post(f"{base}/archive", headers=api.auth(Role.ADMIN))).json()["status"] == "ARCHIVED"
     await try_all()  # ARCHIVED
     assert {role: tuple(codes) for role, codes in seen.items()} == EXPECTED
+
+
+async def test_required_sections_are_judged_by_meaning(api: Api) -> None:
+    pm_id = await drafted(api, "PRMEANING")
+    base = f"/api/postmortems/{pm_id}"
+    editor = api.auth(Role.EDITOR)
+    await person(api, "alice@example.com", Role.REVIEWER)
+    drafted_report = (await api.http.get(base, headers=api.auth())).json()
+    lessons = next(s for s in drafted_report["sections"] if s["key"] == "lessons_learned")
+    assert "### What went well" in lessons["body"]  # the template's sub-headings, nothing else
+    missing = await api.http.post(f"{base}/submit", json={"reviewers": ["alice@example.com"]}, headers=editor)
+    assert missing.status_code == 422
+    assert "Lessons learned" in missing.json()["detail"] and "Action items" in missing.json()["detail"]
+
+    sections = {key: value for key, value in FILLED.items() if key != "action_items"}
+    response = await api.http.patch(
+        base, json={"sections": sections}, headers={**editor, "If-Match": f'"{drafted_report["version"]}"'}
+    )
+    assert response.status_code == 200, response.text
+    for description in ("Lower the TTL", "Alert on cache misses", "Runbook for the failover"):
+        created = await api.http.post(f"{base}/action-items", json={"description": description}, headers=editor)
+        assert created.status_code == 201, created.text
+    submitted = await api.http.post(f"{base}/submit", json={"reviewers": ["alice@example.com"]}, headers=editor)
+    assert submitted.status_code == 200, submitted.text  # three action items fill "Action items"

@@ -4,7 +4,8 @@ What it copies from the real one (tests/fixtures/README.md §5, octokit/fixtures
 objects shaped like the recorded 201 answer; `Authorization: Bearer|token <token>`; labels that do
 not exist yet are created on the fly (with push access; without it labels and assignees are silently
 dropped); `state`/`state_reason` ("completed", "not_planned", "duplicate", "reopened");
-`GET /repos/{o}/{r}/issues?labels=&state=` (default state "open"); `GET /search/issues` answering
+`GET /repos/{o}/{r}/issues?labels=&state=&direction=&per_page=&page=` (default state "open",
+newest first, 30 a page, pages linked by a `Link` header as GitHub does); `GET /search/issues` answering
 `{"total_count", "incomplete_results", "items"}` and refusing, with 422, a query without `is:issue`
 or `is:pull-request`; errors as `{"message", "documentation_url", "status"}` (422 adds `errors`);
 primary rate limit as 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds);
@@ -266,7 +267,12 @@ def github_app(state: FakeGitHub) -> FastAPI:
             and wanted <= {label["name"].lower() for label in issue["labels"]}
         ]
         found.sort(key=lambda issue: issue["number"], reverse=params.get("direction", "desc") == "desc")
-        return JSONResponse(found[: int(params.get("per_page", "30"))])
+        per_page, page = int(params.get("per_page", "30")), int(params.get("page", "1"))
+        self_url = f"{API}/repos/{state.repo}/issues"
+        last = max(1, -(-len(found) // per_page))
+        links = [f'<{self_url}?page={page + 1}>; rel="next"'] if page < last else []
+        headers = {"link": ", ".join([*links, f'<{self_url}?page={last}>; rel="last"'])}
+        return JSONResponse(found[(page - 1) * per_page : page * per_page], headers=headers)
 
     @app.get("/repos/{owner}/{name}/issues/{number}")
     async def get_issue(owner: str, name: str, number: int) -> Response:

@@ -86,12 +86,12 @@ async def test_create_sends_title_body_labels_and_assignee(gh: Env) -> None:
             "**Due:** 2024-06-01 · **Priority:** high\n\n"
             "<!-- postmortem:pm-abc123-item-9f2e -->\n"
         ),
-        "labels": ["postmortem", MARKER, "reliability"],
+        "labels": ["postmortem", "reliability"],  # one label of ours, never one per item
         "assignees": ["octocat"],
     }
     made = gh.state.issues[1]
     assert set(made) == set(RECORDED_ISSUE)  # the recorded issue object's shape
-    assert [label["name"] for label in made["labels"]] == ["postmortem", MARKER, "reliability"]
+    assert [label["name"] for label in made["labels"]] == ["postmortem", "reliability"]
     assert gh.state.created == 1
 
 
@@ -102,7 +102,7 @@ async def test_optional_parts_are_left_out(gh: Env) -> None:
     assert gh.state.payloads[-1] == {
         "title": "Alert on API error budget burn",
         "body": "**Priority:** low\n\n<!-- postmortem:pm-abc123-item-9f2e -->\n",
-        "labels": ["postmortem", MARKER],  # GitHub label names ignore case: no second "Postmortem"
+        "labels": ["postmortem"],  # GitHub label names ignore case: no second "Postmortem"
     }
 
 
@@ -115,25 +115,52 @@ def test_the_marker_line_ends_the_body() -> None:
 # find before create -----------------------------------------------------------------------------
 
 
-async def test_find_by_the_marker_label_needs_no_search(gh: Env) -> None:
-    gh.state.add_issue("other", labels=("postmortem", "pm-abc123-item-9f2e0"))
+async def test_find_reads_the_bodies_of_our_labelled_issues_and_needs_no_search(gh: Env) -> None:
+    gh.state.add_issue("other", body=f"{marker_line(MARKER + '0')}\n", labels=("postmortem",))
     gh.state.add_issue(
-        "ours",
+        "ours, from before: it also carries a label per item",
         body=f"text\n\n{marker_line(MARKER)}\n",
         labels=("postmortem", MARKER),
         state="closed",
         state_reason="completed",
     )
+    gh.state.add_issue("not ours", body=f"{marker_line(MARKER)}\n", labels=("bug",))
     found = await gh.client().find(MARKER)
     assert found == Ticket(key="acme/ops#2", url="https://github.com/acme/ops/issues/2", state="done")
     assert gh.paths() == ["/repos/acme/ops/issues"]
     assert gh.state.requests[0].params == {
-        "labels": MARKER,
+        "labels": "postmortem",
         "state": "all",
         "sort": "created",
-        "direction": "asc",
-        "per_page": "1",
+        "direction": "desc",
+        "per_page": "100",
+        "page": "1",
     }
+
+
+async def test_find_pages_through_our_issues_newest_first(gh: Env) -> None:
+    gh.state.add_issue("the one", body=f"{marker_line(MARKER)}\n", labels=("postmortem",))
+    for n in range(150):
+        gh.state.add_issue(f"item {n}", body=f"{marker_line(f'pm-other-item-{n}')}\n", labels=("postmortem",))
+    found = await gh.client().find(MARKER)
+    assert found is not None and found.key == "acme/ops#1"
+    assert [r.params["page"] for r in gh.state.requests] == ["1", "2"]
+
+
+async def test_a_configured_label_is_the_only_one_of_ours(gh: Env) -> None:
+    client = GitHubIssuesClient(gh.base, gh.state.token, gh.state.repo, gh.http, label="incident-review")
+    for _ in range(2):
+        if await client.find(MARKER) is None:
+            await client.create(ticket_request(labels=("incident-review",)))
+    second = ticket_request(marker="pm-abc123-item-0001", labels=("incident-review",))
+    if await client.find(second.marker) is None:
+        await client.create(second)
+    assert gh.state.created == 2
+    assert set(gh.state.labels) == {"incident-review"}  # two items, one label in the repository
+    assert gh.state.requests[0].params["labels"] == "incident-review"
+    for bad in ("", "a,b", "x" * 51):
+        with pytest.raises(ValueError, match="label"):
+            GitHubIssuesClient(gh.base, "t", "acme/ops", gh.http, label=bad)
 
 
 async def test_find_falls_back_to_search_when_labels_were_dropped(gh: Env) -> None:
@@ -173,7 +200,7 @@ async def test_a_lost_create_is_found_even_before_the_search_index_catches_up(gh
         key="acme/ops#1", url="https://github.com/acme/ops/issues/1", state="open"
     )
     assert gh.state.created == 1
-    assert gh.paths()[-1] == "/repos/acme/ops/issues"  # found by label, no search needed
+    assert gh.paths()[-1] == "/repos/acme/ops/issues"  # found among our labelled issues, no search needed
 
 
 async def test_search_needs_is_issue(gh: Env) -> None:

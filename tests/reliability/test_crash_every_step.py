@@ -716,7 +716,9 @@ class Life:
 
         # The meeting moves: revision 1 goes out on both channels.
         start = (now + timedelta(days=6)).replace(hour=10, minute=0, second=0, microsecond=0)
-        moved = await http.post(f"{pm}/meeting", json={"start": start.isoformat()}, headers=self.auth(EDITOR))
+        moved = await http.post(  # any day of the week: forced past the team's working hours
+            f"{pm}/meeting", json={"start": start.isoformat(), "force": True}, headers=self.auth(EDITOR)
+        )
         assert moved.status_code == 200, moved.text
         self.note("rescheduled")
         await self.until("the rescheduled meeting invited", lambda: invited(1), watcher)

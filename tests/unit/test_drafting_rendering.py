@@ -288,7 +288,7 @@ def test_markdown_in_english():
         "| Total impact duration | 1 h 30 min |",
         "| Time to acknowledge | 10 min |",
         "| Time to resolve | 1 h 30 min |",
-        "| Responders | Alice |",
+        "| Responders | Alice (resolved) |",
         "| Services | API Service |",
         "| Incidents | [pagerduty #42](https://acme.pagerduty.com/incidents/PABC123) |",
     ]:
@@ -315,7 +315,9 @@ def test_markdown_in_chinese():
 
 
 def test_markdown_without_metrics_shows_dashes():
-    no_times = incident(created_at=None, acknowledged_at=None, resolved_at=None, responders=[], services=[], links=[])
+    no_times = incident(
+        created_at=None, acknowledged_at=None, resolved_at=None, responders=[], resolved_by=None, services=[], links=[]
+    )
     d = draft(EN, FULL, incidents=[no_times])
     lines = render_markdown(postmortem(d, incidents=[no_times])).splitlines()
     assert "| Triggered | — |" in lines

@@ -803,7 +803,7 @@ def test_public_summary_knows_people_by_label_and_email_only_when_they_are_peopl
     pm = report(
         EN, incidents=[anonymous], bodies={"summary": "Cause unknown at first; eve@acme.example and Eve helped."}
     )
-    assert pm.metrics.responders == ["unknown", "eve@acme.example"]
+    assert pm.metrics.responders == ["eve@acme.example"]  # a person with no name, email or id is no one
     text = public_summary(pm)
     assert "Cause unknown at first; [redacted] and Eve helped." in text  # "unknown" is no one's name
 

@@ -29,6 +29,7 @@ IGNORED = {
     "pagerduty_v3_service_updated_docs.json": ("service.updated", "01BRB6ZP4M6T8ZG4X6BP63ZB9O"),
     "pagerduty_v2_incident_trigger.json": ("incident.trigger", "69a7ced0-a2cd-11e7-a799-22000a15839c"),
     "pagerduty_v2_incident_acknowledge.json": ("incident.acknowledge", "82a33960-a2cd-11e7-8f69-22000affca53"),
+    "pagerduty_v2_incident_assign.json": ("incident.assign", "9e7850d0-a2cd-11e7-8f69-22000affca53"),
 }
 RESOLVED = {V3_RESOLVED, V2_RESOLVE}
 

@@ -167,3 +167,12 @@ def _values(model: object) -> list[object]:
         else:
             found.append(value)
     return found
+
+
+def test_the_ticket_label_is_one_word_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().tickets.label == "postmortem"
+    monkeypatch.setenv("POSTMORTEM_TICKETS_LABEL", "incident-review")
+    assert Settings().tickets.label == "incident-review"
+    for bad in ("two words", "a,b", "", "x" * 51):  # GitHub's labels filter is comma-separated
+        with pytest.raises(ValidationError):
+            TicketsSettings(label=bad)

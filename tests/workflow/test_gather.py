@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from postmortem.activities.gather import GatherActivities, GatherInput
 from postmortem.app.settings import Settings
-from postmortem.app.worker import build_worker
+from postmortem.app.worker import WORKFLOWS, build_worker
 from postmortem.config import AlertmanagerSettings, HttpSettings, OpsgenieSettings, PagerDutySettings, SlackSettings
 from postmortem.evidence.models import EntryKind, EvidenceSource, GatherState
 from postmortem.incident.teams import TeamsConfig
@@ -27,7 +29,7 @@ from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput, RetryProblemRequest
-from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from postmortem.workflows.postmortem_workflow import RESPONDERS_PATCH, PostmortemWorkflow
 from tests.factories import pagerduty_event
 from tests.fakes.opsgenie import FakeOpsgenie, opsgenie_app
 from tests.fakes.pagerduty import FakePagerDuty, pagerduty_app
@@ -312,3 +314,33 @@ async def test_a_source_that_cannot_be_read_is_a_problem_and_its_retry_completes
         await eventually(refreshed, timeout=30)
     stored = await sqlite_store.evidence.entries(pm.id, sources=[EvidenceSource.PAGERDUTY])
     assert len(stored) >= 10
+
+
+async def test_everyone_who_acted_is_a_responder_and_invited_to_the_review(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: Store, sources: Sources
+) -> None:
+    # PagerDuty's own log entries: "Assigned to Wiley Jacobson by Laura Haley", "Acknowledged by Laura Haley".
+    entries = [
+        fixture_json(name)["messages"][0]["log_entries"][0]
+        for name in ("pagerduty_v2_incident_assign.json", "pagerduty_v2_incident_acknowledge.json")
+    ]
+    sources.pagerduty.add_incident("PGATHERPEOPLE", log_entries=entries, start=START)
+    teams = TeamsConfig(
+        people={"PFBSJ2Z": "wiley@example.com", "Laura Haley": "laura@example.com", "PJ0LVEB": "pig@example.com"}
+    )
+    async with worker_for(time_skipping_env, sqlite_store, sources.settings, teams) as queue:
+        pm = await start_and_draft(time_skipping_env, sqlite_store, queue, "PGATHERPEOPLE")
+        meeting = await eventually(lambda: sqlite_store.meetings.get(pm.id), timeout=30)
+        history = await time_skipping_env.client.get_workflow_handle(workflow_id_for(pm.id)).fetch_history()
+    patches = [
+        payload.data
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        for details in event.marker_recorded_event_attributes.details.values()
+        for payload in details.payloads
+    ]
+    assert any(RESPONDERS_PATCH.encode() in data for data in patches)  # the new path is taken, and it replays
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    roles = {r.email: r.roles for r in pm.metrics.people}
+    assert roles["wiley@example.com"] == ["assigned"] and roles["laura@example.com"] == ["acknowledged"]
+    assert {"wiley@example.com", "laura@example.com", "pig@example.com"} <= {a.email for a in meeting.attendees}

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from tests.factories import pagerduty_event
 from tests.fakes.radicale_server import radicale_calendar
 from tests.fakes.smtp_server import Inbox, smtp_inbox
-from tests.support import eventually
+from tests.support import eventually, next_working_day
 
 TEAMS = """
 [default]
@@ -131,7 +132,7 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
 async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running: Running) -> None:
     first = await running.meeting(0)
     await eventually(lambda: _count(running.inbox, 1))
-    new_start = (first.start + timedelta(days=1)).replace(microsecond=0)
+    new_start = next_working_day(first.start, first.timezone).replace(microsecond=0)
     moved = await running.handle.execute_update(
         PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start), id="reschedule-1"
     )
@@ -153,16 +154,31 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
     assert "in the past" in str(rejected.value.cause)
     assert (await running.store.meetings.get(running.postmortem_id)).sequence == 1  # type: ignore[union-attr]
 
-    cancelled = await running.handle.execute_update(PostmortemWorkflow.cancel, CancelRequest(reason="deleted"))
-    assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED and cancelled.sequence == 2
+    # Saturday 03:00 in the team's zone: refused, naming the hours, unless forced.
+    saturday = new_start.astimezone(ZoneInfo("Europe/Berlin")).replace(hour=3, minute=0)
+    saturday += timedelta(days=(5 - saturday.weekday()) % 7)
+    with pytest.raises(WorkflowUpdateFailedError) as outside:
+        await running.handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=saturday))
+    message = str(outside.value.cause)
+    assert "outside the team's working hours, Mon–Fri 09:00–17:00 (Europe/Berlin)" in message and "force" in message
+    assert (await running.store.meetings.get(running.postmortem_id)).sequence == 1  # type: ignore[union-attr]
+    forced = await running.handle.execute_update(
+        PostmortemWorkflow.reschedule, RescheduleRequest(start=saturday, force=True)
+    )
+    assert forced.sequence == 2 and forced.start == saturday
     await eventually(lambda: _count(running.inbox, 3))
-    calendar, event = event_of(running.inbox.calendars()[2])
-    assert str(calendar["METHOD"]) == "CANCEL" and str(event["STATUS"]) == "CANCELLED" and int(event["SEQUENCE"]) == 2
+
+    cancelled = await running.handle.execute_update(PostmortemWorkflow.cancel, CancelRequest(reason="deleted"))
+    assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED and cancelled.sequence == 3
+    await eventually(lambda: _count(running.inbox, 4))
+    calendar, event = event_of(running.inbox.calendars()[3])
+    assert str(calendar["METHOD"]) == "CANCEL" and str(event["STATUS"]) == "CANCELLED" and int(event["SEQUENCE"]) == 3
     result = await running.handle.result()
     assert result.postmortem_id == running.postmortem_id
     keys = [key for key, _ in await running.store.meetings.deliveries(running.postmortem_id) if ":invite:" in key]
     assert sorted(keys) == sorted(
-        f"{running.postmortem_id}:invite:email:{n}:{m}" for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "CANCEL"))
+        f"{running.postmortem_id}:invite:email:{n}:{m}"
+        for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "REQUEST"), (3, "CANCEL"))
     )
 
 
@@ -210,7 +226,7 @@ async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(
             assert start >= busy_end or vevent.decoded("DTEND") <= busy_start  # the busy block was avoided
             assert "METHOD" not in first  # a stored calendar object carries no iTIP method
 
-            new_start = (start + timedelta(days=1)).replace(microsecond=0)
+            new_start = next_working_day(start, "Europe/Berlin").replace(microsecond=0)
             await handle.execute_update(PostmortemWorkflow.reschedule, RescheduleRequest(start=new_start))
             [moved] = Calendar.from_ical(await eventually(lambda: stored(1), timeout=30)).walk("VEVENT")
             assert moved.decoded("DTSTART") == new_start

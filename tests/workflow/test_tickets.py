@@ -84,7 +84,12 @@ async def test_one_ticket_per_item_even_when_the_answer_is_lost(sqlite_store: St
     items = (await sqlite_store.postmortems.get(pm_id)).action_items
     assert all(item.ticket_key and item.ticket_url and item.ticket_tracker == "github" for item in items)
     markers = {marker_for(pm_id, item.id) for item in items}
-    assert all(any(label["name"] in markers for label in issue["labels"]) for issue in fake.issues.values())
+    # Each issue carries its item's marker line in the body, and one label of ours: no label per item.
+    assert {
+        m for m in markers for issue in fake.issues.values() if f"<!-- postmortem:{m} -->" in issue["body"]
+    } == markers
+    assert all([label["name"] for label in issue["labels"]] == ["postmortem"] for issue in fake.issues.values())
+    assert set(fake.labels) == {"postmortem"}
     first = fake.payloads[0]
     assert first["assignees"] == ["octocat"] and "pm.example.com" in first["body"]
 
