@@ -168,7 +168,7 @@ class TimelineEntryRow(Base):
     text: Mapped[str] = mapped_column(Text)
     evidence_url: Mapped[str | None] = mapped_column(Text)
     incident_id: Mapped[str | None] = mapped_column(String(200))
-    # The people the entry is about (`TimelineEntry.people`); NULL for entries stored before 0013.
+    # The people the entry is about (`TimelineEntry.people`); NULL for entries stored before 0014.
     people: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
