@@ -195,7 +195,12 @@ def fresh_ids(source: str, doc: Any, incident_id: str) -> Any:
 def real_payloads(source: str) -> st.SearchStrategy[Any]:
     if source in TRACKER_EVENTS:
         return st.just(TRACKER_EVENTS[source])
-    return st.builds(fresh_ids, st.just(source), st.sampled_from(FIXTURES[source]).map(fixture_json), IDS)
+    # The resolving payload (first in each list) is drawn half the time: a mutation keeps most of them
+    # acceptable, so every run takes the 202-then-report path (a quarter of 80 examples, mutated, did not
+    # always: a run with no accepted resolve then proves nothing about it).
+    names = FIXTURES[source]
+    weighted = st.one_of(st.just(names[0]), st.sampled_from(names))
+    return st.builds(fresh_ids, st.just(source), weighted.map(fixture_json), IDS)
 
 
 @pytest_asyncio.fixture
