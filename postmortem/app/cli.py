@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 
 import typer
 
 from postmortem.app.devserver import DevServerError
+from postmortem.app.logs import configure_logging
 from postmortem.app.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
 from postmortem.app.settings import Settings
 from postmortem.app.temporal import SearchAttributeMissing, TemporalConfigError, TemporalConnection, resolve_connection
 from postmortem.app.worker_process import WorkerProcessError, stop_when_orphaned
+from postmortem.app.worker_telemetry import WorkerMetricsError
 from postmortem.incident.teams_file import TeamsFileError
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
@@ -31,16 +32,14 @@ def _settings() -> Settings:
     except ValueError as exc:
         typer.echo(f"error: invalid setting: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.server.log_level, settings.server.log_format)
     return settings
 
 
 def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
     try:
         asyncio.run(coroutine)
-    except (TeamsFileError, DevServerError, TemporalConfigError) as exc:
+    except (TeamsFileError, DevServerError, TemporalConfigError, WorkerMetricsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except SearchAttributeMissing as exc:

@@ -32,6 +32,7 @@ from postmortem.app.temporal import (
 )
 from postmortem.app.worker import build_worker
 from postmortem.app.worker_process import WorkerProcess
+from postmortem.app.worker_telemetry import worker_runtime
 from postmortem.config import reveal
 from postmortem.incident.teams import TeamsConfig
 from postmortem.incident.teams_file import load_teams_file
@@ -215,7 +216,8 @@ async def _serve(
     server = None
     relay: asyncio.Task[None] | None = None
     if clients is not None:
-        client = await connect(temporal)
+        runtime = worker_runtime(settings.server.worker_metrics_address)  # one listener for every client
+        client = await connect(temporal, runtime=runtime)
         await ensure_search_attributes(client)
         worker = SupervisedWorker(
             client,
@@ -227,7 +229,7 @@ async def _serve(
                 settings=settings,
                 clients=clients,
             ),
-            reconnect=lambda: connect(temporal),
+            reconnect=lambda: connect(temporal, runtime=runtime),
         )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
@@ -240,6 +242,7 @@ async def _serve(
             log_level=settings.server.log_level.lower(),
             access_log=False,
             lifespan="off",
+            log_config=None,  # its lines go through our root handler, in POSTMORTEM_LOG_FORMAT
         )
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))

@@ -19,6 +19,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from postmortem.config import TemporalSettings
@@ -94,9 +95,14 @@ def without_temporal_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 async def connect(
-    target: str | TemporalConnection, namespace: str = "default", *, interceptors: list[Interceptor] | None = None
+    target: str | TemporalConnection,
+    namespace: str = "default",
+    *,
+    interceptors: list[Interceptor] | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
-    """A client with our data converter; a bare address means plain gRPC (the dev server, a test's server)."""
+    """A client with our data converter; a bare address means plain gRPC (the dev server, a test's server).
+    `runtime`: the worker's, when it serves metrics (postmortem.app.worker_telemetry)."""
     connection = target if isinstance(target, TemporalConnection) else TemporalConnection(target, namespace)
     return await Client.connect(
         connection.address,
@@ -106,6 +112,7 @@ async def connect(
         rpc_metadata=connection.rpc_metadata,
         data_converter=pydantic_data_converter,
         interceptors=interceptors or [],
+        runtime=runtime,
     )
 
 
