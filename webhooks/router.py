@@ -25,6 +25,7 @@ from postmortem.api.errors import error
 from postmortem.api.prometheus import counted
 from postmortem.api.services import Services
 from postmortem.app.logs import report_context
+from postmortem.app.tracing import TRACE_KEY, current_trace
 from postmortem.config import reveal
 from postmortem.models import TICKET_STATUS, IncidentEvent, TicketState
 from postmortem.store.errors import NotFound
@@ -89,6 +90,13 @@ def _delivery_id(header: str | None, index: int, count: int) -> str | None:
     return _bounded(header.strip() if count == 1 else f"{header.strip()}#{index}")
 
 
+def _trace() -> dict[str, Any]:
+    """The request's trace context, kept with the delivery so the relay's start of the workflow continues
+    the webhook's trace (postmortem.app.tracing); nothing when tracing is off."""
+    carrier = current_trace()
+    return {TRACE_KEY: carrier} if carrier else {}
+
+
 async def _answer(services: Services, event: IncidentEvent, receipt: Receipt) -> dict[str, Any]:
     """One post-mortem of the answer: what the relay recorded for this event, or where it is headed."""
     incident = event.incident
@@ -140,7 +148,7 @@ async def _dispatch(
                 event_id=_bounded(event.event_id),
                 delivery_id=_delivery_id(header, index, len(events)),
                 incident_key=f"{event.incident.source.value}:{event.incident.id}",
-                delivery=incident_delivery(event),
+                delivery=incident_delivery(event) | _trace(),
                 incident_raw=event.incident.raw or None,
             )
             for index, event in enumerate(events)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, Interceptor, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -62,9 +62,17 @@ REFUSED = "TransitionRefused"  # the failure type of a validator's refusal; its 
 
 class TemporalGateway:
     def __init__(
-        self, address: str | TemporalConnection, namespace: str, task_queue: str, client: Client | None = None
+        self,
+        address: str | TemporalConnection,
+        namespace: str,
+        task_queue: str,
+        client: Client | None = None,
+        *,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
-        """`address`: a bare `host:port` (plain gRPC in `namespace`), or a resolved connection (its namespace wins)."""
+        """`address`: a bare `host:port` (plain gRPC in `namespace`), or a resolved connection (its namespace wins);
+        `interceptors` go on the client it connects (tracing)."""
+        self._interceptors = list(interceptors)
         self._connection = (
             address if isinstance(address, TemporalConnection) else TemporalConnection(address, namespace)
         )
@@ -78,7 +86,7 @@ class TemporalGateway:
             async with self._lock:
                 if self._client is None:
                     try:
-                        self._client = await connect(self._connection)
+                        self._client = await connect(self._connection, interceptors=self._interceptors)
                     except RuntimeError as exc:
                         raise TemporalUnavailable(f"Temporal at {self._address} is unreachable: {exc}") from exc
         return self._client

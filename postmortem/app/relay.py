@@ -30,6 +30,7 @@ from typing import Any
 
 from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUnavailable, WorkflowGone
 from postmortem.app.logs import report_context
+from postmortem.app.tracing import TRACE_KEY, continued
 from postmortem.config import InboxSettings, TemporalSettings
 from postmortem.models import IncidentEvent
 from postmortem.store.inbox import InboxEntry, InboxState, Settlement, stored_event
@@ -159,7 +160,8 @@ class Relay:
             incident_id=event.incident.id,
             workflow_id=owner[1] if owner else None,
         ):
-            return await self._settle(entry, event, owner)
+            with continued(entry.delivery.get(TRACE_KEY)):  # the webhook's trace, when it was traced
+                return await self._settle(entry, event, owner)
 
     async def _settle(self, entry: InboxEntry, event: IncidentEvent, owner: tuple[str, str] | None) -> Settlement:
         try:

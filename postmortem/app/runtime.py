@@ -30,6 +30,7 @@ from postmortem.app.temporal import (
     resolve_connection,
     without_temporal_environment,
 )
+from postmortem.app.tracing import Tracing
 from postmortem.app.worker import build_worker
 from postmortem.app.worker_process import WorkerProcess
 from postmortem.app.worker_telemetry import worker_runtime
@@ -211,13 +212,33 @@ async def _serve(
     on_ready: asyncio.Future[None] | None,
 ) -> None:
     settings = parts.settings
+    tracing = Tracing.from_environment()  # OTEL_*: off unless an exporter is named
+    try:
+        await _run_parts(
+            parts, clients, settings, tracing, temporal=temporal, run_api=run_api, stop=stop, on_ready=on_ready
+        )
+    finally:
+        tracing.shutdown()
+
+
+async def _run_parts(
+    parts: Foundation,
+    clients: OutsideClients | None,
+    settings: Settings,
+    tracing: Tracing,
+    *,
+    temporal: TemporalConnection,
+    run_api: bool,
+    stop: asyncio.Event,
+    on_ready: asyncio.Future[None] | None,
+) -> None:
     tasks: list[asyncio.Task] = []
     worker: SupervisedWorker | None = None
     server = None
     relay: asyncio.Task[None] | None = None
     if clients is not None:
         runtime = worker_runtime(settings.server.worker_metrics_address)  # one listener for every client
-        client = await connect(temporal, runtime=runtime)
+        client = await connect(temporal, runtime=runtime, interceptors=tracing.temporal_interceptors())
         await ensure_search_attributes(client)
         worker = SupervisedWorker(
             client,
@@ -229,12 +250,15 @@ async def _serve(
                 settings=settings,
                 clients=clients,
             ),
-            reconnect=lambda: connect(temporal, runtime=runtime),
+            reconnect=lambda: connect(temporal, runtime=runtime, interceptors=tracing.temporal_interceptors()),
         )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
-        gateway = TemporalGateway(temporal, temporal.namespace, settings.temporal.task_queue)
+        gateway = TemporalGateway(
+            temporal, temporal.namespace, settings.temporal.task_queue, interceptors=tracing.temporal_interceptors()
+        )
         app = create_app(Services(settings=settings, store=parts.store, temporal=gateway, teams=parts.teams))
+        tracing.instrument(app)
         config = uvicorn.Config(
             app,
             host=settings.server.host,

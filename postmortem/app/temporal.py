@@ -10,7 +10,7 @@ operator's shell. `POSTMORTEM_TEMPORAL_ADDRESS` / `_NAMESPACE`, when set, win ov
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +98,7 @@ async def connect(
     target: str | TemporalConnection,
     namespace: str = "default",
     *,
-    interceptors: list[Interceptor] | None = None,
+    interceptors: Sequence[Interceptor] = (),
     runtime: Runtime | None = None,
 ) -> Client:
     """A client with our data converter; a bare address means plain gRPC (the dev server, a test's server).
@@ -111,7 +111,7 @@ async def connect(
         tls=connection.tls,
         rpc_metadata=connection.rpc_metadata,
         data_converter=pydantic_data_converter,
-        interceptors=interceptors or [],
+        interceptors=list(interceptors),
         runtime=runtime,
     )
 
