@@ -16,14 +16,17 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.operatorservice.v1 import RemoveSearchAttributesRequest
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 
 from postmortem.app.devserver import DevServer
 from postmortem.app.temporal import (
@@ -261,3 +264,53 @@ def test_our_variables_override_the_sdk_ones_and_profiles_load(tmp_path: Path) -
         resolve_connection(TemporalSettings(), {"TEMPORAL_CONFIG_FILE": str(tmp_path / "missing.toml")})
     with pytest.raises(TemporalConfigError, match="nope"):
         resolve_connection(TemporalSettings(), {"TEMPORAL_CONFIG_FILE": str(profiles), "TEMPORAL_PROFILE": "nope"})
+
+
+async def test_postmortem_worker_polls_through_mutual_tls_from_the_variables_alone(
+    tls_proxy: Callable[[bool], Awaitable[str]],
+    certificates: tuple[Certificates, trustme.CA],
+    dev_server: DevServer,
+    tmp_path: Path,
+) -> None:
+    """The real `postmortem worker` process, given only TEMPORAL_* for the connection, polls its task queue."""
+    paths, _ = certificates
+    address = await tls_proxy(True)
+    queue = f"mtls-{free_port()}"
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("POSTMORTEM_", "TEMPORAL_"))}
+    env.update(
+        POSTMORTEM_DATA_DIR=str(tmp_path / "worker-data"),
+        POSTMORTEM_TEMPORAL_TASK_QUEUE=queue,
+        TEMPORAL_ADDRESS=address,
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH=str(paths.ca),
+        TEMPORAL_TLS_SERVER_NAME=SERVER_NAME,
+        TEMPORAL_TLS_CLIENT_CERT_PATH=str(paths.client_cert),
+        TEMPORAL_TLS_CLIENT_KEY_PATH=str(paths.client_key),
+    )
+    command = [str(Path(sys.executable).parent / "postmortem"), "worker"]
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        admin = await connect(dev_server.address)
+
+        async def polling() -> bool:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited: {log_path.read_text(errors='replace')}")
+            described = await admin.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace="default",
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+            return bool(described.pollers)
+
+        await eventually(polling, timeout=60, interval=0.5)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    # Without its client certificate the same worker cannot get in, and says so.
+    del env["TEMPORAL_TLS_CLIENT_CERT_PATH"], env["TEMPORAL_TLS_CLIENT_KEY_PATH"]
+    refused = subprocess.run(command, env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2 and b"cannot reach Temporal" in refused.stderr, refused.stderr[-2000:]
