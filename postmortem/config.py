@@ -116,6 +116,10 @@ class ServerSettings(Section):
     public_url: str | None = None
     bootstrap_admin_token: SecretStr | None = None
     log_level: str = "INFO"
+    # `json`: one object per line with the report's ids as fields (postmortem.app.logs), for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
+    # `host:port` where `postmortem worker` serves the Temporal SDK's Prometheus metrics (and ours); unset = off.
+    worker_metrics_address: str | None = None
 
     @property
     def resolved_public_url(self) -> str:

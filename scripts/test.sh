@@ -5,8 +5,12 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 # The Alertmanager end-to-end test runs the real binary (Debian's prometheus-alertmanager). As root
 # with apt we install it; otherwise that one test is skipped (and fails in CI, where CI is set).
-if ! command -v prometheus-alertmanager >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing prometheus-alertmanager for the Alertmanager end-to-end test…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager) >/dev/null
+# The same for hitch, the TLS terminator the Temporal TLS/mTLS tests put in front of the dev server.
+missing=()
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v hitch >/dev/null 2>&1 || [ -x /usr/sbin/hitch ] || missing+=(hitch)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} for the end-to-end tests…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}") >/dev/null
 fi
 exec .venv/bin/python -m pytest "$@"

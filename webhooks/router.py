@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,7 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postmortem.api.deps import ServicesDep
 from postmortem.api.errors import error
+from postmortem.api.prometheus import counted
 from postmortem.api.services import Services
+from postmortem.app.logs import report_context
+from postmortem.app.tracing import TRACE_KEY, current_trace
 from postmortem.config import reveal
 from postmortem.models import TICKET_STATUS, IncidentEvent, TicketState
 from postmortem.store.errors import NotFound
@@ -39,6 +43,7 @@ from postmortem.webhooks.trackers import github_state, jira_state, linear_state,
 from postmortem.workflows.identity import is_safe_incident_id, postmortem_id_for, workflow_id_for
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+log = logging.getLogger("postmortem.webhooks")
 
 ACCEPTED_RESPONSE: dict[int | str, dict[str, Any]] = {
     202: {"description": "accepted: a post-mortem was queued (or started), or the event was acknowledged and ignored"},
@@ -84,6 +89,13 @@ def _delivery_id(header: str | None, index: int, count: int) -> str | None:
     if not header or not header.strip():
         return None
     return _bounded(header.strip() if count == 1 else f"{header.strip()}#{index}")
+
+
+def _trace() -> dict[str, Any]:
+    """The request's trace context, kept with the delivery so the relay's start of the workflow continues
+    the webhook's trace (postmortem.app.tracing); nothing when tracing is off."""
+    carrier = current_trace()
+    return {TRACE_KEY: carrier} if carrier else {}
 
 
 async def _answer(services: Services, event: IncidentEvent, receipt: Receipt) -> dict[str, Any]:
@@ -137,7 +149,7 @@ async def _dispatch(
                 event_id=_bounded(event.event_id),
                 delivery_id=_delivery_id(header, index, len(events)),
                 incident_key=f"{event.incident.source.value}:{event.incident.id}",
-                delivery=incident_delivery(event),
+                delivery=incident_delivery(event) | _trace(),
                 incident_raw=event.incident.raw or None,
             )
             for index, event in enumerate(events)
@@ -147,12 +159,26 @@ async def _dispatch(
             receipts = await services.store.inbox.add(body, headers, new, datetime.now(UTC))
         except SQLAlchemyError as exc:  # the one answer that makes the sender keep the delivery
             raise WebhookRejected(503, f"the delivery could not be stored, retry later: {type(exc).__name__}") from exc
-        started = [await _answer(services, event, receipt) for event, receipt in zip(events, receipts, strict=True)]
+        for event, receipt in zip(events, receipts, strict=True):
+            answer = await _answer(services, event, receipt)
+            started.append(answer)
+            with report_context(
+                postmortem_id=answer["postmortem_id"], incident_id=event.incident.id, workflow_id=answer["workflow_id"]
+            ):
+                log.info(
+                    "%s webhook %s: incident %s %s (inbox entry %s)",
+                    event.incident.source.value,
+                    event.event_type,
+                    event.incident.id,
+                    answer["outcome"],
+                    receipt.entry.id,
+                )
     status = "accepted" if started else "ignored"
     return JSONResponse({"status": status, "postmortems": started, "ignored": ignored}, status_code=202)
 
 
 @router.post("/pagerduty", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("pagerduty")
 async def pagerduty_webhook(
     request: Request,
     services: ServicesDep,
@@ -165,6 +191,7 @@ async def pagerduty_webhook(
 
 
 @router.post("/opsgenie", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("opsgenie")
 async def opsgenie_webhook(
     request: Request,
     services: ServicesDep,
@@ -190,6 +217,7 @@ async def jsm_webhook(
 
 
 @router.post("/alertmanager", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("alertmanager")
 async def alertmanager_webhook(
     request: Request,
     services: ServicesDep,
@@ -226,6 +254,7 @@ async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, Ti
 
 
 @router.post("/github", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("github")
 async def github_webhook(
     request: Request,
     services: ServicesDep,
@@ -246,6 +275,7 @@ async def github_webhook(
 
 
 @router.post("/jira", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("jira")
 async def jira_webhook(
     request: Request,
     services: ServicesDep,
@@ -263,6 +293,7 @@ async def jira_webhook(
 
 
 @router.post("/linear", status_code=202, responses=ACCEPTED_RESPONSE)
+@counted("linear")
 async def linear_webhook(
     request: Request,
     services: ServicesDep,

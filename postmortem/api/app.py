@@ -13,6 +13,7 @@ from postmortem.api import (
     metrics,
     postmortems,
     problems,
+    prometheus,
     review,
     templates,
     timeline,
@@ -36,6 +37,7 @@ def create_app(services: Services) -> FastAPI:
     document_errors(app)
     # Outside the routes and their exception handlers: a body over the limits is refused before any route reads it.
     app.add_middleware(BodyLimits, limits=services.settings.limits, upload_cap=images.MAX_BODY)
+    app.add_middleware(prometheus.RequestTimer)  # outermost: a refused body is timed too
     routers = (
         health,
         webhooks,
@@ -50,6 +52,7 @@ def create_app(services: Services) -> FastAPI:
         tokens,
         metrics,
         inbox,
+        prometheus,
     )
     for module in routers:
         app.include_router(module.router)

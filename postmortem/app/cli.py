@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 
 import typer
 
 from postmortem.app.devserver import DevServerError
+from postmortem.app.logs import configure_logging
 from postmortem.app.runtime import check_api_port, foundation, load_teams, run_dev, serve, stop_on_signals
 from postmortem.app.settings import Settings
+from postmortem.app.temporal import SearchAttributeMissing, TemporalConfigError, TemporalConnection, resolve_connection
 from postmortem.app.worker_process import WorkerProcessError, stop_when_orphaned
+from postmortem.app.worker_telemetry import WorkerMetricsError
 from postmortem.incident.teams_file import TeamsFileError
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
@@ -30,16 +32,17 @@ def _settings() -> Settings:
     except ValueError as exc:
         typer.echo(f"error: invalid setting: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.server.log_level, settings.server.log_format)
     return settings
 
 
 def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
     try:
         asyncio.run(coroutine)
-    except (TeamsFileError, DevServerError) as exc:
+    except (TeamsFileError, DevServerError, TemporalConfigError, WorkerMetricsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except SearchAttributeMissing as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except WorkerProcessError as exc:
@@ -52,8 +55,11 @@ def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
         raise
 
 
-def _external_address(settings: Settings) -> str:
-    return settings.temporal.address or f"127.0.0.1:{settings.temporal.port}"
+def _external_temporal(settings: Settings) -> TemporalConnection:
+    """`api` and `worker` always talk to a running Temporal: by default the one on this machine's port."""
+    connection = resolve_connection(settings.temporal, default_address=f"127.0.0.1:{settings.temporal.port}")
+    assert connection is not None
+    return connection
 
 
 @app.command()
@@ -72,7 +78,7 @@ def api() -> None:
         stop_on_signals(stop)
         check_api_port(settings)
         async with foundation(settings) as parts:
-            await serve(parts, temporal_address=_external_address(settings), run_api=True, run_worker=False, stop=stop)
+            await serve(parts, temporal=_external_temporal(settings), run_api=True, run_worker=False, stop=stop)
 
     _run(main())
 
@@ -92,9 +98,7 @@ def worker(
         orphaned = asyncio.create_task(stop_when_orphaned(exit_with_parent, stop)) if exit_with_parent else None
         try:
             async with foundation(settings) as parts:
-                await serve(
-                    parts, temporal_address=_external_address(settings), run_api=False, run_worker=True, stop=stop
-                )
+                await serve(parts, temporal=_external_temporal(settings), run_api=False, run_worker=True, stop=stop)
         finally:
             if orphaned is not None:
                 orphaned.cancel()

@@ -13,12 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, Interceptor, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from postmortem.app.temporal import connect
+from postmortem.app.temporal import TemporalConnection, connect
 from postmortem.models import IncidentEvent
 from postmortem.workflows.identity import workflow_id_for
 from postmortem.workflows.inputs import HISTORY_THRESHOLD, PostmortemWorkflowInput
@@ -61,9 +61,22 @@ REFUSED = "TransitionRefused"  # the failure type of a validator's refusal; its 
 
 
 class TemporalGateway:
-    def __init__(self, address: str, namespace: str, task_queue: str, client: Client | None = None) -> None:
-        self._address = address
-        self._namespace = namespace
+    def __init__(
+        self,
+        address: str | TemporalConnection,
+        namespace: str,
+        task_queue: str,
+        client: Client | None = None,
+        *,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
+        """`address`: a bare `host:port` (plain gRPC in `namespace`), or a resolved connection (its namespace wins);
+        `interceptors` go on the client it connects (tracing)."""
+        self._interceptors = list(interceptors)
+        self._connection = (
+            address if isinstance(address, TemporalConnection) else TemporalConnection(address, namespace)
+        )
+        self._address = self._connection.address
         self.task_queue = task_queue
         self._client = client
         self._lock = asyncio.Lock()
@@ -73,7 +86,7 @@ class TemporalGateway:
             async with self._lock:
                 if self._client is None:
                     try:
-                        self._client = await connect(self._address, self._namespace)
+                        self._client = await connect(self._connection, interceptors=self._interceptors)
                     except RuntimeError as exc:
                         raise TemporalUnavailable(f"Temporal at {self._address} is unreachable: {exc}") from exc
         return self._client

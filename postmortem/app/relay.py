@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUnavailable, WorkflowGone
+from postmortem.app.logs import report_context
+from postmortem.app.tracing import TRACE_KEY, continued
 from postmortem.config import InboxSettings, TemporalSettings
 from postmortem.models import IncidentEvent
 from postmortem.store.inbox import InboxEntry, InboxState, Settlement, stored_event
@@ -150,9 +152,22 @@ class Relay:
             return Settlement.failed(entry.id, f"the stored delivery no longer reads as an incident event: {exc}")
         if not is_safe_incident_id(event.incident.id):
             return Settlement.failed(entry.id, f"incident id {event.incident.id!r} has characters we do not accept")
+        owner = owners.get((event.incident.source.value, event.incident.id))
+        own_id = postmortem_id_for(event.incident.source.value, event.incident.id)
+        # Every line logged about this hand-over carries the report's ids (gather copies the context per task).
+        with report_context(
+            postmortem_id=owner[0] if owner else own_id,
+            incident_id=event.incident.id,
+            workflow_id=owner[1] if owner else None,
+        ):
+            with continued(entry.delivery.get(TRACE_KEY)):  # the webhook's trace, when it was traced
+                return await self._settle(entry, event, owner)
+
+    async def _settle(self, entry: InboxEntry, event: IncidentEvent, owner: tuple[str, str] | None) -> Settlement:
         try:
-            owner = owners.get((event.incident.source.value, event.incident.id))
-            return Settlement.done(entry.id, await self._hand_over(entry, event, owner))
+            result = await self._hand_over(entry, event, owner)
+            log.info("inbox entry %s handed to Temporal: %s %s", entry.id, result["outcome"], result["workflow_id"])
+            return Settlement.done(entry.id, result)
         except TemporalUnavailable as exc:
             return self._retry(entry, f"{AWAY}{_short(exc)}")
         except TemporalRefused as exc:

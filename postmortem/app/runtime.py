@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -22,9 +23,17 @@ from postmortem.app.gateway import TemporalGateway
 from postmortem.app.http_clients import outside_clients
 from postmortem.app.relay import Relay
 from postmortem.app.settings import Settings
-from postmortem.app.temporal import connect, ensure_search_attributes
+from postmortem.app.temporal import (
+    TemporalConnection,
+    connect,
+    ensure_search_attributes,
+    resolve_connection,
+    without_temporal_environment,
+)
+from postmortem.app.tracing import Tracing
 from postmortem.app.worker import build_worker
 from postmortem.app.worker_process import WorkerProcess
+from postmortem.app.worker_telemetry import worker_runtime
 from postmortem.config import reveal
 from postmortem.incident.teams import TeamsConfig
 from postmortem.incident.teams_file import load_teams_file
@@ -167,7 +176,7 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 async def serve(
     parts: Foundation,
     *,
-    temporal_address: str,
+    temporal: TemporalConnection,
     run_api: bool,
     run_worker: bool,
     stop: asyncio.Event,
@@ -183,7 +192,7 @@ async def serve(
         await _serve(
             parts,
             clients,
-            temporal_address=temporal_address,
+            temporal=temporal,
             run_api=run_api,
             stop=stop,
             on_ready=on_ready,
@@ -197,18 +206,39 @@ async def _serve(
     parts: Foundation,
     clients: OutsideClients | None,
     *,
-    temporal_address: str,
+    temporal: TemporalConnection,
     run_api: bool,
     stop: asyncio.Event,
     on_ready: asyncio.Future[None] | None,
 ) -> None:
     settings = parts.settings
+    tracing = Tracing.from_environment()  # OTEL_*: off unless an exporter is named
+    try:
+        await _run_parts(
+            parts, clients, settings, tracing, temporal=temporal, run_api=run_api, stop=stop, on_ready=on_ready
+        )
+    finally:
+        tracing.shutdown()
+
+
+async def _run_parts(
+    parts: Foundation,
+    clients: OutsideClients | None,
+    settings: Settings,
+    tracing: Tracing,
+    *,
+    temporal: TemporalConnection,
+    run_api: bool,
+    stop: asyncio.Event,
+    on_ready: asyncio.Future[None] | None,
+) -> None:
     tasks: list[asyncio.Task] = []
     worker: SupervisedWorker | None = None
     server = None
     relay: asyncio.Task[None] | None = None
     if clients is not None:
-        client = await connect(temporal_address, settings.temporal.namespace)
+        runtime = worker_runtime(settings.server.worker_metrics_address)  # one listener for every client
+        client = await connect(temporal, runtime=runtime, interceptors=tracing.temporal_interceptors())
         await ensure_search_attributes(client)
         worker = SupervisedWorker(
             client,
@@ -220,12 +250,15 @@ async def _serve(
                 settings=settings,
                 clients=clients,
             ),
-            reconnect=lambda: connect(temporal_address, settings.temporal.namespace),
+            reconnect=lambda: connect(temporal, runtime=runtime, interceptors=tracing.temporal_interceptors()),
         )
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
     if run_api:
-        gateway = TemporalGateway(temporal_address, settings.temporal.namespace, settings.temporal.task_queue)
+        gateway = TemporalGateway(
+            temporal, temporal.namespace, settings.temporal.task_queue, interceptors=tracing.temporal_interceptors()
+        )
         app = create_app(Services(settings=settings, store=parts.store, temporal=gateway, teams=parts.teams))
+        tracing.instrument(app)
         config = uvicorn.Config(
             app,
             host=settings.server.host,
@@ -233,6 +266,7 @@ async def _serve(
             log_level=settings.server.log_level.lower(),
             access_log=False,
             lifespan="off",
+            log_config=None,  # its lines go through our root handler, in POSTMORTEM_LOG_FORMAT
         )
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
@@ -287,11 +321,11 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
     stop = asyncio.Event()
     stop_on_signals(stop)
     check_api_port(settings)
+    temporal = resolve_connection(settings.temporal, default_address=None)
     async with foundation(settings) as parts:
         dev: DevServer | None = None
         supervisors: list[asyncio.Task[None]] = []
         failures: list[BaseException] = []
-        address = settings.temporal.address
         worker: WorkerProcess | None = None
 
         def watch(task: asyncio.Task[None]) -> None:
@@ -301,18 +335,24 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
                 stop.set()
 
         try:
-            if address is None:
-                temporal = settings.temporal
-                dev = DevServer(settings.store.data_dir, port=temporal.port, ui_port=temporal.ui_port)
+            if temporal is None:
+                ports = settings.temporal
+                dev = DevServer(settings.store.data_dir, port=ports.port, ui_port=ports.ui_port)
                 print_fn(f"Starting the Temporal dev server on {dev.address} …")
                 await dev.start()
                 supervisors.append(asyncio.create_task(dev.supervise(stop), name="temporal-dev-server"))
-                address = dev.address
-            worker = WorkerProcess(settings.store.data_dir, address)
+                temporal = TemporalConnection(dev.address)
+                # The embedded server speaks plain gRPC: the shell's TEMPORAL_* (for another server) stay out.
+                worker = WorkerProcess(
+                    settings.store.data_dir, temporal.address, env=without_temporal_environment(os.environ)
+                )
+            else:
+                worker = WorkerProcess(settings.store.data_dir, temporal.address)
             await worker.start()
             supervisors.append(asyncio.create_task(worker.supervise(stop), name="worker-process"))
             for task in supervisors:
                 task.add_done_callback(watch)
+            connection = temporal
             token_note = await _dev_token(parts)
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -324,7 +364,7 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
                     "Post-mortem autopilot is running",
                     f"  API          {base}   (OpenAPI docs: {base}/docs)",
                     f"  Webhooks     {base}/webhooks/pagerduty   {base}/webhooks/opsgenie   {base}/webhooks/jsm",
-                    f"  Temporal     {address}" + ("   (embedded dev server)" if dev else ""),
+                    f"  Temporal     {connection.describe()}" + ("   (embedded dev server)" if dev else ""),
                 ]
                 if dev:
                     lines.append(f"  Temporal UI  {dev.ui_url}")
@@ -339,7 +379,7 @@ async def run_dev(settings: Settings, print_fn: Callable[[str], None] = _say) ->
 
             banner_task = asyncio.create_task(banner())
             try:
-                await serve(parts, temporal_address=address, run_api=True, run_worker=False, stop=stop, on_ready=ready)
+                await serve(parts, temporal=connection, run_api=True, run_worker=False, stop=stop, on_ready=ready)
             finally:
                 banner_task.cancel()
         finally:

@@ -17,6 +17,7 @@ from postmortem.activities.team import TeamActivities
 from postmortem.activities.tickets import TicketActivities
 from postmortem.app.http_clients import outside_clients
 from postmortem.app.settings import Settings
+from postmortem.app.worker_telemetry import ActivityTelemetry
 from postmortem.incident.teams import TeamsConfig
 from postmortem.store.store import Store
 from postmortem.workflows.follow_up_workflow import FollowUpWorkflow
@@ -59,6 +60,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        interceptors=[ActivityTelemetry()],  # the report's ids on activity log lines; failures and problems counted
         activities=[
             TeamActivities(teams).resolve_team,
             gatherers.gather_pagerduty,
