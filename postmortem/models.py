@@ -227,6 +227,9 @@ class Section(BaseModel):
     required: bool = False
     body: str = ""
     edited: bool = False
+    # Who wrote the body when it was not our template: "model <name>" for the optional narrative
+    # step (postmortem.report.narrative). Shown on the section until a person edits it.
+    drafted_by: str | None = None
 
 
 class KeyMetrics(BaseModel):

@@ -262,6 +262,7 @@ async def patch_postmortem(
             if edit.body is not None:
                 section.body = edit.body
                 section.edited = True
+                section.drafted_by = None  # a person's text now, not the model's
     if patch.sections or patch.language is not None or patch.variant is not None or patch.template is not None:
         changes.sections = sections
     if patch.title is not None:

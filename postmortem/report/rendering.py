@@ -49,6 +49,7 @@ LABELS = {
         "agenda": "Agenda",
         "cancelled": "cancelled",
         "video": "Video call",
+        "drafted": "Drafted by a language model from the timeline: every sentence cites its evidence. Edit the section to make it yours",
     },
     Language.ZH: {
         "status": "状态",
@@ -80,6 +81,7 @@ LABELS = {
         "agenda": "议程",
         "cancelled": "已取消",
         "video": "视频会议",
+        "drafted": "由语言模型根据时间线起草，每句话都标注了依据。编辑本节即视为人工确认",
     },
 }
 
