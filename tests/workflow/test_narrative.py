@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest_asyncio
@@ -20,6 +21,7 @@ from postmortem.review.problems import ProblemState
 from postmortem.store.store import Store
 from postmortem.workflows.inputs import RetryProblemRequest
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
+from tests.factories import new_postmortem, pagerduty_event
 from tests.fakes.llm import FakeChat, chat_app
 from tests.fakes.serve import serve_app
 from tests.support import eventually
@@ -59,13 +61,19 @@ async def test_a_configured_model_drafts_the_cited_narrative(
             (Path(__file__).resolve().parents[1] / "histories" / f"{name}.json").write_text(history.to_json())
 
 
-async def test_without_a_model_the_step_is_not_run(
+async def test_without_a_model_the_step_is_not_run_and_the_draft_lists_similar_reports(
     time_skipping_env: WorkflowEnvironment, sqlite_store: Store, chat: tuple[FakeChat, str]
 ) -> None:
     state, _ = chat
+    earlier = datetime.now(UTC) - timedelta(days=30)
+    past, _ = await sqlite_store.postmortems.create_if_absent(
+        new_postmortem(pagerduty_event("PPAST1").incident, created_at=earlier)  # the same service, pig208
+    )
     async with world(time_skipping_env, sqlite_store) as report:
         await drafted(report)
-        assert all(s.drafted_by is None for s in (await _sections(report)).values())
+        pm = await report.store.postmortems.get(report.postmortem_id)
+        assert [s.id for s in pm.similar] == [past.id]
+        assert all(s.drafted_by is None for s in pm.sections)
         history = await report.handle.fetch_history()
         assert "draft_narrative" not in history.to_json()
         assert state.requests == []
