@@ -8,9 +8,13 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from alembic import command
+from sqlalchemy.engine import Connection
+
 from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
 from postmortem.models import ActionItemStatus, CauseCategory, Priority, Section, Visibility
 from postmortem.report.rendering import render_markdown
+from postmortem.store.database import alembic_config
 from postmortem.store.postmortems import NewPostmortem, PostmortemChanges
 from postmortem.store.store import Store
 from tests.factories import new_postmortem, pagerduty_event
@@ -278,3 +282,38 @@ async def _the_index_follows_each_write(any_store: Store, seeded: Seeded) -> Non
     )
     after = [m.id for m in await any_store.similarity.find(target)]
     assert noise.id not in before and noise.id in after[:3]
+
+
+async def test_chinese_titles_and_root_causes_are_compared_by_their_characters(any_store: Store) -> None:
+    created = T0
+    reports = {}
+    for incident_id, title, root in (
+        ("PZH1", "支付网关超时导致下单失败", "数据库连接池耗尽"),
+        ("PZH2", "搜索服务响应缓慢", "索引重建占满磁盘"),
+        ("PZH3", "短信通知延迟", "第三方供应商限流"),
+    ):
+        created += timedelta(days=1)
+        reports[incident_id] = await _report(
+            any_store, incident_id, title=title, services=["legacy"], created_at=created, root_cause=root
+        )
+    target = await _report(
+        any_store, "PZHT", title="下单失败：支付网关超时", services=["other"], created_at=created + timedelta(days=1)
+    )
+    matches = await any_store.similarity.find(await any_store.postmortems.get(target))
+    assert [m.id for m in matches][:1] == [reports["PZH1"]]
+
+
+async def test_the_migration_indexes_the_reports_already_there(any_store: Store) -> None:
+    await _report(any_store, "PMIG1", title="Checkout errors", services=["checkout"], created_at=T0)
+    later = await _report(
+        any_store, "PMIG2", title="Checkout slow", services=["checkout"], created_at=T0 + timedelta(days=1)
+    )
+
+    def back_and_forth(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0012")
+        command.upgrade(alembic_config(connection), "head")
+
+    async with any_store.engine.begin() as connection:
+        await connection.run_sync(back_and_forth)
+    matches = await any_store.similarity.find(await any_store.postmortems.get(later))
+    assert [m.id for m in matches] == ["pagerduty-pmig1"]
