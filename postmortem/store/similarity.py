@@ -1,6 +1,6 @@
 """The full-text index of the reports and the ranking of similar ones, on each database's own search.
 
-`postmortem_search` (migration 0013) holds each report's prepared words per weighted column
+`postmortem_search` (migration 0014) holds each report's prepared words per weighted column
 (`postmortem.review.similarity.document`): on PostgreSQL a generated, weighted `tsvector` under a
 GIN index, ranked by `ts_rank`; on SQLite an FTS5 table ranked by `bm25` with matching column
 weights. `reindex` rewrites one report's row and runs inside the transaction of every write of the

@@ -310,7 +310,7 @@ async def test_the_migration_indexes_the_reports_already_there(any_store: Store)
     )
 
     def back_and_forth(connection: Connection) -> None:
-        command.downgrade(alembic_config(connection), "0012")
+        command.downgrade(alembic_config(connection), "0013")
         command.upgrade(alembic_config(connection), "head")
 
     async with any_store.engine.begin() as connection:

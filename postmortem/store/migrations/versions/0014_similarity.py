@@ -5,7 +5,7 @@ SQLite: `postmortem_search` is an FTS5 table of the same columns, emptied of a d
 trigger. The store (postmortem/store/similarity.py) writes a report's row with every write of the
 report; existing reports are indexed here.
 
-Revision ID: 0013
+Revision ID: 0014
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
