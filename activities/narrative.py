@@ -26,7 +26,6 @@ from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.clients import llm_configured
 from postmortem.config import LlmSettings, ReportSettings, reveal
-from postmortem.evidence.distil import merge
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.llm_chat import ChatClient
 from postmortem.models import Postmortem, Section, Status
@@ -114,7 +113,7 @@ class NarrativeActivities:
         clean: Callable[[str], str] = (
             redactor(pm, redact=self._report.public_redact_patterns) if input.redact else _identity
         )
-        entries = merge(await self._evidence.entries(pm.id))
+        entries = narrative.chosen(await self._evidence.entries(pm.id))
         sent = narrative.evidence(entries, zone=pm.timezone, language=pm.language, clean=clean)
         shown = narrative.evidence(entries, zone=pm.timezone, language=pm.language, clean=_identity)
         metrics = narrative.metrics_text(pm.metrics, zone=pm.timezone, language=pm.language, clean=clean)

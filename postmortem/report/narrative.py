@@ -14,12 +14,13 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from postmortem.evidence.models import TimelineEntry
+from postmortem.evidence.distil import distil, merge
+from postmortem.evidence.models import EntryKind, TimelineEntry
 from postmortem.models import KeyMetrics, Language
 from postmortem.report.formatting import KIND_LABELS, format_duration, format_local
 
-# The model sees at most this many entries (the first ones, in time order): a prompt stays small
-# and every id still means one entry of the report's own timeline.
+# The model sees at most this many entries (`chosen`): a prompt stays small and every id still means
+# one entry of the report's own timeline.
 MAX_ENTRIES = 120
 DRAFTED_BY_PREFIX = "model"
 
@@ -94,11 +95,22 @@ class Evidence:
     text: str
 
 
+def chosen(entries: Sequence[TimelineEntry], limit: int = MAX_ENTRIES) -> list[TimelineEntry]:
+    """All the entries (duplicates merged) when they fit; else the key events (`distil`) and then the
+    earliest of the rest, chat messages last (a 10,000-line incident is mostly chatter)."""
+    merged = merge(list(entries))
+    if len(merged) <= limit:
+        return merged
+    key = {e.key: e for e in distil(merged, limit=limit)}
+    rest = sorted((e for e in merged if e.key not in key), key=lambda e: (e.kind == EntryKind.MESSAGE, e.at, e.key))
+    return list(key.values()) + rest[: limit - len(key)]
+
+
 def evidence(
     entries: Sequence[TimelineEntry], *, zone: str, language: Language, clean: Callable[[str], str]
 ) -> Evidence:
-    """Ids for the report's timeline entries in time order; `clean` is applied to every text sent."""
-    ordered = sorted(entries, key=lambda e: (e.at, e.key))[:MAX_ENTRIES]
+    """Ids for the report's timeline entries (`chosen`) in time order; `clean` is applied to every text sent."""
+    ordered = sorted(chosen(entries), key=lambda e: (e.at, e.key))
     ids = {f"E{index}": entry for index, entry in enumerate(ordered, start=1)}
     labels = KIND_LABELS[language]
     lines = []

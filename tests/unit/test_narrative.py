@@ -91,3 +91,24 @@ def test_the_prompt_carries_instructions_metrics_timeline_and_the_language() -> 
     user = messages[1]["content"]
     assert "两三句话" in user and "请用简体中文撰写。" in user and "- 服务: payments" in user
     assert "[E3]" in user and "[E4]" not in user
+
+
+def test_a_long_timeline_keeps_its_key_events_and_the_rest_of_the_room_for_what_is_not_chatter() -> None:
+    base = _entries()
+    chatter = [
+        TimelineEntry(
+            key=f"m{i}", at=T0 + timedelta(seconds=i), kind=EntryKind.MESSAGE, source=EvidenceSource.SLACK, text="…"
+        )
+        for i in range(500)
+    ]
+    notes = [
+        TimelineEntry(
+            key=f"n{i}", at=T0 + timedelta(minutes=30 + i), kind=EntryKind.NOTE, source=EvidenceSource.PAGERDUTY,
+            text=f"note {i}",
+        )
+        for i in range(10)
+    ]  # fmt: skip
+    picked = narrative.chosen(chatter + notes + base, limit=20)
+    keys = {e.key for e in picked}
+    assert len(picked) == 20 and {"k0", "k1", "k2"} <= keys and {f"n{i}" for i in range(10)} <= keys
+    assert len(narrative.chosen(base)) == 3
