@@ -9,7 +9,7 @@ every activity class of that worker gets the same one, and it is closed when the
   `SSL_CERT_FILE` / `SSL_CERT_DIR`), and one for SMTP (the system's store, as aiosmtplib's own
   default), each built once per process;
 * one `httpx.AsyncClient` per configured outside system (PagerDuty, Opsgenie, JSM Operations, Slack, CalDAV, Jira,
-  GitHub, Linear), so a system's keep-alive connections are reused across calls and activities;
+  GitHub, Linear, the model), so a system's keep-alive connections are reused across calls and activities;
 * one `SmtpMailer` when SMTP is configured (a message still opens its own SMTP session: relays
   drop idle sessions, and invites are few).
 
@@ -37,6 +37,7 @@ from postmortem.config import (
     JiraSettings,
     JsmSettings,
     LinearSettings,
+    LlmSettings,
     OpsgenieSettings,
     PagerDutySettings,
     SlackSettings,
@@ -99,6 +100,11 @@ def linear_configured(settings: LinearSettings) -> bool:
     return bool(reveal(settings.api_key) and settings.team_id)
 
 
+def llm_configured(settings: LlmSettings) -> bool:
+    """The model step runs when its URL is set (Ollama and vLLM need no key; a model name is optional)."""
+    return bool(settings.url)
+
+
 @dataclass
 class OutsideClients:
     """One client per configured outside system; None where a system is not configured."""
@@ -111,6 +117,7 @@ class OutsideClients:
     jira: httpx.AsyncClient | None = None
     github: httpx.AsyncClient | None = None
     linear: httpx.AsyncClient | None = None
+    llm: httpx.AsyncClient | None = None
     smtp: SmtpMailer | None = None
 
     @classmethod
@@ -125,6 +132,7 @@ class OutsideClients:
         tickets: TicketsSettings | None = None,
         smtp: SmtpSettings | None = None,
         http: HttpSettings | None = None,
+        llm: LlmSettings | None = None,
         tls: ssl.SSLContext | None = None,
         smtp_tls: ssl.SSLContext | None = None,
     ) -> OutsideClients:
@@ -159,6 +167,11 @@ class OutsideClients:
             jira=client(tickets is not None and jira_configured(trackers.jira)),
             github=client(tickets is not None and github_configured(trackers.github)),
             linear=client(tickets is not None and linear_configured(trackers.linear)),
+            llm=(
+                httpx.AsyncClient(timeout=llm.timeout_seconds, verify=tls or https_context())
+                if llm is not None and llm_configured(llm)
+                else None
+            ),
             smtp=mailer,
         )
 

@@ -20,6 +20,7 @@ from postmortem.report.redraft import unfinished as unfinished_sources
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.inbox import InboxStore
 from postmortem.store.postmortems import NewPostmortem, PostmortemStore
+from postmortem.store.similarity import SimilarityStore
 
 
 class DraftPostmortemInput(BaseModel):
@@ -43,10 +44,18 @@ class DraftPostmortemResult(BaseModel):
 
 
 class DraftActivities:
-    def __init__(self, store: PostmortemStore, evidence: EvidenceStore, inbox: InboxStore | None = None) -> None:
+    def __init__(
+        self,
+        store: PostmortemStore,
+        evidence: EvidenceStore,
+        inbox: InboxStore | None = None,
+        similarity: SimilarityStore | None = None,
+    ) -> None:
+        """`similarity`: the draft lists its similar past reports ("have we seen this before?")."""
         self._store = store
         self._evidence = evidence
         self._inbox = inbox
+        self._similarity = similarity
 
     @activity.defn(name="draft_postmortem")
     async def draft_postmortem(self, input: DraftPostmortemInput) -> DraftPostmortemResult:
@@ -94,6 +103,8 @@ class DraftActivities:
                 created_at=input.now,
             )
         )
+        if self._similarity is not None and stored.status == Status.DRAFT and stored.id == input.postmortem_id:
+            await self._similarity.link(stored)  # again on a retry: the same ranking, written once more
         responders = [Attendee(email=r.email, name=r.name) for r in stored.metrics.people if r.email]
         return DraftPostmortemResult(
             postmortem_id=stored.id, status=stored.status, created=created, responders=responders

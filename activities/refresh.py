@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from temporalio import activity
 
+from postmortem.models import Status
 from postmortem.report.redraft import redraft
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemStore, VersionConflict
+from postmortem.store.similarity import SimilarityStore
 from postmortem.store.templates import TemplateStore
 
 REFRESHED_SECTIONS = {"timeline", "detection_response"}
@@ -30,10 +32,18 @@ class RefreshReportResult(BaseModel):
 
 
 class RefreshActivities:
-    def __init__(self, store: PostmortemStore, evidence: EvidenceStore, templates: TemplateStore | None = None) -> None:
+    def __init__(
+        self,
+        store: PostmortemStore,
+        evidence: EvidenceStore,
+        templates: TemplateStore | None = None,
+        similarity: SimilarityStore | None = None,
+    ) -> None:
+        """`similarity`: late evidence (alerts) ranks the similar past reports again."""
         self._store = store
         self._evidence = evidence
         self._templates = templates
+        self._similarity = similarity
 
     @activity.defn(name="refresh_report")
     async def refresh_report(self, input: RefreshReportInput) -> RefreshReportResult:
@@ -64,5 +74,7 @@ class RefreshActivities:
                 )
             except VersionConflict:
                 continue  # someone saved in between: read again, keep their edit
+            if self._similarity is not None and updated.status == Status.DRAFT:
+                await self._similarity.link(updated)
             return RefreshReportResult(updated=True, version=updated.version)
         raise RuntimeError(f"post-mortem {input.postmortem_id} kept changing; the refresh will be retried")

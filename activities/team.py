@@ -14,9 +14,13 @@ class ResolveTeamInput(BaseModel):
 
 
 class TeamActivities:
-    def __init__(self, teams: TeamsConfig) -> None:
+    def __init__(self, teams: TeamsConfig, *, narrative: bool = False) -> None:
+        """`narrative`: the model step is configured (the workflow runs it only then)."""
         self._teams = teams
+        self._narrative = narrative
 
     @activity.defn(name="resolve_team")
     async def resolve_team(self, input: ResolveTeamInput) -> TeamSettings:
-        return self._teams.resolve(input.incident)
+        settings = self._teams.resolve(input.incident)
+        settings.narrative = self._narrative
+        return settings

@@ -24,10 +24,12 @@ from postmortem.integrations.jira import JiraClient
 from postmortem.integrations.linear import LinearClient
 from postmortem.integrations.tickets import TicketClient, TicketRequest
 from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem
-from postmortem.store.postmortems import PostmortemFilter
+from postmortem.store.similarity import Match
 from postmortem.store.store import Store
 
 STALLED_AFTER = timedelta(days=14)
+# Related reports the 90-day verdict looks at (recurrences after publishing, and those before).
+RECURRENCE_LIMIT = 200
 
 
 class TicketsInput(BaseModel):
@@ -200,21 +202,18 @@ class TicketActivities:
         return check
 
     async def _verdict(self, pm: Postmortem, published_at: datetime, now: datetime) -> dict[str, object]:
-        """Did the fix work? Recurrence (incidents on the same services, or with the same cause category,
-        since publishing), and detection/resolution times of those incidents before and after."""
+        """Did the fix work? Recurrence (similar reports since publishing, ranked by the store's full-text
+        search, that share a service or the cause category), and detection/resolution times before and after."""
         services = set(pm.services)
 
-        def related(other: Postmortem) -> bool:
-            same_cause = pm.cause_category is not None and other.cause_category == pm.cause_category
-            return other.id != pm.id and (bool(services & set(other.services)) or same_cause)
+        def related(match: Match) -> bool:
+            same_cause = pm.cause_category is not None and match.cause_category == pm.cause_category
+            return bool(services & set(match.services)) or same_cause
 
-        others: list[Postmortem] = []
-        cursor = None
-        while True:
-            page, cursor = await self._store.postmortems.list(PostmortemFilter(), limit=200, cursor=cursor)
-            others.extend(p for p in page if related(p))
-            if cursor is None:
-                break
+        # The same similarity as the draft's "have we seen this before?", over every report.
+        found = await self._store.similarity.find(pm, limit=RECURRENCE_LIMIT, readers_only=False)
+        ids = [match.id for match in found if related(match)]
+        others = [await self._store.postmortems.get(found_id) for found_id in ids]
         after = [p for p in others if p.created_at > published_at]
         before = [p for p in others if p.created_at <= published_at] + [pm]
 

@@ -322,6 +322,28 @@ class ReportSettings(Section):
     public_redact_patterns: CommaList = Field(default_factory=list)
 
 
+class LlmSettings(Section):
+    """The optional model that drafts the narrative sections: any OpenAI-compatible Chat Completions API.
+
+    `url` is the base the path `/chat/completions` is appended to: `https://api.openai.com/v1`,
+    `http://localhost:11434/v1` (Ollama), `http://host:8000/v1` (vLLM), or an Azure OpenAI deployment
+    `https://<resource>.openai.azure.com/openai/deployments/<deployment>` with `api_version` set (then
+    the key goes in the `api-key` header and `?api-version=` is added). Unset: no model step at all.
+    """
+
+    model_config = named("POSTMORTEM_LLM_")
+
+    url: BaseUrl | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    # A timeout, 5xx or 429 is tried again this many times (waiting what Retry-After asks, at most
+    # max_wait_seconds) before the deterministic draft is kept.
+    retries: int = Field(default=2, ge=0, le=10)
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+
+
 class TeamsFileSettings(Section):
     model_config = named("POSTMORTEM_TEAMS_")
 

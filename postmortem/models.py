@@ -253,6 +253,9 @@ class Section(BaseModel):
     required: bool = False
     body: str = ""
     edited: bool = False
+    # Who wrote the body when it was not our template: "model <name>" for the optional narrative
+    # step (postmortem.report.narrative). Shown on the section until a person edits it.
+    drafted_by: str | None = None
 
 
 class KeyMetrics(BaseModel):
@@ -289,6 +292,19 @@ class ActionItem(BaseModel):
     updated_at: datetime
 
 
+class SimilarReport(BaseModel):
+    """A past report like this one ("have we seen this before?"), as its readers may see it now."""
+
+    id: str
+    title: str
+    status: Status
+    created_at: datetime
+    services: list[str] = Field(default_factory=list)
+    cause_category: CauseCategory | None = None
+    score: float = Field(description="the store's full-text rank; higher is more alike")
+    open_action_items: list[str] = Field(default_factory=list, description="descriptions of its open items")
+
+
 class Postmortem(BaseModel):
     """The document as the store has it."""
 
@@ -311,6 +327,9 @@ class Postmortem(BaseModel):
     author: str | None = None
     cause_category: CauseCategory | None = None
     template_name: str | None = Field(default=None, description="a team's own template, when one is used")
+    similar: list[SimilarReport] = Field(
+        default_factory=list, description="up to five similar past reports this report's readers may see"
+    )
     version: int
     created_at: datetime
     updated_at: datetime

@@ -10,15 +10,20 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput, DraftPostmortemResult
+    from postmortem.activities.narrative import DraftNarrativeInput, NarrativeActivities
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
     from postmortem.incident.policy import decide
     from postmortem.incident.teams import TeamSettings
     from postmortem.models import PolicyOutcome
     from postmortem.workflows import gathering
     from postmortem.workflows.inputs import PostmortemWorkflowInput
-    from postmortem.workflows.options import STEP_RETRY
+    from postmortem.workflows.options import NARRATIVE_OPTIONS, STEP_RETRY
+    from postmortem.workflows.side_effects import SideEffects
+    from postmortem.workflows.state import NarrativeStep
 
 GATHER_PATCH = "gather-evidence"
+# The optional model drafts the narrative sections after the deterministic draft (when configured).
+NARRATIVE_PATCH = "llm-narrative"
 
 
 @dataclass
@@ -58,3 +63,21 @@ async def draft(input: PostmortemWorkflowInput) -> Drafted:
         retry_policy=STEP_RETRY,
     )
     return Drafted(result, team, done, late)
+
+
+def wants_narrative(drafted: Drafted) -> bool:
+    """A fresh DRAFT of a team whose worker has a model configured (the patch is asked only then)."""
+    result = drafted.result
+    return result.created and result.status.value == "DRAFT" and drafted.team.narrative
+
+
+async def narrate(postmortem_id: str, step: NarrativeStep, effects: SideEffects) -> None:
+    """The model's cited narrative over the unedited sections; the deterministic draft stays when the
+    model is away, and a failure for good is a problem of the report (its retry runs this again)."""
+    request = DraftNarrativeInput(postmortem_id=postmortem_id, redact=step.redact, now=workflow.now())
+    await effects.attempt(
+        "narrative",
+        "model",
+        lambda: workflow.execute_activity_method(NarrativeActivities.draft_narrative, request, **NARRATIVE_OPTIONS),
+        retry=step,
+    )

@@ -26,3 +26,9 @@ CANCEL_DELIVERY_OPTIONS = workflow.ActivityConfig(
 TICKETS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10))
 QUICK = timedelta(seconds=30)
 LATEST_RESCHEDULE = timedelta(days=90)
+# The model step: each section is one request (the client retries a busy model itself, honouring
+# Retry-After); Temporal retries only what went wrong on our side, a few times.
+NARRATIVE_OPTIONS = workflow.ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=20),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3),
+)

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows.state import (
         FollowUpStep,
         InviteStep,
+        NarrativeStep,
         NotifyStep,
         PlanMeetingStep,
         PostmortemState,
@@ -119,6 +120,10 @@ class PostmortemWorkflow:
             state.review = Review(status=Status.DRAFT)
         if v2:
             await self._steps.gathered(first.done, incident.summary())
+        if drafting.wants_narrative(first) and workflow.patched(drafting.NARRATIVE_PATCH):
+            await drafting.narrate(
+                input.postmortem_id, NarrativeStep(redact=first.team.narrative_redact), self._effects
+            )
         if first.late:
             late = self._steps.late_gathers(first.late, incident.summary(), record=v2)
             self._tasks.append(asyncio.create_task(late))

@@ -90,6 +90,13 @@ class FollowUpCheckStep(_Step):
     final: bool = False
 
 
+class NarrativeStep(_Step):
+    """The optional model's narrative of the fresh draft (workflows/drafting.narrate)."""
+
+    kind: Literal["narrative"] = "narrative"
+    redact: bool = False
+
+
 Step = Annotated[
     PublishStep
     | TicketsStep
@@ -100,7 +107,8 @@ Step = Annotated[
     | GatherStep
     | RefreshIncidentStep
     | SyncTicketsStep
-    | FollowUpCheckStep,
+    | FollowUpCheckStep
+    | NarrativeStep,
     Field(discriminator="kind"),
 ]
 

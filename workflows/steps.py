@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
     from postmortem.activities.tickets import TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
-    from postmortem.workflows import gathering, meetings, reminders
+    from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
     from postmortem.workflows.identity import follow_up_id_for
     from postmortem.workflows.options import DELIVERY_OPTIONS, QUICK, STEP_RETRY, TICKETS_RETRY
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         FollowUpStep,
         GatherStep,
         InviteStep,
+        NarrativeStep,
         NotifyStep,
         PlanMeetingStep,
         PostmortemState,
@@ -83,6 +84,8 @@ class Steps:
             await self.gather(step)
         elif isinstance(step, RefreshIncidentStep):
             await self.refresh_incident(step)
+        elif isinstance(step, NarrativeStep):
+            await drafting.narrate(self._state.postmortem_id, step, self._effects)
         elif isinstance(step, SyncTicketsStep):  # a follow-up's step: not run here
             raise AssertionError(f"{step.kind} is a step of the follow-up workflow")
 

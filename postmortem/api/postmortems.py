@@ -324,6 +324,7 @@ async def patch_postmortem(
             if edit.body is not None:
                 section.body = edit.body
                 section.edited = True
+                section.drafted_by = None  # a person's text now, not the model's
     redrafted = patch.language is not None or patch.variant is not None or patch.template is not None
     if patch.sections or redrafted or patch.timezone is not None:
         changes.sections = sections

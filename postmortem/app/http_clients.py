@@ -28,6 +28,7 @@ def outside_clients(settings: Settings) -> OutsideClients:
         tickets=s.tickets,
         smtp=s.smtp,
         http=s.http,
+        llm=s.llm,
     )
 
 

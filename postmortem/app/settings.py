@@ -26,6 +26,7 @@ from postmortem.config import (
     InboxSettings,
     JsmSettings,
     LimitsSettings,
+    LlmSettings,
     MeetingSettings,
     OpsgenieSettings,
     PagerDutySettings,
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     follow_up: FollowUpSettings = Field(default_factory=FollowUpSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @classmethod
     def settings_customise_sources(

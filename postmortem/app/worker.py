@@ -5,11 +5,12 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from postmortem.activities.clients import OutsideClients
+from postmortem.activities.clients import OutsideClients, llm_configured
 from postmortem.activities.draft import DraftActivities
 from postmortem.activities.gather import GatherActivities
 from postmortem.activities.link import LinkActivities
 from postmortem.activities.meeting import MeetingActivities
+from postmortem.activities.narrative import NarrativeActivities
 from postmortem.activities.problems import ProblemActivities
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.review import ReviewActivities
@@ -56,20 +57,24 @@ def build_worker(
     links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, jsm=s.jsm, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
     problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
+    narratives = NarrativeActivities(
+        store.postmortems, store.evidence, llm=s.llm, report=s.report, templates=store.templates, client=clients.llm
+    )
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         interceptors=[ActivityTelemetry()],  # the report's ids on activity log lines; failures and problems counted
         activities=[
-            TeamActivities(teams).resolve_team,
+            TeamActivities(teams, narrative=llm_configured(s.llm)).resolve_team,
             gatherers.gather_pagerduty,
             gatherers.gather_opsgenie,
             gatherers.gather_jsm,
             gatherers.gather_alertmanager,
             gatherers.gather_slack,
-            DraftActivities(store.postmortems, store.evidence, store.inbox).draft_postmortem,
-            RefreshActivities(store.postmortems, store.evidence, store.templates).refresh_report,
+            DraftActivities(store.postmortems, store.evidence, store.inbox, store.similarity).draft_postmortem,
+            RefreshActivities(store.postmortems, store.evidence, store.templates, store.similarity).refresh_report,
+            narratives.draft_narrative,
             meetings.plan_meeting,
             meetings.revise_meeting,
             meetings.send_invite,

@@ -73,6 +73,7 @@ class TeamTable(BaseModel):
     remind_reviewers_hours: int | None = Field(default=None, ge=1)
     publish_deadline_days: int | None = Field(default=None, ge=1)
     tracker: Literal["jira", "github", "linear"] | None = None
+    narrative_redact: bool | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -146,6 +147,10 @@ class TeamSettings(BaseModel):
     alert_matchers: list[dict[str, str]] = Field(default_factory=list)
     gather_deadline_seconds: int = 300
     gather_heartbeat_seconds: int = 60
+    # The optional model step (POSTMORTEM_LLM_URL): whether it runs, and whether what it is sent goes
+    # through the public summary's redaction first (the team's `narrative_redact`).
+    narrative: bool = False
+    narrative_redact: bool = False
 
 
 class TeamsConfig:
@@ -269,6 +274,7 @@ class TeamsConfig:
             remind_submit_hours=pick("remind_submit_hours", 48),
             remind_reviewers_hours=pick("remind_reviewers_hours", 24),
             publish_deadline_days=pick("publish_deadline_days", 14),
+            narrative_redact=pick("narrative_redact", False),
             meeting=meeting,
             attendees=pick("attendees", []),
             organizer=pick("organizer", None),

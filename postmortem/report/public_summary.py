@@ -16,7 +16,7 @@ from postmortem.intervals import union
 from postmortem.models import Language, Postmortem
 from postmortem.report.formatting import format_duration, format_local
 
-__all__ = ["REDACTED", "public_summary"]
+__all__ = ["REDACTED", "public_summary", "redactor"]
 
 REDACTED = "[redacted]"
 
@@ -181,6 +181,12 @@ def _redactor(pm: Postmortem, redact: Sequence[str], people: Sequence[str]) -> C
         return "".join(out)
 
     return apply
+
+
+def redactor(pm: Postmortem, *, redact: Sequence[str] = (), people: Sequence[str] = ()) -> Callable[[str], str]:
+    """The public summary's redaction as a function of text (the rules in `public_summary`), for
+    anything else that leaves the house with the same care (the evidence a model is sent)."""
+    return _redactor(pm, redact, people)
 
 
 def public_summary(pm: Postmortem, *, redact: Sequence[str] = (), people: Sequence[str] = ()) -> str:

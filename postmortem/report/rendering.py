@@ -49,6 +49,9 @@ LABELS = {
         "agenda": "Agenda",
         "cancelled": "cancelled",
         "video": "Video call",
+        "similar": "Have we seen this before?",
+        "similar_open": "open action items",
+        "drafted": "Drafted by a language model from the timeline: every sentence cites its evidence. Edit the section to make it yours",
     },
     Language.ZH: {
         "status": "状态",
@@ -80,6 +83,9 @@ LABELS = {
         "agenda": "议程",
         "cancelled": "已取消",
         "video": "视频会议",
+        "similar": "以前发生过吗？",
+        "similar_open": "未完成的行动项",
+        "drafted": "由语言模型根据时间线起草，每句话都标注了依据。编辑本节即视为人工确认",
     },
 }
 

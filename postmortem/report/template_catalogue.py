@@ -38,6 +38,9 @@ class SectionTemplate(BaseModel):
     required: bool = False
     prompt: str = ""
     text: str = ""
+    # What the optional model is asked to write in this section (postmortem.report.narrative); a
+    # section without instructions is never drafted by the model.
+    instructions: str = ""
 
 
 class CustomField(BaseModel):

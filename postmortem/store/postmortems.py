@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from postmortem.models import (
+    ActionItemStatus,
     CauseCategory,
     Incident,
     KeyMetrics,
@@ -26,10 +27,12 @@ from postmortem.models import (
     PolicyDecision,
     Postmortem,
     Section,
+    SimilarReport,
     Status,
     TemplateVariant,
     Visibility,
 )
+from postmortem.review.similarity import may_list
 from postmortem.store.action_items import ActionItemStore, item_model
 from postmortem.store.errors import NotFound, VersionConflict
 from postmortem.store.listing import (
@@ -39,7 +42,8 @@ from postmortem.store.listing import (
     listing_query,
     next_cursor,
 )
-from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow, RevisionRow
+from postmortem.store.similarity import reindex
+from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow, RevisionRow, SimilarRow
 
 __all__ = [
     "IncidentTaken",
@@ -114,7 +118,38 @@ def _revision(row: PostmortemRow) -> RevisionRow:
     return RevisionRow(postmortem_id=row.id, version=row.version, data=data, created_at=row.updated_at)
 
 
+OPEN = (ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value)
+
+
+def _similar(pm: Postmortem, links: list[SimilarRow]) -> list[SimilarReport]:
+    """The similar reports kept at drafting, as they are now, and only those `pm`'s readers may see."""
+    listed = []
+    for link in links:
+        other = link.other
+        if not may_list(pm, Visibility(other.visibility or Visibility.ORGANISATION.value), other.team):
+            continue
+        listed.append(
+            SimilarReport(
+                id=other.id,
+                title=other.title,
+                status=Status(other.status),
+                created_at=other.created_at,
+                services=sorted(service.service for service in other.services),
+                cause_category=CauseCategory(other.cause_category) if other.cause_category else None,
+                score=link.score,
+                open_action_items=[item.description for item in other.action_items if item.status in OPEN],
+            )
+        )
+    return listed
+
+
 def _to_model(row: PostmortemRow) -> Postmortem:
+    pm = _document(row)
+    pm.similar = _similar(pm, row.similar_links)
+    return pm
+
+
+def _document(row: PostmortemRow) -> Postmortem:
     return Postmortem(
         id=row.id,
         title=row.title,
@@ -143,10 +178,13 @@ def _to_model(row: PostmortemRow) -> Postmortem:
 
 class PostmortemStore(ActionItemStore):
     def _load(self) -> Select[PostmortemRow]:
+        similar = selectinload(PostmortemRow.similar_links).selectinload(SimilarRow.other)
         return select(PostmortemRow).options(
             selectinload(PostmortemRow.incidents),
             selectinload(PostmortemRow.services),
             selectinload(PostmortemRow.action_items),
+            similar.selectinload(PostmortemRow.services),
+            similar.selectinload(PostmortemRow.action_items),
         )
 
     async def create_if_absent(self, new: NewPostmortem) -> tuple[Postmortem, bool]:
@@ -184,6 +222,7 @@ class PostmortemStore(ActionItemStore):
                 try:
                     await session.flush()
                     session.add(_revision(row))
+                    await reindex(session, new.id)
                     await session.commit()
                 except IntegrityError:
                     await session.rollback()  # a concurrent attempt won the race: read what it stored
@@ -245,6 +284,7 @@ class PostmortemStore(ActionItemStore):
             load = self._load().where(PostmortemRow.id == postmortem_id).execution_options(populate_existing=True)
             row = (await session.execute(load)).scalar_one()
             session.add(_revision(row))
+            await reindex(session, postmortem_id)
             await session.commit()
             return _to_model(row)
 
@@ -338,4 +378,6 @@ class PostmortemStore(ActionItemStore):
             )
             for name in dict.fromkeys(metrics.services):
                 session.add(PostmortemServiceRow(postmortem_id=postmortem_id, service=name))
+            await session.flush()
+            await reindex(session, postmortem_id)
             await session.commit()

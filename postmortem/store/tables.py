@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -31,6 +44,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+# Written with each database's own full-text SQL (postmortem/store/similarity.py), so not mapped:
+# PostgreSQL's table with its generated tsvector, SQLite's FTS5 table and the shadow tables it makes.
+FULL_TEXT_TABLES = "postmortem_search"
+
+
+def mapped_name(name: str | None, type_: str, parent_names: MutableMapping[Any, Any]) -> bool:
+    """For Alembic's comparisons (`include_name`): everything but the full-text tables is ours to map."""
+    return not (type_ == "table" and name is not None and name.startswith(FULL_TEXT_TABLES))
 
 
 class PostmortemRow(Base):
@@ -64,6 +87,31 @@ class PostmortemRow(Base):
     action_items: Mapped[list[ActionItemRow]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="ActionItemRow.created_at"
     )
+    similar_links: Mapped[list[SimilarRow]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SimilarRow.rank",
+        foreign_keys="SimilarRow.postmortem_id",
+    )
+
+
+class SimilarRow(Base):
+    """One of a report's similar past reports ("have we seen this before?"), ranked when drafted.
+
+    Who may see it, its title and its open action items are read at each load, so a listing never
+    outlives a change of visibility; deleting either report deletes the link.
+    """
+
+    __tablename__ = "similar_reports"
+
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True)
+    similar_id: Mapped[str] = mapped_column(
+        ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+
+    other: Mapped[PostmortemRow] = relationship(foreign_keys=[similar_id], lazy="raise")
 
 
 class RevisionRow(Base):

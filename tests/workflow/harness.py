@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from postmortem.app.settings import Settings
 from postmortem.app.worker import build_worker
-from postmortem.config import GitHubSettings, ServerSettings, SlackSettings, SmtpSettings, TicketsSettings
+from postmortem.config import GitHubSettings, LlmSettings, ServerSettings, SlackSettings, SmtpSettings, TicketsSettings
 from postmortem.incident.teams_file import parse_teams
 from postmortem.review.lifecycle import Actor, ReportFacts
 from postmortem.review.problems import Problem
@@ -96,6 +96,7 @@ async def world(
     history_threshold: int | None = None,
     teams: str = TEAMS,
     broken: Callable[[Inbox, FakeSlack, FakeGitHub], object] | None = None,
+    llm: LlmSettings | None = None,
 ) -> AsyncIterator[World]:
     """A report drafted (its meeting planned) for a fresh incident resolved `resolved_at` (now by default,
     so no reminder is due yet), with every fake healthy until the test breaks one (`broken` breaks them
@@ -113,6 +114,7 @@ async def world(
                     github=GitHubSettings(api_url=github_url, token=github.token, repo=github.repo)
                 ),
                 server=ServerSettings(public_url="https://pm.example.com"),
+                llm=llm or LlmSettings(),
             )
             task_queue = f"life-{uuid.uuid4().hex}"
             async with build_worker(

@@ -1,0 +1,171 @@
+"""draft_narrative against the loopback Chat Completions stand-in and a real store: the draft holds
+only cited sentences and marks them, survives the model being down, never touches an edited
+section, and sends only the report's own evidence (redacted when the team asks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from postmortem.activities.narrative import DraftNarrativeInput, DraftNarrativeResult, NarrativeActivities
+from postmortem.config import LlmSettings
+from postmortem.evidence.timeline import from_incident
+from postmortem.models import Language, Postmortem
+from postmortem.report.rendering import render_markdown
+from postmortem.store.postmortems import PostmortemChanges
+from postmortem.store.store import Store
+from tests.factories import new_postmortem, pagerduty_event
+from tests.fakes.llm import FakeChat, chat_app
+from tests.fakes.serve import loopback_client, serve_app
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+NARRATED = ["summary", "root_cause", "impact", "detection_response", "resolution"]
+
+
+@dataclass
+class World:
+    store: Store
+    chat: FakeChat
+    url: str
+    pm: Postmortem
+
+    def activities(self, **llm: object) -> NarrativeActivities:
+        options: dict[str, object] = {
+            "url": f"{self.url}/v1",
+            "model": "gpt-4o-mini",
+            "api_key": self.chat.api_key,
+            "retries": 1,
+            "max_wait_seconds": 0,
+        }
+        options.update(llm)
+        return NarrativeActivities(
+            self.store.postmortems,
+            self.store.evidence,
+            llm=LlmSettings(**options),
+            templates=self.store.templates,
+            client=loopback_client(),
+        )
+
+    async def run(self, redact: bool = False, **llm: object) -> DraftNarrativeResult:
+        request = DraftNarrativeInput(postmortem_id=self.pm.id, redact=redact, now=NOW)
+        return await ActivityEnvironment().run(self.activities(**llm).draft_narrative, request)
+
+    async def report(self) -> Postmortem:
+        return await self.store.postmortems.get(self.pm.id)
+
+
+async def _world(store: Store, language: Language = Language.EN) -> AsyncIterator[World]:
+    chat = FakeChat()
+    incident = pagerduty_event("PNARRATE").incident
+    pm, _ = await store.postmortems.create_if_absent(new_postmortem(incident, created_at=NOW, language=language))
+    await store.evidence.add_entries(pm.id, from_incident(incident))
+    async with serve_app(chat_app(chat)) as url:
+        yield World(store, chat, url, pm)
+
+
+@pytest_asyncio.fixture
+async def world(sqlite_store: Store) -> AsyncIterator[World]:
+    async for made in _world(sqlite_store):
+        yield made
+
+
+async def test_the_draft_holds_only_cited_sentences_and_marks_them(world: World) -> None:
+    before = {s.key: s.body for s in world.pm.sections}
+    result = await world.run()
+    pm = await world.report()
+    by_key = {s.key: s for s in pm.sections}
+    assert sorted(result.drafted) == sorted(k for k in NARRATED if k in by_key)
+    summary = by_key["summary"]
+    assert summary.drafted_by == f"model {world.chat.model}"
+    assert "rests on the first entry [E1]." in summary.body and "[E999]" not in summary.body
+    assert "Everyone worked hard" not in summary.body and "batch job" not in summary.body
+    assert "Sources:" in summary.body and "- [E1] " in summary.body
+    assert result.dropped["summary"] == 2
+    assert by_key["timeline"].body == before["timeline"] and by_key["timeline"].drafted_by is None
+    markdown = render_markdown(pm)
+    assert "_Drafted by a language model from the timeline" in markdown
+    assert markdown.count("Drafted by a language model") == len(result.drafted)
+
+
+async def test_a_section_a_person_edited_is_never_touched(world: World) -> None:
+    sections = [
+        s.model_copy(update={"body": "Our own words.", "edited": True}) if s.key == "summary" else s
+        for s in world.pm.sections
+    ]
+    await world.store.postmortems.update(world.pm.id, world.pm.version, PostmortemChanges(sections=sections), NOW)
+    result = await world.run()
+    summary = next(s for s in (await world.report()).sections if s.key == "summary")
+    assert (summary.body, summary.drafted_by) == ("Our own words.", None)
+    assert "summary" in result.skipped and "summary" not in result.drafted
+    asked = [json.loads(r.body)["messages"][1]["content"] for r in world.chat.requests]
+    assert not any('Section: "Summary"' in text for text in asked)  # not even asked
+
+
+async def test_the_model_being_down_leaves_the_deterministic_draft(world: World) -> None:
+    world.chat.fail_with(500)
+    result = await world.run()
+    assert result.drafted == [] and "500" in (result.fallback or "")
+    assert (await world.report()).sections == world.pm.sections
+    assert world.chat.refused == 2  # one try and one retry, then it gave up
+
+
+async def test_a_rate_limit_then_an_answer_is_drafted(world: World) -> None:
+    world.chat.fail_next = [429]
+    world.chat.retry_after = "0"
+    result = await world.run()
+    assert "summary" in result.drafted
+
+
+async def test_a_wrong_key_is_a_failure_for_good(world: World) -> None:
+    with pytest.raises(ApplicationError, match="Incorrect API key") as caught:
+        await world.run(api_key="sk-wrong")
+    assert caught.value.non_retryable
+    assert (await world.report()).sections == world.pm.sections
+
+
+async def test_a_second_run_does_not_ask_again(world: World) -> None:
+    await world.run()
+    asked = len(world.chat.asked)
+    again = await world.run()
+    assert len(world.chat.asked) == asked and again.drafted == []
+
+
+async def test_only_the_reports_evidence_is_sent_redacted_when_asked(world: World) -> None:
+    responders = [p for i in world.pm.incidents for p in i.responders if p.name]
+    assert responders, "the fixture names its responders"
+    await world.run(redact=True)
+    sent = "\n".join(json.loads(r.body)["messages"][1]["content"] for r in world.chat.requests)
+    assert "[E1]" in sent and world.pm.incidents[0].title in sent
+    for person in responders:
+        assert person.name and person.name not in sent
+        assert not person.email or person.email not in sent
+    assert "[redacted]" in sent
+
+
+async def test_not_configured_does_nothing(world: World) -> None:
+    result = await world.run(url=None)
+    assert result.drafted == [] and "POSTMORTEM_LLM_URL" in (result.fallback or "")
+    assert world.chat.requests == []
+
+
+@pytest_asyncio.fixture
+async def chinese(sqlite_store: Store) -> AsyncIterator[World]:
+    async for made in _world(sqlite_store, Language.ZH):
+        yield made
+
+
+async def test_a_chinese_report_asks_in_chinese_with_the_templates_instructions(chinese: World) -> None:
+    chinese.chat.reply = lambda messages: "支付服务开始报错 [E1]。原因不明。"
+    await chinese.run()
+    first = json.loads(chinese.chat.requests[0].body)["messages"][1]["content"]
+    assert "请用简体中文撰写。" in first and "用两三句话让新同事看懂" in first
+    summary = next(s for s in (await chinese.report()).sections if s.key == "summary")
+    assert summary.body.startswith("支付服务开始报错 [E1]。\n\n依据:")
+    assert "由语言模型根据时间线起草" in render_markdown(await chinese.report())
