@@ -295,6 +295,15 @@ class ReportSettings(Section):
     public_redact_patterns: CommaList = Field(default_factory=list)
 
 
+class WebSettings(Section):
+    """The pages: signed links in what we send to people (unset secret: one the store generates and keeps)."""
+
+    model_config = named("POSTMORTEM_WEB_")
+
+    link_secret: SecretStr | None = None
+    link_ttl_days: int = Field(default=14, ge=1, le=365)
+
+
 class TeamsFileSettings(Section):
     model_config = named("POSTMORTEM_TEAMS_")
 

@@ -37,6 +37,7 @@ from postmortem.config import (
     TeamsFileSettings,
     TemporalSettings,
     TicketsSettings,
+    WebSettings,
 )
 
 
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     follow_up: FollowUpSettings = Field(default_factory=FollowUpSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

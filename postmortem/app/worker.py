@@ -50,7 +50,9 @@ def build_worker(
     meetings = MeetingActivities(
         store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http, clients=clients
     )
-    review = ReviewActivities(store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http)
+    review = ReviewActivities(
+        store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http, web=s.web
+    )
     links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
     problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
