@@ -19,7 +19,7 @@ from tests.support import eventually
 
 SIZES = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 FILLED = {
-    key: {"body": f"Filled **{key}**."}
+    key: {"body": f"Filled **{key}**." + (" <script>alert('x')</script>" if key == "summary" else "")}
     for key in (
         "summary",
         "timeline",
@@ -125,7 +125,12 @@ async def test_a_reminder_link_opens_the_report_and_the_reviewer_approves(site: 
     answer = await public.goto(f"{site.url}/public/postmortems/{slug}")
     assert answer is not None and answer.status == 200
     assert "text/html" in answer.headers["content-type"]
+    assert "<script>alert" not in await public.content()  # shown as text, never markup
+    assert "Filled summary." in await public.locator("article").inner_text()
     await shoot(public, "public-summary")
+    markdown = await site.api.http.get(f"/public/postmortems/{slug}.md")
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
+    assert "Filled **summary**." in markdown.text
 
 
 async def test_a_viewer_sees_no_buttons_and_a_stale_edit_offers_to_merge(site: Site, browser: Any) -> None:

@@ -140,3 +140,68 @@ async def test_docs_are_served_from_our_files(api: Api) -> None:
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
             assert (await api.http.get(asset)).status_code == 200, asset
     assert (await api.http.get("/static/app.css")).status_code == 200
+
+
+async def test_report_page_in_its_language_ui_from_the_browser(api: Api) -> None:
+    pm_id = await drafted(api, "PWEB6")
+    current = await api.store.postmortems.get(pm_id)
+    answer = await api.http.patch(
+        f"/api/postmortems/{pm_id}",
+        json={"language": "zh"},
+        headers={**api.auth(Role.EDITOR), "If-Match": f'"{current.version}"'},
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(api, Role.VIEWER)
+    report = await api.http.get(f"/postmortems/{pm_id}")
+    assert '<html lang="zh-CN">' in report.text and "关键指标" in report.text  # the report's language
+    listing = await api.http.get("/postmortems", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert "全部复盘" in listing.text
+    english = await api.http.get("/postmortems", headers={"Accept-Language": "en-GB"})
+    assert "All post-mortems" in english.text
+    csrf = CSRF.search(english.text).group(1)  # type: ignore[union-attr]
+    chosen = await api.http.post("/language", data={"csrf": csrf, "lang": "zh", "next": "/postmortems"})
+    assert chosen.status_code == 303 and "lang=zh" in chosen.headers["set-cookie"]
+    assert "全部复盘" in (await api.http.get("/postmortems", headers={"Accept-Language": "en"})).text
+
+
+async def test_comments_and_action_items_from_the_page(api: Api) -> None:
+    pm_id = await drafted(api, "PWEB7")
+    await sign_in(api, Role.EDITOR)
+    page = await api.http.get(f"/postmortems/{pm_id}")
+    csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    commented = await api.http.post(
+        f"/postmortems/{pm_id}/comments", data={"csrf": csrf, "section": "summary", "body": "Ask @ana@example.com"}
+    )
+    assert commented.status_code == 303
+    [comment] = await api.store.review.comments(pm_id)
+    assert comment.author == "editor" and comment.mentions == ["ana@example.com"]
+    unknown = await api.http.post(f"/postmortems/{pm_id}/comments", data={"csrf": csrf, "section": "nope", "body": "x"})
+    assert unknown.status_code == 422 and "unknown section" in unknown.text
+    added = await api.http.post(
+        f"/postmortems/{pm_id}/action-items",
+        data={"csrf": csrf, "description": "Add an alert", "owner": "ana@example.com", "due_date": "2030-01-31"},
+    )
+    assert added.status_code == 303, added.text
+    [item] = (await api.store.postmortems.get(pm_id)).action_items
+    assert item.owner == "ana@example.com" and item.due_date is not None and item.due_date.isoformat() == "2030-01-31"
+    _, version = await api.store.postmortems.get_action_item(pm_id, item.id)
+    edited = await api.http.post(
+        f"/postmortems/{pm_id}/action-items/{item.id}",
+        data={"csrf": csrf, "version": str(version), "description": "Add an alert", "status": "IN_PROGRESS"},
+    )
+    assert edited.status_code == 303, edited.text
+    stale = await api.http.post(
+        f"/postmortems/{pm_id}/action-items/{item.id}", data={"csrf": csrf, "version": str(version), "status": "OPEN"}
+    )
+    assert stale.status_code == 412 and "someone else changed this action item first" in stale.text
+    shown = await api.http.get(f"/postmortems/{pm_id}")
+    assert "Ask @ana@example.com" in shown.text and "Add an alert" in shown.text
+    bad_date = await api.http.post(
+        f"/postmortems/{pm_id}/action-items", data={"csrf": csrf, "description": "x", "due_date": "soon"}
+    )
+    assert bad_date.status_code == 422 and "due_date" in bad_date.text
+
+
+async def test_an_unknown_public_summary_is_a_json_404(api: Api) -> None:
+    missing = await api.http.get("/public/postmortems/not-a-slug")
+    assert missing.status_code == 404 and missing.json()["detail"]
