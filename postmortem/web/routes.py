@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -297,15 +298,15 @@ async def list_page(request: Request) -> Response:
     )
 
 
-def _datetime(value: str | None) -> datetime | None:
-    """A date or datetime from a filter field; a naive one is read as UTC (a date input has no zone)."""
+def _datetime(value: str | None, zone: tzinfo = UTC) -> datetime | None:
+    """A date or datetime from a form field; a naive one is read in `zone` (date inputs have none)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise PageError(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 # The report ----------------------------------------------------------------------------------
@@ -565,7 +566,9 @@ async def edit_item(request: Request, postmortem_id: str, item_id: str) -> Respo
 async def reschedule(request: Request, postmortem_id: str) -> Response:
     async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
         _need(who, Role.EDITOR)
-        start = _datetime(fields.get("start"))
+        meeting = await services.store.meetings.get(pm.id)
+        # A datetime-local field has no zone: it is the meeting's own (shown beside the field).
+        start = _datetime(fields.get("start"), ZoneInfo(meeting.timezone) if meeting else UTC)
         if start is None:
             raise PageError(422, "say when the meeting should start")
         await meeting_api.reschedule_meeting(pm, meeting_api.MeetingChange(start=start), services.temporal, who.token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -13,6 +14,7 @@ from postmortem.store.tokens import Role
 from postmortem.web.session import LINK_SECRET_NAME
 from tests.api.conftest import Api
 from tests.api.test_review_api import drafted
+from tests.support import eventually
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -205,3 +207,29 @@ async def test_comments_and_action_items_from_the_page(api: Api) -> None:
 async def test_an_unknown_public_summary_is_a_json_404(api: Api) -> None:
     missing = await api.http.get("/public/postmortems/not-a-slug")
     assert missing.status_code == 404 and missing.json()["detail"]
+
+
+async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
+    pm_id = await drafted(api, "PWEB8")
+
+    async def planned() -> object:
+        return await api.store.meetings.get(pm_id)
+
+    meeting = await eventually(planned, timeout=30)
+    await sign_in(api, Role.EDITOR)
+    page = await api.http.get(f"/postmortems/{pm_id}")
+    assert f"({meeting.timezone})" in page.text  # type: ignore[attr-defined]
+    csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    day = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    moved = await api.http.post(f"/postmortems/{pm_id}/meeting", data={"csrf": csrf, "start": f"{day}T10:00"})
+    assert moved.status_code == 303, moved.text
+    stored = await api.store.meetings.get(pm_id)
+    assert stored is not None
+    local = stored.start.astimezone(ZoneInfo(stored.timezone))
+    assert (local.date().isoformat(), local.hour) == (day, 10)
+    viewer = await api.http.post(
+        f"/postmortems/{pm_id}/meeting",
+        data={"csrf": csrf, "start": "2030-06-04T10:00"},
+        cookies={"pm_session": api.tokens[Role.VIEWER]},
+    )
+    assert viewer.status_code == 403 and "needs the editor role" in viewer.text
