@@ -135,7 +135,14 @@ async def test_a_reminder_link_opens_the_report_and_the_reviewer_approves(site: 
 
 async def test_a_viewer_sees_no_buttons_and_a_stale_edit_offers_to_merge(site: Site, browser: Any) -> None:
     pm_id = await resolved(site, f"PBRV{datetime.now(UTC):%H%M%S%f}", timedelta(hours=1))
-    viewer = await (await browser.new_context()).new_page()
+    current = await site.api.store.postmortems.get(pm_id)
+    chinese = await site.api.http.patch(  # its page is in its language
+        f"/api/postmortems/{pm_id}",
+        json={"language": "zh"},
+        headers={**site.api.auth(Role.EDITOR), "If-Match": f'"{current.version}"'},
+    )
+    assert chinese.status_code == 200, chinese.text
+    viewer = await (await browser.new_context(locale="zh-CN")).new_page()
     await viewer.goto(f"{site.url}/")
     await shoot(viewer, "sign-in")
     await viewer.fill("#token", site.api.tokens[Role.VIEWER])
@@ -146,6 +153,9 @@ async def test_a_viewer_sees_no_buttons_and_a_stale_edit_offers_to_merge(site: S
     assert await viewer.locator("#title").is_visible()
     assert await viewer.locator("[data-action]").count() == 0
     assert await viewer.locator("form.edit-section").count() == 0
+    assert await viewer.locator("html").get_attribute("lang") == "zh-CN"
+    assert "关键指标" in await viewer.locator("#metrics-h").inner_text()
+    await shoot(viewer, "report-zh-viewer")
 
     editor = await (await browser.new_context()).new_page()
     await editor.goto(f"{site.url}/signin")
@@ -163,7 +173,8 @@ async def test_a_viewer_sees_no_buttons_and_a_stale_edit_offers_to_merge(site: S
     )
     assert theirs.status_code == 200
     await editor.click("#section-summary form.edit-section button[type=submit]")
-    assert "Someone else saved first" in await editor.locator("h1").inner_text()
+    # "Someone else saved first", in the report's language.
+    assert await editor.locator("h1").inner_text() == "他人已先保存"
     assert "Their summary." in await editor.locator(".theirs").inner_text()
     assert await editor.locator("#merge-body").input_value() == "My summary."
     await shoot(editor, "conflict")
