@@ -29,6 +29,7 @@ from postmortem.api import meeting as meeting_api
 from postmortem.api import postmortems as postmortems_api
 from postmortem.api import problems as problems_api
 from postmortem.api import review as review_api
+from postmortem.api.errors import error
 from postmortem.api.etags import etag
 from postmortem.api.services import Services, get_services
 from postmortem.app.gateway import TemporalRefused, TemporalUnavailable, UpdateRejected, WorkflowGone
@@ -630,7 +631,7 @@ async def image(request: Request, postmortem_id: str, image_id: str, t: str | No
     response_class=Response,
     responses={
         200: {"content": {"text/html": {}, "text/markdown": {}}, "description": "the status-page summary"},
-        404: {"description": "no published post-mortem at this link"},
+        404: error("no published post-mortem at this link"),
     },
 )
 async def public_summary(request: Request, slug: str, format: str | None = None) -> Response:
