@@ -12,7 +12,7 @@ from postmortem.config import ServerSettings, WebSettings, reveal
 from postmortem.review import signed_links
 from postmortem.store.store import Store
 
-LINK_SECRET_NAME = "web_link_secret"  # the same name postmortem.web.session reads
+LINK_SECRET_NAME = signed_links.STORED_SECRET
 
 
 class PageLinks:

@@ -55,7 +55,7 @@ def build_worker(
     )
     links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
-    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
+    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http, web=s.web)
     return Worker(
         client,
         task_queue=task_queue,

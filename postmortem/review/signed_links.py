@@ -17,6 +17,7 @@ from enum import StrEnum
 from urllib.parse import quote
 
 MAC_BYTES = 16  # 128 bits of HMAC-SHA256: short in a URL, far beyond guessing
+STORED_SECRET = "web_link_secret"  # the store's name for the key when none is configured (pages and worker alike)
 TAG_BYTES = 6  # which report the token is for, so a link moved onto another report says so
 
 

@@ -158,7 +158,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _local(path: str | None) -> str:
     """Only a path on this site is a place to go back to after signing in (no open redirect)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    if not path or not path.startswith("/") or "\\" in path or any(ord(c) < 33 or c == "\x7f" for c in path):
+        return "/postmortems"
+    if path.startswith("//"):  # "//host/…" is another site
         return "/postmortems"
     return path
 

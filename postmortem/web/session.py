@@ -25,7 +25,7 @@ from postmortem.store.tokens import Role, TokenInfo
 SESSION_COOKIE = "pm_session"
 CSRF_COOKIE = "pm_csrf"
 LANG_COOKIE = "lang"
-LINK_SECRET_NAME = "web_link_secret"
+LINK_SECRET_NAME = signed_links.STORED_SECRET
 
 
 class PageError(Exception):

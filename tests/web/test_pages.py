@@ -233,3 +233,11 @@ async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
         cookies={"pm_session": api.tokens[Role.VIEWER]},
     )
     assert viewer.status_code == 403 and "needs the editor role" in viewer.text
+
+
+def test_only_a_local_path_is_a_place_to_go_after_signing_in() -> None:
+    from postmortem.web.routes import _local
+
+    assert _local("/postmortems/pagerduty-P1") == "/postmortems/pagerduty-P1"
+    for elsewhere in ("//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "", None, "x"):
+        assert _local(elsewhere) == "/postmortems", elsewhere
