@@ -230,7 +230,7 @@ async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
     viewer = await api.http.post(
         f"/postmortems/{pm_id}/meeting",
         data={"csrf": csrf, "start": "2030-06-04T10:00"},
-        cookies={"pm_session": api.tokens[Role.VIEWER]},
+        headers={"Cookie": f"pm_session={api.tokens[Role.VIEWER]}; pm_csrf={csrf}"},
     )
     assert viewer.status_code == 403 and "needs the editor role" in viewer.text
 
