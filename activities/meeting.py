@@ -32,6 +32,7 @@ from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot, meeting_minutes
 from postmortem.models import Language, Severity
 from postmortem.report.formatting import format_local
+from postmortem.review import signed_links
 from postmortem.store.meetings import MeetingStore
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class MeetingActivities:
             organizer=organizer,
             attendees=list(attendees.values()),
             agenda=build_agenda(minutes, input.language),
-            report_url=f"{self._public_url}/api/postmortems/{input.postmortem_id}?format=markdown",
+            report_url=signed_links.page_url(self._public_url, input.postmortem_id),  # several people: sign in
             video_url=(
                 self._meeting.video_url_template.format(postmortem_id=input.postmortem_id, uid=uid)
                 if self._meeting.video_url_template

@@ -13,8 +13,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.page_links import PageLinks
 from postmortem.activities.review import Messenger
-from postmortem.config import HttpSettings, ServerSettings, SlackSettings, SmtpSettings
+from postmortem.config import HttpSettings, ServerSettings, SlackSettings, SmtpSettings, WebSettings
 from postmortem.review.problems import Problem, ProblemState
 from postmortem.store.errors import NotFound
 from postmortem.store.store import Store
@@ -59,9 +60,11 @@ class ProblemActivities:
         slack: SlackSettings | None = None,
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
+        web: WebSettings | None = None,
     ) -> None:
         self._store = store
         self._public_url = (server or ServerSettings()).resolved_public_url
+        self._links = PageLinks(store, server, web)
         self._messenger = Messenger.from_settings(store, smtp, slack, http)
 
     @activity.defn(name="record_problem")
@@ -114,17 +117,21 @@ class ProblemActivities:
         text = (
             f"{problem.message}\n\n"
             "The post-mortem goes on without it. Once the cause is fixed, retry it:\n"
-            f"POST {report}/problems/{problem.id}/retry\n\n{report}"
+            f"POST {report}/problems/{problem.id}/retry\n\n"
         )
+        page = self._links.page(input.postmortem_id)
         if input.slack_channel and input.broken_channel != "slack":
             try:
                 await self._messenger.slack(
-                    input.postmortem_id, f"{key}:slack", input.slack_channel, f"{subject}\n{text}", input.now
+                    input.postmortem_id, f"{key}:slack", input.slack_channel, f"{subject}\n{text}{page}", input.now
                 )
             except Exception as exc:  # never raised: the problem is on the report whether or not they hear of it
                 activity.logger.warning("could not tell %s of problem %s on Slack: %s", input.slack_channel, key, exc)
         if input.owners and input.broken_channel != "email":
             try:
-                await self._messenger.email(input.postmortem_id, f"{key}:email", input.owners, subject, text, input.now)
+                link = await self._links.for_people(input.postmortem_id, input.owners, input.now)
+                await self._messenger.email(
+                    input.postmortem_id, f"{key}:email", input.owners, subject, f"{text}{link}", input.now
+                )
             except Exception as exc:
                 activity.logger.warning("could not email %s of problem %s: %s", ", ".join(input.owners), key, exc)

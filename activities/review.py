@@ -15,8 +15,17 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.page_links import PageLinks
 from postmortem.activities.upstream import activity_error
-from postmortem.config import HttpSettings, ReportSettings, ServerSettings, SlackSettings, SmtpSettings, reveal
+from postmortem.config import (
+    HttpSettings,
+    ReportSettings,
+    ServerSettings,
+    SlackSettings,
+    SmtpSettings,
+    WebSettings,
+    reveal,
+)
 from postmortem.integrations.email_invite import SmtpMailer, delivery_message_id
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.slack_api import SlackClient
@@ -167,10 +176,11 @@ class ReviewActivities:
         report: ReportSettings | None = None,
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
+        web: WebSettings | None = None,
     ) -> None:
         self._store = store
         self._redact = (report or ReportSettings()).public_redact_patterns
-        self._public_url = (server or ServerSettings()).resolved_public_url
+        self._links = PageLinks(store, server, web)
         self._messenger = Messenger.from_settings(store, smtp, slack, http)
 
     @activity.defn(name="record_review")
@@ -229,7 +239,7 @@ class ReviewActivities:
         sent: list[str] = []
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"
-            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._public_url}/api/postmortems/{pm.id}/export?format=html"
+            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._links.page(pm.id)}"
             if await self._messenger.slack(pm.id, key, input.slack_channel, text, input.now):
                 sent.append(key)
         return sent
@@ -238,7 +248,8 @@ class ReviewActivities:
     async def notify(self, input: NotifyInput) -> NotifyResult:
         sent: list[str] = []
         messenger = self._messenger
-        text = f"{input.subject}\n{input.text}"
+        text = f"{input.subject}\n{input.text}\n{self._links.page(input.postmortem_id)}"
+        email_text = f"{input.text}\n\n{await self._links.for_people(input.postmortem_id, input.recipients, input.now)}"
         failed: ApplicationError | None = None
         try:
             if input.slack_channel and await messenger.slack(
@@ -249,7 +260,7 @@ class ReviewActivities:
             failed = exc
         try:
             if await messenger.email(
-                input.postmortem_id, f"{input.key}:email", input.recipients, input.subject, input.text, input.now
+                input.postmortem_id, f"{input.key}:email", input.recipients, input.subject, email_text, input.now
             ):
                 sent.append("email")
         except ApplicationError as exc:

@@ -24,6 +24,7 @@ from postmortem.integrations.jira import JiraClient
 from postmortem.integrations.linear import LinearClient
 from postmortem.integrations.tickets import TicketClient, TicketRequest
 from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem
+from postmortem.review import signed_links
 from postmortem.store.similarity import Match
 from postmortem.store.store import Store
 
@@ -122,7 +123,7 @@ class TicketActivities:
             for part in (
                 item.description,
                 owner_line if item.owner else "",
-                f"From the post-mortem “{pm.title}”: {self._public_url}/api/postmortems/{pm.id}",
+                f"From the post-mortem “{pm.title}”: {signed_links.page_url(self._public_url, pm.id)}",
             )
             if part
         )

@@ -342,6 +342,13 @@ class LlmSettings(Section):
     # max_wait_seconds) before the deterministic draft is kept.
     retries: int = Field(default=2, ge=0, le=10)
     max_wait_seconds: float = Field(default=30.0, ge=0)
+class WebSettings(Section):
+    """The pages: signed links in what we send to people (unset secret: one the store generates and keeps)."""
+
+    model_config = named("POSTMORTEM_WEB_")
+
+    link_secret: SecretStr | None = None
+    link_ttl_days: int = Field(default=14, ge=1, le=365)
 
 
 class TeamsFileSettings(Section):

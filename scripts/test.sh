@@ -13,4 +13,10 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
   echo "installing ${missing[*]} for the end-to-end tests…"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}") >/dev/null
 fi
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright's Python package (never a
+# downloaded browser): installed the same way, skipped when it cannot be (and failing in CI).
+if ! [ -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (and a Chinese font for its screenshots) for the browser tests…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei) >/dev/null
+fi
 exec .venv/bin/python -m pytest "$@"

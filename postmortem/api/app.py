@@ -22,6 +22,7 @@ from postmortem.api import (
 from postmortem.api.errors import document_errors, install_error_handlers
 from postmortem.api.limits import BodyLimits
 from postmortem.api.services import Services
+from postmortem.web import routes as web
 from postmortem.webhooks import router as webhooks
 
 
@@ -31,6 +32,8 @@ def create_app(services: Services) -> FastAPI:
         version="0.1.0",
         description="Resolved incidents become drafted, reviewed and tracked post-mortems. "
         "Send `Authorization: Bearer <token>` to every /api route.",
+        docs_url=None,  # served by postmortem.web from a package's files, not a CDN
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -56,6 +59,7 @@ def create_app(services: Services) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
-    app.include_router(review.public)
+    app.include_router(web.public)
+    web.install(app)
     app.include_router(action_items.overview)
     return app

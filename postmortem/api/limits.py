@@ -204,13 +204,15 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 def _content_kind(content_type: str | None) -> str | None:
-    """ "json" (application/json, application/*+json: what FastAPI parses), "multipart", "other", or None."""
+    """ "json" (application/json, application/*+json: what FastAPI parses), "multipart", "form", "other", or None."""
     if not content_type:
         return None
     message = email.message.Message()
     message["content-type"] = content_type
     if message.get_content_type() == "multipart/form-data":
         return "multipart"
+    if message.get_content_type() == "application/x-www-form-urlencoded":
+        return "form"
     subtype = message.get_content_subtype()
     if message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json")):
         return "json"
@@ -264,7 +266,8 @@ class BodyLimits:
     - NUL in the path: 404 (no resource has such a name); NUL in the query string: 422.
     - JSON bodies: read with the API cap (413), then `load_json` (400 / 422), then handed on unchanged.
     - multipart/form-data (the image upload): streamed through, guarded at the upload's own cap.
-    - any other body: 415 when it is not empty (every route that reads a body reads JSON).
+    - an HTML form (urlencoded) outside /api: a page's form (postmortem.web), within the API cap.
+    - any other body: 415 when it is not empty (every /api route that reads a body reads JSON).
     """
 
     def __init__(self, app: ASGIApp, limits: LimitsSettings, upload_cap: int) -> None:
@@ -308,6 +311,8 @@ class BodyLimits:
         )
         if body and kind == "json":
             load_json(body, self.limits.json_max_depth)
+        elif body and kind == "form" and not scope["path"].startswith("/api/"):
+            pass  # a page's form (postmortem.web), read within the same cap
         elif body:
             sent = headers.get("content-type")
             raise InputRejected(

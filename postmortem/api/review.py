@@ -1,4 +1,4 @@
-"""REST: the review lifecycle (through workflow Updates), comments, exports and the public summary.
+"""REST: the review lifecycle (through workflow Updates), comments and exports (the public summary is a page: postmortem/web).
 
 The workflow owns the lifecycle: its Update validators apply every rule (`review.lifecycle.check`).
 The API does not judge a transition; it reads what the rules need to know of the document from the
@@ -49,7 +49,6 @@ from postmortem.workflows.inputs import (
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}", tags=["review"])
-public = APIRouter(tags=["public"])
 
 Format = Literal["md", "html", "json", "pdf"]
 
@@ -350,21 +349,3 @@ async def export(
     if format == "pdf":
         headers["Content-Disposition"] = f'attachment; filename="{pm.id}.pdf"'
     return Response(content, media_type=media_type, headers=headers)
-
-
-@public.get(
-    "/public/postmortems/{slug}",
-    response_class=Response,
-    responses={200: {"content": {"text/markdown": {}}, "description": "the status-page summary"}},
-)
-async def public_summary(slug: str, store: StoreDep) -> Response:
-    """The customer-facing summary of a published report: no token, internal details removed; the
-    unguessable slug of a published report is its only check (not the report's visibility)."""
-    content = await store.review.public_by_slug(slug)
-    if content is None:
-        raise HTTPException(404, "no published post-mortem at this link")
-    return Response(
-        content,
-        media_type="text/markdown; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-    )

@@ -39,6 +39,7 @@ from postmortem.config import (
     TeamsFileSettings,
     TemporalSettings,
     TicketsSettings,
+    WebSettings,
 )
 
 
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

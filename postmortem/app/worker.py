@@ -53,10 +53,12 @@ def build_worker(
     meetings = MeetingActivities(
         store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http, clients=clients
     )
-    review = ReviewActivities(store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http)
+    review = ReviewActivities(
+        store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http, web=s.web
+    )
     links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, jsm=s.jsm, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
-    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http)
+    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http, web=s.web)
     narratives = NarrativeActivities(
         store.postmortems, store.evidence, llm=s.llm, report=s.report, templates=store.templates, client=clients.llm
     )

@@ -311,3 +311,28 @@ def can_edit(status: Status, role: str, *, is_reviewer: bool = False) -> bool:
     if status == Status.IN_REVIEW:
         return role in EDITORS or is_reviewer
     return False
+
+
+BUTTONS = ("submit", "approve", "request_changes", "publish", "unpublish", "archive")
+EDITOR_ACTIONS = {"submit", "publish"}  # the API takes these from editors (and up) only
+
+
+def allowed_actions(review: Review, actor: Actor) -> list[str]:
+    """The transitions worth offering `actor` now: the report's status allows them and the caller's
+    role (or being a named reviewer) does. What only the document can refuse (empty required sections,
+    open threads, pending approvals) is left to the workflow, whose refusal the page shows."""
+    allowed: list[str] = []
+    for action in BUTTONS:
+        if review.status not in TRANSITIONS[action].sources:
+            continue
+        if action == "publish" and review.status == Status.DRAFT and review.published_count == 0:
+            continue  # a first publication goes through review
+        if action in EDITOR_ACTIONS and actor.role not in EDITORS:
+            continue
+        try:
+            check(review, action, actor, reviewers=[actor.name], comment="-")
+        except TransitionRefused as refused:
+            if refused.status == 403:
+                continue
+        allowed.append(action)
+    return allowed

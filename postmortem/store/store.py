@@ -14,6 +14,7 @@ from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
 from postmortem.store.problems import ProblemStore
 from postmortem.store.review import ReviewStore
+from postmortem.store.secrets import SecretStore
 from postmortem.store.similarity import SimilarityStore
 from postmortem.store.templates import TemplateStore
 from postmortem.store.tokens import TokenStore
@@ -34,6 +35,7 @@ class Store:
         self.inbox = InboxStore(sessions, engine.dialect.name)
         self.problems = ProblemStore(sessions, engine.dialect.name)
         self.similarity = SimilarityStore(sessions, engine.dialect.name)
+        self.secrets = SecretStore(sessions)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:

@@ -109,6 +109,9 @@ async def test_the_owners_are_told_once_per_problem(world: World) -> None:
     body = mail.get_content()
     assert JIRA_REFUSED in body
     assert f"POST https://pm.example.com/api/postmortems/{world.pm_id}/problems/tickets:jira/retry" in body
+    # Two owners read the one message: the plain page link (whoever opens it signs in), never a signed one.
+    assert body.rstrip().endswith(f"https://pm.example.com/postmortems/{world.pm_id}")
+    assert f"https://pm.example.com/postmortems/{world.pm_id}" in posted["text"]
     key = f"{world.pm_id}:problem:tickets:jira"
     assert await world.store.meetings.deliveries(world.pm_id) == [(f"{key}:email", "email"), (f"{key}:slack", "slack")]
     assert (await world.store.problems.get(world.pm_id, "tickets:jira")).attempts == 2

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from markupsafe import escape
 
 from postmortem.models import ActionItemStatus, Priority, Status, Visibility
 from postmortem.review.lifecycle import Review, ReviewerState, Transition
@@ -286,6 +287,11 @@ async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Ap
     routes = report_routes(api)
     wrong: list[str] = []
     for method, path in routes:
+        if is_page(api, method, path):
+            response = await page_request(api, method, path, report.values, outsider)
+            if not (response.status_code == 404 and hidden_page(response.text, report.id)):
+                wrong.append(f"{method} {path} (page): {response.status_code} <{len(response.content)} bytes>")
+            continue
         response = await api.http.request(headers=headers, **build_request(api, method, path, report.values))
         is_json = "json" in response.headers.get("content-type", "")
         payload = response.json() if is_json else None
@@ -301,10 +307,32 @@ async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Ap
     if visibility == Visibility.TEAM:  # its own team gets past the check: the requests are plausible
         teammate = await token(api, "mate@example.com", Role.VIEWER, team="payments")
         for method, path in report_routes(api):
-            if method == "GET":
+            if method == "GET" and is_page(api, method, path):
+                response = await page_request(api, method, path, report.values, teammate)
+                assert not hidden_page(response.text, report.id), f"GET {path} hides the report from its own team"
+            elif method == "GET":
                 response = await api.http.request(headers=teammate, **build_request(api, method, path, report.values))
                 hidden = response.status_code == 404 and response.json()["detail"] == f"no post-mortem {report.id!r}"
                 assert not hidden, f"GET {path} hides the report from its own team"
+
+
+def is_page(api: Api, method: str, path: str) -> bool:
+    """A page (postmortem.web): not in the OpenAPI, signed in by cookie, its forms urlencoded with a CSRF field."""
+    return not _operation(api, method, path)[0]
+
+
+async def page_request(api: Api, method: str, path: str, values: dict[str, str], caller: dict[str, str]) -> Any:
+    """The page as a browser signed in with the caller's token asks for it (a form post with its CSRF token)."""
+    secret = caller["Authorization"].removeprefix("Bearer ")
+    csrf = "walk-csrf-token-of-the-browser"
+    url = PARAM.sub(lambda match: values.get(match.group(1), "1"), path)
+    cookies = {"Cookie": f"pm_session={secret}; pm_csrf={csrf}"}
+    data = {"csrf": csrf, "version": "1", "section": "summary", "body": "x", "title": "x"} if method == "POST" else None
+    return await api.http.request(method, url, headers=cookies, data=data)
+
+
+def hidden_page(text: str, pm_id: str) -> bool:
+    return str(escape(f"no post-mortem {pm_id!r}")) in text  # as Jinja escapes it
 
 
 LEAKS = [

@@ -1,0 +1,686 @@
+"""The pages under `/`: sign-in, the list, a report, its forms, the public summary, the API docs.
+
+Server-rendered (Jinja2), readable without JavaScript. A page reads the store as the JSON API does,
+and every form calls the very function the JSON API's route runs (api/review.py, api/postmortems.py,
+…) with the caller the page resolved, so a page can neither see nor do more than the API would let
+the same person. A refusal (the workflow's UpdateRejected, an HTTPException of the API's code) is
+shown in its own words with its status; a stale edit (412) shows both texts to merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, tzinfo
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from postmortem.api import action_items as action_items_api
+from postmortem.api import meeting as meeting_api
+from postmortem.api import postmortems as postmortems_api
+from postmortem.api import problems as problems_api
+from postmortem.api import review as review_api
+from postmortem.api.errors import error
+from postmortem.api.etags import etag
+from postmortem.api.services import Services, get_services
+from postmortem.app.gateway import TemporalRefused, TemporalUnavailable, UpdateRejected, WorkflowGone
+from postmortem.evidence.models import EntryKind, EvidenceSource
+from postmortem.models import ActionItemStatus, Language, Postmortem, Priority, Status
+from postmortem.report.exports import markdown_parser, sanitise_html
+from postmortem.review.lifecycle import Actor, allowed_actions, can_edit
+from postmortem.review.visibility import may_see
+from postmortem.store.errors import NotFound, VersionConflict
+from postmortem.store.listing import InvalidCursor, PostmortemFilter
+from postmortem.store.tokens import Role
+from postmortem.web import session as web_session
+from postmortem.web.i18n import LANGUAGES, translator, ui_language
+from postmortem.web.session import Caller, PageError, caller, check_csrf, csrf_token, ensure_csrf
+
+router = APIRouter(include_in_schema=False)
+public = APIRouter(tags=["public"])
+
+_HERE = Path(__file__).parent
+STATIC = StaticFiles(directory=_HERE / "static")
+DOCS_STATIC = StaticFiles(directory=str(resources.files("fastapi_offline") / "static"))
+
+# Pages: only our own files (no inline script or style, no CDN); images of reports over https or
+# from us; forms post back here only; never framed; the signed link in the URL is never sent on as
+# a Referer to the evidence links a report holds.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' https:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI and ReDoc set inline styles (and ReDoc runs a blob: worker); still no script but ours.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+_markdown = markdown_parser()
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_markdown_html(text: str) -> str:
+    """A report's Markdown as the HTML export renders it: no raw HTML, sanitised by nh3."""
+    return sanitise_html(_markdown.render(text or ""))
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _when(value: datetime | date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+templates.filters["markdown"] = render_markdown_html
+templates.filters["duration"] = _duration
+templates.filters["when"] = _when
+
+
+def page(
+    request: Request,
+    services: Services,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    lang: str | None = None,
+    who: Caller | None = None,
+) -> HTMLResponse:
+    language = lang or ui_language(request)
+    html = templates.get_template(name).render(
+        t=translator(language),
+        ui=language,
+        languages=LANGUAGES,
+        csrf=csrf_token(request),
+        who=who,
+        path=request.url.path,
+        nav=NAV,
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": PAGE_CSP, **SECURITY_HEADERS})
+    ensure_csrf(request, response, services)
+    return response
+
+
+# Entries of the top navigation: (path, word). Other pages (the action-item board, the metrics) add
+# theirs here.
+NAV: list[tuple[str, str]] = [("/postmortems", "list")]
+
+
+def error_page(request: Request, services: Services, error: PageError) -> HTMLResponse:
+    if error.sign_in:
+        response = page(
+            request,
+            services,
+            "signin.html",
+            {"next": _local(request.url.path), "notice": error.message, "failed": False},
+            status=error.status,
+        )
+        return response
+    return page(
+        request, services, "error.html", {"status": error.status, "message": error.message}, status=error.status
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form (every form here): the last value of each field; then the CSRF check."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    fields = {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
+    check_csrf(request, fields.get("csrf"))
+    return fields
+
+
+def _local(path: str | None) -> str:
+    """Only a path on this site is a place to go back to after signing in (no open redirect)."""
+    if not path or not path.startswith("/") or "\\" in path or any(ord(c) < 33 or c == "\x7f" for c in path):
+        return "/postmortems"
+    if path.startswith("//"):  # "//host/…" is another site
+        return "/postmortems"
+    return path
+
+
+async def _signed_in(request: Request, services: Services) -> Caller:
+    who = await caller(request, services)
+    if who is None:
+        raise PageError(401, "sign in to see the post-mortems", sign_in=True)
+    return who
+
+
+async def _report(services: Services, postmortem_id: str, who: Caller) -> Postmortem:
+    """The report if this caller may see it; as the API, a hidden one is as if it did not exist."""
+    try:
+        pm = await services.store.postmortems.get(postmortem_id)
+    except NotFound as exc:
+        raise PageError(404, f"no post-mortem {postmortem_id!r}") from exc
+    if may_see(who.reader, pm) or may_see(who.reader, pm, await services.store.review.get(pm.id)):
+        return pm
+    raise PageError(404, f"no post-mortem {postmortem_id!r}")
+
+
+def _need(who: Caller, role: Role) -> None:
+    """The role an API route's dependency asks for, in the API's words."""
+    if who.token.role.rank < role.rank:
+        raise PageError(403, f"this action needs the {role.value} role; {who.token.name} has {who.token.role.value}")
+
+
+def report_url(postmortem_id: str, who: Caller | None, **query: str) -> str:
+    params = {**({"t": who.link} if who is not None and who.link else {}), **query}
+    base = f"/postmortems/{quote(postmortem_id, safe='')}"
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+# Sign-in -------------------------------------------------------------------------------------
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
+    services = await get_services(request)
+    return page(request, services, "signin.html", {"next": _local(next), "notice": None, "failed": False})
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request) -> Response:
+    services = await get_services(request)
+    try:
+        fields = await _form(request)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    token = fields.get("token", "").strip()
+    info = await services.store.tokens.authenticate(token) if token else None
+    target = _local(fields.get("next"))
+    if info is None:
+        return page(request, services, "signin.html", {"next": target, "notice": None, "failed": True}, status=401)
+    response = RedirectResponse(target, status_code=303)
+    web_session.set_cookie(response, request, services, web_session.SESSION_COOKIE, token, max_age=30 * 86400)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    services = await get_services(request)
+    try:
+        await _form(request)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(web_session.SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+async def choose_language(request: Request) -> Response:
+    services = await get_services(request)
+    try:
+        fields = await _form(request)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    response = RedirectResponse(_local(fields.get("next")), status_code=303)
+    if fields.get("lang") in LANGUAGES:
+        web_session.set_cookie(
+            response, request, services, web_session.LANG_COOKIE, fields["lang"], max_age=365 * 86400
+        )
+    return response
+
+
+# The list ------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+@router.get("/postmortems", response_class=HTMLResponse)
+async def list_page(request: Request) -> Response:
+    services = await get_services(request)
+    try:
+        who = await _signed_in(request, services)
+        query = request.query_params
+        status = query.get("status") or None
+        created_from, created_to = _datetime(query.get("created_from")), _datetime(query.get("created_to"))
+        sort = "updated" if query.get("sort") == "updated" else "created"
+        try:
+            limit = min(max(int(query.get("limit") or 25), 1), 200)
+        except ValueError:
+            limit = 25
+        try:
+            items, next_cursor = await services.store.postmortems.list(
+                PostmortemFilter(
+                    viewer=who.reader,
+                    status=Status(status) if status in {s.value for s in Status} else None,
+                    team=query.get("team") or None,
+                    service=query.get("service") or None,
+                    incident_id=query.get("incident_id") or None,
+                    created_from=created_from,
+                    created_to=created_to,
+                ),
+                sort=sort,
+                limit=limit,
+                cursor=query.get("cursor") or None,
+            )
+        except InvalidCursor as exc:
+            raise PageError(400, f"this page link is not valid any more: {exc}") from exc
+    except PageError as refused:
+        return error_page(request, services, refused)
+    kept = {k: v for k, v in query.items() if k != "cursor" and v}
+    next_url = "/postmortems?" + urlencode({**kept, "cursor": next_cursor}) if next_cursor else None
+    return page(
+        request,
+        services,
+        "list.html",
+        {
+            "items": items,
+            "statuses": [s.value for s in Status],
+            "query": dict(query),
+            "next_url": next_url,
+            "first_url": "/postmortems?" + urlencode(kept) if query.get("cursor") else None,
+        },
+        who=who,
+    )
+
+
+def _datetime(value: str | None, zone: tzinfo = UTC) -> datetime | None:
+    """A date or datetime from a form field; a naive one is read in `zone` (date inputs have none)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise PageError(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+# The report ----------------------------------------------------------------------------------
+
+
+async def _report_context(services: Services, pm: Postmortem, who: Caller, request: Request) -> dict[str, Any]:
+    store = services.store
+    query = request.query_params
+    kinds = [EntryKind(k) for k in query.getlist("kind") if k in {e.value for e in EntryKind}]
+    sources = [EvidenceSource(s) for s in query.getlist("source") if s in {e.value for e in EvidenceSource}]
+    review = await store.review.get(pm.id)
+    comments = await store.review.comments(pm.id)
+    threads: dict[str, list[Any]] = {}
+    for comment in comments:
+        if comment.parent_id is None:
+            threads.setdefault(comment.section, []).append(
+                {"root": comment, "replies": [c for c in comments if c.parent_id == comment.id]}
+            )
+    actor = Actor(name=who.token.name, role=who.token.role.value)
+    is_reviewer = review.reviewer(who.token.name) is not None
+    editor = who.token.role.rank >= Role.EDITOR.rank
+    return {
+        "pm": pm,
+        "review": review,
+        "meeting": await store.meetings.get(pm.id),
+        "problems": await store.problems.list(pm.id),
+        "follow_ups": [postmortems_api.follow_up_view(check) for check in await store.follow_ups.list(pm.id)],
+        "threads": threads,
+        "images": await store.images.list(pm.id),
+        "timeline": await store.evidence.entries(pm.id, kinds=kinds or None, sources=sources or None, limit=500),
+        "timeline_total": await store.evidence.count(pm.id, kinds=kinds or None, sources=sources or None),
+        "kinds": [e.value for e in EntryKind],
+        "sources": [e.value for e in EvidenceSource],
+        "chosen_kinds": [k.value for k in kinds],
+        "chosen_sources": [s.value for s in sources],
+        "buttons": allowed_actions(review, actor),
+        "priorities": [p.value for p in Priority],
+        "item_statuses": [s.value for s in ActionItemStatus],
+        "item_versions": {
+            item.id: (await store.postmortems.get_action_item(pm.id, item.id))[1] for item in pm.action_items
+        },
+        "can_edit": can_edit(pm.status, who.token.role.value, is_reviewer=is_reviewer),
+        "editor": editor,
+        "link": who.link,
+        "self_url": report_url(pm.id, who),
+        "notice": query.get("done"),
+        "refusal": None,
+    }
+
+
+def _report_language(pm: Postmortem) -> str:
+    return "zh" if pm.language == Language.ZH else "en"
+
+
+@router.get("/postmortems/{postmortem_id}", response_class=HTMLResponse)
+async def report_page(request: Request, postmortem_id: str, t: str | None = None) -> Response:
+    services = await get_services(request)
+    try:
+        who = await caller(request, services, postmortem_id, t)
+        if who is None:
+            raise PageError(401, "sign in to open this post-mortem", sign_in=True)
+        pm = await _report(services, postmortem_id, who)
+        context = await _report_context(services, pm, who, request)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    response = page(request, services, "report.html", context, lang=_report_language(pm), who=who)
+    response.headers["ETag"] = etag(pm.version)
+    return response
+
+
+async def _act(
+    request: Request,
+    postmortem_id: str,
+    run: Callable[[Services, Postmortem, Caller, dict[str, str]], Awaitable[Response | str | None]],
+) -> Response:
+    """A form post on a report: CSRF, caller, report; run; then back to the page (303), or the page
+    again with the refusal in its own words and status."""
+    services = await get_services(request)
+    try:
+        fields = await _form(request)
+        who = await caller(request, services, postmortem_id, fields.get("t") or request.query_params.get("t"))
+        if who is None:
+            raise PageError(401, "sign in to act on this post-mortem", sign_in=True)
+        pm = await _report(services, postmortem_id, who)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    try:
+        outcome = await run(services, pm, who, fields)
+    except PageError as refused:
+        message, status = refused.message, refused.status
+    except UpdateRejected as rejected:
+        message, status = str(rejected), rejected.status
+    except HTTPException as refused:
+        message, status = str(refused.detail), refused.status_code
+    except ValidationError as invalid:
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors())
+        status = 422
+    except WorkflowGone:
+        message, status = "this post-mortem's workflow has finished: nothing can change it now", 409
+    except TemporalUnavailable as exc:
+        message, status = f"the workflow service is unreachable, try again shortly ({exc})", 503
+    except TemporalRefused as exc:
+        message, status = str(exc), 422
+    except NotFound as exc:
+        message, status = str(exc).strip("'\""), 404
+    else:
+        if isinstance(outcome, Response):
+            return outcome
+        return RedirectResponse(report_url(pm.id, who, done=outcome or "saved"), status_code=303)
+    pm = await services.store.postmortems.get(pm.id)
+    context = await _report_context(services, pm, who, request)
+    context["refusal"] = message
+    return page(request, services, "report.html", context, status=status, lang=_report_language(pm), who=who)
+
+
+TRANSITION_ROLES = {"submit": Role.EDITOR, "publish": Role.EDITOR}
+
+
+@router.post("/postmortems/{postmortem_id}/actions/{action}")
+async def transition(request: Request, postmortem_id: str, action: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        store, gateway, token = services.store, services.temporal, who.token
+        _need(who, TRANSITION_ROLES.get(action, Role.VIEWER))
+        if action == "submit":
+            names = [n.strip() for n in fields.get("reviewers", "").replace(";", ",").split(",") if n.strip()]
+            body = review_api.SubmitBody(reviewers=names)
+            await review_api.submit(pm, body, services, gateway, token)
+        elif action == "approve":
+            decision = review_api.DecisionBody(comment=fields.get("comment") or None)
+            await review_api.approve(pm, decision, store, gateway, token)
+        elif action == "request_changes":
+            changes = review_api.ChangesBody(comment=fields.get("comment", ""))
+            await review_api.request_changes(pm, changes, store, gateway, token)
+        elif action in ("publish", "unpublish", "archive"):
+            await getattr(review_api, action)(pm, store, gateway, token)
+        else:
+            raise PageError(404, f"no action {action!r}")
+        return action
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/edit")
+async def edit(request: Request, postmortem_id: str) -> Response:
+    """Title or one section, with the version the form was read at (the API's If-Match); a 412
+    shows what is stored now beside what was sent, to merge."""
+
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> Response | str:
+        key = fields.get("section") or None
+        if key:
+            patch = postmortems_api.PostmortemPatch(
+                sections={key: postmortems_api.SectionEdit(body=fields.get("body", ""))}
+            )
+        else:
+            patch = postmortems_api.PostmortemPatch(title=fields.get("title", ""))
+        version = fields.get("version", "")
+        try:
+            await postmortems_api.patch_postmortem(
+                pm,
+                patch,
+                Response(),
+                services.store,
+                services.temporal,
+                who.token,
+                etag(int(version)) if version.isdigit() else None,
+            )
+        except VersionConflict:
+            current = await services.store.postmortems.get(pm.id)
+            if key:
+                theirs = next((s.body for s in current.sections if s.key == key), "")
+                label = next((s.title for s in current.sections if s.key == key), key)
+            else:
+                theirs, label = current.title, None
+            return page(
+                request,
+                services,
+                "conflict.html",
+                {
+                    "pm": current,
+                    "section": key,
+                    "label": label,
+                    "theirs": theirs,
+                    "yours": fields.get("body" if key else "title", ""),
+                    "link": who.link,
+                    "back": report_url(pm.id, who),
+                },
+                status=412,
+                lang=_report_language(current),
+                who=who,
+            )
+        return "saved"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/comments")
+async def comment(request: Request, postmortem_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        body = review_api.CommentBody(
+            section=fields.get("section", ""), body=fields.get("body", ""), parent_id=fields.get("parent_id") or None
+        )
+        await review_api.add_comment(pm, body, services.store, who.token)
+        return "commented"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/comments/{comment_id}/resolve")
+async def resolve(request: Request, postmortem_id: str, comment_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        await review_api.resolve_comment(pm, comment_id, services.store, who.token)
+        return "resolved"
+
+    return await _act(request, postmortem_id, run)
+
+
+def _item_fields(fields: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in ("description", "owner", "due_date", "priority", "status"):
+        if fields.get(key, "").strip():
+            values[key] = fields[key].strip()
+    return values
+
+
+@router.post("/postmortems/{postmortem_id}/action-items")
+async def add_item(request: Request, postmortem_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        body = action_items_api.ActionItemCreate(**_item_fields(fields))
+        await action_items_api.create_action_item(pm, body, Response(), services.store, services.temporal)
+        return "item_added"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/action-items/{item_id}")
+async def edit_item(request: Request, postmortem_id: str, item_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        body = action_items_api.ActionItemPatch(**_item_fields(fields))
+        version = fields.get("version", "")
+        try:
+            await action_items_api.patch_action_item(
+                pm, item_id, body, Response(), services.store, etag(int(version)) if version.isdigit() else None
+            )
+        except VersionConflict as exc:
+            raise PageError(
+                412,
+                f"someone else changed this action item first (now at version {exc.current}): reload and edit again",
+            ) from exc
+        return "item_saved"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/meeting")
+async def reschedule(request: Request, postmortem_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        meeting = await services.store.meetings.get(pm.id)
+        # A datetime-local field has no zone: it is the meeting's own (shown beside the field).
+        start = _datetime(fields.get("start"), ZoneInfo(meeting.timezone) if meeting else UTC)
+        if start is None:
+            raise PageError(422, "say when the meeting should start")
+        await meeting_api.reschedule_meeting(pm, meeting_api.MeetingChange(start=start), services.temporal, who.token)
+        return "rescheduled"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/problems/{problem_id}/retry")
+async def retry(request: Request, postmortem_id: str, problem_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        await problems_api.retry_problem(pm, problem_id, services.store, services.temporal, who.token)
+        return "retrying"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.get("/postmortems/{postmortem_id}/meeting.ics")
+async def meeting_ics(request: Request, postmortem_id: str, t: str | None = None) -> Response:
+    services = await get_services(request)
+    try:
+        who = await caller(request, services, postmortem_id, t)
+        if who is None:
+            raise PageError(401, "sign in to download the invite", sign_in=True)
+        pm = await _report(services, postmortem_id, who)
+        try:
+            return await meeting_api.download_invite(pm.id, pm, services)
+        except HTTPException as exc:
+            raise PageError(exc.status_code, str(exc.detail)) from exc
+    except PageError as refused:
+        return error_page(request, services, refused)
+
+
+@router.get("/postmortems/{postmortem_id}/images/{image_id}")
+async def image(request: Request, postmortem_id: str, image_id: str, t: str | None = None) -> Response:
+    services = await get_services(request)
+    try:
+        who = await caller(request, services, postmortem_id, t)
+        if who is None:
+            raise PageError(401, "sign in to see this image", sign_in=True)
+        pm = await _report(services, postmortem_id, who)
+        found = await services.store.images.get(pm.id, image_id)
+        if found is None:
+            raise PageError(404, f"no image {image_id!r} in post-mortem {pm.id!r}")
+    except PageError as refused:
+        return error_page(request, services, refused)
+    stored, data = found
+    return Response(
+        data, media_type=stored.media_type, headers={"Cache-Control": "private, max-age=3600", **SECURITY_HEADERS}
+    )
+
+
+# The public summary --------------------------------------------------------------------------
+
+
+@public.get(
+    "/public/postmortems/{slug}",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/html": {}, "text/markdown": {}}, "description": "the status-page summary"},
+        404: error("no published post-mortem at this link"),
+    },
+)
+async def public_summary(request: Request, slug: str, format: str | None = None) -> Response:
+    """The status-page summary: HTML for a browser, Markdown for `.md`, `?format=md` or Accept: text/markdown."""
+    services = await get_services(request)
+    markdown = slug.endswith(".md") or format == "md" or "text/markdown" in request.headers.get("accept", "")
+    content = await services.store.review.public_by_slug(slug.removesuffix(".md"))
+    if content is None:
+        raise HTTPException(404, "no published post-mortem at this link")
+    cache = {"Cache-Control": "public, max-age=300", **SECURITY_HEADERS}
+    if markdown:
+        return Response(content, media_type="text/markdown; charset=utf-8", headers=cache)
+    text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+    title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("# ")), "")
+    response = page(
+        request, services, "public.html", {"title": title, "body": text, "md_url": f"/public/postmortems/{slug}.md"}
+    )
+    response.headers.update(cache)
+    return response
+
+
+# The API docs, from the fastapi-offline package (no CDN) -------------------------------------
+
+
+def _docs(request: Request, name: str) -> HTMLResponse:
+    html = templates.get_template(name).render(title=request.app.title)
+    return HTMLResponse(html, headers={"Content-Security-Policy": DOCS_CSP, **SECURITY_HEADERS})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def swagger(request: Request) -> HTMLResponse:
+    return _docs(request, "swagger.html")
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+async def redoc(request: Request) -> HTMLResponse:
+    return _docs(request, "redoc.html")
+
+
+def install(app: Any) -> None:
+    """Mount the pages, their static files and the docs' assets on `app` (api/app.py)."""
+    app.include_router(router)
+    app.mount("/static/docs", DOCS_STATIC, name="docs-static")
+    app.mount("/static", STATIC, name="static")
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        with contextlib.suppress(Exception):
+            return error_page(request, await get_services(request), exc)
+        return HTMLResponse(exc.message, status_code=exc.status)
