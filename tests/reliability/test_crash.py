@@ -25,7 +25,7 @@ from tests.reliability.service import (
     wait_for_reports,
 )
 
-pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 SENDERS = 30
 KILL_AFTER = 30  # acknowledgements

@@ -89,7 +89,7 @@ from tests.fakes.smtp_server import Inbox
 from tests.reliability.crash_worker import MOMENTS
 from tests.support import REPO, binary, eventually, free_port
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 EDITOR, ALICE, BOB, ADMIN = "editor@example.com", "alice@example.com", "bob@example.com", "admin@example.com"
 ORGANIZER = "lead@example.com"

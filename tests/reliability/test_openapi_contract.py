@@ -34,7 +34,7 @@ from schemathesis.engine import Status, events
 from tests.image_samples import png
 from tests.reliability.service import ADMIN, DevService, resolve_body, signed
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 T = TypeVar("T")
 EXAMPLES = 25

@@ -42,7 +42,7 @@ from tests.reliability.service import (
 )
 from tests.support import eventually, free_port
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 DELIVERIES = 50
 SENDERS = 10

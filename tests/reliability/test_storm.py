@@ -32,7 +32,7 @@ from tests.reliability.service import (
 )
 from tests.support import eventually
 
-pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 INCIDENTS = 600
 RETRIES = 150  # same X-Webhook-Id, same body
