@@ -36,6 +36,7 @@ from postmortem.app.gateway import TemporalRefused, TemporalUnavailable, UpdateR
 from postmortem.evidence.models import EntryKind, EvidenceSource
 from postmortem.models import ActionItemStatus, Language, Postmortem, Priority, Status
 from postmortem.report.exports import markdown_parser, sanitise_html
+from postmortem.report.formatting import format_local
 from postmortem.review.lifecycle import Actor, allowed_actions, can_edit
 from postmortem.review.visibility import may_see
 from postmortem.store.errors import NotFound, VersionConflict
@@ -100,6 +101,7 @@ def _when(value: datetime | date | None) -> str:
 templates.filters["markdown"] = render_markdown_html
 templates.filters["duration"] = _duration
 templates.filters["when"] = _when
+templates.filters["local"] = format_local  # `2026-12-02 11:00 CET (10:00 UTC)`: the zone's time first
 
 
 def page(

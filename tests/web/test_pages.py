@@ -227,6 +227,8 @@ async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
     assert stored is not None
     local = stored.start.astimezone(ZoneInfo(stored.timezone))
     assert (local.date().isoformat(), local.hour) == (day, 10)
+    shown = await api.http.get(f"/postmortems/{pm_id}")
+    assert f"{day} 10:00 {local:%Z}" in shown.text, "the meeting in its own zone's time, UTC beside it"
     viewer = await api.http.post(
         f"/postmortems/{pm_id}/meeting",
         data={"csrf": csrf, "start": "2030-06-04T10:00"},
