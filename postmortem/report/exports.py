@@ -42,14 +42,14 @@ __all__ = [
 
 
 def export_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
-    """The report as Markdown, exactly as `render_markdown` writes it, but never with helper prompts.
+    """The report as Markdown for its readers (`render_markdown(for_readers=True)`), never with helper prompts.
 
     `render_markdown` shows each section's prompt (as a `> ` quote) only while the report is a DRAFT
     and only when the prompt is not empty. An export is a finished document, so the prompts are
     blanked on a copy of the report; everything else, the status line included, is unchanged.
     """
     without_prompts = pm.model_copy(update={"sections": [s.model_copy(update={"prompt": ""}) for s in pm.sections]})
-    return render_markdown(without_prompts, meeting)
+    return render_markdown(without_prompts, meeting, for_readers=True)
 
 
 def markdown_parser() -> MarkdownIt:

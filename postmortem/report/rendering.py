@@ -43,6 +43,7 @@ LABELS = {
         "due": "Due",
         "priority": "Priority",
         "item_status": "Status",
+        "ticket": "Ticket",
         "meeting": "Review meeting",
         "when": "When",
         "attendees": "Attendees",
@@ -77,6 +78,7 @@ LABELS = {
         "due": "截止日期",
         "priority": "优先级",
         "item_status": "状态",
+        "ticket": "工单",
         "meeting": "复盘会议",
         "when": "时间",
         "attendees": "参会人",
@@ -136,18 +138,32 @@ def _duration(context: Context, value: object) -> str:
     return format_duration(value, context["pm"].language)  # type: ignore[arg-type]
 
 
+# A line the draft writes into the Timeline when a source could not be read ("- ⚠ PagerDuty could not be
+# read …"): for the team while drafting, not for the readers of the published report.
+GATHER_NOTE = re.compile(r"^- \u26a0 .*(?:\n|$)", re.MULTILINE)
+
+
+def _for_readers(body: str, key: str) -> str:
+    """A section's text as the published report shows it: the draft's notes about unreadable sources out."""
+    return GATHER_NOTE.sub("", body).strip("\n") if key == "timeline" else body
+
+
 @cache
 def _report_template() -> Template:
     env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
     env.filters["local"] = _local
     env.filters["duration"] = _duration
     env.filters["cell"] = _cell
+    env.filters["for_readers"] = _for_readers
     source = resources.files("postmortem.report.templates").joinpath("report.md.j2").read_text(encoding="utf-8")
     return env.from_string(source)
 
 
-def render_markdown(pm: Postmortem, meeting: Meeting | None = None) -> str:
+def render_markdown(pm: Postmortem, meeting: Meeting | None = None, *, for_readers: bool = False) -> str:
+    """The report as Markdown. `for_readers` (the exports): the summary first, and the team's working
+    blocks left out (the review meeting's logistics, similar past reports, notes about unreadable sources)."""
     text = _report_template().render(
+        for_readers=for_readers,
         pm=pm,
         m=pm.metrics,
         L=LABELS[pm.language],

@@ -59,6 +59,7 @@ WORDS: dict[str, dict[str, str]] = {
     "meeting": {"en": "Review meeting", "zh": "复盘会议"},
     "download_ics": {"en": "Add to calendar (.ics)", "zh": "加入日历 (.ics)"},
     "reschedule": {"en": "Reschedule", "zh": "改期"},
+    "outside_hours": {"en": "even outside the team's working hours", "zh": "即使在团队工作时间之外"},
     "no_meeting": {"en": "No meeting planned yet.", "zh": "尚未安排会议。"},
     "reviewers": {"en": "Reviewers", "zh": "评审人"},
     "history": {"en": "History", "zh": "历史"},

@@ -576,7 +576,8 @@ async def reschedule(request: Request, postmortem_id: str) -> Response:
         start = _datetime(fields.get("start"), ZoneInfo(meeting.timezone) if meeting else UTC)
         if start is None:
             raise PageError(422, "say when the meeting should start")
-        await meeting_api.reschedule_meeting(pm, meeting_api.MeetingChange(start=start), services.temporal, who.token)
+        change = meeting_api.MeetingChange(start=start, force=fields.get("force") == "on")
+        await meeting_api.reschedule_meeting(pm, change, services.temporal, who.token)
         return "rescheduled"
 
     return await _act(request, postmortem_id, run)

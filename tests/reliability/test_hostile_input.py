@@ -74,6 +74,8 @@ def body_endpoints(target: Target) -> list[tuple[str, str]]:
             continue
         path = route.path_format
         assert path is not None
+        if not route.original_route.include_in_schema:
+            continue  # a page's form (postmortem/web): HTML answers, tested in tests/web
         for method in sorted(route.methods or ()):
             operation = spec["paths"][path][method.lower()]
             if "requestBody" in operation or path.startswith("/webhooks/"):

@@ -356,15 +356,15 @@ def test_action_items_table_escapes_pipes():
         ),
     ]
     lines = render_markdown(postmortem(d, status=Status.IN_REVIEW, action_items=items)).splitlines()
-    header = "| Action item | Owner | Due | Priority | Status |"
+    header = "| Action item | Owner | Due | Priority | Status | Ticket |"
     assert lines.count(header) == 1
     start = lines.index(header)
     # The table sits inside the Action items section.
     assert lines.index("## Action items") < start < lines.index("## Lessons learned")
     first, second = lines[start + 2], lines[start + 3]
-    assert first == "| Split the a\\|b pool and add a retry | bob\\|ops | 2024-03-20 | HIGH | OPEN |"
-    assert table_cells(first) == ["Split the a\\|b pool and add a retry", "bob\\|ops", "2024-03-20", "HIGH", "OPEN"]
-    assert table_cells(second) == ["Alert on pool saturation", "—", "—", "LOW", "COMPLETED"]
+    assert first == "| Split the a\\|b pool and add a retry | bob\\|ops | 2024-03-20 | HIGH | OPEN | — |"
+    assert table_cells(first) == ["Split the a\\|b pool and add a retry", "bob\\|ops", "2024-03-20", "HIGH", "OPEN", "—"]
+    assert table_cells(second) == ["Alert on pool saturation", "—", "—", "LOW", "COMPLETED", "—"]
 
 
 def test_no_action_items_table_without_items():

@@ -170,13 +170,36 @@ def test_markdown_export_of_a_draft_has_no_prompts_but_keeps_its_status(language
             assert section.body in md
 
 
-def test_markdown_export_of_a_published_report_is_the_rendering():
-    pm = report(EN, action_items=[action_item()])
-    assert export_markdown(pm) == render_markdown(pm)
+@pytest.mark.parametrize("language", [EN, ZH])
+def test_the_export_is_for_its_readers_summary_first_no_working_blocks_every_ticket_linked(language):
+    unread = {
+        EN: "- ⚠ PagerDuty could not be read for incident P1: PagerDuty answered 404 Not Found",
+        ZH: "- ⚠ 无法读取 PagerDuty（事故 P1）：PagerDuty answered 404 Not Found",
+    }[language]
+    base = report(language)
+    timeline = next(s for s in base.sections if s.key == "timeline")
+    pm = report(
+        language,
+        action_items=[
+            action_item(ticket_key="acme/ops#7", ticket_url="https://github.com/acme/ops/issues/7"),
+            action_item(id="ai-2", description="Page on saturation"),
+        ],
+        bodies={"timeline": f"{unread}\n{timeline.body}"},
+    )
     m = meeting()
-    with_meeting = export_markdown(pm, m)
-    assert with_meeting == render_markdown(pm, m)
-    assert "## Review meeting" in with_meeting and "alice@acme.example" in with_meeting
+    team_view, md = render_markdown(pm, m), export_markdown(pm, m)
+    summary = next(s for s in pm.sections if s.key == "summary")
+    metrics_heading = "## " + ("Key metrics" if language == EN else "关键指标")
+    meeting_heading = "## " + ("Review meeting" if language == EN else "复盘会议")
+    # the team's own rendering keeps its working blocks ...
+    assert meeting_heading in team_view and "alice@acme.example" in team_view and "404 Not Found" in team_view
+    # ... the export leads with the summary, once, and leaves them out
+    assert md.index(f"## {summary.title}") < md.index(metrics_heading)
+    assert md.count(f"## {summary.title}") == 1 and md.count(summary.body) == 1
+    assert meeting_heading not in md and "alice@acme.example" not in md and "meet.acme.example" not in md
+    assert "⚠" not in md and "404 Not Found" not in md
+    assert timeline.body.strip().splitlines()[0] in md, "the timeline itself stays"
+    assert "[acme/ops#7](https://github.com/acme/ops/issues/7)" in md
     assert pm.sections[0].prompt  # prompts are blanked on a copy, never on the caller's report
 
 
@@ -404,6 +427,9 @@ def test_html_neutralises_payloads_in_every_field(field, language):
     document = export_html(pm, m)
     page = assert_nothing_runs(document)
     text = page.all_text()
+    if field == "meeting":  # the export is for its readers: the meeting's logistics are not in it at all
+        assert "MARK-meeting" not in document
+        return
     assert f"MARK-{field}" in text  # the field did reach the document...
     if field != "link urls":
         assert "<script>alert('xss-script')</script>" in text  # ...and raw HTML in it reads as text, inert
@@ -506,8 +532,9 @@ def test_html_keeps_ordinary_markdown():
         assert tag in names, tag
     assert page.texts("h1") == pm.title
     headings = page.texts("h2")
-    for title in ["Key metrics", "Review meeting"] + [s.title for s in pm.sections]:
+    for title in ["Key metrics"] + [s.title for s in pm.sections]:
         assert title in headings
+    assert "Review meeting" not in headings  # the meeting's logistics are the team's, not the readers'
     assert "Metric" in page.texts("th") and "Action item" in page.texts("th")
     cells = page.texts("td")
     assert "Split the a|b pool and add a retry" in cells and "1 h 30 min" in cells and "SEV2" in cells

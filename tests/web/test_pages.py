@@ -14,7 +14,7 @@ from postmortem.store.tokens import Role
 from postmortem.web.session import LINK_SECRET_NAME
 from tests.api.conftest import Api
 from tests.api.test_review_api import drafted
-from tests.support import eventually
+from tests.support import eventually, next_working_day
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -220,7 +220,15 @@ async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
     page = await api.http.get(f"/postmortems/{pm_id}")
     assert f"({meeting.timezone})" in page.text  # type: ignore[attr-defined]
     csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-    day = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    saturday = datetime.now(UTC) + timedelta(days=(5 - datetime.now(UTC).weekday()) % 7 + 7)
+    weekend = f"{saturday.date().isoformat()}T10:00"
+    refused = await api.http.post(f"/postmortems/{pm_id}/meeting", data={"csrf": csrf, "start": weekend})
+    assert "outside the team&#39;s working hours" in refused.text, "the workflow's reason, in its words"
+    forced = await api.http.post(f"/postmortems/{pm_id}/meeting", data={"csrf": csrf, "start": weekend, "force": "on"})
+    assert forced.status_code == 303, forced.text
+    stored = await api.store.meetings.get(pm_id)
+    assert stored is not None and stored.start.astimezone(ZoneInfo(stored.timezone)).weekday() == 5
+    day = next_working_day(datetime.now(UTC) + timedelta(days=10), stored.timezone).date().isoformat()
     moved = await api.http.post(f"/postmortems/{pm_id}/meeting", data={"csrf": csrf, "start": f"{day}T10:00"})
     assert moved.status_code == 303, moved.text
     stored = await api.store.meetings.get(pm_id)
