@@ -363,7 +363,14 @@ def test_action_items_table_escapes_pipes():
     assert lines.index("## Action items") < start < lines.index("## Lessons learned")
     first, second = lines[start + 2], lines[start + 3]
     assert first == "| Split the a\\|b pool and add a retry | bob\\|ops | 2024-03-20 | HIGH | OPEN | — |"
-    assert table_cells(first) == ["Split the a\\|b pool and add a retry", "bob\\|ops", "2024-03-20", "HIGH", "OPEN", "—"]
+    assert table_cells(first) == [
+        "Split the a\\|b pool and add a retry",
+        "bob\\|ops",
+        "2024-03-20",
+        "HIGH",
+        "OPEN",
+        "—",
+    ]
     assert table_cells(second) == ["Alert on pool saturation", "—", "—", "LOW", "COMPLETED", "—"]
 
 
