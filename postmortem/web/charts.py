@@ -17,8 +17,9 @@ from itertools import count
 from markupsafe import Markup, escape
 
 _ids = count(1)
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
+WIDTH, HEIGHT = 640, 250
+LEFT, RIGHT, TOP, BOTTOM = 104, 16, 16, 34
+ROW = 30  # a bar's row: room for the phone's larger text
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _nice_top(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:g}"
 
 
 def _open(title: str, desc: str, width: int, height: int) -> tuple[str, list[str]]:
@@ -57,10 +58,18 @@ def _open(title: str, desc: str, width: int, height: int) -> tuple[str, list[str
     return f"chart-{n}", head
 
 
-def line_chart(title: str, desc: str, labels: Sequence[str], series: Sequence[Series], unit: str = "") -> Markup:
-    """Lines over time (one point per label, a gap where a value is None), y from 0, a legend."""
+def line_chart(
+    title: str,
+    desc: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    top: float | None = None,
+) -> Markup:
+    """Lines over time (one point per label, a gap where a value is None), y from 0 to `top` (a
+    round number above the largest value when not given), a legend."""
     _, out = _open(title, desc, WIDTH, HEIGHT)
-    top = _nice_top(max((v for s in series for v in s.values if v is not None), default=0))
+    top = top or _nice_top(max((v for s in series for v in s.values if v is not None), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(labels) - 1, 1)
 
@@ -76,10 +85,12 @@ def line_chart(title: str, desc: str, labels: Sequence[str], series: Sequence[Se
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
         tick = escape(_number(value) + unit)
         out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{tick}</text>')
-    every = max(1, len(labels) // 8)
+    every = max(1, (len(labels) + 4) // 5)
+    last = len(labels) - 1
     for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
-            out.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>')
+        if i == last or (i % every == 0 and last - i >= every):
+            anchor = "start" if i == 0 and len(labels) > 1 else "end" if i == last and i else "middle"
+            out.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 24}" text-anchor="{anchor}">{escape(label)}</text>')
     out.append("</g>")
     for n, s in enumerate(series):
         runs: list[list[str]] = [[]]
@@ -95,29 +106,32 @@ def line_chart(title: str, desc: str, labels: Sequence[str], series: Sequence[Se
             for point in run:
                 px, py = point.split(",")
                 out.append(f'<circle cx="{px}" cy="{py}" r="3.5"/>')
-        lx = LEFT + n * 170
-        out.append(f'<rect x="{lx}" y="{HEIGHT - 14}" width="12" height="12"/>')
-        out.append(f'<text class="legend" x="{lx + 17}" y="{HEIGHT - 4}">{escape(s.name)}</text>')
         out.append("</g>")
     out.append("</svg>")
+    # The legend is HTML beside the drawing: it wraps on a phone, and reads as text.
+    out.append('<ul class="legend">')
+    for n, s in enumerate(series):
+        out.append(f'<li><span class="swatch c{n % 4}"></span>{escape(s.name)}</li>')
+    out.append("</ul>")
     return Markup("".join(out))
 
 
-def bar_chart(title: str, desc: str, counts: dict[str, float], unit: str = "") -> Markup:
-    """Horizontal bars, largest first as given, each labelled with its name and value."""
-    _, out = _open(title, desc, WIDTH, 24 * max(len(counts), 1) + 12)
+def bar_chart(title: str, desc: str, counts: dict[str, float], unit: str = "", top: float | None = None) -> Markup:
+    """Horizontal bars in the order given, each labelled with its name and value; the full width is
+    `top` (a rate's 100), else the largest value."""
+    _, out = _open(title, desc, WIDTH, ROW * max(len(counts), 1) + 12)
     if not counts:
         out.append('<text x="8" y="24">—</text></svg>')
         return Markup("".join(out))
-    label_w, value_w = 190, 56
-    top = max(counts.values()) or 1
+    label_w, value_w = 250, 70
+    top = top or max(counts.values()) or 1
     plot_w = WIDTH - label_w - value_w
     for i, (name, value) in enumerate(counts.items()):
-        y = 6 + i * 24
+        y = 6 + i * ROW
         width = max(value / top * plot_w, 1)
-        shown = name if len(name) <= 26 else name[:25] + "…"
-        out.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(shown)}</text>')
-        out.append(f'<rect class="bar" x="{label_w}" y="{y}" width="{width:.1f}" height="18"/>')
-        out.append(f'<text x="{label_w + width + 6:.1f}" y="{y + 15}">{escape(_number(value) + unit)}</text>')
+        shown = name if len(name) <= 18 else name[:17] + "…"
+        out.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">{escape(shown)}</text>')
+        out.append(f'<rect class="bar" x="{label_w}" y="{y}" width="{width:.1f}" height="22"/>')
+        out.append(f'<text x="{label_w + width + 6:.1f}" y="{y + 17}">{escape(_number(value) + unit)}</text>')
     out.append("</svg>")
     return Markup("".join(out))

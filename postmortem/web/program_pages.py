@@ -187,7 +187,7 @@ async def insights(request: Request) -> Response:
     team_rates = {team: round(rate * 100, 1) for team, rate in metrics.team_completion_rates.items()}
     charts = {
         "times": line_chart(t["chart_times"], t["chart_times_desc"], labels, times, " min"),
-        "rates": line_chart(t["chart_rates"], t["chart_rates_desc"], labels, rates, "%"),
+        "rates": line_chart(t["chart_rates"], t["chart_rates_desc"], labels, rates, "%", top=100),
         "causes": bar_chart(t["chart_causes"], t["chart_causes_desc"], dict(metrics.cause_categories)),
         "services": bar_chart(t["chart_services"], t["chart_services_desc"], dict(metrics.most_affected_services)),
         "teams": bar_chart(
@@ -195,6 +195,7 @@ async def insights(request: Request) -> Response:
             t["chart_teams_desc"],
             team_rates,
             "%",
+            top=100,
         ),
     }
     return page(
