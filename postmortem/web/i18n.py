@@ -130,6 +130,7 @@ WORDS: dict[str, dict[str, str]] = {
     "ttd_median": {"en": "Time to detect (median)", "zh": "发现用时（中位数）"},
     "ttr_median": {"en": "Time to resolve (median)", "zh": "恢复用时（中位数）"},
     "month": {"en": "Month", "zh": "月份"},
+    "min_unit": {"en": " min", "zh": " 分钟"},
     "figures": {"en": "The figures", "zh": "数据"},
     "count": {"en": "Count", "zh": "数量"},
     "chart_times": {"en": "Time to detect and to resolve, by month", "zh": "每月发现与恢复用时"},

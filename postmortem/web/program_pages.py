@@ -186,7 +186,7 @@ async def insights(request: Request) -> Response:
     ]
     team_rates = {team: round(rate * 100, 1) for team, rate in metrics.team_completion_rates.items()}
     charts = {
-        "times": line_chart(t["chart_times"], t["chart_times_desc"], labels, times, " min"),
+        "times": line_chart(t["chart_times"], t["chart_times_desc"], labels, times, t["min_unit"]),
         "rates": line_chart(t["chart_rates"], t["chart_rates_desc"], labels, rates, "%", top=100),
         "causes": bar_chart(t["chart_causes"], t["chart_causes_desc"], dict(metrics.cause_categories)),
         "services": bar_chart(t["chart_services"], t["chart_services_desc"], dict(metrics.most_affected_services)),
