@@ -18,6 +18,8 @@ from postmortem.models import ActionItemStatus, Postmortem, Status
 from postmortem.review.lifecycle import Review
 
 DONE = (Status.PUBLISHED, Status.ARCHIVED)
+# One report as the figures need it: the report, its review, its follow-up checks (newest last).
+MetricsInput = tuple[Postmortem, Review, list[dict[str, Any]]]
 
 
 class Summary(BaseModel):
@@ -53,7 +55,7 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
-def program_metrics(reports: list[tuple[Postmortem, Review, list[dict[str, Any]]]], today: datetime) -> ProgramMetrics:
+def program_metrics(reports: list[MetricsInput], today: datetime) -> ProgramMetrics:
     """`reports`: each report with its review and its follow-up checks (newest last)."""
     considered = [(pm, review, checks) for pm, review, checks in reports if pm.status != Status.SKIPPED]
     published = [(pm, review) for pm, review, _ in considered if pm.status in DONE]

@@ -130,9 +130,8 @@ def page(
     return response
 
 
-# Entries of the top navigation: (path, word). Other pages (the action-item board, the metrics) add
-# theirs here.
-NAV: list[tuple[str, str]] = [("/postmortems", "list")]
+# Entries of the top navigation: (path, word); the board and the metrics are in program_pages.py.
+NAV: list[tuple[str, str]] = [("/postmortems", "list"), ("/action-items", "board"), ("/insights", "insights")]
 
 
 def error_page(request: Request, services: Services, error: PageError) -> HTMLResponse:
@@ -678,7 +677,10 @@ async def redoc(request: Request) -> HTMLResponse:
 
 def install(app: Any) -> None:
     """Mount the pages, their static files and the docs' assets on `app` (api/app.py)."""
+    from postmortem.web import program_pages  # it builds on this module's helpers
+
     app.include_router(router)
+    app.include_router(program_pages.router)
     app.mount("/static/docs", DOCS_STATIC, name="docs-static")
     app.mount("/static", STATIC, name="static")
 
