@@ -342,6 +342,8 @@ class LlmSettings(Section):
     # max_wait_seconds) before the deterministic draft is kept.
     retries: int = Field(default=2, ge=0, le=10)
     max_wait_seconds: float = Field(default=30.0, ge=0)
+
+
 class WebSettings(Section):
     """The pages: signed links in what we send to people (unset secret: one the store generates and keeps)."""
 
