@@ -128,7 +128,7 @@ TOPICS = {
 
 def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -> list[tuple[str, PeopleNoticeInput]]:
     """The reminders due at once as ONE message per recipient (notify-v2), and mark them all sent;
-    each with what it is about ("submit", "submit+deadline": the step's target, should it fail).
+    each with the kind of its earliest reminder, which names the step (should it fail: "reminder submit").
 
     People who are due the very same reminders share a notice (one channel post, one email each)."""
     keys = [_sent(state, reminder, now) for reminder in due]
@@ -144,7 +144,7 @@ def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -
         topics = dict.fromkeys(TOPICS.get(due[i].kind.split(":")[0], due[i].kind) for i in indices)
         notices.append(
             (
-                "+".join(due[i].kind for i in indices),
+                due[indices[0]].kind,
                 people_notice(
                     state,
                     NoticeKind.REMINDER,

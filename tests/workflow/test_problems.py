@@ -143,15 +143,15 @@ async def test_a_reminder_slack_refuses_is_a_problem_and_the_retry_sends_it_once
         resolved_at=resolved,
         broken=lambda _, slack, __: slack.fail_with("not_in_channel", path="/api/chat.postMessage"),
     ) as report:
-        problem = await report.problem("notify")  # the reminders due at once, folded: "reminder submit+…"
-        assert problem.target.startswith("reminder submit") and "not_in_channel" in problem.message
+        problem = await report.problem("notify", "reminder submit")
+        assert "not_in_channel" in problem.message
         assert await report.running()
         review = await report.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[BOB.name]))
         assert review.status == Status.IN_REVIEW
 
         report.slack.heal()
         await retry(report, problem.id)
-        await report.problem("notify", state=ProblemState.RESOLVED)
+        await report.problem("notify", "reminder submit", state=ProblemState.RESOLVED)
         reminders = [m["text"] for m in report.slack.posted if "has not been submitted" in m["text"]]
         assert len(reminders) == 1
 
@@ -189,10 +189,8 @@ async def test_a_delivery_down_longer_than_its_retries_is_a_problem_too(sqlite_s
             await eventually(lambda: _some(range(report.slack.refused)))  # the reminder met the outage
             for _ in range(5):  # a day and more, in steps (each retry on the way is a real request)
                 await env.sleep(timedelta(hours=6))
-            problem = await report.problem("notify")
-            assert (
-                problem.target.startswith("reminder submit") and "503" in problem.message and report.slack.refused > 1
-            )  # retried, then given up
+            problem = await report.problem("notify", "reminder submit")
+            assert "503" in problem.message and report.slack.refused > 1  # retried, then given up
             assert await report.running()
             review = await report.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[BOB.name]))
             assert review.status == Status.IN_REVIEW
