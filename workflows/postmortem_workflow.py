@@ -447,6 +447,7 @@ class PostmortemWorkflow:
                     "lapsed",
                     f"{edit.by} changed the post-mortem after your approval (version {edit.version}). "
                     "Please review it again.",
+                    event=f"v{edit.version}",
                 )
 
     @workflow.signal

@@ -260,19 +260,20 @@ class Steps:
         except FailureError as error:  # finished already: nothing to end
             workflow.logger.info("follow-ups of %s not cancelled: %s", self._state.postmortem_id, error)
 
-    def tell(self, people: list[str], why: str, text: str) -> None:
-        """Queue a message to each of `people`; its key is stable per review event (sent once)."""
+    def tell(self, people: list[str], why: str, text: str, *, event: str | None = None) -> None:
+        """Queue a message to each of `people`; its key is stable per review event (sent once).
+        `event` (notify-v2) names it when the review's history did not move (an edit)."""
         state = self._state
         if not people or state.team is None or state.review is None:
             return
         if workflow.patched(NOTIFY_PATCH):
-            self.tell_people(TELLS[why], people, text, key=str(len(state.review.history)))
+            self.tell_people(TELLS[why], people, text, key=event or str(len(state.review.history)))
             return
-        event = len(state.review.history)
+        number = len(state.review.history)
         for person in people:
             notice = reminders.notice(
                 state,
-                key=f"{state.postmortem_id}:{why}:{person}:{event}",
+                key=f"{state.postmortem_id}:{why}:{person}:{number}",
                 recipients=[person],
                 subject=f"Post-mortem {state.postmortem_id}",
                 text=text,
