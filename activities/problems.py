@@ -45,7 +45,7 @@ class ProblemStateInput(BaseModel):
 
 
 def delivery_key(postmortem_id: str, problem_id: str) -> str:
-    """The delivery log's key of telling the owners of this problem (`:slack` / `:email` per channel)."""
+    """The delivery log's key of telling the owners of this problem (`:slack`, `:email:<owner>` each)."""
     return f"{postmortem_id}:problem:{problem_id}"
 
 
@@ -127,11 +127,13 @@ class ProblemActivities:
                 )
             except Exception as exc:  # never raised: the problem is on the report whether or not they hear of it
                 activity.logger.warning("could not tell %s of problem %s on Slack: %s", input.slack_channel, key, exc)
-        if input.owners and input.broken_channel != "email":
+        if input.broken_channel == "email":
+            return
+        for owner in dict.fromkeys(input.owners):  # one message each: their own signed link, their own key
             try:
-                link = await self._links.for_people(input.postmortem_id, input.owners, input.now)
+                link = await self._links.for_people(input.postmortem_id, [owner], input.now)
                 await self._messenger.email(
-                    input.postmortem_id, f"{key}:email", input.owners, subject, f"{text}{link}", input.now
+                    input.postmortem_id, f"{key}:email:{owner}", [owner], subject, f"{text}{link}", input.now
                 )
             except Exception as exc:
-                activity.logger.warning("could not email %s of problem %s: %s", ", ".join(input.owners), key, exc)
+                activity.logger.warning("could not email %s of problem %s: %s", owner, key, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from enum import StrEnum
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
@@ -79,6 +80,48 @@ class NotifyInput(BaseModel):
 
 class NotifyResult(BaseModel):
     sent: list[str]
+
+
+class NoticeKind(StrEnum):
+    """Why a person is told: names the subject, the report's title completes it (in the activity)."""
+
+    REVIEW_REQUESTED = "review_requested"
+    CHANGES_REQUESTED = "changes_requested"
+    MENTION = "mention"
+    PUBLISHED = "published"
+    LAPSED = "lapsed"
+    REMINDER = "reminder"
+
+
+SUBJECTS = {
+    NoticeKind.REVIEW_REQUESTED: "Review requested",
+    NoticeKind.CHANGES_REQUESTED: "Changes requested",
+    NoticeKind.MENTION: "You were mentioned",
+    NoticeKind.PUBLISHED: "Approved and published",
+    NoticeKind.LAPSED: "Review again",
+    NoticeKind.REMINDER: "Reminder",
+}
+
+
+class PeopleNoticeInput(BaseModel):
+    """A message to people, chosen by the workflow from ids, people and kinds only: the title, the
+    subject and each person's signed link are the activity's (the signing secret never enters history)."""
+
+    postmortem_id: str
+    key: str = Field(description="deterministic per event; each person's email is `<key>:email:<person>`")
+    kind: NoticeKind
+    topic: str | None = Field(
+        default=None, description="said in the subject after the title, e.g. what a reminder is about"
+    )
+    recipients: list[str]
+    lines: list[str] = Field(description="the message, one line each (a folded reminder has several)")
+    mentions: list[str] = Field(default_factory=list, description="Slack member mentions for the channel post")
+    slack_channel: str | None = None
+    now: AwareDatetime
+
+
+def notice_subject(kind: NoticeKind, topic: str | None, title: str) -> str:
+    return f"{SUBJECTS[kind]}: {title}{f' ({topic})' if topic else ''}"
 
 
 class Messenger:
@@ -265,6 +308,42 @@ class ReviewActivities:
                 sent.append("email")
         except ApplicationError as exc:
             failed = failed or exc
+        if failed is not None:  # the retry re-sends only what did not go (delivery keys)
+            raise failed
+        return NotifyResult(sent=sent)
+
+    @activity.defn(name="notify_people")
+    async def notify_people(self, input: PeopleNoticeInput) -> NotifyResult:
+        """One email per person (its own key, their own signed link) and one post to the team's channel
+        (the plain page link: a channel has many readers). A retry sends only what did not go."""
+        try:
+            title = (await self._store.postmortems.get(input.postmortem_id)).title
+        except NotFound:
+            return NotifyResult(sent=[])  # deleted meanwhile: nobody to tell about it
+        subject = notice_subject(input.kind, input.topic, title)
+        text = "\n".join(input.lines)
+        messenger = self._messenger
+        sent: list[str] = []
+        failed: ApplicationError | None = None
+        if input.slack_channel:
+            post = f"{subject}\n{' '.join([*input.mentions, text])}\n{self._links.page(input.postmortem_id)}"
+            try:
+                if await messenger.slack(
+                    input.postmortem_id, f"{input.key}:slack", input.slack_channel, post, input.now
+                ):
+                    sent.append("slack")
+            except ApplicationError as exc:  # the emails still go; the failure is raised after them
+                failed = exc
+        for person in dict.fromkeys(input.recipients):
+            link = await self._links.for_people(input.postmortem_id, [person], input.now)
+            body = f"{text}\n\nOpen the post-mortem: {link}\n"
+            try:
+                if await messenger.email(
+                    input.postmortem_id, f"{input.key}:email:{person}", [person], subject, body, input.now
+                ):
+                    sent.append(f"email:{person}")
+            except ApplicationError as exc:
+                failed = failed or exc
         if failed is not None:  # the retry re-sends only what did not go (delivery keys)
             raise failed
         return NotifyResult(sent=sent)

@@ -85,6 +85,16 @@ class DocumentEdited(BaseModel):
     by: str
 
 
+class CommentPosted(BaseModel):
+    """`comment_posted` signal: a stored comment @mentions `mentions` (people the service knows)."""
+
+    comment_id: str
+    by: str
+    section: str | None = None
+    mentions: list[str]
+    excerpt: str = Field(default="", max_length=300)
+
+
 class LinkRequest(BaseModel):
     actor: Actor
     source: Source

@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
+    from postmortem.activities.review import NoticeKind
     from postmortem.meeting.models import Meeting, MeetingStatus
     from postmortem.meeting.scheduling import outside_working_hours
     from postmortem.models import IncidentEvent, Status
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         CancelRequest,
+        CommentPosted,
         DecisionRequest,
         DocumentEdited,
         IncidentDelivery,
@@ -52,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         InviteStep,
         NarrativeStep,
         NotifyStep,
+        PeopleNoticeStep,
         PlanMeetingStep,
         PostmortemState,
         ProblemEntry,
@@ -60,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         Step,
         TicketsStep,
     )
-    from postmortem.workflows.steps import Steps, record_review
+    from postmortem.workflows.steps import NOTIFY_PATCH, Steps, record_review
 
 MEETING_PATCH = "review-meeting"
 LIFECYCLE_PATCH = "review-lifecycle"
@@ -163,7 +166,9 @@ class PostmortemWorkflow:
                     timeout=timeout,
                 )
             except TimeoutError:
-                if due is not None:
+                if due is not None and workflow.patched(NOTIFY_PATCH):
+                    await self._remind(v2)
+                elif due is not None:
                     notice = reminders.reminder_notice(state, due, workflow.now())
                     await self._steps.notify(NotifyStep(target=f"reminder {due.kind}", notice=notice))
             self._changed = False
@@ -177,6 +182,16 @@ class PostmortemWorkflow:
                 return
             if self._may_continue():
                 workflow.continue_as_new(self._input.model_copy(update={"state": state}))
+
+    async def _remind(self, v2: bool) -> None:
+        """Every reminder due now, folded into one message per person (a backfilled report, resolved
+        days ago, has several due the moment it is drafted)."""
+        state, now = self._state, workflow.now()
+        due = reminders.due_reminders(
+            state, now, meeting_reminders=lambda: v2 or workflow.patched(MEETING_REMINDER_PATCH)
+        )
+        for kinds, notice in reminders.folded_notices(state, due, now):
+            await self._steps.notify_people(PeopleNoticeStep(target=f"reminder {kinds}", notice=notice))
 
     def _may_continue(self) -> bool:
         """The history is long, and nothing is in flight that a new run would not know of."""
@@ -369,9 +384,29 @@ class PostmortemWorkflow:
             self._steps.tell(outcome.lapsed, "lapsed", "The post-mortem changed since your approval: review it again.")
             if action == "change_reviewers":
                 self._steps.tell(outcome.added, "asked", "You were asked to review a post-mortem.")
+            elif workflow.patched(NOTIFY_PATCH):
+                self._told(action, actor, review, given.get("comment"))
             if outcome.publishes:
                 await self._published(PublishStep(count=review.published_count, version=review.published_version))
+                if workflow.patched(NOTIFY_PATCH):  # after the exports: the link shows what was published
+                    people = [*state.owners, *(r.reviewer for r in review.reviewers)]
+                    text = "The post-mortem was approved and published."
+                    self._steps.tell_people(NoticeKind.PUBLISHED, people, text, key=str(review.published_count))
             return review
+
+    def _told(self, action: str, actor: Actor, review: Review, comment: object) -> None:
+        """Who hears of a decision (notify-v2): reviewers when asked, the owners and the author when
+        changes are requested (owners and reviewers hear of a publication after its step)."""
+        state, event = self._state, str(len(review.history))
+        reviewers = [r.reviewer for r in review.reviewers]
+        if action == "submit":
+            text = f"{actor.name} asked you to review the post-mortem."
+            self._steps.tell_people(NoticeKind.REVIEW_REQUESTED, reviewers, text, key=event)
+        elif action == "request_changes":
+            author = next((t.by for t in reversed(review.history) if t.action == "submit"), None)
+            people = [p for p in [*state.owners, author or ""] if p.casefold() != actor.name.casefold()]
+            text = f"{actor.name} requested changes: {comment or ''}".rstrip(": ")
+            self._steps.tell_people(NoticeKind.CHANGES_REQUESTED, people, text, key=event)
 
     async def _published(self, step: PublishStep) -> None:
         """A publication: its exports and announcement, the tickets, and (the first time) the follow-ups."""
@@ -412,7 +447,19 @@ class PostmortemWorkflow:
                     "lapsed",
                     f"{edit.by} changed the post-mortem after your approval (version {edit.version}). "
                     "Please review it again.",
+                    event=f"v{edit.version}",
                 )
+
+    @workflow.signal
+    async def comment_posted(self, comment: CommentPosted) -> None:
+        """A stored comment @mentions people: each is told once (the comment's id is the key)."""
+        state = self._state
+        if state.review is None or state.closed or not workflow.patched(NOTIFY_PATCH):
+            return
+        people = [p for p in comment.mentions if p.casefold() != comment.by.casefold()]
+        where = f" on {comment.section}" if comment.section else ""
+        text = f"{comment.by} mentioned you in a comment{where}: {comment.excerpt}"
+        self._steps.tell_people(NoticeKind.MENTION, people, text, key=comment.comment_id)
 
     @workflow.update
     async def submit(self, request: SubmitRequest) -> Review:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from postmortem.activities.review import NotifyInput
+    from postmortem.activities.review import NoticeKind, NotifyInput, PeopleNoticeInput
     from postmortem.meeting.models import MeetingStatus
     from postmortem.models import Status
     from postmortem.report.formatting import format_local
@@ -33,9 +33,19 @@ class Reminder:
 def next_reminder(state: PostmortemState, now: datetime, *, meeting_reminders: Callable[[], bool]) -> Reminder | None:
     """The earliest reminder not sent yet. `meeting_reminders()` is asked only when a meeting is coming
     (runs from before those reminders patch it there)."""
+    candidates = _candidates(state, now, meeting_reminders)
+    return min(candidates, key=lambda c: c.due) if candidates else None
+
+
+def due_reminders(state: PostmortemState, now: datetime, *, meeting_reminders: Callable[[], bool]) -> list[Reminder]:
+    """Every reminder due by `now`, earliest first (a backfilled report has several at once)."""
+    return sorted((c for c in _candidates(state, now, meeting_reminders) if c.due <= now), key=lambda c: c.due)
+
+
+def _candidates(state: PostmortemState, now: datetime, meeting_reminders: Callable[[], bool]) -> list[Reminder]:
     review, team, resolved_at = state.review, state.team, state.resolved_at
     if review is None or team is None or resolved_at is None:
-        return None
+        return []
     owner = state.owners
     candidates: list[Reminder] = []
     if review.status == Status.DRAFT and state.submitted_at is None and "submit" not in state.reminded:
@@ -81,11 +91,23 @@ def next_reminder(state: PostmortemState, now: datetime, *, meeting_reminders: C
                     f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)}).",
                 )
             )
-    return min(candidates, key=lambda c: c.due) if candidates else None
+    return candidates
 
 
 def reminder_notice(state: PostmortemState, reminder: Reminder, now: datetime) -> NotifyInput:
     """The message of a reminder that is due, and mark it sent (its key is stable per occurrence)."""
+    return notice(
+        state,
+        key=f"{state.postmortem_id}:remind:{_sent(state, reminder, now)}",
+        recipients=reminder.recipients,
+        subject=f"Reminder: post-mortem {state.postmortem_id}",
+        text=reminder.text,
+        now=now,
+    )
+
+
+def _sent(state: PostmortemState, reminder: Reminder, now: datetime) -> str:
+    """Mark `reminder` sent; its `<kind>:<occurrence>`, stable per occurrence (the delivery key's end)."""
     kind = reminder.kind
     occurrence = (
         len([k for k in state.reminded if k == kind])
@@ -93,12 +115,73 @@ def reminder_notice(state: PostmortemState, reminder: Reminder, now: datetime) -
         else int((now - (state.submitted_at or now)).total_seconds() // 3600)
     )
     state.reminded[kind] = now
-    return notice(
-        state,
-        key=f"{state.postmortem_id}:remind:{kind}:{occurrence}",
-        recipients=reminder.recipients,
-        subject=f"Reminder: post-mortem {state.postmortem_id}",
-        text=reminder.text,
+    return f"{kind}:{occurrence}"
+
+
+TOPICS = {
+    "submit": "submit the draft",
+    "review": "your review",
+    "deadline": "publication deadline",
+    "meeting": "meeting",
+}
+
+
+def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -> list[tuple[str, PeopleNoticeInput]]:
+    """The reminders due at once as ONE message per recipient (notify-v2), and mark them all sent;
+    each with the kind of its earliest reminder, which names the step (should it fail: "reminder submit").
+
+    People who are due the very same reminders share a notice (one channel post, one email each)."""
+    keys = [_sent(state, reminder, now) for reminder in due]
+    per_person: dict[str, list[int]] = {}
+    for index, reminder in enumerate(due):
+        for person in reminder.recipients:
+            per_person.setdefault(person, []).append(index)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for person, theirs in per_person.items():
+        groups.setdefault(tuple(theirs), []).append(person)
+    notices = []
+    for indices, people in groups.items():
+        topics = dict.fromkeys(TOPICS.get(due[i].kind.split(":")[0], due[i].kind) for i in indices)
+        notices.append(
+            (
+                due[indices[0]].kind,
+                people_notice(
+                    state,
+                    NoticeKind.REMINDER,
+                    key=f"{state.postmortem_id}:remind:{'+'.join(keys[i] for i in indices)}",
+                    recipients=people,
+                    lines=[due[i].text for i in indices],
+                    topic=", ".join(topics),
+                    now=now,
+                ),
+            )
+        )
+    return notices
+
+
+def people_notice(
+    state: PostmortemState,
+    kind: NoticeKind,
+    *,
+    key: str,
+    recipients: list[str],
+    lines: list[str],
+    now: datetime,
+    topic: str | None = None,
+) -> PeopleNoticeInput:
+    """A message of `kind` to each of `recipients` (by email) and the team's channel, mentioning those
+    Slack knows; the activity adds the title and each person's signed link."""
+    assert state.team is not None
+    team = state.team
+    return PeopleNoticeInput(
+        postmortem_id=state.postmortem_id,
+        key=key,
+        kind=kind,
+        topic=topic,
+        recipients=recipients,
+        lines=lines,
+        mentions=[f"<@{team.slack_users[r.casefold()]}>" for r in recipients if r.casefold() in team.slack_users],
+        slack_channel=team.slack_channel,
         now=now,
     )
 

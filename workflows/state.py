@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from postmortem.activities.link import RefreshIncidentInput
-from postmortem.activities.review import NotifyInput
+from postmortem.activities.review import NotifyInput, PeopleNoticeInput
 from postmortem.evidence.models import EvidenceSource
 from postmortem.incident.teams import TeamSettings
 from postmortem.meeting.models import Meeting
@@ -64,6 +64,14 @@ class NotifyStep(_Step):
     notice: NotifyInput
 
 
+class PeopleNoticeStep(_Step):
+    """A message to people of one kind (notify-v2): one email each with their own signed link."""
+
+    kind: Literal["notify_people"] = "notify_people"
+    target: str
+    notice: PeopleNoticeInput
+
+
 class GatherStep(_Step):
     kind: Literal["gather"] = "gather"
     source: EvidenceSource
@@ -104,6 +112,7 @@ Step = Annotated[
     | InviteStep
     | PlanMeetingStep
     | NotifyStep
+    | PeopleNoticeStep
     | GatherStep
     | RefreshIncidentStep
     | SyncTicketsStep

@@ -14,7 +14,14 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
-    from postmortem.activities.review import NotifyInput, PublishInput, RecordReviewInput, ReviewActivities
+    from postmortem.activities.review import (
+        NoticeKind,
+        NotifyInput,
+        PeopleNoticeInput,
+        PublishInput,
+        RecordReviewInput,
+        ReviewActivities,
+    )
     from postmortem.activities.tickets import TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
     from postmortem.workflows import drafting, gathering, meetings, reminders
@@ -28,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         InviteStep,
         NarrativeStep,
         NotifyStep,
+        PeopleNoticeStep,
         PlanMeetingStep,
         PostmortemState,
         PublishStep,
@@ -38,6 +46,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PUBLISHED = (Status.PUBLISHED, Status.ARCHIVED)
+# Messages to people (review requested, changes requested, @mentions, published, reminders): the title
+# in the subject, one email per person with their signed link, reminders due at once folded into one.
+NOTIFY_PATCH = "notify-v2"
+TELLS = {"lapsed": NoticeKind.LAPSED, "asked": NoticeKind.REVIEW_REQUESTED}
 
 
 async def record_review(state: PostmortemState) -> None:
@@ -80,6 +92,8 @@ class Steps:
             await self.plan_meeting(step)
         elif isinstance(step, NotifyStep):
             await self.notify(step)
+        elif isinstance(step, PeopleNoticeStep):
+            await self.notify_people(step)
         elif isinstance(step, GatherStep):
             await self.gather(step)
         elif isinstance(step, RefreshIncidentStep):
@@ -199,6 +213,9 @@ class Steps:
     async def notify(self, step: NotifyStep) -> None:
         await self._effects.attempt("notify", step.target, lambda: notify(step.notice), retry=step)
 
+    async def notify_people(self, step: PeopleNoticeStep) -> None:
+        await self._effects.attempt("notify", step.target, lambda: notify_people(step.notice), retry=step)
+
     async def gather(self, step: GatherStep) -> None:
         """A source read again: its evidence joins the report (refreshed) once it could be read."""
         state = self._state
@@ -243,22 +260,45 @@ class Steps:
         except FailureError as error:  # finished already: nothing to end
             workflow.logger.info("follow-ups of %s not cancelled: %s", self._state.postmortem_id, error)
 
-    def tell(self, people: list[str], why: str, text: str) -> None:
-        """Queue a message to each of `people`; its key is stable per review event (sent once)."""
+    def tell(self, people: list[str], why: str, text: str, *, event: str | None = None) -> None:
+        """Queue a message to each of `people`; its key is stable per review event (sent once).
+        `event` (notify-v2) names it when the review's history did not move (an edit)."""
         state = self._state
         if not people or state.team is None or state.review is None:
             return
-        event = len(state.review.history)
+        if workflow.patched(NOTIFY_PATCH):
+            self.tell_people(TELLS[why], people, text, key=event or str(len(state.review.history)))
+            return
+        number = len(state.review.history)
         for person in people:
             notice = reminders.notice(
                 state,
-                key=f"{state.postmortem_id}:{why}:{person}:{event}",
+                key=f"{state.postmortem_id}:{why}:{person}:{number}",
                 recipients=[person],
                 subject=f"Post-mortem {state.postmortem_id}",
                 text=text,
                 now=workflow.now(),
             )
             state.steps.append(NotifyStep(target=f"{why} {person}", notice=notice))
+
+    def tell_people(self, kind: NoticeKind, people: list[str], text: str, *, key: str) -> None:
+        """Queue one message of `kind` to `people` (notify-v2: each gets their own email and signed
+        link); `key` names the event, so it is sent once."""
+        state = self._state
+        people = list(dict.fromkeys(p for p in people if p))
+        if not people or state.team is None:
+            return
+        notice = reminders.people_notice(
+            state,
+            kind,
+            key=f"{state.postmortem_id}:{kind.value}:{key}",
+            recipients=people,
+            lines=[text],
+            now=workflow.now(),
+        )
+        if kind == NoticeKind.PUBLISHED:  # the channel has the announcement of the publication already
+            notice.slack_channel = None
+        state.steps.append(PeopleNoticeStep(target=f"{kind.value} {', '.join(people)}", notice=notice))
 
     async def refresh_incident(self, step: RefreshIncidentStep) -> None:
         request = step.request
@@ -277,3 +317,7 @@ class Steps:
 
 async def notify(notice: NotifyInput) -> object:
     return await workflow.execute_activity_method(ReviewActivities.notify, notice, **DELIVERY_OPTIONS)
+
+
+async def notify_people(notice: PeopleNoticeInput) -> object:
+    return await workflow.execute_activity_method(ReviewActivities.notify_people, notice, **DELIVERY_OPTIONS)

@@ -28,8 +28,9 @@ from postmortem.api.deps import (
     VisibleReport,
 )
 from postmortem.api.errors import TEMPORAL_UNAVAILABLE, error, invalid
-from postmortem.api.people import require_known
-from postmortem.app.gateway import TemporalGateway
+from postmortem.api.people import require_known, unknown_people
+from postmortem.api.services import Services
+from postmortem.app.gateway import TemporalGateway, TemporalRefused, TemporalUnavailable, WorkflowGone
 from postmortem.models import Postmortem, Source, TemplateVariant
 from postmortem.report.template_catalogue import ReportTemplate, builtin_template
 from postmortem.review.completeness import empty_required
@@ -40,6 +41,7 @@ from postmortem.store.store import Store
 from postmortem.store.tokens import Role, TokenInfo
 from postmortem.workflows.identity import is_safe_incident_id
 from postmortem.workflows.inputs import (
+    CommentPosted,
     DecisionRequest,
     LinkRequest,
     ReviewersRequest,
@@ -290,12 +292,15 @@ async def list_comments(pm: VisibleReport, store: StoreDep) -> list[Comment]:
     status_code=201,
     responses={404: error("no such report, or no comment `parent_id` in it"), 422: invalid("an unknown section")},
 )
-async def add_comment(pm: VisibleReport, body: CommentBody, store: StoreDep, token: Viewer) -> Comment:
+async def add_comment(
+    pm: VisibleReport, body: CommentBody, store: StoreDep, token: Viewer, services: ServicesDep, gateway: GatewayDep
+) -> Comment:
+    """Stores the comment; whoever it @mentions (people the service knows) is told by the workflow."""
     if body.parent_id is None and body.section not in {s.key for s in pm.sections}:
         raise HTTPException(
             422, f"unknown section {body.section!r}; this report has {', '.join(s.key for s in pm.sections)}"
         )
-    return await store.review.add_comment(
+    comment = await store.review.add_comment(
         pm.id,
         section=body.section,
         author=token.name,
@@ -303,6 +308,22 @@ async def add_comment(pm: VisibleReport, body: CommentBody, store: StoreDep, tok
         parent_id=body.parent_id,
         now=datetime.now(UTC),
     )
+    await _tell_mentioned(services, gateway, pm, comment)
+    return comment
+
+
+async def _tell_mentioned(services: Services, gateway: TemporalGateway, pm: Postmortem, comment: Comment) -> None:
+    """Best effort, like `document_edited`: the comment is stored either way. While Temporal is away
+    the signal is lost and those mentioned are not emailed; they still see the comment on the page."""
+    unknown = set(await unknown_people(services, comment.mentions))
+    people = [name for name in comment.mentions if name not in unknown]
+    if not people:
+        return
+    posted = CommentPosted(
+        comment_id=comment.id, by=comment.author, section=comment.section, mentions=people, excerpt=comment.body[:300]
+    )
+    with contextlib.suppress(WorkflowGone, TemporalUnavailable, TemporalRefused):
+        await gateway.signal(pm.workflow_id, PostmortemWorkflow.comment_posted, posted)
 
 
 @router.post(

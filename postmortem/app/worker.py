@@ -83,6 +83,7 @@ def build_worker(
             review.record_review,
             review.publish_report,
             review.notify,
+            review.notify_people,
             links.link_incident,
             links.refresh_incident,
             trackers.open_tickets,

@@ -512,7 +512,7 @@ async def comment(request: Request, postmortem_id: str) -> Response:
         body = review_api.CommentBody(
             section=fields.get("section", ""), body=fields.get("body", ""), parent_id=fields.get("parent_id") or None
         )
-        await review_api.add_comment(pm, body, services.store, who.token)
+        await review_api.add_comment(pm, body, services.store, who.token, services, services.temporal)
         return "commented"
 
     return await _act(request, postmortem_id, run)

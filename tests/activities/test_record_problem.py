@@ -4,6 +4,7 @@ problem once, never on the channel that is broken, and not hearing of it never f
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from postmortem.activities.problems import ProblemActivities, ProblemStateInput, RecordProblemInput
 from postmortem.config import ServerSettings, SlackSettings, SmtpSettings
+from postmortem.review import signed_links
 from postmortem.review.problems import Problem, ProblemState, problem_key
 from postmortem.store.store import Store
 from tests.factories import new_postmortem, pagerduty_event
@@ -103,17 +105,24 @@ async def test_the_owners_are_told_once_per_problem(world: World) -> None:
 
     [posted] = world.slack.posted
     assert posted["channel"] == CHANNEL and JIRA_REFUSED in posted["text"]
-    [mail] = world.inbox.messages
-    assert world.inbox.recipients == [OWNERS]
-    assert "tickets (jira) failed" in mail["Subject"]
-    body = mail.get_content()
-    assert JIRA_REFUSED in body
-    assert f"POST https://pm.example.com/api/postmortems/{world.pm_id}/problems/tickets:jira/retry" in body
-    # Two owners read the one message: the plain page link (whoever opens it signs in), never a signed one.
-    assert body.rstrip().endswith(f"https://pm.example.com/postmortems/{world.pm_id}")
-    assert f"https://pm.example.com/postmortems/{world.pm_id}" in posted["text"]
+    mails = world.inbox.messages
+    assert sorted(str(m["To"]) for m in mails) == OWNERS, "one message per owner"
+    secret = await world.store.secrets.get_or_create(signed_links.STORED_SECRET, NOW)
+    for mail in mails:
+        assert "tickets (jira) failed" in mail["Subject"] and mail["Date"]
+        body = mail.get_content()
+        assert JIRA_REFUSED in body
+        assert f"POST https://pm.example.com/api/postmortems/{world.pm_id}/problems/tickets:jira/retry" in body
+        # Each owner's own signed link: it opens this report as them, and only them.
+        [token] = re.findall(r"\?t=(\S+)", body)
+        assert signed_links.verify(secret, token, world.pm_id, NOW) == str(mail["To"])
+    # The channel has many readers: the plain page link there (whoever opens it signs in).
+    assert f"https://pm.example.com/postmortems/{world.pm_id}\n" in posted["text"] + "\n"
+    assert "?t=" not in posted["text"]
     key = f"{world.pm_id}:problem:tickets:jira"
-    assert await world.store.meetings.deliveries(world.pm_id) == [(f"{key}:email", "email"), (f"{key}:slack", "slack")]
+    assert sorted(await world.store.meetings.deliveries(world.pm_id)) == sorted(
+        [*((f"{key}:email:{owner}", "email") for owner in OWNERS), (f"{key}:slack", "slack")]
+    )
     assert (await world.store.problems.get(world.pm_id, "tickets:jira")).attempts == 2
 
 
@@ -124,8 +133,8 @@ async def test_a_broken_slack_channel_is_told_by_email_only(world: World) -> Non
         world.problem("notify", CHANNEL, message=slack_refused, broken_channel="slack"),
     )
     assert world.slack.posted == [] and world.slack.requests == []  # not even tried
-    [mail] = world.inbox.messages
-    assert slack_refused in mail.get_content()
+    assert len(world.inbox.messages) == len(OWNERS)
+    assert all(slack_refused in mail.get_content() for mail in world.inbox.messages)
 
 
 async def test_a_broken_mail_relay_is_told_on_slack_only(world: World) -> None:
@@ -148,7 +157,7 @@ async def test_not_reaching_the_owners_is_logged_and_the_problem_kept(
         problem = await record(world.activities(smtp_port=nobody_listens), world.problem())
     assert problem.id == "tickets:jira"
     assert await world.store.problems.list(world.pm_id) == [problem]
-    assert "channel_not_found" in caplog.text and f"could not email {', '.join(OWNERS)}" in caplog.text
+    assert "channel_not_found" in caplog.text and all(f"could not email {owner}" in caplog.text for owner in OWNERS)
     assert await world.store.meetings.deliveries(world.pm_id) == []
 
 
@@ -158,7 +167,7 @@ async def test_a_rerun_of_the_first_recording_tells_whom_it_did_not_reach(world:
     assert len(world.slack.posted) == 1 and world.inbox.messages == []
 
     await record(world.activities(), world.problem())
-    assert len(world.slack.posted) == 1 and len(world.inbox.messages) == 1
+    assert len(world.slack.posted) == 1 and len(world.inbox.messages) == len(OWNERS)
 
 
 async def test_a_problem_of_a_deleted_report_tells_nobody(world: World) -> None:

@@ -24,6 +24,7 @@ from postmortem.models import Status
 from postmortem.review.problems import ProblemState
 from postmortem.store.store import Store
 from postmortem.workflows.inputs import (
+    CommentPosted,
     DecisionRequest,
     PostmortemWorkflowInput,
     RetryProblemRequest,
@@ -63,13 +64,16 @@ async def test_a_whole_life_replays(time_skipping_env: WorkflowEnvironment, sqli
 
 async def record_life(env: WorkflowEnvironment, store: Store) -> WorkflowHistory:
     """Every kind of step of the current shape: an invite refused (a problem), its retry, an edit between
-    two approvals, the publication and its steps, the follow-up child, archive and the run's end."""
+    two approvals, messages to people (asked, mentioned, lapsed, published), the publication and its
+    steps, the follow-up child, archive and the run's end."""
     async with world(env, store, broken=lambda inbox, *_: inbox.fail_with(550)) as report:
         problem = await report.problem("invite")
         report.inbox.heal()
         await report.update(PostmortemWorkflow.retry_problem, RetryProblemRequest(actor=EDITOR, problem_id=problem.id))
         await report.problem("invite", state=ProblemState.RESOLVED)
         await report.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name, BOB.name]))
+        mention = CommentPosted(comment_id="c-1", by=ALICE.name, section="impact", mentions=[BOB.name], excerpt="?")
+        await report.handle.signal(PostmortemWorkflow.comment_posted, mention)  # an @mention (notify-v2)
         await report.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE, facts=await facts(report)))
         await edit(report, "Edited between the approvals")  # the document_edited signal
         await report.update(PostmortemWorkflow.approve, DecisionRequest(actor=BOB, facts=await facts(report)))
