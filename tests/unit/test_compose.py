@@ -15,24 +15,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import jsonschema_rs
 import pytest
-import yaml  # type: ignore[import-untyped]  # a transitive pin of the lock; its stubs are not installed
 
 from postmortem.app.settings import Settings
 from postmortem.config import Section
+from tests.compose_file import REPO, compose, dotenv_example, environment, interpolate
 from tests.fixtures import FIXTURES
-from tests.support import REPO
 
-COMPOSE = REPO / "docker-compose.yml"
 OURS = ("migrate", "api", "worker")
-INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}")
-
-
-def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
 
 
 def known_variables() -> set[str]:
@@ -42,29 +34,6 @@ def known_variables() -> set[str]:
         assert isinstance(section, type) and issubclass(section, Section)
         names.update(section.variable(name) for name in section.model_fields)
     return names
-
-
-def interpolate(value: str, given: dict[str, str]) -> str:
-    """Compose's `${NAME}`, `${NAME:-default}` and `${NAME:?error}` with the values of a `.env`."""
-
-    def one(match: re.Match[str]) -> str:
-        name, op = match["name"], match["op"]
-        if given.get(name):
-            return given[name]
-        if op == ":?":
-            raise AssertionError(f"{name} is required: {match['arg']}")
-        return match["arg"] if op == ":-" else ""
-
-    return INTERPOLATION.sub(one, value)
-
-
-def dotenv_example() -> dict[str, str]:
-    pairs = {}
-    for line in (REPO / ".env.example").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            pairs[name] = value
-    return pairs
 
 
 def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
@@ -140,16 +109,12 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
 @pytest.mark.parametrize("name", OURS)
 def test_the_services_environment_is_accepted_by_check_config(name: str, tmp_path: Path) -> None:
     """What compose hands the container, with .env.example's values, is a valid configuration."""
-    given = dotenv_example()
-    environment = {
-        variable: interpolate(str(value), given)
-        for variable, value in compose()["services"][name]["environment"].items()
-    }
-    environment["POSTMORTEM_DATA_DIR"] = str(tmp_path)  # /data exists in the image, not here
+    # /data exists in the image, not here
+    passed = environment(name, dotenv_example(), overrides={"POSTMORTEM_DATA_DIR": str(tmp_path)})
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("POSTMORTEM_", "TEMPORAL_"))}
     result = subprocess.run(
         [str(Path(sys.executable).parent / "postmortem"), "check-config"],
-        env={**clean, **environment},
+        env={**clean, **passed},
         capture_output=True,
         text=True,
         timeout=60,
