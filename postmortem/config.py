@@ -100,6 +100,10 @@ class StoreSettings(Section):
     data_dir: Path = Path("./data")
     database_url: SecretStr | None = None  # a PostgreSQL URL may carry the password
     database_schema: str | None = None
+    # Bring the schema to the newest revision at start-up (`dev`, `api`, `worker`, the token commands).
+    # Replicas sharing one database set it to false and run `postmortem migrate` once before them:
+    # then a process refuses to start on a schema that is not the code's.
+    migrate_on_start: bool = True
 
     @property
     def resolved_database_url(self) -> str:
@@ -120,6 +124,9 @@ class ServerSettings(Section):
     log_format: Literal["text", "json"] = "text"
     # `host:port` where `postmortem worker` serves the Temporal SDK's Prometheus metrics (and ours); unset = off.
     worker_metrics_address: str | None = None
+    # On SIGTERM `postmortem worker` stops polling and lets running activities finish for this long
+    # before cancelling them (Temporal's graceful_shutdown_timeout); a container's stop grace must exceed it.
+    worker_shutdown_seconds: float = Field(default=30.0, ge=0)
 
     @property
     def resolved_public_url(self) -> str:
@@ -356,4 +363,5 @@ class WebSettings(Section):
 class TeamsFileSettings(Section):
     model_config = named("POSTMORTEM_TEAMS_")
 
-    file: Path | None = None
+    # Empty is unset: compose passes `${POSTMORTEM_TEAMS_FILE:-}` through as "" when .env leaves it out.
+    file: Annotated[Path | None, BeforeValidator(lambda value: value or None)] = None

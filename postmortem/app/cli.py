@@ -15,6 +15,7 @@ from postmortem.app.temporal import SearchAttributeMissing, TemporalConfigError,
 from postmortem.app.worker_process import WorkerProcessError, stop_when_orphaned
 from postmortem.app.worker_telemetry import WorkerMetricsError
 from postmortem.incident.teams_file import TeamsFileError
+from postmortem.store.database import SchemaNotCurrent
 from postmortem.store.postmortems import NotFound
 from postmortem.store.tokens import Role
 
@@ -39,7 +40,7 @@ def _settings() -> Settings:
 def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
     try:
         asyncio.run(coroutine)
-    except (TeamsFileError, DevServerError, TemporalConfigError, WorkerMetricsError) as exc:
+    except (TeamsFileError, DevServerError, TemporalConfigError, WorkerMetricsError, SchemaNotCurrent) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except SearchAttributeMissing as exc:
@@ -108,11 +109,11 @@ def worker(
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema (the service also does this at start-up)."""
+    """Create or upgrade the database schema, once, before replicas that do not (POSTMORTEM_MIGRATE_ON_START=false)."""
     settings = _settings()
 
     async def main() -> None:
-        async with foundation(settings):
+        async with foundation(settings, migrate=True):
             typer.echo(f"database schema is up to date ({settings.store.resolved_database_url.split('://')[0]})")
 
     _run(main())

@@ -64,11 +64,18 @@ def load_teams(settings: Settings) -> TeamsConfig:
 
 
 @contextlib.asynccontextmanager
-async def foundation(settings: Settings) -> AsyncIterator[Foundation]:
-    """Teams file checked, data folder made, schema migrated, bootstrap token registered."""
+async def foundation(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[Foundation]:
+    """Teams file checked, data folder made, schema migrated (or checked), bootstrap token registered.
+
+    `migrate` None follows POSTMORTEM_MIGRATE_ON_START; `postmortem migrate` passes True.
+    """
     teams = load_teams(settings)
     settings.store.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.store.resolved_database_url, schema=settings.store.database_schema)
+    store = await Store.open(
+        settings.store.resolved_database_url,
+        schema=settings.store.database_schema,
+        migrate_schema=settings.store.migrate_on_start if migrate is None else migrate,
+    )
     try:
         if bootstrap := reveal(settings.server.bootstrap_admin_token):
             await store.tokens.ensure("bootstrap-admin", Role.ADMIN, bootstrap, _now())

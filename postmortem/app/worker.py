@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -66,7 +68,12 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        interceptors=[ActivityTelemetry()],  # the report's ids on activity log lines; failures and problems counted
+        interceptors=[ActivityTelemetry()],
+        # SIGTERM: stop polling, let running activities finish (then cancel them), so a rolling deploy
+        # loses no attempt to a timeout; `postmortem dev`'s worker process stops the same way.
+        graceful_shutdown_timeout=timedelta(
+            seconds=s.server.worker_shutdown_seconds
+        ),  # the report's ids on activity log lines; failures and problems counted
         activities=[
             TeamActivities(teams, narrative=llm_configured(s.llm)).resolve_team,
             gatherers.gather_pagerduty,

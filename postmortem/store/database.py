@@ -7,6 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -65,6 +67,30 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the code's revision and this process may not migrate it."""
+
+
+def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
+    current = MigrationContext.configure(connection).get_current_revision()
+    return current, ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Refuse to run on a schema another revision of the code left (or none): say what to run instead.
+
+    Replicas that do not migrate (POSTMORTEM_MIGRATE_ON_START=false) would otherwise fail on their
+    first query with a missing table or column, far from the cause.
+    """
+    async with engine.connect() as connection:
+        current, head = await connection.run_sync(_current_and_head)
+    if current != head:
+        raise SchemaNotCurrent(
+            f"the database schema is at revision {current or '(none)'} and this version needs {head}: "
+            "run `postmortem migrate` once (or set POSTMORTEM_MIGRATE_ON_START=true)"
+        )
 
 
 async def migrate(engine: AsyncEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from postmortem.store.database import create_engine, migrate, sessionmaker
+from postmortem.store.database import check_schema, create_engine, migrate, sessionmaker
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.follow_ups import FollowUpStore
 from postmortem.store.images import ImageStore
@@ -39,9 +39,13 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:
+        """`migrate_schema=False` checks the schema is the code's instead (`SchemaNotCurrent` if not)."""
         engine = create_engine(url, schema=schema)
-        if migrate_schema:
-            await migrate(engine)
+        try:
+            await (migrate(engine) if migrate_schema else check_schema(engine))
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine)
 
     async def ping(self) -> None:
