@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # a transitive pin of the lock; its stubs are not installed
+import yaml
 
 from tests.support import REPO
 

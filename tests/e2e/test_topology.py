@@ -36,7 +36,7 @@ from tests.compose_file import environment, service
 from tests.reliability.service import PAGERDUTY, SECRET, report_id, report_ids, resolve_body, signed
 from tests.support import binary, eventually, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.slow]  # the slower tier: `scripts/test.sh -m slow`
 
 ADMIN = "topology-admin-token"
 BEFORE_KILL = 24  # incidents sent to both APIs, all answered, before the kills
