@@ -269,16 +269,15 @@ class ReviewActivities:
             "pdf": export_pdf(pm, meeting),
             "public": public_summary(pm, redact=redact).encode(),
         }
-        for format, content in rendered.items():
-            await self._store.review.put_export(
-                pm.id,
-                format,
-                EXPORTS[format],
-                content,
-                input.published_count,
-                input.now,
-                slug=input.public_slug if format == "public" else None,
-            )
+        await self._store.review.put_exports(
+            pm.id,
+            [
+                (format, EXPORTS[format], content, input.public_slug if format == "public" else None)
+                for format, content in rendered.items()
+            ],
+            input.published_count,
+            input.now,
+        )
         sent: list[str] = []
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"

@@ -31,11 +31,15 @@ async def get_timeline(
     offset: int = Query(default=0, ge=0, le=1_000_000_000),
 ) -> TimelinePage:
     evidence = store.evidence
+    # The sources' states first: a source read as complete then has every entry of it already stored,
+    # so the items read next include them all (read the other way round, a gather finishing in between
+    # answered "complete" beside a timeline missing its last page).
+    sources = await evidence.statuses(pm.id)
     page = await evidence.entries(pm.id, kinds=kind, sources=source, limit=limit + 1, offset=offset)
     total = await evidence.count(pm.id, kinds=kind, sources=source)
     return TimelinePage(
         items=page[:limit],
         total=total,
         next_offset=offset + limit if len(page) > limit else None,
-        sources=await evidence.statuses(pm.id),
+        sources=sources,
     )

@@ -89,21 +89,33 @@ class ReviewStore:
         now: datetime,
         slug: str | None = None,
     ) -> None:
+        await self.put_exports(postmortem_id, [(format, media_type, content, slug)], published_count, now)
+
+    async def put_exports(
+        self,
+        postmortem_id: str,
+        exports: list[tuple[str, str, bytes, str | None]],
+        published_count: int,
+        now: datetime,
+    ) -> None:
+        """Every export of one publication (format, media type, content, slug) in one transaction: a
+        reader never finds the HTML of a publication without its public page, or the other way round."""
         async with self._sessions() as session:
-            await session.execute(
-                delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id, ExportRow.format == format)
-            )
-            session.add(
-                ExportRow(
-                    postmortem_id=postmortem_id,
-                    format=format,
-                    media_type=media_type,
-                    content=content,
-                    published_count=published_count,
-                    slug=slug,
-                    created_at=now,
+            for format, media_type, content, slug in exports:
+                await session.execute(
+                    delete(ExportRow).where(ExportRow.postmortem_id == postmortem_id, ExportRow.format == format)
                 )
-            )
+                session.add(
+                    ExportRow(
+                        postmortem_id=postmortem_id,
+                        format=format,
+                        media_type=media_type,
+                        content=content,
+                        published_count=published_count,
+                        slug=slug,
+                        created_at=now,
+                    )
+                )
             await session.commit()
 
     async def get_export(self, postmortem_id: str, format: str) -> tuple[str, bytes, int] | None:
