@@ -12,13 +12,10 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from postmortem.incident.opsgenie import incident_from_webhook
-from postmortem.incident.payload import obj, require_text, text
-from postmortem.models import EventKind, IncidentEvent, Source
+from postmortem.models import IncidentEvent, Source
 from postmortem.webhooks.errors import WebhookRejected
 from postmortem.webhooks.ignored import Ignored
-from postmortem.webhooks.opsgenie import CLOSE, TOKEN_HEADER
-from postmortem.webhooks.payload import unreadable_as_422
+from postmortem.webhooks.opsgenie import TOKEN_HEADER, parse_opsgenie
 
 SETTING = "POSTMORTEM_JSM_WEBHOOK_TOKEN"
 
@@ -46,28 +43,5 @@ def verify_jsm_token(authorization: str | None, header_token: str | None, expect
 
 
 def parse_jsm(data: dict[str, Any]) -> IncidentEvent | Ignored:
-    with unreadable_as_422():
-        return _parse(data)
-
-
-def _parse(data: dict[str, Any]) -> IncidentEvent | Ignored:
-    action = require_text(data, "action", "body")
-    alert = obj(data.get("alert"))
-    if not alert:
-        raise WebhookRejected(422, "body.alert is missing or not an object")
-    alert_id = require_text(alert, "alertId", "alert")
-    if action != CLOSE:
-        return Ignored(
-            event_type=action,
-            event_id=alert_id,
-            reason=f"action {action!r} is acknowledged but does not start a post-mortem",
-        )
-    incident = incident_from_webhook(data, Source.JSM)
-    return IncidentEvent(
-        source=Source.JSM,
-        event_id=f"{alert_id}:{text(alert.get('updatedAt')) or ''}",
-        event_type=action,
-        kind=EventKind.RESOLVED,
-        occurred_at=incident.resolved_at,
-        incident=incident,
-    )
+    """Opsgenie's alert-action JSON, sent by JSM Operations."""
+    return parse_opsgenie(data, Source.JSM)

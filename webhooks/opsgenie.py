@@ -37,12 +37,13 @@ def verify_token(
         raise WebhookRejected(401, f"invalid {source} webhook token")
 
 
-def parse_opsgenie(data: dict[str, Any]) -> IncidentEvent | Ignored:
+def parse_opsgenie(data: dict[str, Any], source: Source = Source.OPSGENIE) -> IncidentEvent | Ignored:
+    """An alert-action delivery; `source` is who sent it (JSM Operations sends the same JSON)."""
     with unreadable_as_422():
-        return _parse(data)
+        return _parse(data, source)
 
 
-def _parse(data: dict[str, Any]) -> IncidentEvent | Ignored:
+def _parse(data: dict[str, Any], source: Source) -> IncidentEvent | Ignored:
     action = require_text(data, "action", "body")
     alert = obj(data.get("alert"))
     if not alert:
@@ -54,9 +55,9 @@ def _parse(data: dict[str, Any]) -> IncidentEvent | Ignored:
             event_id=alert_id,
             reason=f"action {action!r} is acknowledged but does not start a post-mortem",
         )
-    incident = incident_from_webhook(data)
+    incident = incident_from_webhook(data, source)
     return IncidentEvent(
-        source=Source.OPSGENIE,
+        source=source,
         event_id=f"{alert_id}:{text(alert.get('updatedAt')) or ''}",
         event_type=action,
         kind=EventKind.RESOLVED,
