@@ -32,6 +32,9 @@ class DraftPostmortemInput(BaseModel):
     now: AwareDatetime
     still_gathering: list[EvidenceSource] = Field(default_factory=list, description="sources past the deadline")
     delivery_id: str | None = Field(default=None, description="the inbox entry holding the incident's raw payload")
+    not_configured: dict[str, str] = Field(
+        default_factory=dict, description="sources not gathered, for want of settings (source → which)"
+    )
 
 
 class DraftPostmortemResult(BaseModel):
@@ -65,6 +68,18 @@ class DraftActivities:
         variant = TemplateVariant.LIGHTWEIGHT if skipped else input.team.template
         # The webhook's own facts are evidence too, and the floor when no source API is configured.
         await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
+        if input.not_configured:  # as their gathers would have said, had they been scheduled
+            not_read = [
+                SourceStatus(
+                    source=EvidenceSource(source),
+                    incident_id=input.incident.id,
+                    state=GatherState.NOT_CONFIGURED,
+                    entries=0,
+                    detail=why,
+                )
+                for source, why in input.not_configured.items()
+            ]
+            await self._evidence.set_statuses(input.postmortem_id, not_read, input.now)
         statuses = await self._evidence.statuses(input.postmortem_id)
         unfinished = unfinished_sources(statuses)
         unfinished += [

@@ -84,6 +84,15 @@ Fetch = Callable[[str | None], Awaitable[Page[dict[str, Any]]]]
 Convert = Callable[[dict[str, Any]], list[TimelineEntry]]
 
 
+# What a source needs before it can be read, as its not-configured status says.
+UNSET: dict[EvidenceSource, str] = {
+    EvidenceSource.PAGERDUTY: "POSTMORTEM_PAGERDUTY_API_TOKEN is not set",
+    EvidenceSource.OPSGENIE: "POSTMORTEM_OPSGENIE_API_KEY is not set",
+    EvidenceSource.JSM: "POSTMORTEM_JSM_CLOUD_ID, POSTMORTEM_JSM_EMAIL and POSTMORTEM_JSM_API_TOKEN are not all set",
+    EvidenceSource.SLACK: "POSTMORTEM_SLACK_BOT_TOKEN is not set",
+}
+
+
 def _one(convert: Callable[[dict[str, Any], str], TimelineEntry | None], incident_id: str) -> Convert:
     return lambda item: [entry] if (entry := convert(item, incident_id)) is not None else []
 
@@ -139,6 +148,17 @@ class GatherActivities:
         if self._owned:
             await self._clients.aclose()
 
+    def unreachable(self) -> dict[str, str]:
+        """The sources this worker has no settings for (source → which settings): the workflow does not
+        schedule their gathers at all (resolve_team hands this over in the team's settings)."""
+        clients = {
+            EvidenceSource.PAGERDUTY: self._pd,
+            EvidenceSource.OPSGENIE: self._og,
+            EvidenceSource.JSM: self._jsm_client,
+            EvidenceSource.SLACK: self._sl,
+        }
+        return {source.value: UNSET[source] for source, client in clients.items() if client is None}
+
     async def _status(
         self,
         input: GatherInput | GatherAlertsInput | GatherSlackInput,
@@ -187,7 +207,7 @@ class GatherActivities:
         client = self._pd
         if client is None:
             return await self._status(
-                input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED, "POSTMORTEM_PAGERDUTY_API_TOKEN is not set"
+                input, EvidenceSource.PAGERDUTY, GatherState.NOT_CONFIGURED, UNSET[EvidenceSource.PAGERDUTY]
             )
         incident = input.incident_id
 
@@ -209,7 +229,7 @@ class GatherActivities:
         client = self._og
         if client is None:
             return await self._status(
-                input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED, "POSTMORTEM_OPSGENIE_API_KEY is not set"
+                input, EvidenceSource.OPSGENIE, GatherState.NOT_CONFIGURED, UNSET[EvidenceSource.OPSGENIE]
             )
         alert = input.incident_id
         return await self._paged(
@@ -230,7 +250,7 @@ class GatherActivities:
                 input,
                 EvidenceSource.JSM,
                 GatherState.NOT_CONFIGURED,
-                "POSTMORTEM_JSM_CLOUD_ID, POSTMORTEM_JSM_EMAIL and POSTMORTEM_JSM_API_TOKEN are not all set",
+                UNSET[EvidenceSource.JSM],
             )
         alert = input.incident_id
         return await self._paged(
@@ -274,7 +294,7 @@ class GatherActivities:
         client = self._sl
         if client is None:
             return await self._status(
-                input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, "POSTMORTEM_SLACK_BOT_TOKEN is not set"
+                input, EvidenceSource.SLACK, GatherState.NOT_CONFIGURED, UNSET[EvidenceSource.SLACK]
             )
         margin = timedelta(minutes=self._alertmanager.margin_minutes)
         oldest = (input.start - margin).timestamp() if input.start else None

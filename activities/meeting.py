@@ -116,6 +116,10 @@ class MeetingActivities:
         if self._owned:
             await self._clients.aclose()
 
+    def invite_channels(self) -> list[str]:
+        """The channels this worker can send invites on: the workflow schedules no delivery on the others."""
+        return [channel for channel, sender in (("email", self._mailer), ("caldav", self._calendar)) if sender]
+
     @activity.defn(name="plan_meeting")
     async def plan_meeting(self, input: PlanMeetingInput) -> Meeting:
         existing = await self._meetings.get(input.postmortem_id)

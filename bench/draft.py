@@ -58,8 +58,8 @@ from temporalio.common import RawValue
 from temporalio.worker import Worker
 
 from postmortem.activities.draft import DraftPostmortemInput, DraftPostmortemResult
-from postmortem.activities.gather import GatherResult
-from postmortem.activities.meeting import DeliveryResult, PlanMeetingInput, SendInviteInput
+from postmortem.activities.gather import GatherActivities, GatherResult
+from postmortem.activities.meeting import DeliveryResult, MeetingActivities, PlanMeetingInput, SendInviteInput
 from postmortem.activities.team import ResolveTeamInput
 from postmortem.app.gateway import TemporalGateway
 from postmortem.app.runtime import load_teams
@@ -382,11 +382,27 @@ async def post_all(pool: Pool, prefix: str, count: int, errors: Counter[str]) ->
 
 def noop_worker_main(address: str, task_queue: str) -> None:
     """`python bench/draft.py noop-worker`: the real workflows, no-op activities; prints `planned <id>`."""
-    teams = load_teams(Settings())  # the service's own team settings: the workflow takes the same turns
+    settings = Settings()
+    teams = load_teams(settings)  # the service's own team settings: the workflow takes the same turns
+    # ...and the same view of what the worker can reach (sources, invite channels) as the service's worker.
+    s = settings
+    gatherers = GatherActivities(
+        None,  # type: ignore[arg-type]  # never gathers: only asked what it could reach
+        pagerduty=s.pagerduty,
+        opsgenie=s.opsgenie,
+        jsm=s.jsm,
+        slack=s.slack,
+        alertmanager=s.alertmanager,
+        http=s.http,
+    )
+    meetings = MeetingActivities(None, smtp=s.smtp, caldav=s.caldav, http=s.http)  # type: ignore[arg-type]
+    unreachable, channels = gatherers.unreachable(), meetings.invite_channels()
 
     @activity.defn(name="resolve_team")
     async def resolve_team(input: ResolveTeamInput) -> TeamSettings:
-        return teams.resolve(input.incident)
+        team = teams.resolve(input.incident)
+        team.unreachable_sources, team.invite_channels = dict(unreachable), list(channels)
+        return team
 
     def gatherer(name: str, source: EvidenceSource) -> Callable[[dict[str, Any]], Awaitable[GatherResult]]:
         @activity.defn(name=name)

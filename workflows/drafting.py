@@ -22,6 +22,10 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows.state import NarrativeStep
 
 GATHER_PATCH = "gather-evidence"
+# Fewer round trips per draft: the team is resolved, and Alertmanager's stored alerts read, as local
+# activities; sources the worker cannot reach are not scheduled (the draft records them as not configured).
+LEAN_PATCH = "lean-draft"
+RESOLVE_TIMEOUT = timedelta(seconds=30)
 # The optional model drafts the narrative sections after the deterministic draft (when configured).
 NARRATIVE_PATCH = "llm-narrative"
 
@@ -36,17 +40,24 @@ class Drafted:
 
 async def draft(input: PostmortemWorkflowInput) -> Drafted:
     incident = input.event.incident
-    team = await workflow.execute_activity_method(
-        TeamActivities.resolve_team,
-        ResolveTeamInput(incident=incident.summary()),
-        start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=STEP_RETRY,
-    )
+    lean = workflow.patched(LEAN_PATCH)
+    resolve = ResolveTeamInput(incident=incident.summary())
+    if lean:
+        team = await workflow.execute_local_activity_method(
+            TeamActivities.resolve_team, resolve, start_to_close_timeout=RESOLVE_TIMEOUT, retry_policy=STEP_RETRY
+        )
+    else:
+        team = await workflow.execute_activity_method(
+            TeamActivities.resolve_team, resolve, start_to_close_timeout=RESOLVE_TIMEOUT, retry_policy=STEP_RETRY
+        )
     decision = decide([incident], team.policy)
     done: gathering.Handles = {}
     late: gathering.Handles = {}
+    skipped: dict[str, str] = {}
     if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
-        done, late = await gathering.gather(input.postmortem_id, incident.summary(), team)
+        done, late = await gathering.gather(input.postmortem_id, incident.summary(), team, lean=lean)
+        if lean:
+            skipped = {source.value: why for source, why in gathering.unreachable(team).items()}
     result = await workflow.execute_activity_method(
         DraftActivities.draft_postmortem,
         DraftPostmortemInput(
@@ -58,6 +69,7 @@ async def draft(input: PostmortemWorkflowInput) -> Drafted:
             now=workflow.now(),
             still_gathering=list(late),
             delivery_id=input.delivery_id,
+            not_configured=skipped,
         ),
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=STEP_RETRY,

@@ -56,9 +56,18 @@ def sources_of(incident: Incident) -> list[EvidenceSource]:
     return [own_source(incident), EvidenceSource.ALERTMANAGER, EvidenceSource.SLACK]
 
 
+def unreachable(team: TeamSettings) -> dict[EvidenceSource, str]:
+    """The sources the worker has no settings for (and which settings), as resolve_team recorded them:
+    never scheduled, their not-configured state recorded by the draft instead. Empty for a team
+    resolved before this was known, so such a history replays as it ran."""
+    return {EvidenceSource(source): why for source, why in (team.unreachable_sources or {}).items()}
+
+
 def start_source(
-    source: EvidenceSource, postmortem_id: str, incident: Incident, team: TeamSettings
+    source: EvidenceSource, postmortem_id: str, incident: Incident, team: TeamSettings, *, local: bool = False
 ) -> asyncio.Task[GatherResult]:
+    """`local` (patch lean-draft): Alertmanager's alerts are the store's own (received by webhook), so they
+    are read in the worker as a local activity, with no round trip to the server."""
     options = workflow.ActivityConfig(
         start_to_close_timeout=timedelta(minutes=30),
         schedule_to_close_timeout=timedelta(hours=24),
@@ -75,6 +84,13 @@ def start_source(
             start=incident.created_at,
             end=end,
         )
+        if local:
+            return workflow.start_local_activity_method(
+                GatherActivities.gather_alertmanager,
+                alerts,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=GATHER_RETRY,
+            )
         return workflow.start_activity_method(GatherActivities.gather_alertmanager, alerts, **options)
     if source == EvidenceSource.SLACK:
         slack = GatherSlackInput(
@@ -91,9 +107,17 @@ def start_source(
     )
 
 
-async def gather(postmortem_id: str, incident: Incident, team: TeamSettings) -> tuple[Handles, Handles]:
-    """Start every source at once; (those done by the team's deadline, those still running)."""
-    handles = {source: start_source(source, postmortem_id, incident, team) for source in sources_of(incident)}
+async def gather(
+    postmortem_id: str, incident: Incident, team: TeamSettings, *, lean: bool = False
+) -> tuple[Handles, Handles]:
+    """Start every source at once; (those done by the team's deadline, those still running). `lean`
+    (the first draft, patch lean-draft): the unreachable sources are not started at all."""
+    skipped = unreachable(team) if lean else {}
+    handles = {
+        source: start_source(source, postmortem_id, incident, team, local=lean)
+        for source in sources_of(incident)
+        if source not in skipped
+    }
     _, pending = await workflow.wait(list(handles.values()), timeout=team.gather_deadline_seconds)
     done = {source: handle for source, handle in handles.items() if handle not in pending}
     late = {source: handle for source, handle in handles.items() if handle in pending}

@@ -15,29 +15,45 @@ with workflow.unsafe.imports_passed_through():
         ReviseMeetingInput,
         SendInviteInput,
     )
+    from postmortem.incident.teams import TeamSettings
     from postmortem.meeting.models import Meeting
     from postmortem.models import Incident
     from postmortem.workflows.options import DELIVERY_OPTIONS, STEP_RETRY
     from postmortem.workflows.state import PostmortemState
 
 CHANNELS: tuple[Literal["email"], Literal["caldav"]] = ("email", "caldav")
+PLAN_TIMEOUT = timedelta(minutes=2)
+
+
+def channels(team: TeamSettings | None) -> list[Literal["email", "caldav"]]:
+    """The channels an invite goes out on: those the worker can send on, as resolve_team recorded them
+    (a team resolved before that was known: every channel, each a no-op when unconfigured). Read from
+    the history, so a replay takes the same turns."""
+    if team is None or team.invite_channels is None:
+        return list(CHANNELS)
+    return [channel for channel in CHANNELS if channel in team.invite_channels]
 
 
 async def plan(state: PostmortemState, incident: Incident) -> Meeting:
-    assert state.team is not None
+    """Planned in the worker itself (a local activity: no round trip to the server) when no calendar is
+    configured, since the plan is then only the store's; with CalDAV's free/busy, a regular activity."""
+    team = state.team
+    assert team is not None
+    request = PlanMeetingInput(
+        postmortem_id=state.postmortem_id,
+        title=incident.title,
+        severity=incident.severity,
+        resolved_at=incident.resolved_at,
+        language=team.language,
+        team=team,
+        now=workflow.now(),
+    )
+    if team.invite_channels is not None and "caldav" not in team.invite_channels:
+        return await workflow.execute_local_activity_method(
+            MeetingActivities.plan_meeting, request, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=STEP_RETRY
+        )
     return await workflow.execute_activity_method(
-        MeetingActivities.plan_meeting,
-        PlanMeetingInput(
-            postmortem_id=state.postmortem_id,
-            title=incident.title,
-            severity=incident.severity,
-            resolved_at=incident.resolved_at,
-            language=state.team.language,
-            team=state.team,
-            now=workflow.now(),
-        ),
-        start_to_close_timeout=timedelta(minutes=2),
-        retry_policy=STEP_RETRY,
+        MeetingActivities.plan_meeting, request, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=STEP_RETRY
     )
 
 

@@ -215,7 +215,9 @@ class PostmortemWorkflow:
         async with self._meeting_lock:
             state.meeting = await meetings.revise(state, start=request.start)
             if self._v2():  # the new revision's invites go out from the run's loop
-                state.steps += [InviteStep(sequence=state.meeting.sequence, channel=c) for c in meetings.CHANNELS]
+                state.steps += [
+                    InviteStep(sequence=state.meeting.sequence, channel=c) for c in meetings.channels(state.team)
+                ]
             else:
                 await self._steps.deliver()
             return state.meeting
@@ -251,7 +253,7 @@ class PostmortemWorkflow:
                     await asyncio.gather(
                         *(
                             self._steps.invite(InviteStep(sequence=sequence, channel=c), CANCEL_DELIVERY_OPTIONS)
-                            for c in meetings.CHANNELS
+                            for c in meetings.channels(state.team)
                         )
                     )
                 else:

@@ -196,7 +196,9 @@ class Steps:
         """The current revision of the invite on every channel at once (each a no-op if unconfigured)."""
         assert self._state.meeting is not None
         sequence = self._state.meeting.sequence
-        await asyncio.gather(*(self.invite(InviteStep(sequence=sequence, channel=c)) for c in meetings.CHANNELS))
+        await asyncio.gather(
+            *(self.invite(InviteStep(sequence=sequence, channel=c)) for c in meetings.channels(self._state.team))
+        )
 
     async def plan_meeting(self, step: PlanMeetingStep) -> None:
         state = self._state

@@ -75,7 +75,12 @@ def build_worker(
             seconds=s.server.worker_shutdown_seconds
         ),  # the report's ids on activity log lines; failures and problems counted
         activities=[
-            TeamActivities(teams, narrative=llm_configured(s.llm)).resolve_team,
+            TeamActivities(
+                teams,
+                narrative=llm_configured(s.llm),
+                unreachable_sources=gatherers.unreachable(),
+                invite_channels=meetings.invite_channels(),
+            ).resolve_team,
             gatherers.gather_pagerduty,
             gatherers.gather_opsgenie,
             gatherers.gather_jsm,

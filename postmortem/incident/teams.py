@@ -151,6 +151,11 @@ class TeamSettings(BaseModel):
     # through the public summary's redaction first (the team's `narrative_redact`).
     narrative: bool = False
     narrative_redact: bool = False
+    # What the worker can reach, set by resolve_team like `narrative`: the evidence sources it has no
+    # settings for (source → the settings it lacks) and the invite channels it can send on. A draft
+    # schedules nothing for the others (patch "lean-draft"); None (histories from before): everything.
+    unreachable_sources: dict[str, str] | None = None
+    invite_channels: list[str] | None = None
 
 
 class TeamsConfig:

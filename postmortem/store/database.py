@@ -14,6 +14,14 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# On SQLite the inbox has a database file of its own, attached to every connection under this name.
+INBOX_SCHEMA = "inbox"
+
+
+def inbox_file(database: str) -> Path:
+    """`data/postmortem.db` → `data/postmortem-inbox.db`: beside the store, named for it."""
+    path = Path(database)
+    return path.with_name(f"{path.stem}-inbox{path.suffix or '.db'}")
 
 
 def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
@@ -24,10 +32,19 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        inbox = inbox_file(database) if database and database != ":memory:" else None
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            if inbox is not None:
+                # SQLite takes one writer per database file. The worker writes reports all the time; with
+                # the inbox in the same file a webhook's ack waited for the lock behind it (p99 2.7–13 s
+                # while a burst was drafted). In its own file the ack only ever waits for this process's
+                # relay. Unqualified names find the table here once main has none (migration 0017).
+                cursor.execute(f"ATTACH DATABASE ? AS {INBOX_SCHEMA}", (str(inbox),))
+                cursor.execute(f"PRAGMA {INBOX_SCHEMA}.journal_mode=WAL")
+                cursor.execute(f"PRAGMA {INBOX_SCHEMA}.synchronous=NORMAL")
             # WAL lets the API read while the worker writes; foreign keys make deletes cascade.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")

@@ -113,22 +113,29 @@ class EvidenceStore:
             return int(await session.scalar(query) or 0)
 
     async def set_status(self, postmortem_id: str, status: SourceStatus, now: datetime) -> None:
-        values = {
-            "postmortem_id": postmortem_id,
-            "source": status.source.value,
-            "incident_id": status.incident_id,
-            "state": status.state.value,
-            "entries": status.entries,
-            "detail": status.detail,
-            "updated_at": now,
-        }
-        statement = _insert(self._dialect, SourceStatusRow).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["postmortem_id", "source", "incident_id"],
-            set_={key: values[key] for key in ("state", "entries", "detail", "updated_at")},
-        )
+        await self.set_statuses(postmortem_id, [status], now)
+
+    async def set_statuses(self, postmortem_id: str, statuses: list[SourceStatus], now: datetime) -> None:
+        """Each source's state, in one transaction."""
+        if not statuses:
+            return
         async with self._sessions() as session:
-            await session.execute(statement)
+            for status in statuses:
+                values = {
+                    "postmortem_id": postmortem_id,
+                    "source": status.source.value,
+                    "incident_id": status.incident_id,
+                    "state": status.state.value,
+                    "entries": status.entries,
+                    "detail": status.detail,
+                    "updated_at": now,
+                }
+                statement = _insert(self._dialect, SourceStatusRow).values(values)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["postmortem_id", "source", "incident_id"],
+                    set_={key: values[key] for key in ("state", "entries", "detail", "updated_at")},
+                )
+                await session.execute(statement)
             await session.commit()
 
     async def statuses(self, postmortem_id: str) -> list[SourceStatus]:

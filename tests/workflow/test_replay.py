@@ -104,5 +104,5 @@ async def _drafted(handle) -> bool:
         or await handle.query(PostmortemWorkflow.meeting) is None
     ):
         return False
-    history = await handle.fetch_history()
-    return sum(1 for e in history.events if e.activity_task_completed_event_attributes.result.payloads) >= 8
+    # The steps after the plan (the invites, on the channels this worker has) are done too.
+    return not (await handle.describe()).raw_description.pending_activities
