@@ -93,12 +93,14 @@ def render_markdown_html(text: str) -> str:
     return sanitise_html(_markdown.render(text or ""))
 
 
-def _duration(seconds: int | None) -> str:
+def _duration(seconds: float | None, t: dict[str, str] | None = None) -> str:
+    """`1 h 05 min`, or in the page's words (`1 小时 05 分钟`) given its translator."""
     if seconds is None:
         return "—"
     hours, rest = divmod(int(seconds), 3600)
     minutes = rest // 60
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    h_unit, min_unit = (t["h_unit"], t["min_unit"]) if t else (" h", " min")
+    return f"{hours}{h_unit} {minutes:02d}{min_unit}" if hours else f"{minutes}{min_unit}"
 
 
 def _when(value: datetime | date | None) -> str:
