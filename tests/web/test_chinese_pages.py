@@ -26,7 +26,7 @@ from tests.web.test_pages import CSRF, sign_in
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 SPOKEN = ("aria-label", "placeholder", "title", "alt")
 # The report's content and people's input: not the UI's words.
-CONTENT_CLASSES = {"report-body", "entries", "meta", "comment", "reviewers", "gallery"}
+CONTENT_CLASSES = {"report-body", "entries", "meta", "comment", "reviewers", "incidents-list", "gallery"}
 CONTENT_IDS = {"title"}
 CONTENT_TAGS = {"textarea", "script", "style", "pre"}
 UNITS = re.compile(r"\d\s?(h|min|d)\b")
