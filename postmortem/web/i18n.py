@@ -154,6 +154,128 @@ WORDS: dict[str, dict[str, str]] = {
     "chart_teams": {"en": "Completion rate by team", "zh": "各团队完成率"},
     "chart_teams_desc": {"en": "The share of each team's post-mortems published.", "zh": "各团队已发布复盘的比例。"},
     "no_data": {"en": "No post-mortems match.", "zh": "没有符合条件的复盘。"},
+    "delete": {"en": "Delete", "zh": "删除"},
+    "upload": {"en": "Upload", "zh": "上传"},
+    "upload_image": {"en": "Add an image", "zh": "添加图片"},
+    "image_limits": {
+        "en": "A JPEG, PNG, WebP or GIF image of at most {mb} MB; up to {count} images per post-mortem.",
+        "zh": "JPEG、PNG、WebP 或 GIF 图片，每张不超过 {mb} MB；每份复盘最多 {count} 张。",
+    },
+    "change_reviewers": {"en": "Change reviewers", "zh": "更改评审人"},
+    "decisions_kept": {"en": "those who stay keep their decision", "zh": "保留者的评审结论不变"},
+    "report_settings": {"en": "Visibility and cause", "zh": "可见范围与原因"},
+    "visibility": {"en": "Who may read it", "zh": "可见范围"},
+    "vis_private": {"en": "Private: admins, its author and reviewers", "zh": "私密：管理员、作者与评审人"},
+    "vis_team": {"en": "Team: also its team", "zh": "团队：另含所属团队"},
+    "vis_organisation": {"en": "Organisation: everyone", "zh": "组织：所有人"},
+    "cause": {"en": "Cause category", "zh": "原因类别"},
+    "cause_process": {"en": "Process", "zh": "流程"},
+    "cause_observability": {"en": "Observability", "zh": "可观测性"},
+    "cause_change_management": {"en": "Change management", "zh": "变更管理"},
+    "cause_capacity": {"en": "Capacity", "zh": "容量"},
+    "cause_dependency": {"en": "Dependency", "zh": "依赖"},
+    "cause_code": {"en": "Code", "zh": "代码"},
+    "cause_configuration": {"en": "Configuration", "zh": "配置"},
+    "cause_security": {"en": "Security", "zh": "安全"},
+    "cause_other": {"en": "Other", "zh": "其他"},
+    "incidents": {"en": "Incidents", "zh": "关联事件"},
+    "incident_id": {"en": "Incident id", "zh": "事件 ID"},
+    "link_incident": {"en": "Link incident", "zh": "关联事件"},
+    # Notices after a form (?done=…)
+    "saved": {"en": "saved", "zh": "已保存"},
+    "commented": {"en": "comment added", "zh": "已评论"},
+    "item_added": {"en": "action item added", "zh": "已添加改进项"},
+    "item_saved": {"en": "action item saved", "zh": "已保存改进项"},
+    "item_deleted": {"en": "action item deleted", "zh": "已删除改进项"},
+    "rescheduled": {"en": "meeting moved", "zh": "会议已改期"},
+    "retrying": {"en": "retrying", "zh": "正在重试"},
+    "reviewers_changed": {"en": "reviewers changed", "zh": "评审人已更改"},
+    "incident_linked": {"en": "incident linked", "zh": "已关联事件"},
+    "settings_saved": {"en": "visibility and cause saved", "zh": "可见范围与原因已保存"},
+    "image_added": {"en": "image added", "zh": "已添加图片"},
+    "image_known": {"en": "this image was attached already", "zh": "该图片已存在"},
+    "image_deleted": {"en": "image deleted", "zh": "已删除图片"},
+    # Values shown as labels: English keeps the value itself (what the API says), Chinese has words.
+    "st_DRAFT": {"en": "DRAFT", "zh": "草稿"},
+    "st_IN_REVIEW": {"en": "IN_REVIEW", "zh": "评审中"},
+    "st_PUBLISHED": {"en": "PUBLISHED", "zh": "已发布"},
+    "st_ARCHIVED": {"en": "ARCHIVED", "zh": "已归档"},
+    "st_SKIPPED": {"en": "SKIPPED", "zh": "已跳过"},
+    "d_pending": {"en": "pending", "zh": "待评审"},
+    "d_approved": {"en": "approved", "zh": "已批准"},
+    "d_changes_requested": {"en": "changes_requested", "zh": "要求修改"},
+    "i_OPEN": {"en": "OPEN", "zh": "待处理"},
+    "i_IN_PROGRESS": {"en": "IN_PROGRESS", "zh": "进行中"},
+    "i_COMPLETED": {"en": "COMPLETED", "zh": "已完成"},
+    "i_WONT_DO": {"en": "WONT_DO", "zh": "不处理"},
+    "p_HIGH": {"en": "HIGH", "zh": "高"},
+    "p_MEDIUM": {"en": "MEDIUM", "zh": "中"},
+    "p_LOW": {"en": "LOW", "zh": "低"},
+    "ps_open": {"en": "open", "zh": "未解决"},
+    "ps_retrying": {"en": "retrying", "zh": "重试中"},
+    "ps_resolved": {"en": "resolved", "zh": "已解决"},
+    "k_impact_start": {"en": "impact_start", "zh": "影响开始"},
+    "k_alert_fired": {"en": "alert_fired", "zh": "告警触发"},
+    "k_triggered": {"en": "triggered", "zh": "事件触发"},
+    "k_notified": {"en": "notified", "zh": "已通知"},
+    "k_acknowledged": {"en": "acknowledged", "zh": "已确认"},
+    "k_escalated": {"en": "escalated", "zh": "已升级"},
+    "k_reassigned": {"en": "reassigned", "zh": "已转派"},
+    "k_note": {"en": "note", "zh": "备注"},
+    "k_mitigated": {"en": "mitigated", "zh": "已缓解"},
+    "k_resolved": {"en": "resolved", "zh": "已恢复"},
+    "k_alert_resolved": {"en": "alert_resolved", "zh": "告警恢复"},
+    "k_message": {"en": "message", "zh": "消息"},
+    "h_unit": {"en": " h", "zh": " 小时"},
+    "days_unit": {"en": " d", "zh": " 天"},
+    "open_items": {"en": "open", "zh": "未完成"},
+    "overdue_items": {"en": "overdue", "zh": "逾期"},
+    "stalled_items": {"en": "stalled", "zh": "停滞"},
+    "ok": {"en": "OK", "zh": "确定"},
+    "main_nav": {"en": "Main", "zh": "主导航"},
+    "pages": {"en": "Pages", "zh": "分页"},
+    "api_docs": {"en": "API", "zh": "API"},
+    "attempts": {"en": "attempts", "zh": "次尝试"},
+    # The pages' own refusals (PageError keys); the API's and the workflow's keep their words.
+    "err_sign_in_list": {"en": "sign in to see the post-mortems", "zh": "请登录后查看复盘"},
+    "err_sign_in_report": {"en": "sign in to open this post-mortem", "zh": "请登录后打开此复盘"},
+    "err_sign_in_act": {"en": "sign in to act on this post-mortem", "zh": "请登录后操作此复盘"},
+    "err_sign_in_ics": {"en": "sign in to download the invite", "zh": "请登录后下载会议邀请"},
+    "err_sign_in_image": {"en": "sign in to see this image", "zh": "请登录后查看此图片"},
+    "err_no_report": {"en": "no post-mortem '{id}'", "zh": "没有复盘 '{id}'"},
+    "err_no_image": {"en": "no image {image} in post-mortem {id}", "zh": "复盘 {id} 中没有图片 {image}"},
+    "err_no_action": {"en": "no action {action}", "zh": "没有操作 {action}"},
+    "err_role": {
+        "en": "this action needs the {role} role; {name} has {has}",
+        "zh": "此操作需要 {role} 角色；{name} 的角色是 {has}",
+    },
+    "err_cursor": {"en": "this page link is not valid any more: {reason}", "zh": "此分页链接已失效：{reason}"},
+    "err_date": {
+        "en": "{value} is not a date (YYYY-MM-DD) or an ISO 8601 time",
+        "zh": "{value} 不是日期（YYYY-MM-DD）或 ISO 8601 时间",
+    },
+    "err_meeting_start": {"en": "say when the meeting should start", "zh": "请填写会议开始时间"},
+    "err_stale_item": {
+        "en": "someone else changed this action item first (now at version {version}): reload and edit again",
+        "zh": "他人已先修改此改进项（当前版本 {version}）：请刷新后重新编辑",
+    },
+    "err_stale_settings": {
+        "en": "someone else changed this post-mortem first (now at version {version}): reload and choose again",
+        "zh": "他人已先修改此复盘（当前版本 {version}）：请刷新后重新选择",
+    },
+    "err_csrf": {
+        "en": "this form expired or did not come from this site (CSRF check failed): reload the page and try again",
+        "zh": "表单已过期或并非来自本站（CSRF 校验失败）：请刷新页面后重试",
+    },
+    "err_link_expired": {
+        "en": "this link has expired: sign in to open the post-mortem",
+        "zh": "链接已过期，请登录后打开此复盘",
+    },
+    "err_link_other": {"en": "this link is for another post-mortem", "zh": "此链接属于另一份复盘"},
+    "err_link_changed": {
+        "en": "this link is not valid: it was changed or cut short",
+        "zh": "此链接无效：已被修改或不完整",
+    },
 }
 
 
@@ -169,6 +291,16 @@ def ui_language(request: Request) -> str:
         if tag.startswith("en"):
             return "en"
     return "en"
+
+
+def words(message: str, language: str, args: dict[str, str] | None = None) -> str:
+    """`message` in `language` when it is one of our keys (with `args` filled in), else as it is:
+    a refusal of the API or the workflow keeps its own words."""
+    entry = WORDS.get(message)
+    if entry is None:
+        return message
+    text = entry.get(language, entry["en"])
+    return text.format(**args) if args else text
 
 
 def translator(language: str) -> dict[str, str]:

@@ -185,10 +185,11 @@ async def insights(request: Request) -> Response:
         Series(t["recurrence_rate"], [_percent(m.recurrence_rate) for m in monthly]),
     ]
     team_rates = {team: round(rate * 100, 1) for team, rate in metrics.team_completion_rates.items()}
+    causes: dict[str, float] = {t.get(f"cause_{name}", name): count for name, count in metrics.cause_categories.items()}
     charts = {
         "times": line_chart(t["chart_times"], t["chart_times_desc"], labels, times, t["min_unit"]),
         "rates": line_chart(t["chart_rates"], t["chart_rates_desc"], labels, rates, "%", top=100),
-        "causes": bar_chart(t["chart_causes"], t["chart_causes_desc"], dict(metrics.cause_categories)),
+        "causes": bar_chart(t["chart_causes"], t["chart_causes_desc"], causes),
         "services": bar_chart(t["chart_services"], t["chart_services_desc"], dict(metrics.most_affected_services)),
         "teams": bar_chart(
             t["chart_teams"],
@@ -211,6 +212,7 @@ async def insights(request: Request) -> Response:
             "query": dict(query),
             "percent": _percent,
             "team_rates": team_rates,
+            "causes": causes,
         },
         who=who,
     )

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from postmortem.api import action_items as action_items_api
+from postmortem.api import images as images_api
 from postmortem.api import meeting as meeting_api
 from postmortem.api import postmortems as postmortems_api
 from postmortem.api import problems as problems_api
@@ -34,7 +35,17 @@ from postmortem.api.etags import etag
 from postmortem.api.services import Services, get_services
 from postmortem.app.gateway import TemporalRefused, TemporalUnavailable, UpdateRejected, WorkflowGone
 from postmortem.evidence.models import EntryKind, EvidenceSource
-from postmortem.models import ActionItemStatus, Language, Postmortem, Priority, Status
+from postmortem.models import (
+    ActionItemStatus,
+    CauseCategory,
+    Language,
+    Postmortem,
+    Priority,
+    Source,
+    Status,
+    Visibility,
+)
+from postmortem.report import images as image_rules
 from postmortem.report.exports import markdown_parser, sanitise_html
 from postmortem.report.formatting import format_local
 from postmortem.review.lifecycle import Actor, allowed_actions, can_edit
@@ -43,7 +54,7 @@ from postmortem.store.errors import NotFound, VersionConflict
 from postmortem.store.listing import InvalidCursor, PostmortemFilter
 from postmortem.store.tokens import Role
 from postmortem.web import session as web_session
-from postmortem.web.i18n import LANGUAGES, translator, ui_language
+from postmortem.web.i18n import LANGUAGES, translator, ui_language, words
 from postmortem.web.session import Caller, PageError, caller, check_csrf, csrf_token, ensure_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -82,12 +93,14 @@ def render_markdown_html(text: str) -> str:
     return sanitise_html(_markdown.render(text or ""))
 
 
-def _duration(seconds: int | None) -> str:
+def _duration(seconds: float | None, t: dict[str, str] | None = None) -> str:
+    """`1 h 05 min`, or in the page's words (`1 小时 05 分钟`) given its translator."""
     if seconds is None:
         return "—"
     hours, rest = divmod(int(seconds), 3600)
     minutes = rest // 60
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    h_unit, min_unit = (t["h_unit"], t["min_unit"]) if t else (" h", " min")
+    return f"{hours}{h_unit} {minutes:02d}{min_unit}" if hours else f"{minutes}{min_unit}"
 
 
 def _when(value: datetime | date | None) -> str:
@@ -134,19 +147,23 @@ def page(
 NAV: list[tuple[str, str]] = [("/postmortems", "list"), ("/action-items", "board"), ("/insights", "insights")]
 
 
+def page_words(error: PageError, language: str) -> str:
+    """The refusal in the page's language: our own words by their key, the API's and workflow's as they are."""
+    return words(error.message, language, error.fill)
+
+
 def error_page(request: Request, services: Services, error: PageError) -> HTMLResponse:
+    message = page_words(error, ui_language(request))
     if error.sign_in:
         response = page(
             request,
             services,
             "signin.html",
-            {"next": _local(request.url.path), "notice": error.message, "failed": False},
+            {"next": _local(request.url.path), "notice": message, "failed": False},
             status=error.status,
         )
         return response
-    return page(
-        request, services, "error.html", {"status": error.status, "message": error.message}, status=error.status
-    )
+    return page(request, services, "error.html", {"status": error.status, "message": message}, status=error.status)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -169,7 +186,7 @@ def _local(path: str | None) -> str:
 async def _signed_in(request: Request, services: Services) -> Caller:
     who = await caller(request, services)
     if who is None:
-        raise PageError(401, "sign in to see the post-mortems", sign_in=True)
+        raise PageError(401, "err_sign_in_list", sign_in=True)
     return who
 
 
@@ -178,16 +195,16 @@ async def _report(services: Services, postmortem_id: str, who: Caller) -> Postmo
     try:
         pm = await services.store.postmortems.get(postmortem_id)
     except NotFound as exc:
-        raise PageError(404, f"no post-mortem {postmortem_id!r}") from exc
+        raise PageError(404, "err_no_report", args={"id": postmortem_id}) from exc
     if may_see(who.reader, pm) or may_see(who.reader, pm, await services.store.review.get(pm.id)):
         return pm
-    raise PageError(404, f"no post-mortem {postmortem_id!r}")
+    raise PageError(404, "err_no_report", args={"id": postmortem_id})
 
 
 def _need(who: Caller, role: Role) -> None:
     """The role an API route's dependency asks for, in the API's words."""
     if who.token.role.rank < role.rank:
-        raise PageError(403, f"this action needs the {role.value} role; {who.token.name} has {who.token.role.value}")
+        raise PageError(403, "err_role", args={"role": role.value, "name": who.token.name, "has": who.token.role.value})
 
 
 def report_url(postmortem_id: str, who: Caller | None, **query: str) -> str:
@@ -282,7 +299,7 @@ async def list_page(request: Request) -> Response:
                 cursor=query.get("cursor") or None,
             )
         except InvalidCursor as exc:
-            raise PageError(400, f"this page link is not valid any more: {exc}") from exc
+            raise PageError(400, "err_cursor", args={"reason": str(exc)}) from exc
     except PageError as refused:
         return error_page(request, services, refused)
     kept = {k: v for k, v in query.items() if k != "cursor" and v}
@@ -309,7 +326,7 @@ def _datetime(value: str | None, zone: tzinfo = UTC) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise PageError(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from exc
+        raise PageError(422, "err_date", args={"value": repr(value)}) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
@@ -354,6 +371,11 @@ async def _report_context(services: Services, pm: Postmortem, who: Caller, reque
         },
         "can_edit": can_edit(pm.status, who.token.role.value, is_reviewer=is_reviewer),
         "editor": editor,
+        "visibilities": [v.value for v in Visibility],
+        "causes": [c.value for c in CauseCategory],
+        "incident_sources": [s.value for s in Source],
+        "image_limits": {"mb": image_rules.MAX_BYTES // (1024 * 1024), "count": image_rules.MAX_IMAGES},
+        "image_types": "image/jpeg,image/png,image/webp,image/gif",
         "link": who.link,
         "self_url": report_url(pm.id, who),
         "notice": query.get("done"),
@@ -371,7 +393,7 @@ async def report_page(request: Request, postmortem_id: str, t: str | None = None
     try:
         who = await caller(request, services, postmortem_id, t)
         if who is None:
-            raise PageError(401, "sign in to open this post-mortem", sign_in=True)
+            raise PageError(401, "err_sign_in_report", sign_in=True)
         pm = await _report(services, postmortem_id, who)
         context = await _report_context(services, pm, who, request)
     except PageError as refused:
@@ -393,14 +415,25 @@ async def _act(
         fields = await _form(request)
         who = await caller(request, services, postmortem_id, fields.get("t") or request.query_params.get("t"))
         if who is None:
-            raise PageError(401, "sign in to act on this post-mortem", sign_in=True)
+            raise PageError(401, "err_sign_in_act", sign_in=True)
         pm = await _report(services, postmortem_id, who)
     except PageError as refused:
         return error_page(request, services, refused)
+    return await _run(request, services, pm, who, fields, run)
+
+
+async def _run(
+    request: Request,
+    services: Services,
+    pm: Postmortem,
+    who: Caller,
+    fields: dict[str, str],
+    run: Callable[[Services, Postmortem, Caller, dict[str, str]], Awaitable[Response | str | None]],
+) -> Response:
     try:
         outcome = await run(services, pm, who, fields)
     except PageError as refused:
-        message, status = refused.message, refused.status
+        message, status = page_words(refused, _report_language(pm)), refused.status
     except UpdateRejected as rejected:
         message, status = str(rejected), rejected.status
     except HTTPException as refused:
@@ -426,6 +459,11 @@ async def _act(
     return page(request, services, "report.html", context, status=status, lang=_report_language(pm), who=who)
 
 
+def _names(text: str) -> list[str]:
+    """Reviewers typed in one field, separated by commas or semicolons."""
+    return [n.strip() for n in text.replace(";", ",").split(",") if n.strip()]
+
+
 TRANSITION_ROLES = {"submit": Role.EDITOR, "publish": Role.EDITOR}
 
 
@@ -435,8 +473,7 @@ async def transition(request: Request, postmortem_id: str, action: str) -> Respo
         store, gateway, token = services.store, services.temporal, who.token
         _need(who, TRANSITION_ROLES.get(action, Role.VIEWER))
         if action == "submit":
-            names = [n.strip() for n in fields.get("reviewers", "").replace(";", ",").split(",") if n.strip()]
-            body = review_api.SubmitBody(reviewers=names)
+            body = review_api.SubmitBody(reviewers=_names(fields.get("reviewers", "")))
             await review_api.submit(pm, body, services, gateway, token)
         elif action == "approve":
             decision = review_api.DecisionBody(comment=fields.get("comment") or None)
@@ -447,7 +484,7 @@ async def transition(request: Request, postmortem_id: str, action: str) -> Respo
         elif action in ("publish", "unpublish", "archive"):
             await getattr(review_api, action)(pm, store, gateway, token)
         else:
-            raise PageError(404, f"no action {action!r}")
+            raise PageError(404, "err_no_action", args={"action": repr(action)})
         return action
 
     return await _act(request, postmortem_id, run)
@@ -557,11 +594,103 @@ async def edit_item(request: Request, postmortem_id: str, item_id: str) -> Respo
                 pm, item_id, body, Response(), services.store, etag(int(version)) if version.isdigit() else None
             )
         except VersionConflict as exc:
-            raise PageError(
-                412,
-                f"someone else changed this action item first (now at version {exc.current}): reload and edit again",
-            ) from exc
+            raise PageError(412, "err_stale_item", args={"version": str(exc.current)}) from exc
         return "item_saved"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/action-items/{item_id}/delete")
+async def delete_item(request: Request, postmortem_id: str, item_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        await action_items_api.delete_action_item(pm, item_id, services.store)
+        return "item_deleted"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/reviewers")
+async def change_reviewers(request: Request, postmortem_id: str) -> Response:
+    """Who reviews a report IN_REVIEW (the API's change-reviewers decision): those who stay keep theirs."""
+
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        body = review_api.ReviewersBody(reviewers=_names(fields.get("reviewers", "")))
+        await review_api.change_reviewers(pm, body, services, services.temporal, who.token)
+        return "reviewers_changed"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/incidents")
+async def link_incident(request: Request, postmortem_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        body = review_api.LinkBody.model_validate(
+            {"source": fields.get("source", ""), "incident_id": fields.get("incident_id", "").strip()}
+        )
+        await review_api.link_incident(pm, body, services.store, services.temporal, who.token)
+        return "incident_linked"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/settings")
+async def report_settings(request: Request, postmortem_id: str) -> Response:
+    """Visibility and cause category: the JSON API's PATCH with the version the form was read at."""
+
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        patch = postmortems_api.PostmortemPatch.model_validate(
+            {key: fields[key] for key in ("visibility", "cause_category") if fields.get(key)}
+        )
+        version = fields.get("version", "")
+        try:
+            await postmortems_api.patch_postmortem(
+                pm,
+                patch,
+                Response(),
+                services.store,
+                services.temporal,
+                who.token,
+                etag(int(version)) if version.isdigit() else None,
+            )
+        except VersionConflict as exc:
+            raise PageError(412, "err_stale_settings", args={"version": str(exc.current)}) from exc
+        return "settings_saved"
+
+    return await _act(request, postmortem_id, run)
+
+
+@router.post("/postmortems/{postmortem_id}/images")
+async def upload_image(request: Request, postmortem_id: str) -> Response:
+    """The upload form posts multipart/form-data, which the JSON API's upload reads from the stream
+    itself (bounded memory): the CSRF token and the signed link come in the form's query string."""
+    services = await get_services(request)
+    try:
+        check_csrf(request, request.query_params.get("csrf"))
+        who = await caller(request, services, postmortem_id, request.query_params.get("t"))
+        if who is None:
+            raise PageError(401, "err_sign_in_act", sign_in=True)
+        pm = await _report(services, postmortem_id, who)
+    except PageError as refused:
+        return error_page(request, services, refused)
+
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        answer = Response()
+        await images_api.upload_image(pm, request, answer, services.store)
+        return "image_added" if answer.status_code == 201 else "image_known"
+
+    return await _run(request, services, pm, who, {}, run)
+
+
+@router.post("/postmortems/{postmortem_id}/images/{image_id}/delete")
+async def delete_image(request: Request, postmortem_id: str, image_id: str) -> Response:
+    async def run(services: Services, pm: Postmortem, who: Caller, fields: dict[str, str]) -> str:
+        _need(who, Role.EDITOR)
+        await images_api.delete_image(pm, image_id, services.store)
+        return "image_deleted"
 
     return await _act(request, postmortem_id, run)
 
@@ -574,7 +703,7 @@ async def reschedule(request: Request, postmortem_id: str) -> Response:
         # A datetime-local field has no zone: it is the meeting's own (shown beside the field).
         start = _datetime(fields.get("start"), ZoneInfo(meeting.timezone) if meeting else UTC)
         if start is None:
-            raise PageError(422, "say when the meeting should start")
+            raise PageError(422, "err_meeting_start")
         change = meeting_api.MeetingChange(start=start, force=fields.get("force") == "on")
         await meeting_api.reschedule_meeting(pm, change, services.temporal, who.token)
         return "rescheduled"
@@ -598,7 +727,7 @@ async def meeting_ics(request: Request, postmortem_id: str, t: str | None = None
     try:
         who = await caller(request, services, postmortem_id, t)
         if who is None:
-            raise PageError(401, "sign in to download the invite", sign_in=True)
+            raise PageError(401, "err_sign_in_ics", sign_in=True)
         pm = await _report(services, postmortem_id, who)
         try:
             return await meeting_api.download_invite(pm.id, pm, services)
@@ -614,11 +743,11 @@ async def image(request: Request, postmortem_id: str, image_id: str, t: str | No
     try:
         who = await caller(request, services, postmortem_id, t)
         if who is None:
-            raise PageError(401, "sign in to see this image", sign_in=True)
+            raise PageError(401, "err_sign_in_image", sign_in=True)
         pm = await _report(services, postmortem_id, who)
         found = await services.store.images.get(pm.id, image_id)
         if found is None:
-            raise PageError(404, f"no image {image_id!r} in post-mortem {pm.id!r}")
+            raise PageError(404, "err_no_image", args={"image": repr(image_id), "id": repr(pm.id)})
     except PageError as refused:
         return error_page(request, services, refused)
     stored, data = found

@@ -29,13 +29,17 @@ LINK_SECRET_NAME = signed_links.STORED_SECRET
 
 
 class PageError(Exception):
-    """A refusal shown as a page (not JSON): its status, its words, and whether signing in helps."""
+    """A refusal shown as a page (not JSON): its status, its words, and whether signing in helps.
 
-    def __init__(self, status: int, message: str, *, sign_in: bool = False) -> None:
+    `message` is a key of i18n.WORDS (the page's own words, shown in the page's language, `args`
+    filled in) or, for a refusal passed on from the API or the workflow, their own text as is."""
+
+    def __init__(self, status: int, message: str, *, sign_in: bool = False, args: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.sign_in = sign_in
+        self.fill = args or {}
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,9 @@ async def caller(
             person = signed_links.verify(await link_secret(services), link, postmortem_id, now)
         except signed_links.LinkRefused as refused:
             if refused.reason == signed_links.Refusal.EXPIRED:
-                raise PageError(401, str(refused), sign_in=True) from refused
-            raise PageError(403, str(refused)) from refused
+                raise PageError(401, "err_link_expired", sign_in=True) from refused
+            key = "err_link_other" if refused.reason == signed_links.Refusal.OTHER_REPORT else "err_link_changed"
+            raise PageError(403, key) from refused
         return Caller(token=await person_token(services, person, now), link=link)
     session = request.cookies.get(SESSION_COOKIE)
     if session:
@@ -137,7 +142,4 @@ def ensure_csrf(request: Request, response: Response, services: Services) -> Non
 def check_csrf(request: Request, sent: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
-        raise PageError(
-            403,
-            "this form expired or did not come from this site (CSRF check failed): reload the page and try again",
-        )
+        raise PageError(403, "err_csrf")

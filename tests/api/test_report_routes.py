@@ -322,13 +322,15 @@ def is_page(api: Api, method: str, path: str) -> bool:
 
 
 async def page_request(api: Api, method: str, path: str, values: dict[str, str], caller: dict[str, str]) -> Any:
-    """The page as a browser signed in with the caller's token asks for it (a form post with its CSRF token)."""
+    """The page as a browser signed in with the caller's token asks for it (a form post with its CSRF token;
+    also in the query, where the image upload's multipart form carries it)."""
     secret = caller["Authorization"].removeprefix("Bearer ")
     csrf = "walk-csrf-token-of-the-browser"
     url = PARAM.sub(lambda match: values.get(match.group(1), "1"), path)
     cookies = {"Cookie": f"pm_session={secret}; pm_csrf={csrf}"}
     data = {"csrf": csrf, "version": "1", "section": "summary", "body": "x", "title": "x"} if method == "POST" else None
-    return await api.http.request(method, url, headers=cookies, data=data)
+    params = {"csrf": csrf} if method == "POST" else None
+    return await api.http.request(method, url, headers=cookies, data=data, params=params)
 
 
 def hidden_page(text: str, pm_id: str) -> bool:

@@ -128,16 +128,17 @@ async def test_the_metrics_page_draws_the_api_figures(api: Api) -> None:
     assert html.count('<svg class="chart"') == 5 and html.count('role="img"') == 5
     titles = re.findall(r'<title id="(chart-\d+-t)">', html)
     assert len(titles) == 5 and all(f'aria-labelledby="{t} ' in html for t in titles)
-    assert "change_management" in html and "pig208" in html  # cause categories, affected services
-    assert '<th scope="row">change_management</th><td>2</td>' in html  # the data table beside the chart
+    assert "Change management" in html and "pig208" in html  # cause categories (in words), affected services
+    assert '<th scope="row">Change management</th><td>2</td>' in html  # the data table beside the chart
     assert '<th scope="row">search</th><td>100.0%</td>' in html  # completion by team
     assert "<script" not in html.split("<main", 1)[1]
     only_search = await api.http.get("/insights", params={"team": "search"})
-    assert '<th scope="row">capacity</th><td>1</td>' in only_search.text and "change_management" not in only_search.text
+    assert '<th scope="row">Capacity</th><td>1</td>' in only_search.text and "Change management" not in only_search.text
     bad = await api.http.get("/insights", params={"from": "yesterday"})
     assert bad.status_code == 422 and "is not a date" in bad.text
     zh = await api.http.get("/insights", headers={"Accept-Language": "zh"})
     assert "复盘指标" in zh.text and "每月发现与恢复用时" in zh.text
+    assert '<th scope="row">变更管理</th><td>2</td>' in zh.text, "cause categories in the page's language"
 
 
 async def test_the_months_have_their_own_figures(api: Api) -> None:
