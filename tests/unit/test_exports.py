@@ -165,7 +165,7 @@ def test_markdown_export_of_a_draft_has_no_prompts_but_keeps_its_status(language
     assert "> " + pm.sections[0].prompt in render_markdown(pm)  # the draft rendering shows prompts...
     md = export_markdown(pm)
     assert not any(line.startswith("> ") for line in md.splitlines())  # ...the export never does
-    assert "**DRAFT**" in md
+    assert ("**DRAFT**" if language == EN else "**草稿**") in md
     for section in pm.sections:
         assert f"## {section.title}" in md.splitlines()
         if section.body:
@@ -667,7 +667,8 @@ def test_pdf_has_every_section_and_table(language):
         EN: ["Key metrics", "Highest severity", "Total impact duration", "Action item", "Owner"],
         ZH: ["关键指标", "最高严重级别", "总影响时长", "行动项", "负责人"],
     }[language]
-    for label in labels + ["Splitthea|bpoolandaddaretry", "给连接池加告警andalertonsaturation", "张伟", "COMPLETED"]:
+    done = {EN: "COMPLETED", ZH: "已完成"}[language]
+    for label in labels + ["Splitthea|bpoolandaddaretry", "给连接池加告警andalertonsaturation", "张伟", done]:
         assert squash(label) in text, label
     assert "**" not in text and "](" not in text and "|---|" not in text  # rendered, not Markdown source
     if language == ZH:
