@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RecordReviewInput,
         ReviewActivities,
     )
-    from postmortem.activities.tickets import TicketActivities, TicketsInput
+    from postmortem.activities.tickets import PushTicketInput, TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
     from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PlanMeetingStep,
         PostmortemState,
         PublishStep,
+        PushTicketStep,
         RefreshIncidentStep,
         Step,
         SyncTicketsStep,
@@ -84,6 +85,8 @@ class Steps:
             await self.publish(step)
         elif isinstance(step, TicketsStep):
             await self.tickets(step)
+        elif isinstance(step, PushTicketStep):
+            await self.push_ticket(step)
         elif isinstance(step, FollowUpStep):
             await self.follow_up(step)
         elif isinstance(step, InviteStep):
@@ -157,6 +160,25 @@ class Steps:
             ),
             retry=step,
             legacy="log",
+        )
+
+    async def push_ticket(self, step: PushTicketStep) -> None:
+        """An item changed here reaches its ticket (the activity writes only what differs); a tracker
+        refusing for good is a problem on the report that a person can retry."""
+        team = self._state.team
+        if team is None:
+            await self._superseded(step)
+            return
+        push = PushTicketInput(
+            postmortem_id=self._state.postmortem_id,
+            item_id=step.item_id,
+            accounts={k.casefold(): v for k, v in team.tracker_users.items()},
+        )
+        await self._effects.attempt(
+            "ticket",
+            f"{team.tracker or 'tracker'} item {step.item_id}",
+            lambda: workflow.execute_activity_method(TicketActivities.push_ticket, push, **DELIVERY_OPTIONS),
+            retry=step,
         )
 
     async def follow_up(self, step: FollowUpStep) -> None:
