@@ -110,6 +110,7 @@ class NarrativeStep(_Step):
 
     kind: Literal["narrative"] = "narrative"
     redact: bool = False
+    redraft: bool = False  # after a refresh of the evidence: only the sections the model wrote
 
 
 Step = Annotated[

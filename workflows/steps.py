@@ -64,10 +64,10 @@ async def record_review(state: PostmortemState) -> None:
     )
 
 
-async def refresh_report(postmortem_id: str) -> None:
+async def refresh_report(postmortem_id: str, *, keep_drafted: bool = False) -> None:
     await workflow.execute_activity_method(
         RefreshActivities.refresh_report,
-        RefreshReportInput(postmortem_id=postmortem_id),
+        RefreshReportInput(postmortem_id=postmortem_id, keep_drafted=keep_drafted),
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=STEP_RETRY,
     )
@@ -249,7 +249,7 @@ class Steps:
             return
         if step.retry_of is not None:
             await self._effects.resolved(step.retry_of)
-        await refresh_report(state.postmortem_id)
+        await self.refreshed()
 
     async def gathered(self, done: gathering.Handles, incident: Incident) -> None:
         """Record the sources that could not be read for good among finished gathers of `incident`."""
@@ -266,7 +266,24 @@ class Steps:
         await workflow.wait(list(late.values()))
         if record:
             await self.gathered(late, incident)
-        await refresh_report(self._state.postmortem_id)
+        await self.refreshed()
+
+    async def refreshed(self) -> None:
+        """The report completed with new evidence; a DRAFT whose team has a model gets the model's
+        sections written again from it (narrative-redraft: the refresh leaves them to that step)."""
+        state = self._state
+        team = state.team
+        redraft = (
+            team is not None
+            and team.narrative
+            and state.status == Status.DRAFT
+            and workflow.patched(drafting.REDRAFT_PATCH)
+        )
+        await refresh_report(state.postmortem_id, keep_drafted=redraft)
+        if redraft and team is not None:
+            await drafting.narrate(
+                state.postmortem_id, NarrativeStep(redact=team.narrative_redact, redraft=True), self._effects
+            )
 
     async def gather_linked(self, incident: Incident) -> None:
         """The evidence of an incident linked to the report, gathered like the report's own."""
