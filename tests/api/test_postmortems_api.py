@@ -326,3 +326,22 @@ async def test_switching_language_reaches_the_meeting_invite(api: Api) -> None:
     assert back.status_code == 200
     again = await api.store.meetings.get(pm_id)
     assert again is not None and again.title == "Post-mortem review: Checkout API latency"
+
+
+async def test_a_ticketed_item_changed_here_is_saved_whether_or_not_its_workflow_still_runs(api: Api) -> None:
+    """The push to the ticket is the workflow's (action_item_edited); a report whose run is gone
+    still saves the edit (the next follow-up sync reads the ticket anyway)."""
+    pm_id = await seed(api, "PPUSH")
+    editor = api.auth(Role.EDITOR)
+    base = f"/api/postmortems/{pm_id}/action-items"
+    created = await api.http.post(base, json={"description": "Lower the DNS TTL"}, headers=editor)
+    item_id = created.json()["id"]
+    await api.store.postmortems.set_ticket(pm_id, item_id, "github", "acme/ops#7", "https://x/7", NOW)
+    _, version = await api.store.postmortems.get_action_item(pm_id, item_id)
+    changed = await api.http.patch(
+        f"{base}/{item_id}",
+        json={"status": "IN_PROGRESS", "owner": "bob@example.com"},
+        headers={**editor, "If-Match": f'"{version}"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["status"] == "IN_PROGRESS" and changed.json()["ticket_key"] == "acme/ops#7"
