@@ -27,7 +27,13 @@ from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.integrations.email_invite import invite_message
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.agenda import build_agenda
-from postmortem.meeting.invite import invite_description, invite_method, meeting_invite, unique_attendees
+from postmortem.meeting.invite import (
+    invite_description,
+    invite_method,
+    meeting_invite,
+    meeting_title,
+    unique_attendees,
+)
 from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot, meeting_minutes
 from postmortem.models import Language, Severity
@@ -157,7 +163,7 @@ class MeetingActivities:
             uid=uid,
             sequence=0,
             language=input.language,
-            title=("复盘会议：" if input.language == Language.ZH else "Post-mortem review: ") + input.title,
+            title=meeting_title(input.language, input.title),
             start=slot.start,
             end=slot.end,
             timezone=team.timezone,

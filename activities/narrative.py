@@ -8,6 +8,10 @@ cited sentences are kept (`postmortem.report.narrative`); a section is replaced 
 edited it (checked again at the write, which names the version it read), and is marked
 `drafted_by` until a person edits it.
 
+After a refresh of the evidence (a late source, a gather retried) the workflow asks again with
+`redraft`: only the sections still `drafted_by` the model are written anew from the fuller timeline;
+an edited one never, and the refresh leaves the model's sections to this step.
+
 Failure: a timeout, 5xx or 429 that outlasts the client's retries leaves the deterministic draft
 (the result says why); a failure for good (401, unknown model, a refusal) raises non-retryable, so
 the workflow records it as a problem on the report that a person can retry.
@@ -41,6 +45,10 @@ class DraftNarrativeInput(BaseModel):
     postmortem_id: str
     redact: bool = Field(default=False, description="send the evidence through the public summary's redaction")
     now: AwareDatetime
+    redraft: bool = Field(
+        default=False,
+        description="the evidence was refreshed: write again the sections the model wrote (never an edited one)",
+    )
 
 
 class DraftNarrativeResult(BaseModel):
@@ -53,6 +61,14 @@ class DraftNarrativeResult(BaseModel):
 
 def _identity(text: str) -> str:
     return text
+
+
+def _ours(section: Section, *, redraft: bool) -> bool:
+    """May the model write this section? Never once a person edited it; a first draft writes what the
+    model has not written yet, a redraft (fresh evidence) only what the model wrote."""
+    if section.edited:
+        return False
+    return section.drafted_by is not None if redraft else section.drafted_by is None
 
 
 class NarrativeActivities:
@@ -106,7 +122,7 @@ class NarrativeActivities:
             return result
         template = await self._template(pm)
         instructions = {s.key: s.instructions for s in template.sections if s.instructions.strip()}
-        wanted = [s for s in pm.sections if s.key in instructions and not s.edited and s.drafted_by is None]
+        wanted = [s for s in pm.sections if s.key in instructions and _ours(s, redraft=input.redraft)]
         result.skipped = [s.key for s in pm.sections if s.key in instructions and s not in wanted]
         if not wanted:
             return result
@@ -148,11 +164,13 @@ class NarrativeActivities:
         finally:
             await chat.aclose()
         if bodies:
-            result.drafted = await self._write(input.postmortem_id, bodies, input.now)
+            result.drafted = await self._write(input.postmortem_id, bodies, input.now, redraft=input.redraft)
             result.skipped += [key for key in bodies if key not in result.drafted]
         return result
 
-    async def _write(self, postmortem_id: str, bodies: dict[str, tuple[str, str]], now: datetime) -> list[str]:
+    async def _write(
+        self, postmortem_id: str, bodies: dict[str, tuple[str, str]], now: datetime, *, redraft: bool = False
+    ) -> list[str]:
         """Replace the sections still unedited; a person's concurrent edit wins (read again, retry)."""
         for _ in range(5):
             try:
@@ -164,7 +182,7 @@ class NarrativeActivities:
             written: list[str] = []
             sections: list[Section] = []
             for section in pm.sections:
-                if section.key in bodies and not section.edited and section.drafted_by is None:
+                if section.key in bodies and _ours(section, redraft=redraft):
                     body, by = bodies[section.key]
                     sections.append(section.model_copy(update={"body": body, "drafted_by": by}))
                     written.append(section.key)

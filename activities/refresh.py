@@ -24,6 +24,7 @@ REFRESHED_SECTIONS = {"timeline", "detection_response"}
 
 class RefreshReportInput(BaseModel):
     postmortem_id: str
+    keep_drafted: bool = False  # the model's sections stay: a narrative redraft follows (narrative-redraft)
 
 
 class RefreshReportResult(BaseModel):
@@ -61,7 +62,7 @@ class RefreshActivities:
             replacements = {s.key: s for s in fresh.sections if s.key in REFRESHED_SECTIONS}
             sections = [
                 replacements[s.key].model_copy(update={"title": s.title})
-                if s.key in replacements and not s.edited
+                if s.key in replacements and not s.edited and not (input.keep_drafted and s.drafted_by)
                 else s
                 for s in pm.sections
             ]

@@ -22,13 +22,16 @@ from postmortem.integrations.github_issues import GitHubIssuesClient
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.integrations.jira import JiraClient
 from postmortem.integrations.linear import LinearClient
-from postmortem.integrations.tickets import TicketClient, TicketRequest
-from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem
+from postmortem.integrations.tickets import Ticket, TicketChange, TicketClient, TicketRequest
+from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem, TicketState
 from postmortem.review import signed_links
 from postmortem.store.similarity import Match
 from postmortem.store.store import Store
 
 STALLED_AFTER = timedelta(days=14)
+# How long a retried create waits for Jira's search to show an issue an earlier attempt may have made
+# (Atlassian: most writes show within seconds).
+JIRA_SETTLE = 30.0
 # Related reports the 90-day verdict looks at (recurrences after publishing, and those before).
 RECURRENCE_LIMIT = 200
 
@@ -45,6 +48,24 @@ class TicketsResult(BaseModel):
     found: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
     detail: str | None = None
+
+
+class PushTicketInput(BaseModel):
+    """An action item changed here (status, owner or due date): its ticket is told."""
+
+    postmortem_id: str
+    item_id: str
+    accounts: dict[str, str] = Field(default_factory=dict, description="owner (casefolded) → tracker account")
+
+
+class PushTicketResult(BaseModel):
+    ticket: str | None = None
+    changed: list[str] = Field(default_factory=list, description="what the ticket had to change")
+    detail: str | None = None
+
+
+# An action item's status as a ticket state (the inverse of postmortem.models.TICKET_STATUS).
+ITEM_STATE: dict[ActionItemStatus, TicketState] = {status: state for state, status in TICKET_STATUS.items()}
 
 
 class FollowUpCheckInput(BaseModel):
@@ -150,7 +171,7 @@ class TicketActivities:
         for item in todo:
             request = self._request(pm, item, input.accounts)
             try:
-                ticket = await client.find(request.marker)
+                ticket = await self._find(client, request.marker)
                 if ticket is None:
                     ticket = await client.create(request)
                     result.created.append(ticket.key)
@@ -163,6 +184,38 @@ class TicketActivities:
             )
             activity.heartbeat(item.id)
         return result
+
+    async def _find(self, client: TicketClient, marker: str) -> Ticket | None:
+        """`find` before `create`. On a retry an earlier attempt may have created the ticket unheard; Jira's
+        search lags behind its writes, so a retry keeps asking for a while (`JIRA_SETTLE`) first."""
+        if isinstance(client, JiraClient) and activity.in_activity() and activity.info().attempt > 1:
+            return await client.find(marker, settle=JIRA_SETTLE)
+        return await client.find(marker)
+
+    @activity.defn(name="push_ticket")
+    async def push_ticket(self, input: PushTicketInput) -> PushTicketResult:
+        """The item as it is NOW (not as it was when it changed) onto its ticket. Idempotent: the client
+        reads the ticket and writes only what differs, so a retry, a second push, or a push of a
+        change that came from the ticket itself (its webhook) writes nothing — no ping-pong."""
+        pm = await self._store.postmortems.get(input.postmortem_id)
+        item = next((i for i in pm.action_items if i.id == input.item_id), None)
+        if item is None or not item.ticket_key or not item.ticket_tracker:
+            return PushTicketResult(detail="the item has no ticket (or was deleted)")
+        client = self.client(item.ticket_tracker)
+        if client is None:
+            return PushTicketResult(ticket=item.ticket_key, detail=f"{item.ticket_tracker} is not configured")
+        account = input.accounts.get((item.owner or "").casefold())
+        change = TicketChange(
+            state=ITEM_STATE[item.status],
+            assignee=account,
+            due_date=item.due_date,
+            assign=account is not None or not item.owner,  # an owner without an account: keep the ticket's
+        )
+        try:
+            changed = await client.update(item.ticket_key, change)
+        except UpstreamError as exc:
+            raise activity_error(exc, "TrackerError") from exc
+        return PushTicketResult(ticket=item.ticket_key, changed=changed)
 
     @activity.defn(name="sync_tickets")
     async def sync_tickets(self, input: TicketsInput) -> TicketsResult:

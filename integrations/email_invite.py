@@ -51,6 +51,7 @@ from icalendar import Calendar
 
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.models import Attendee, Meeting
+from postmortem.models import Language
 
 SERVICE = "SMTP"
 ATTACHMENT_NAME = "invite.ics"
@@ -102,10 +103,15 @@ def subject(meeting: Meeting, method: str) -> str:
     zone = ZoneInfo(meeting.timezone)
     start = meeting.start.astimezone(zone)
     end = meeting.end.astimezone(zone)
-    when = f"{_day(start)} {start:%H:%M}-"
-    when += f"{end:%H:%M}" if end.date() == start.date() else f"{_day(end)} {end:%H:%M}"
-    prefix = "Cancelled" if method.upper() == "CANCEL" else "Invitation"
+    chinese = meeting.language == Language.ZH
+    day = _day_zh if chinese else _day
+    when = f"{day(start)} {start:%H:%M}-"
+    when += f"{end:%H:%M}" if end.date() == start.date() else f"{day(end)} {end:%H:%M}"
     title = " ".join(meeting.title.split())  # no line breaks in a header
+    if chinese:  # the meeting's language, like its description (one voice)
+        prefix = "已取消" if method.upper() == "CANCEL" else "会议邀请"
+        return f"{prefix}：{title} @ {when}（{meeting.timezone}）"
+    prefix = "Cancelled" if method.upper() == "CANCEL" else "Invitation"
     return f"{prefix}: {title} @ {when} ({meeting.timezone})"
 
 
@@ -130,6 +136,10 @@ def _address(person: Attendee) -> Address:
 
 def _day(value: datetime) -> str:
     return f"{_DAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def _day_zh(value: datetime) -> str:
+    return f"{value.year}年{value.month}月{value.day}日（周{'一二三四五六日'[value.weekday()]}）"
 
 
 def _date(calendar: Calendar) -> str:

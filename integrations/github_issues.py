@@ -14,6 +14,8 @@
   lags behind writes; GitHub now refuses searches without `is:issue`/`is:pull-request` with 422).
   A hit counts only when its body really holds the marker line.
 * status: `GET /repos/{owner}/{repo}/issues/{number}` (following a transferred issue's redirect).
+* update: that GET, then `PATCH /repos/{owner}/{repo}/issues/{number}` with what differs
+  (`state`/`state_reason`, `assignees`, the body's due-date fact), nothing when nothing does.
 
 Keys are "owner/repo#number" (e.g. "acme/ops#42"): unambiguous whichever repository is configured
 later. `status` also takes "#42" or "42" for the configured repository.
@@ -27,6 +29,7 @@ limit" message transient (60 s when GitHub gives no time); any other 403 permane
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import httpx
@@ -34,6 +37,7 @@ import httpx
 from postmortem.integrations.http_errors import error_from_response, json_object, path_segment, retry_after_seconds
 from postmortem.integrations.tickets import (
     Ticket,
+    TicketChange,
     TicketRequest,
     TicketState,
     check_marker,
@@ -135,6 +139,33 @@ class GitHubIssuesClient:
         response = await self._call("GET", f"{self._repo_url(repo)}/issues/{number}", follow_redirects=True)
         return self._ticket(_issue(response))
 
+    async def update(self, key: str, change: TicketChange) -> list[str]:
+        """`PATCH /repos/{owner}/{repo}/issues/{number}` with only what differs: state (GitHub has no
+        "in progress": an open issue is that too; won't do closes as not_planned), the assignee, and
+        the due date's fact in the body (GitHub has no due date field)."""
+        repo, number = self.parse_key(key)
+        url = f"{self._repo_url(repo)}/issues/{number}"
+        issue = _issue(await self._call("GET", url, follow_redirects=True))
+        payload: dict[str, Any] = {}
+        now = github_state(issue)
+        want_closed = change.state in ("done", "wont_do")
+        if want_closed and (now != change.state):
+            payload["state"] = "closed"
+            payload["state_reason"] = "completed" if change.state == "done" else "not_planned"
+        elif not want_closed and now in ("done", "wont_do"):
+            payload["state"], payload["state_reason"] = "open", "reopened"
+        logins = [a.get("login") for a in issue.get("assignees") or [] if isinstance(a, dict)]
+        wanted = [change.assignee] if change.assignee else []
+        if change.assign and logins != wanted:
+            payload["assignees"] = wanted
+        body = str(issue.get("body") or "")
+        dated = with_due_date(body, change.due_date)
+        if dated != body:
+            payload["body"] = dated
+        if payload:
+            await self._call("PATCH", url, json=payload)
+        return sorted(payload.keys() - {"state_reason"})
+
     def parse_key(self, key: str) -> tuple[str, int]:
         """("owner/repo", number) from "owner/repo#12", "#12" or "12"; ValueError for anything else."""
         match = _KEY.fullmatch(key.strip()) if isinstance(key, str) else None
@@ -173,6 +204,21 @@ def issue_body(request: TicketRequest) -> str:
         facts.insert(0, f"**Due:** {request.due_date.isoformat()}")
     parts = [request.description.strip(), " · ".join(facts), marker_line(request.marker)]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+_DUE_FACT = re.compile(r"\*\*Due:\*\* \d{4}-\d{2}-\d{2}(?: · )?")
+_PRIORITY_FACT = re.compile(r"\*\*Priority:\*\* \w+")
+
+
+def with_due_date(body: str, due: date | None) -> str:
+    """The body with its due-date fact (as `issue_body` wrote it) saying `due`: replaced, added before
+    the priority fact, or taken out. A body without our facts line is left as it is."""
+    fact = f"**Due:** {due.isoformat()} · " if due is not None else ""
+    if _DUE_FACT.search(body):
+        return _DUE_FACT.sub(lambda _: fact, body, count=1)
+    if fact and (found := _PRIORITY_FACT.search(body)):
+        return body[: found.start()] + fact + body[found.start() :]
+    return body
 
 
 def _repo_of(issue: dict[str, Any]) -> str | None:

@@ -5,20 +5,32 @@ Wire format (Atlassian's OpenAPI, see tests/fixtures/README.md §5):
 * create: `POST /rest/api/3/issue` `{"fields": {project{key}, issuetype{name}, summary, description
   (Atlassian Document Format), duedate "YYYY-MM-DD", priority{name}, labels, assignee{id}}}`
   → 201 `{"id", "key", "self"}`; 400 `{"errorMessages": [...], "errors": {field: message}}`.
-* find: `GET /rest/api/3/search/jql?jql=labels = "<marker>"` — the classic `/rest/api/3/search`
-  was removed from Jira Cloud in 2025 (it answers 410 Gone, CHANGE-2046). Both answer
-  `{"issues": [{"key", "fields": {...}}]}`. Jira Data Center has no v3 API (nor ADF) at all.
+* find: `GET /rest/api/3/search/jql?jql=issue.property[postmortem].marker = "<marker>" OR labels =
+  "<marker>"` — the classic `/rest/api/3/search` was removed from Jira Cloud in 2025 (410 Gone,
+  CHANGE-2046). It answers `{"issues": [{"key", "fields": {...}}]}`. Jira Data Center has no v3 API.
 * status: `GET /rest/api/3/issue/{key}?fields=status,resolution`.
+* update: `PUT /rest/api/3/issue/{key}` `{"fields": {assignee, duedate}}` (204) when they differ, and
+  for a new state `GET …/{key}/transitions` then `POST …/{key}/transitions` `{"transition": {"id"}}`
+  with the first transition into a status of the wanted category (won't do: `fields.resolution`).
 
-The marker travels as a label (Jira labels cannot hold spaces, markers never do). Caveat for
-exactly-once: Jira's enhanced search is eventually consistent, so an issue created a moment ago may
-not be found yet; a caller retrying a lost create should wait a little (seconds) before `find`.
+The marker travels in an issue entity property (`properties` of the create request: `postmortem` =
+`{"marker": …}`, searchable in JQL as `issue.property[postmortem].marker`) and as a last line of the
+description; the issue gets one label of ours (POSTMORTEM_TICKETS_LABEL), never a label per item.
+Issues from before carry a per-item label: the search still finds those (`OR labels = …`).
+
+Exactly-once against an eventually consistent search (Atlassian: "search and reconcile" — results may
+lag writes by seconds; `reconcileIssues` helps only for issue ids one knows, and a lost create's id
+is what we do not know): `find(marker, settle=…)` keeps asking for up to `settle` seconds. The caller
+asks so only when an earlier attempt may have created the issue (a retry), so a first create costs
+nothing; a create lost for longer than the index lag plus `settle` is the one case left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,9 +38,9 @@ import httpx
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from postmortem.integrations.http_errors import expect_key, json_object, path_segment
+from postmortem.integrations.http_errors import UpstreamError, expect_key, json_object, path_segment
 from postmortem.integrations.http_errors import request as send
-from postmortem.integrations.tickets import Ticket, TicketRequest, TicketState, check_marker
+from postmortem.integrations.tickets import Ticket, TicketChange, TicketRequest, TicketState, check_marker
 from postmortem.models import jira_ticket_state
 
 SERVICE = "Jira"
@@ -36,6 +48,10 @@ ISSUE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"
 PRIORITY_NAMES: Mapping[str, str] = {"HIGH": "High", "MEDIUM": "Medium", "LOW": "Low"}
 SUMMARY_MAX = 255  # Jira refuses longer summaries (400)
+PROPERTY = "postmortem"  # the issue entity property that carries the marker
+SETTLE_POLL = 1.0  # seconds between searches while waiting for the index
+CATEGORY = {"open": "new", "in_progress": "indeterminate", "done": "done", "wont_do": "done"}
+WONT_DO = "Won't Do"
 
 
 class JiraClient:
@@ -67,22 +83,28 @@ class JiraClient:
     def browse_url(self, key: str) -> str:
         return f"{self._base}/browse/{key}"
 
-    async def find(self, marker: str) -> Ticket | None:
-        """The oldest issue labelled `marker`, in any project the account can see, or None."""
+    async def find(self, marker: str, *, settle: float = 0.0) -> Ticket | None:
+        """The oldest issue carrying `marker` (its entity property, or the label issues from before
+        carry), in any project the account can see, or None — after asking for up to `settle` seconds
+        (the search lags behind a create)."""
         check_marker(marker)
         params = {
-            "jql": f'labels = "{marker}" ORDER BY created ASC',
+            "jql": f'issue.property[{PROPERTY}].marker = "{marker}" OR labels = "{marker}" ORDER BY created ASC',
             "fields": "status,resolution",
             "maxResults": "1",
         }
-        response = await send(
-            self._http, SERVICE, "GET", f"{self._base}{SEARCH_PATH}", params=params, headers=self._headers
-        )
-        issues = expect_key(json_object(response, SERVICE), "issues", list, response, SERVICE)
-        for issue in issues:
-            if isinstance(issue, dict) and isinstance(issue.get("key"), str):
-                return self._ticket(issue)
-        return None
+        deadline = time.monotonic() + settle
+        while True:
+            response = await send(
+                self._http, SERVICE, "GET", f"{self._base}{SEARCH_PATH}", params=params, headers=self._headers
+            )
+            issues = expect_key(json_object(response, SERVICE), "issues", list, response, SERVICE)
+            for issue in issues:
+                if isinstance(issue, dict) and isinstance(issue.get("key"), str):
+                    return self._ticket(issue)
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(min(SETTLE_POLL, max(deadline - time.monotonic(), 0.0)))
 
     async def create(self, request: TicketRequest) -> Ticket:
         response = await send(
@@ -110,14 +132,67 @@ class JiraClient:
         expect_key(body, "key", str, response, SERVICE)
         return self._ticket(body)
 
+    async def update(self, key: str, change: TicketChange) -> list[str]:
+        """Assignee and due date set when they differ; the state moved by a transition when its
+        category differs (a change that came from Jira is no change: nothing is sent)."""
+        url = f"{self._base}{ISSUE_PATH}/{path_segment(key)}"
+        response = await send(
+            self._http,
+            SERVICE,
+            "GET",
+            url,
+            params={"fields": "status,resolution,assignee,duedate"},
+            headers=self._headers,
+        )
+        issue = json_object(response, SERVICE)
+        fields = _object(issue.get("fields"))
+        changed: list[str] = []
+        edits: dict[str, Any] = {}
+        assignee = _string(_object(fields.get("assignee")).get("accountId"))
+        if change.assign and assignee != change.assignee:
+            edits["assignee"] = {"id": change.assignee} if change.assignee else None
+        due = change.due_date.isoformat() if change.due_date else None
+        if _string(fields.get("duedate")) != due:
+            edits["duedate"] = due
+        if edits:
+            await send(self._http, SERVICE, "PUT", url, json={"fields": edits}, headers=self._headers)
+            changed += sorted(edits)
+        if jira_state(fields) != change.state:
+            await self._transition(url, change.state)
+            changed.append("state")
+        return changed
+
+    async def _transition(self, url: str, state: TicketState) -> None:
+        response = await send(self._http, SERVICE, "GET", f"{url}/transitions", headers=self._headers)
+        transitions = expect_key(json_object(response, SERVICE), "transitions", list, response, SERVICE)
+        wanted = CATEGORY[state]
+        candidates = [
+            t
+            for t in transitions
+            if isinstance(t, dict) and _string(_object(_object(t.get("to")).get("statusCategory")).get("key")) == wanted
+        ]
+        if state == "wont_do":  # a status of that name first (team-managed projects), else done with the resolution
+            candidates.sort(key=lambda t: _string(_object(t.get("to")).get("name")) != WONT_DO)
+        if not candidates:
+            raise UpstreamError(
+                SERVICE, 409, f"{SERVICE}: no transition of this issue leads to a {wanted!r} status", permanent=True
+            )
+        body: dict[str, Any] = {"transition": {"id": str(candidates[0].get("id"))}}
+        if state == "wont_do" and _string(_object(candidates[0].get("to")).get("name")) != WONT_DO:
+            body["fields"] = {"resolution": {"name": WONT_DO}}
+        elif state == "done":
+            body["fields"] = {"resolution": {"name": "Done"}}
+        await send(self._http, SERVICE, "POST", f"{url}/transitions", json=body, headers=self._headers)
+
     def create_payload(self, ticket: TicketRequest) -> dict[str, Any]:
-        """The body of `POST /rest/api/3/issue` for `ticket`."""
+        """The body of `POST /rest/api/3/issue` for `ticket`: the marker as an entity property and the
+        description's last line, our one label (no label per item)."""
         fields: dict[str, Any] = {
             "project": {"key": self.project},
             "issuetype": {"name": self.issue_type},
             "summary": summary(ticket.title),
-            "description": to_adf(ticket.description),
-            "labels": jira_labels(ticket.marker, ticket.labels),
+            "description": to_adf(f"{ticket.description.rstrip()}\n\n{marker_line(ticket.marker)}"),
+            "labels": jira_labels(ticket.labels),
         }
         if ticket.due_date is not None:
             fields["duedate"] = ticket.due_date.isoformat()
@@ -125,7 +200,7 @@ class JiraClient:
             fields["priority"] = {"name": self.priority_names[ticket.priority]}
         if ticket.assignee:
             fields["assignee"] = {"id": ticket.assignee}
-        return {"fields": fields}
+        return {"fields": fields, "properties": [{"key": PROPERTY, "value": {"marker": ticket.marker}}]}
 
     def _ticket(self, issue: dict[str, Any]) -> Ticket:
         key = str(issue["key"])
@@ -158,10 +233,15 @@ def summary(title: str) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
 
 
-def jira_labels(marker: str, labels: tuple[str, ...] | list[str]) -> list[str]:
-    """[marker, *labels] as Jira labels: whitespace becomes "-" (Jira refuses spaces), no duplicates."""
+def marker_line(marker: str) -> str:
+    """The description's last line: the marker where a person reading the issue sees it."""
+    return f"postmortem:{marker}"
+
+
+def jira_labels(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Labels as Jira takes them: whitespace becomes "-" (Jira refuses spaces), no duplicates."""
     result: list[str] = []
-    for label in (marker, *labels):
+    for label in labels:
         cleaned = re.sub(r"\s+", "-", label.strip())
         if cleaned and cleaned not in result:
             result.append(cleaned)

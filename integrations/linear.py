@@ -13,6 +13,8 @@
   was lost should not make a second issue either, as the id is taken (the fake refuses it as invalid
   input; Linear's exact answer to a reused id is not verified). Caveat: an issue deleted in Linear is
   not found, and its id cannot be created again — a permanent error for a person to look at.
+* update: `issue(id)` with its assignee, due date and the team's workflow states, then `issueUpdate(id,
+  input: {stateId, assigneeId, dueDate})` with only what differs.
 * status: `issue(id: <key>)`; workflow state type completed → done, canceled/duplicate → wont_do,
   started → in_progress, triage/backlog/unstarted → open.
 
@@ -42,6 +44,7 @@ from postmortem.integrations.http_errors import (
 )
 from postmortem.integrations.tickets import (
     Ticket,
+    TicketChange,
     TicketRequest,
     TicketState,
     check_marker,
@@ -68,6 +71,21 @@ FIND = (
     "{ description: { contains: $line } }] }, first: 1, includeArchived: true) { nodes { " + _FIELDS + " } } }"
 )
 STATUS = "query TicketStatus($id: String!) { issue(id: $id) { " + _FIELDS + " } }"
+CURRENT = (
+    "query TicketNow($id: String!) { issue(id: $id) { id identifier url state { type } assignee { id } dueDate "
+    "team { states { nodes { id type position } } } } }"
+)
+UPDATE = (
+    "mutation UpdateTicket($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) "
+    "{ success issue { " + _FIELDS + " } } }"
+)
+# The workflow state type an action item's status goes to (the first such state of the team's).
+STATE_TYPES: dict[TicketState, str] = {
+    "open": "unstarted",
+    "in_progress": "started",
+    "done": "completed",
+    "wont_do": "canceled",
+}
 
 
 def marker_line(marker: str) -> str:
@@ -134,6 +152,42 @@ class LinearClient:
         if not isinstance(issue, dict):
             raise UpstreamError(SERVICE, 200, f"{SERVICE} has no issue {key!r}", permanent=True)
         return _ticket(issue)
+
+    async def update(self, key: str, change: TicketChange) -> list[str]:
+        """`issueUpdate` with what differs: `stateId` (the team's first state of the wanted type),
+        `assigneeId`, `dueDate` (null clears them); nothing when the issue says so already."""
+        data = await self._graphql(CURRENT, {"id": key.strip()})
+        issue = data.get("issue")
+        if not isinstance(issue, dict):
+            raise UpstreamError(SERVICE, 200, f"{SERVICE} has no issue {key!r}", permanent=True)
+        values: dict[str, Any] = {}
+        state = issue.get("state")
+        if linear_state(state.get("type") if isinstance(state, dict) else None) != change.state:
+            team = issue.get("team") if isinstance(issue.get("team"), dict) else {}
+            states = (team.get("states") or {}).get("nodes") if isinstance(team, dict) else None
+            wanted = STATE_TYPES[change.state]
+            found = sorted(
+                (n for n in states or [] if isinstance(n, dict) and n.get("type") == wanted),
+                key=lambda n: float(n.get("position") or 0),
+            )
+            if not found:
+                raise UpstreamError(
+                    SERVICE, 200, f"{SERVICE}: the team has no {wanted!r} workflow state", permanent=True
+                )
+            values["stateId"] = found[0]["id"]
+        assignee = issue.get("assignee")
+        if change.assign and (assignee.get("id") if isinstance(assignee, dict) else None) != change.assignee:
+            values["assigneeId"] = change.assignee
+        due = change.due_date.isoformat() if change.due_date else None
+        if issue.get("dueDate") != due:
+            values["dueDate"] = due
+        if values:
+            result = await self._graphql(UPDATE, {"id": str(issue.get("id") or key), "input": values})
+            payload = result.get("issueUpdate")
+            if not isinstance(payload, dict) or payload.get("success") is not True:
+                raise UpstreamError(SERVICE, 200, f"{SERVICE} did not update issue {key!r}", permanent=True)
+        names = {"stateId": "state", "assigneeId": "assignee", "dueDate": "duedate"}
+        return sorted(names[name] for name in values)
 
     def create_input(self, request: TicketRequest) -> dict[str, Any]:
         """The `IssueCreateInput` for `request`."""

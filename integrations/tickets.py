@@ -67,6 +67,19 @@ class Ticket:
     state: TicketState
 
 
+@dataclass(frozen=True)
+class TicketChange:
+    """What an action item says now, pushed to its ticket: the whole of it, not a difference, so a
+    push sent twice (a retry) leaves the ticket as one push does. `assignee` is the tracker's account
+    (None: nobody); the state is changed only when the ticket's differs, so a change that came FROM
+    the ticket is no change at all (no ping-pong)."""
+
+    state: TicketState
+    assignee: str | None
+    due_date: date | None
+    assign: bool = True  # False: the owner has no account in the tracker, its assignee is left alone
+
+
 @runtime_checkable
 class TicketClient(Protocol):
     async def find(self, marker: str) -> Ticket | None:
@@ -79,6 +92,11 @@ class TicketClient(Protocol):
 
     async def status(self, key: str) -> Ticket:
         """The ticket's current state (and key/url, which may have moved since it was created)."""
+        ...
+
+    async def update(self, key: str, change: TicketChange) -> list[str]:
+        """Make the ticket say what `change` says; the names of the fields that had to change (none
+        when it said so already)."""
         ...
 
 

@@ -28,6 +28,8 @@ LEAN_PATCH = "lean-draft"
 RESOLVE_TIMEOUT = timedelta(seconds=30)
 # The optional model drafts the narrative sections after the deterministic draft (when configured).
 NARRATIVE_PATCH = "llm-narrative"
+# After a refresh of the evidence the model writes its sections again (never an edited one).
+REDRAFT_PATCH = "narrative-redraft"
 
 
 @dataclass
@@ -86,10 +88,12 @@ def wants_narrative(drafted: Drafted) -> bool:
 async def narrate(postmortem_id: str, step: NarrativeStep, effects: SideEffects) -> None:
     """The model's cited narrative over the unedited sections; the deterministic draft stays when the
     model is away, and a failure for good is a problem of the report (its retry runs this again)."""
-    request = DraftNarrativeInput(postmortem_id=postmortem_id, redact=step.redact, now=workflow.now())
+    request = DraftNarrativeInput(
+        postmortem_id=postmortem_id, redact=step.redact, now=workflow.now(), redraft=step.redraft
+    )
     await effects.attempt(
         "narrative",
-        "model",
+        "model again" if step.redraft else "model",
         lambda: workflow.execute_activity_method(NarrativeActivities.draft_narrative, request, **NARRATIVE_OPTIONS),
         retry=step,
     )

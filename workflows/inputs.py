@@ -85,6 +85,14 @@ class DocumentEdited(BaseModel):
     by: str
 
 
+class ActionItemEdited(BaseModel):
+    """`action_item_edited` signal: a person changed the status, owner or due date of item `item_id`
+    here (never sent for a change that came from its ticket)."""
+
+    item_id: str
+    by: str
+
+
 class CommentPosted(BaseModel):
     """`comment_posted` signal: a stored comment @mentions `mentions` (people the service knows)."""
 

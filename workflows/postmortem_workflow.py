@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
+        ActionItemEdited,
         CancelRequest,
         CommentPosted,
         DecisionRequest,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         PostmortemState,
         ProblemEntry,
         PublishStep,
+        PushTicketStep,
         RefreshIncidentStep,
         Step,
         TicketsStep,
@@ -75,6 +77,8 @@ LIFECYCLE_V2 = "lifecycle-v2"
 PROBLEMS_PATCH = "side-effect-problems"
 # Everyone who acted in the incident (from the gathered evidence) is invited, not only the incident's assignees.
 RESPONDERS_PATCH = "responders-attend"
+# Status, owner and due date changed here are pushed to the item's ticket.
+TICKET_PUSH_PATCH = "ticket-push"
 
 
 @workflow.defn(name="PostmortemWorkflow")
@@ -430,6 +434,22 @@ class PostmortemWorkflow:
                 self._state.steps.append(TicketsStep())
             else:
                 await self._steps.tickets(TicketsStep())
+
+    @workflow.signal
+    async def action_item_edited(self, edit: ActionItemEdited) -> None:
+        """A person changed an item's status, owner or due date here: its ticket is told from the run's
+        loop. A push sends the item as it is when it runs, so one waiting push per item is enough (the
+        first step may be running already, having read the item before this change: not counted)."""
+        state = self._state
+        if state.closed or state.team is None or not workflow.patched(TICKET_PUSH_PATCH):
+            return
+        step = PushTicketStep(item_id=edit.item_id)
+        if step in state.steps[1:]:
+            return
+        if self._v2():
+            state.steps.append(step)
+        else:
+            await self._steps.push_ticket(step)
 
     @workflow.signal
     async def document_edited(self, edit: DocumentEdited) -> None:

@@ -83,6 +83,13 @@ class RefreshIncidentStep(_Step):
     request: RefreshIncidentInput
 
 
+class PushTicketStep(_Step):
+    """Tell the ticket of action item `item_id` what the item says now (status, owner, due date)."""
+
+    kind: Literal["push_ticket"] = "push_ticket"
+    item_id: str
+
+
 class SyncTicketsStep(_Step):
     """The follow-up's sync of its items with their tickets, for the check of `day`."""
 
@@ -103,11 +110,13 @@ class NarrativeStep(_Step):
 
     kind: Literal["narrative"] = "narrative"
     redact: bool = False
+    redraft: bool = False  # after a refresh of the evidence: only the sections the model wrote
 
 
 Step = Annotated[
     PublishStep
     | TicketsStep
+    | PushTicketStep
     | FollowUpStep
     | InviteStep
     | PlanMeetingStep

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RecordReviewInput,
         ReviewActivities,
     )
-    from postmortem.activities.tickets import TicketActivities, TicketsInput
+    from postmortem.activities.tickets import PushTicketInput, TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
     from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PlanMeetingStep,
         PostmortemState,
         PublishStep,
+        PushTicketStep,
         RefreshIncidentStep,
         Step,
         SyncTicketsStep,
@@ -63,10 +64,10 @@ async def record_review(state: PostmortemState) -> None:
     )
 
 
-async def refresh_report(postmortem_id: str) -> None:
+async def refresh_report(postmortem_id: str, *, keep_drafted: bool = False) -> None:
     await workflow.execute_activity_method(
         RefreshActivities.refresh_report,
-        RefreshReportInput(postmortem_id=postmortem_id),
+        RefreshReportInput(postmortem_id=postmortem_id, keep_drafted=keep_drafted),
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=STEP_RETRY,
     )
@@ -84,6 +85,8 @@ class Steps:
             await self.publish(step)
         elif isinstance(step, TicketsStep):
             await self.tickets(step)
+        elif isinstance(step, PushTicketStep):
+            await self.push_ticket(step)
         elif isinstance(step, FollowUpStep):
             await self.follow_up(step)
         elif isinstance(step, InviteStep):
@@ -159,6 +162,25 @@ class Steps:
             legacy="log",
         )
 
+    async def push_ticket(self, step: PushTicketStep) -> None:
+        """An item changed here reaches its ticket (the activity writes only what differs); a tracker
+        refusing for good is a problem on the report that a person can retry."""
+        team = self._state.team
+        if team is None:
+            await self._superseded(step)
+            return
+        push = PushTicketInput(
+            postmortem_id=self._state.postmortem_id,
+            item_id=step.item_id,
+            accounts={k.casefold(): v for k, v in team.tracker_users.items()},
+        )
+        await self._effects.attempt(
+            "ticket",
+            f"{team.tracker or 'tracker'} item {step.item_id}",
+            lambda: workflow.execute_activity_method(TicketActivities.push_ticket, push, **DELIVERY_OPTIONS),
+            retry=step,
+        )
+
     async def follow_up(self, step: FollowUpStep) -> None:
         """The 30/60/90-day checks, a child that outlives this run (and ends with the report)."""
         state, team = self._state, self._state.team
@@ -229,7 +251,7 @@ class Steps:
             return
         if step.retry_of is not None:
             await self._effects.resolved(step.retry_of)
-        await refresh_report(state.postmortem_id)
+        await self.refreshed()
 
     async def gathered(self, done: gathering.Handles, incident: Incident) -> None:
         """Record the sources that could not be read for good among finished gathers of `incident`."""
@@ -246,7 +268,24 @@ class Steps:
         await workflow.wait(list(late.values()))
         if record:
             await self.gathered(late, incident)
-        await refresh_report(self._state.postmortem_id)
+        await self.refreshed()
+
+    async def refreshed(self) -> None:
+        """The report completed with new evidence; a DRAFT whose team has a model gets the model's
+        sections written again from it (narrative-redraft: the refresh leaves them to that step)."""
+        state = self._state
+        team = state.team
+        redraft = (
+            team is not None
+            and team.narrative
+            and state.status == Status.DRAFT
+            and workflow.patched(drafting.REDRAFT_PATCH)
+        )
+        await refresh_report(state.postmortem_id, keep_drafted=redraft)
+        if redraft and team is not None:
+            await drafting.narrate(
+                state.postmortem_id, NarrativeStep(redact=team.narrative_redact, redraft=True), self._effects
+            )
 
     async def gather_linked(self, incident: Incident) -> None:
         """The evidence of an incident linked to the report, gathered like the report's own."""

@@ -11,12 +11,22 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from postmortem.api.deps import EditableReport, GatewayDep, ServicesDep, StoreDep, Viewer, VisibleReport, reader
+from postmortem.api.deps import (
+    EditableReport,
+    Editor,
+    GatewayDep,
+    ServicesDep,
+    StoreDep,
+    Viewer,
+    VisibleReport,
+    reader,
+)
 from postmortem.api.errors import STALE
 from postmortem.api.etags import IfMatchHeader, etag, required_version
 from postmortem.api.limits import IsoDate
 from postmortem.app.gateway import TemporalUnavailable, WorkflowGone
 from postmortem.models import ActionItem, ActionItemStatus, Priority, Status
+from postmortem.workflows.inputs import ActionItemEdited
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems/{postmortem_id}/action-items", tags=["action items"])
@@ -89,17 +99,32 @@ async def patch_action_item(
     body: ActionItemPatch,
     response: Response,
     store: StoreDep,
+    gateway: GatewayDep,
+    token: Editor,
     if_match: IfMatchHeader = None,
 ) -> ActionItem:
     values = body.model_dump(exclude_unset=True)
     for key in ("priority", "status"):
         if values.get(key) is not None:
             values[key] = values[key].value
+    before, _ = await store.postmortems.get_action_item(pm.id, item_id)
     item, version = await store.postmortems.update_action_item(
         pm.id, item_id, required_version(if_match), values, datetime.now(UTC)
     )
     response.headers["ETag"] = etag(version)
+    if item.ticket_key and _pushed(before) != _pushed(item):
+        # Its ticket is told by the workflow; a change that came from the ticket (its webhook) never
+        # passes here, so it is never pushed back. The next follow-up sync reads the ticket anyway.
+        with contextlib.suppress(WorkflowGone, TemporalUnavailable):
+            await gateway.signal(
+                pm.workflow_id, PostmortemWorkflow.action_item_edited, ActionItemEdited(item_id=item.id, by=token.name)
+            )
     return item
+
+
+def _pushed(item: ActionItem) -> tuple[object, ...]:
+    """What of an item its ticket is told."""
+    return (item.status, item.owner, item.due_date)
 
 
 @router.delete("/{item_id}", status_code=204)

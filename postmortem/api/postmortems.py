@@ -339,6 +339,8 @@ async def patch_postmortem(
     if current.author is None:
         changes.author = token.name  # the first person to write in it
     updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC))
+    if updated.language != current.language:  # one voice: the invite speaks the report's language too
+        await store.meetings.set_language(updated.id, updated.language, datetime.now(UTC))
     if updated.status == Status.IN_REVIEW:
         await _tell_edited(gateway, updated, token.name)
     response.headers["ETag"] = etag(updated.version)

@@ -100,6 +100,7 @@ def build_worker(
             links.refresh_incident,
             trackers.open_tickets,
             trackers.sync_tickets,
+            trackers.push_ticket,
             trackers.follow_up_check,
             problems.record_problem,
             problems.set_problem_state,

@@ -24,12 +24,13 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vUri
 
-from postmortem.meeting.agenda import agenda_text
+from postmortem.meeting.agenda import agenda_text, in_language
 from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.models import Language
 
 PRODID = "-//postmortem-autopilot//Post-mortem review//EN"
 REMINDER = timedelta(minutes=-15)
+TITLE_PREFIX = {Language.EN: "Post-mortem review: ", Language.ZH: "复盘会议："}
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"})
 
 
@@ -111,8 +112,28 @@ def invite_description(meeting: Meeting) -> str:
     )
     lines = [f"{header}:", agenda_text(meeting.agenda, meeting.language), "", f"{report}: {meeting.report_url}"]
     if meeting.video_url:
-        lines.append(f"Video: {meeting.video_url}")
+        lines.append(f"{'视频会议' if chinese else 'Video'}: {meeting.video_url}")
     return "\n".join([*lines, "", note])
+
+
+def meeting_title(language: Language, incident_title: str) -> str:
+    return TITLE_PREFIX[language] + incident_title
+
+
+def in_voice(meeting: Meeting, language: Language) -> Meeting:
+    """The meeting in the report's language (one voice: a report whose language changed after the
+    meeting was planned invites in its new language): our title prefix and agenda titles swapped,
+    what people wrote kept."""
+    if meeting.language == language:
+        return meeting
+    title = meeting.title
+    for prefix in TITLE_PREFIX.values():
+        if title.startswith(prefix):
+            title = meeting_title(language, title[len(prefix) :])
+            break
+    return meeting.model_copy(
+        update={"language": language, "title": title, "agenda": in_language(meeting.agenda, language)}
+    )
 
 
 def meeting_invite(meeting: Meeting, now: datetime) -> bytes:

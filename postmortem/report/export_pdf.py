@@ -24,12 +24,21 @@ from postmortem.meeting.models import Meeting
 from postmortem.models import Language, Postmortem
 from postmortem.report.exports import SAFE_URL, export_markdown, html_lang, markdown_parser
 
-__all__ = ["FONT_FILES", "export_pdf", "font_path"]
+__all__ = ["FONT_FILES", "covering_font", "export_pdf", "font_path"]
 
 _FONT = "PostmortemSans"
 _FONT_BOLD = "PostmortemSans-Bold"
+# Kurinto Sans SC has no symbols such as "⚠" or "✓" (an empty box in the PDF); Kurinto Sans, the same
+# family's Latin face in the same package, has them: a character the SC face lacks is set in it.
+_SYMBOLS = "PostmortemSymbols"
+_SYMBOLS_BOLD = "PostmortemSymbols-Bold"
 _FONT_DIR = "static/weblate_fonts/kurinto/ttf"
-FONT_FILES = {_FONT: "KurintoSansSC-Rg.ttf", _FONT_BOLD: "KurintoSansSC-Bd.ttf"}
+FONT_FILES = {
+    _FONT: "KurintoSansSC-Rg.ttf",
+    _FONT_BOLD: "KurintoSansSC-Bd.ttf",
+    _SYMBOLS: "KurintoSans-Rg.ttf",
+    _SYMBOLS_BOLD: "KurintoSans-Bd.ttf",
+}
 
 
 def font_path(name: str = _FONT) -> Any:
@@ -51,13 +60,47 @@ def _register_fonts() -> None:
     addMapping(_FONT, 0, 1, _FONT)
     addMapping(_FONT, 1, 0, _FONT_BOLD)
     addMapping(_FONT, 1, 1, _FONT_BOLD)
+    addMapping(_SYMBOLS, 0, 0, _SYMBOLS)
+    addMapping(_SYMBOLS, 0, 1, _SYMBOLS)
+    addMapping(_SYMBOLS, 1, 0, _SYMBOLS_BOLD)
+    addMapping(_SYMBOLS, 1, 1, _SYMBOLS_BOLD)
+
+
+@cache
+def _covered() -> frozenset[int]:
+    """The code points the main face has a glyph for."""
+    from reportlab.pdfbase import pdfmetrics
+
+    _register_fonts()
+    font: Any = pdfmetrics.getFont(_FONT)
+    return frozenset(font.face.charToGlyph)
+
+
+def covering_font(char: str) -> str:
+    """The registered font a character is set in: the main face, else the symbols face."""
+    return _FONT if char.isspace() or ord(char) in _covered() else _SYMBOLS
 
 
 _PDF_LABELS = {Language.EN: "Page {n}", Language.ZH: "第 {n} 页"}
 
 
 def _xml(text: str) -> str:
-    return html.escape(text, quote=True)
+    """`text` as paragraph markup: escaped, and each run of characters the main face lacks set in the
+    symbols face."""
+    covered = _covered()
+    parts: list[str] = []
+    run: list[str] = []
+    for char in text:
+        if char.isspace() or ord(char) in covered:
+            if run:
+                parts.append(f'<font name="{_SYMBOLS}">{html.escape("".join(run), quote=True)}</font>')
+                run = []
+            parts.append(html.escape(char, quote=True))
+        else:
+            run.append(char)
+    if run:
+        parts.append(f'<font name="{_SYMBOLS}">{html.escape("".join(run), quote=True)}</font>')
+    return "".join(parts)
 
 
 class _PdfBuilder:
@@ -127,7 +170,7 @@ class _PdfBuilder:
                 href = str(child.attrs.get("href", ""))
                 text = self.inline(child)
                 if SAFE_URL.match(href):
-                    parts.append(f'<a href="{_xml(href)}" color="#0645ad">{text}</a>')
+                    parts.append(f'<a href="{html.escape(href, quote=True)}" color="#0645ad">{text}</a>')
                 else:
                     parts.append(text)
             elif kind == "image":
@@ -164,7 +207,7 @@ class _PdfBuilder:
                 finally:
                     self.body = saved
             elif kind in {"fence", "code_block"}:
-                text = _xml(node.content.rstrip("\n")).replace(" ", "&nbsp;").replace("\n", "<br/>")
+                text = _xml(node.content.rstrip("\n").replace(" ", "\u00a0")).replace("\n", "<br/>")
                 out.append(Paragraph(text, self.code))
             elif kind == "hr":
                 out.append(HRFlowable(width="100%", color=colors.HexColor("#d0d7de"), spaceBefore=4, spaceAfter=8))

@@ -92,6 +92,38 @@ LABELS = {
 }
 
 
+# One voice: the words of our enums as a report in that language prints them (English keeps the
+# values, which are what the API and the CSV say).
+ENUM_WORDS: dict[Language, dict[str, str]] = {
+    Language.EN: {},
+    Language.ZH: {
+        "DRAFT": "草稿",
+        "IN_REVIEW": "评审中",
+        "PUBLISHED": "已发布",
+        "ARCHIVED": "已归档",
+        "SKIPPED": "无需复盘",
+        "OPEN": "待处理",
+        "IN_PROGRESS": "进行中",
+        "COMPLETED": "已完成",
+        "WONT_DO": "不处理",
+        "HIGH": "高",
+        "MEDIUM": "中",
+        "LOW": "低",
+        "full": "完整版",
+        "lightweight": "简版",
+        "status_page": "状态页版",
+        "regulated": "合规版",
+        "auto": "自动",
+    },
+}
+
+
+def enum_word(value: object, language: Language) -> str:
+    """A status, priority or template variant in `language`."""
+    text = str(getattr(value, "value", value))
+    return ENUM_WORDS[language].get(text, text)
+
+
 ROLE_NAMES: dict[Language, dict[ResponderRole, str]] = {
     Language.EN: {
         "assigned": "assigned",
@@ -134,6 +166,11 @@ def _local(context: Context, value: object) -> str:
 
 
 @pass_context
+def _word(context: Context, value: object) -> str:
+    return enum_word(value, context["pm"].language)
+
+
+@pass_context
 def _duration(context: Context, value: object) -> str:
     return format_duration(value, context["pm"].language)  # type: ignore[arg-type]
 
@@ -153,6 +190,7 @@ def _report_template() -> Template:
     env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
     env.filters["local"] = _local
     env.filters["duration"] = _duration
+    env.filters["word"] = _word
     env.filters["cell"] = _cell
     env.filters["for_readers"] = _for_readers
     source = resources.files("postmortem.report.templates").joinpath("report.md.j2").read_text(encoding="utf-8")

@@ -8,7 +8,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from postmortem.meeting.invite import in_voice
 from postmortem.meeting.models import Meeting
+from postmortem.models import Language
 from postmortem.store.tables import DeliveryAttemptRow, DeliveryRow, MeetingRow
 
 
@@ -60,6 +62,25 @@ class MeetingStore:
         stored = await self.get(meeting.postmortem_id)
         assert stored is not None
         return stored
+
+    async def set_language(self, postmortem_id: str, language: Language, now: datetime) -> Meeting | None:
+        """The report's language changed: the meeting speaks it too, at the same revision (only words
+        change; the next revision sent, and every download, reads in it). None without a meeting."""
+        for _ in range(5):  # a revision saved meanwhile: read it again
+            meeting = await self.get(postmortem_id)
+            if meeting is None or meeting.language == language:
+                return meeting
+            voiced = in_voice(meeting, language)
+            async with self._sessions() as session:
+                result = await session.execute(
+                    update(MeetingRow)
+                    .where(MeetingRow.postmortem_id == postmortem_id, MeetingRow.sequence == meeting.sequence)
+                    .values(data=voiced.model_dump(mode="json"), updated_at=now)
+                )
+                await session.commit()
+            if getattr(result, "rowcount", 0):
+                return voiced
+        return await self.get(postmortem_id)
 
     async def delivered(self, key: str) -> bool:
         async with self._sessions() as session:

@@ -591,7 +591,14 @@ async def edit_item(request: Request, postmortem_id: str, item_id: str) -> Respo
         version = fields.get("version", "")
         try:
             await action_items_api.patch_action_item(
-                pm, item_id, body, Response(), services.store, etag(int(version)) if version.isdigit() else None
+                pm,
+                item_id,
+                body,
+                Response(),
+                services.store,
+                services.temporal,
+                who.token,
+                etag(int(version)) if version.isdigit() else None,
             )
         except VersionConflict as exc:
             raise PageError(412, "err_stale_item", args={"version": str(exc.current)}) from exc

@@ -169,3 +169,51 @@ async def test_a_chinese_report_asks_in_chinese_with_the_templates_instructions(
     summary = next(s for s in (await chinese.report()).sections if s.key == "summary")
     assert summary.body.startswith("支付服务开始报错 [E1]。\n\n依据:")
     assert "由语言模型根据时间线起草" in render_markdown(await chinese.report())
+
+
+async def test_after_a_refresh_the_model_writes_its_sections_again_never_an_edited_one(world: World) -> None:
+    """narrative-redraft: a late source brought a Slack message; the refresh leaves the model's sections
+    to the redraft, which writes them again from the fuller timeline (citing the new entry), while
+    the section a person edited since stays theirs and is not even asked for."""
+    from datetime import timedelta
+
+    from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
+    from postmortem.evidence.models import EntryKind, EvidenceSource, TimelineEntry
+
+    first = await world.run()
+    assert "summary" in first.drafted and "detection_response" in first.drafted
+    pm = await world.report()
+    sections = [
+        s.model_copy(update={"body": "Our own words.", "edited": True, "drafted_by": None}) if s.key == "impact" else s
+        for s in pm.sections
+    ]
+    pm = await world.store.postmortems.update(pm.id, pm.version, PostmortemChanges(sections=sections), NOW)
+    before = {s.key: s for s in pm.sections}
+    late = TimelineEntry(
+        key="slack:late-1",
+        at=pm.metrics.started_at + timedelta(minutes=3) if pm.metrics.started_at else NOW,
+        kind=EntryKind.MESSAGE,
+        source=EvidenceSource.SLACK,
+        text="Rolled back the config push",
+    )
+    await world.store.evidence.add_entries(pm.id, [late])
+    refresh = RefreshActivities(world.store.postmortems, world.store.evidence, world.store.templates)
+    await ActivityEnvironment().run(refresh.refresh_report, RefreshReportInput(postmortem_id=pm.id, keep_drafted=True))
+    refreshed = {s.key: s for s in (await world.report()).sections}
+    assert refreshed["detection_response"] == before["detection_response"]  # the model's: left to the redraft
+    assert "Rolled back the config push" in refreshed["timeline"].body
+    asked = len(world.chat.asked)
+
+    again = await ActivityEnvironment().run(
+        world.activities().draft_narrative, DraftNarrativeInput(postmortem_id=pm.id, now=NOW, redraft=True)
+    )
+    assert sorted(again.drafted) == sorted(k for k in NARRATED if k != "impact") and "impact" in again.skipped
+    prompts = [body["messages"][-1]["content"] for body in world.chat.asked[asked:]]
+    assert all("Rolled back the config push" in text for text in prompts)
+    assert not any('Section: "Impact"' in text for text in prompts)
+    after = {s.key: s for s in (await world.report()).sections}
+    assert (after["impact"].body, after["impact"].edited) == ("Our own words.", True)
+    for key in again.drafted:
+        assert after[key].drafted_by == before[key].drafted_by and after[key].body != before[key].body, key
+    # A first draft's step run again writes nothing: each narrated section is the model's or a person's.
+    assert (await world.run()).drafted == []

@@ -283,3 +283,65 @@ async def test_a_new_time_zone_is_followed_by_every_text_nobody_edited(api: Api)
     assert after["resolution"] == "Fixed at 10:00 UTC."  # a person's words are never rewritten
     markdown = (await api.http.get(f"{url}?format=markdown", headers=api.auth())).text
     assert "JST" in markdown and moved.json()["timezone"] == "Asia/Tokyo"
+
+
+async def test_switching_language_reaches_the_meeting_invite(api: Api) -> None:
+    """One voice: after `PATCH {"language": "zh"}` the planned meeting (title, agenda) and the invite's
+    words (subject, description) are Chinese; the revision stays (only words changed)."""
+    from postmortem.integrations.email_invite import subject
+    from postmortem.meeting.agenda import build_agenda
+    from postmortem.meeting.invite import invite_description, meeting_title
+    from postmortem.meeting.models import Attendee, Meeting
+
+    pm_id = await seed(api, "PVOICE")
+    planned = Meeting(
+        postmortem_id=pm_id,
+        uid=f"{pm_id}@postmortem",
+        sequence=1,
+        title=meeting_title(Language.EN, "Checkout API latency"),
+        start=NOW + timedelta(days=1),
+        end=NOW + timedelta(days=1, hours=1),
+        timezone="Asia/Shanghai",
+        organizer=Attendee(email="lead@example.com"),
+        attendees=[Attendee(email="bob@example.com")],
+        agenda=build_agenda(60, Language.EN),
+        report_url="https://pm.example.com/p",
+        video_url="https://meet.example.com/x",
+    )
+    await api.store.meetings.create_if_absent(planned, NOW)
+    switched = await api.http.patch(
+        f"/api/postmortems/{pm_id}", json={"language": "zh"}, headers={**api.auth(Role.EDITOR), "If-Match": '"1"'}
+    )
+    assert switched.status_code == 200, switched.text
+    meeting = await api.store.meetings.get(pm_id)
+    assert meeting is not None and meeting.language == Language.ZH and meeting.sequence == 1
+    assert meeting.title == "复盘会议：Checkout API latency"
+    words = f"{subject(meeting, 'REQUEST')}\n{invite_description(meeting)}"
+    assert "议程" in words and "根本原因讨论" in words and "会议邀请" in words and "视频会议" in words
+    for english in ("Agenda", "Invitation", "Video", "Draft report", "Root cause", "review:", "Mon", "Tue", "Wed"):
+        assert english not in words, (english, words)
+    back = await api.http.patch(
+        f"/api/postmortems/{pm_id}", json={"language": "en"}, headers={**api.auth(Role.EDITOR), "If-Match": '"2"'}
+    )
+    assert back.status_code == 200
+    again = await api.store.meetings.get(pm_id)
+    assert again is not None and again.title == "Post-mortem review: Checkout API latency"
+
+
+async def test_a_ticketed_item_changed_here_is_saved_whether_or_not_its_workflow_still_runs(api: Api) -> None:
+    """The push to the ticket is the workflow's (action_item_edited); a report whose run is gone
+    still saves the edit (the next follow-up sync reads the ticket anyway)."""
+    pm_id = await seed(api, "PPUSH")
+    editor = api.auth(Role.EDITOR)
+    base = f"/api/postmortems/{pm_id}/action-items"
+    created = await api.http.post(base, json={"description": "Lower the DNS TTL"}, headers=editor)
+    item_id = created.json()["id"]
+    await api.store.postmortems.set_ticket(pm_id, item_id, "github", "acme/ops#7", "https://x/7", NOW)
+    _, version = await api.store.postmortems.get_action_item(pm_id, item_id)
+    changed = await api.http.patch(
+        f"{base}/{item_id}",
+        json={"status": "IN_PROGRESS", "owner": "bob@example.com"},
+        headers={**editor, "If-Match": f'"{version}"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["status"] == "IN_PROGRESS" and changed.json()["ticket_key"] == "acme/ops#7"

@@ -91,6 +91,7 @@ class FakeGitHub(Switchable):
     requests: list[Recorded] = field(default_factory=list)
     created: int = 0  # issues made, crashed answers included
     payloads: list[dict[str, Any]] = field(default_factory=list)  # create bodies that made an issue
+    edits: list[dict[str, Any]] = field(default_factory=list)  # PATCH bodies of issues, in order
     next_number: int = 1
     # failure injection: an int answers that status; "rate_limit" is a primary-limit 403 (remaining 0),
     # "secondary_rate_limit" a 403 with retry-after, "secondary_no_retry_after" one without
@@ -282,6 +283,44 @@ def github_app(state: FakeGitHub) -> FastAPI:
             return _error(410, ISSUES_DISABLED)
         issue = state.issues.get(number)
         return JSONResponse(issue) if issue else _error(404, NOT_FOUND)
+
+    @app.patch("/repos/{owner}/{name}/issues/{number}")
+    async def edit_issue(owner: str, name: str, number: int, request: Request) -> Response:
+        """GitHub's "Update an issue": title, body, state ("open"/"closed"), state_reason ("completed",
+        "not_planned", "reopened"), assignees (collaborators only, 422 otherwise); 200 with the issue."""
+        if not repo_ok(owner, name):
+            return _error(404, NOT_FOUND)
+        if not state.issues_enabled:
+            return _error(410, ISSUES_DISABLED)
+        issue = state.issues.get(number)
+        if issue is None:
+            return _error(404, NOT_FOUND)
+        body = await request.json()
+        if not isinstance(body, dict):
+            return _error(400, {"message": "Problems parsing JSON"})
+        if "state" in body and body["state"] not in ("open", "closed"):
+            return _error(422, validation_failed("state", body["state"]))
+        reason = body.get("state_reason")
+        if reason not in (None, "completed", "not_planned", "reopened"):
+            return _error(422, validation_failed("state_reason", reason))
+        assignees = body.get("assignees")
+        if assignees is not None:
+            for login in assignees:
+                if login not in state.collaborators:
+                    return _error(422, validation_failed("assignees", login))
+        state.edits.append(body)
+        if "title" in body:
+            issue["title"] = body["title"]
+        if "body" in body:
+            issue["body"] = body["body"]
+        if body.get("state") == "closed":
+            state.close(number, reason or "completed")
+        elif body.get("state") == "open":
+            state.reopen(number)
+        if assignees is not None and state.push_access:
+            issue["assignees"] = [{**_ISSUE["user"], "login": login} for login in assignees]
+            issue["assignee"] = issue["assignees"][0] if assignees else None
+        return JSONResponse(issue)
 
     @app.get("/search/issues")
     async def search(request: Request) -> Response:

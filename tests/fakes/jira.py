@@ -55,6 +55,19 @@ INTERNAL = {"errorMessages": ["Internal server error"], "errors": {}}
 # Both halves of an ErrorCollection: the fixture's message and this fake's own unknown-project error.
 REFUSED_FIELDS = {"errorMessages": BAD_REQUEST["errorMessages"], "errors": {"project": "valid project is required"}}
 _LABEL_JQL = re.compile(r'^\s*labels\s*=\s*"([^"]*)"\s*(?:ORDER BY .*)?$', re.IGNORECASE)
+# issue.property[key].path = "value" OR labels = "value" (what the client sends since #16)
+_PROPERTY_JQL = re.compile(
+    r'^\s*issue\.property\[([\w.-]+)\]\.(\w+)\s*=\s*"([^"]*)"(?:\s+OR\s+labels\s*=\s*"([^"]*)")?\s*(?:ORDER BY .*)?$',
+    re.IGNORECASE,
+)
+# The transitions of Jira's default workflow, each into a status (Atlassian's GET …/transitions shape).
+TRANSITIONS = (
+    ("11", "To Do", "new"),
+    ("21", "In Progress", "indeterminate"),
+    ("31", "Done", "done"),
+    ("41", "Won't Do", "done"),
+)
+RESOLUTIONS = ("Done", "Won't Do", "Duplicate", "Cannot Reproduce")
 
 
 @dataclass
@@ -62,6 +75,7 @@ class FakeJiraIssue:
     id: str
     key: str
     fields: dict[str, Any]  # as the client sent them
+    properties: dict[str, Any] = field(default_factory=dict)  # issue entity properties
     category: str = "new"  # statusCategory key: new, indeterminate, done, undefined
     status_name: str = "To Do"
     resolution: str | None = None
@@ -83,6 +97,10 @@ class FakeJira(Switchable):
     bad_request_body: dict[str, Any] | None = None  # the body of an injected 400 (default: the fixture)
     retry_after: str | None = "30"  # Retry-After on a 429
     crash_after_create: bool = False  # make the issue, then answer 500 as if the answer got lost
+    # Jira's search is eventually consistent: a new issue stays out of it for this many searches
+    search_lag: int = 0
+    unindexed: dict[str, int] = field(default_factory=dict)  # key → searches it still misses
+    edits: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (key, "edit"/"transition", body)
     epoch: int = 0
     outage: Outage | None = None  # fail_with(...) / heal(): see the module docstring
     refused: int = 0  # requests the outage answered
@@ -181,6 +199,11 @@ def _fields_view(issue: FakeJiraIssue, wanted: str | None) -> dict[str, Any]:
         },
         "resolution": {"name": issue.resolution, "id": "10000"} if issue.resolution else None,
     }
+    assignee = issue.fields.get("assignee")
+    if isinstance(assignee, dict) and "id" in assignee:  # created as {"id"}, read back as a user
+        everything["assignee"] = {"accountId": assignee["id"], "accountType": "atlassian"}
+    everything.setdefault("assignee", None)
+    everything.setdefault("duedate", None)
     if not wanted or wanted in ("*all", "*navigable"):
         return everything
     names = [name.strip() for name in wanted.split(",")]
@@ -218,8 +241,17 @@ def jira_app(state: FakeJira) -> FastAPI:
         state.next_id += 1
         key = f"{fields['project']['key']}-{state.next_number}"
         state.next_number += 1
-        issue = FakeJiraIssue(id=str(state.next_id), key=key, fields=fields)
+        properties = body.get("properties") or []
+        if not isinstance(properties, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("key"), str) and "value" in p for p in properties
+        ):
+            return _error(400, {"errorMessages": [], "errors": {"properties": "Entity property is malformed."}})
+        issue = FakeJiraIssue(
+            id=str(state.next_id), key=key, fields=fields, properties={p["key"]: p["value"] for p in properties}
+        )
         state.issues[key] = issue
+        if state.search_lag:
+            state.unindexed[key] = state.search_lag
         state.created += 1
         state.payloads.append(body)
         if state.crash_after_create:
@@ -239,16 +271,97 @@ def jira_app(state: FakeJira) -> FastAPI:
     @app.get("/rest/api/3/search/jql")
     async def search(request: Request) -> Response:
         jql = request.query_params.get("jql", "")
-        match = _LABEL_JQL.match(jql)
-        if not match:
+        by_label, by_property = _LABEL_JQL.match(jql), _PROPERTY_JQL.match(jql)
+        if by_label:
+            label = by_label.group(1)
+            found = [issue for issue in state.issues.values() if label in (issue.fields.get("labels") or [])]
+        elif by_property:
+            key, path, value, label = by_property.groups()
+            found = [
+                issue
+                for issue in state.issues.values()
+                if (isinstance(issue.properties.get(key), dict) and issue.properties[key].get(path) == value)
+                or (label is not None and label in (issue.fields.get("labels") or []))
+            ]
+        else:
             return _error(400, {"errorMessages": [f"The fake cannot parse the JQL: {jql}"], "errors": {}})
-        label = match.group(1)
-        found = [issue for issue in state.issues.values() if label in (issue.fields.get("labels") or [])]
+        visible = []
+        for issue in found:
+            if state.unindexed.get(issue.key, 0) > 0:  # not in the index yet
+                state.unindexed[issue.key] -= 1
+                continue
+            visible.append(issue)
+        found = visible
         limit = int(request.query_params.get("maxResults", "50"))
         fields = request.query_params.get("fields")
         return JSONResponse(
             {"issues": [issue_json(request, issue, fields) for issue in found[:limit]], "isLast": len(found) <= limit}
         )
+
+    def find_issue(key: str) -> FakeJiraIssue | None:
+        return state.issues.get(key) or next((item for item in state.issues.values() if item.id == key), None)
+
+    @app.put("/rest/api/3/issue/{key}")
+    async def edit_issue(key: str, request: Request) -> Response:
+        """Edit issue: `{"fields": {...}}`, 204; assignee `{"id"}` or null, duedate "YYYY-MM-DD" or null."""
+        issue = find_issue(key)
+        if issue is None:
+            return _error(404, NOT_FOUND)
+        body = await request.json()
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(fields, dict):
+            return _error(400, {"errorMessages": ["fields is required"], "errors": {}})
+        due = fields.get("duedate", "")
+        if due not in ("", None) and not (isinstance(due, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", due)):
+            return _error(400, {"errorMessages": [], "errors": {"duedate": f"Error parsing date string: {due}"}})
+        state.edits.append((issue.key, "edit", fields))
+        for name, value in fields.items():
+            if name == "assignee":
+                issue.fields["assignee"] = {"accountId": value["id"]} if isinstance(value, dict) else None
+            else:
+                issue.fields[name] = value
+        return Response(status_code=204)
+
+    @app.get("/rest/api/3/issue/{key}/transitions")
+    async def transitions(key: str) -> Response:
+        if find_issue(key) is None:
+            return _error(404, NOT_FOUND)
+        return JSONResponse(
+            {
+                "expand": "transitions",
+                "transitions": [
+                    {
+                        "id": tid,
+                        "name": name,
+                        "to": {"name": name, "id": _STATUS_IDS.get(name, "10100"), "statusCategory": _CATEGORIES[cat]},
+                        "hasScreen": False,
+                        "isAvailable": True,
+                    }
+                    for tid, name, cat in TRANSITIONS
+                ],
+            }
+        )
+
+    @app.post("/rest/api/3/issue/{key}/transitions")
+    async def transition(key: str, request: Request) -> Response:
+        """Transition issue: `{"transition": {"id"}, "fields": {"resolution": {"name"}}}`, 204."""
+        issue = find_issue(key)
+        if issue is None:
+            return _error(404, NOT_FOUND)
+        body = await request.json()
+        wanted = str(((body or {}).get("transition") or {}).get("id"))
+        chosen = next((t for t in TRANSITIONS if t[0] == wanted), None)
+        if chosen is None:
+            return _error(
+                400, {"errorMessages": [f"Transition id '{wanted}' is not valid for this issue."], "errors": {}}
+            )
+        resolution = (((body or {}).get("fields") or {}).get("resolution") or {}).get("name")
+        if resolution is not None and resolution not in RESOLUTIONS:
+            return _error(400, {"errorMessages": [], "errors": {"resolution": "Resolution is invalid."}})
+        state.edits.append((issue.key, "transition", body))
+        _, name, category = chosen
+        state.transition(issue.key, category, status_name=name, resolution=resolution if category == "done" else None)
+        return Response(status_code=204)
 
     @app.api_route("/rest/api/3/search", methods=["GET", "POST"])
     async def removed() -> Response:

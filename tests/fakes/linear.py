@@ -82,6 +82,7 @@ class FakeLinear(Switchable):
     requests: list[Recorded] = field(default_factory=list)
     created: int = 0  # issues made, crashed answers included
     inputs: list[dict[str, Any]] = field(default_factory=list)  # IssueCreateInput of issues made
+    updates: list[dict[str, Any]] = field(default_factory=list)  # IssueUpdateInput of issueUpdate calls
     next_number: int = 1
     # failure injection: an int answers that HTTP status; a str answers `error_status` with errors[] of
     # that extensions.code ("RATELIMITED", "AUTHENTICATION_ERROR", "FORBIDDEN", "INVALID_INPUT", …)
@@ -206,6 +207,8 @@ def linear_app(state: FakeLinear) -> FastAPI:
         body = await request.json()
         query = str(body.get("query") or "")
         variables = body.get("variables") or {}
+        if re.search(r"\bissueUpdate\s*\(", query):
+            return update(str(variables.get("id")), variables.get("input") or {})
         if re.search(r"\bissueCreate\s*\(", query):
             return create(variables.get("input") or {})
         if re.search(r"\bissues\s*\(", query):
@@ -253,6 +256,33 @@ def linear_app(state: FakeLinear) -> FastAPI:
             return JSONResponse(
                 {**graphql_errors("INVALID_INPUT", "Entity not found: Issue"), "data": None}, status_code=200
             )
-        return JSONResponse({"data": {"issue": _view(issue)}})
+        assignee = {"id": issue["assigneeId"]} if issue.get("assigneeId") else None
+        team = {
+            "states": {"nodes": [{"id": f"state-{t}", "type": t, "position": n} for n, t in enumerate(STATE_TYPES)]}
+        }
+        return JSONResponse(
+            {"data": {"issue": {**_view(issue), "assignee": assignee, "dueDate": issue.get("dueDate"), "team": team}}}
+        )
+
+    def update(key: str, values: dict[str, Any]) -> Response:
+        """issueUpdate(id, input: IssueUpdateInput): stateId, assigneeId, dueDate (null clears)."""
+        issue = state.by_key(key)
+        if issue is None:
+            return _invalid("Entity not found: Issue")
+        if "assigneeId" in values and values["assigneeId"] not in (None, *state.users):
+            return _invalid("Entity not found: User")
+        due = values.get("dueDate")
+        if due is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(due)):
+            return _invalid("dueDate must be a TimelessDate (YYYY-MM-DD)")
+        if "stateId" in values:
+            kind = str(values["stateId"]).removeprefix("state-")
+            if kind not in STATE_TYPES:
+                return _invalid("Entity not found: WorkflowState")
+            issue["state"] = {"type": kind, "name": STATE_NAMES[kind]}
+        for name in ("assigneeId", "dueDate"):
+            if name in values:
+                issue[name] = values[name]
+        state.updates.append(values)
+        return JSONResponse({"data": {"issueUpdate": {"success": True, "issue": _view(issue)}}})
 
     return app

@@ -87,12 +87,13 @@ async def test_create_sends_the_v3_issue_fields(jira: Env) -> None:
             "project": {"key": "OPS"},
             "issuetype": {"name": "Task"},
             "summary": "Alert on API error budget burn",
-            "description": to_adf(DESCRIPTION),
-            "labels": [MARKER, "postmortem", "api"],
+            "description": to_adf(f"{DESCRIPTION.rstrip()}\n\npostmortem:{MARKER}"),
+            "labels": ["postmortem", "api"],
             "duedate": "2024-06-01",
             "priority": {"name": "High"},
             "assignee": {"id": "5b109f2e9729b51b54dc274d"},
-        }
+        },
+        "properties": [{"key": "postmortem", "value": {"marker": MARKER}}],
     }
     assert jira.state.created == 1
 
@@ -110,11 +111,11 @@ async def test_optional_fields_are_left_out(jira: Env) -> None:
     fields = jira.state.payloads[-1]["fields"]
     assert set(fields) == {"project", "issuetype", "summary", "description", "labels"}
     assert fields["issuetype"] == {"name": "Bug"}
-    assert fields["labels"] == [MARKER]
+    assert fields["labels"] == []  # the marker is no label: the entity property and the description carry it
 
 
 def test_labels_and_summary_are_made_acceptable_to_jira() -> None:
-    assert jira_labels(MARKER, ("needs review", " api ", "api", "", MARKER)) == [MARKER, "needs-review", "api"]
+    assert jira_labels(("needs review", " api ", "api", "", "postmortem")) == ["needs-review", "api", "postmortem"]
     assert summary("Fix\nthe   pager\trotation") == "Fix the pager rotation"
     long = summary("x" * 300)
     assert len(long) == 255 and long.endswith("…")
@@ -231,7 +232,7 @@ async def test_find_returns_the_issue_labelled_with_the_marker(jira: Env) -> Non
     sent = jira.state.requests[-1]
     assert (sent.method, sent.path) == ("GET", "/rest/api/3/search/jql")
     assert sent.params == {
-        "jql": f'labels = "{MARKER}" ORDER BY created ASC',
+        "jql": f'issue.property[postmortem].marker = "{MARKER}" OR labels = "{MARKER}" ORDER BY created ASC',
         "fields": "status,resolution",
         "maxResults": "1",
     }
@@ -431,3 +432,43 @@ async def test_400_outage_answers_the_fixture_by_default(jira: Env) -> None:
 
 def test_the_client_is_a_ticket_client() -> None:
     assert isinstance(JiraClient("https://x.atlassian.net", "a@b.c", "t", "OPS", None), TicketClient)  # type: ignore[arg-type]
+
+
+async def test_find_uses_the_entity_property_the_create_set(jira: Env) -> None:
+    client = jira.client()
+    created = await client.create(ticket_request())
+    assert jira.state.issues[created.key].properties == {"postmortem": {"marker": MARKER}}
+    assert jira.state.issues[created.key].fields["labels"] == ["postmortem", "api"]
+    assert await client.find(MARKER) == created
+    assert await client.find("pm-abc123-item-other") is None
+
+
+async def test_a_lost_create_is_found_once_the_index_catches_up(jira: Env) -> None:
+    """Jira's search lags behind writes: a retry asks again for up to `settle` seconds before creating."""
+    jira.state.crash_after_create, jira.state.search_lag = True, 2  # missing from the next two searches
+    client = jira.client()
+    await failure(client.create(ticket_request()))
+    jira.state.crash_after_create = False
+    found = await client.find(MARKER, settle=10)
+    assert found is not None and found.key == "OPS-24" and jira.state.created == 1
+    searches = [r for r in jira.state.requests if r.path == "/rest/api/3/search/jql"]
+    assert len(searches) == 3
+
+
+async def test_update_pushes_only_what_differs(jira: Env) -> None:
+    from postmortem.integrations.tickets import TicketChange
+
+    client = jira.client()
+    created = await client.create(ticket_request())
+    change = TicketChange(state="in_progress", assignee="acct-2", due_date=date(2024, 7, 1))
+    assert await client.update(created.key, change) == ["assignee", "duedate", "state"]
+    issue = jira.state.issues[created.key]
+    assert issue.category == "indeterminate" and issue.fields["assignee"] == {"accountId": "acct-2"}
+    assert issue.fields["duedate"] == "2024-07-01"
+    assert await client.update(created.key, change) == []  # the ticket says so already: nothing is sent
+    assert len(jira.state.edits) == 2
+    done = await client.update(created.key, TicketChange(state="done", assignee=None, due_date=None))
+    assert done == ["assignee", "duedate", "state"] and issue.category == "done" and issue.resolution == "Done"
+    assert (await client.status(created.key)).state == "done"
+    await client.update(created.key, TicketChange(state="wont_do", assignee=None, due_date=None))
+    assert issue.status_name == "Won't Do" and (await client.status(created.key)).state == "wont_do"

@@ -26,7 +26,7 @@ from postmortem.models import (
 )
 from postmortem.report.drafting import draft_report, merge_redraft
 from postmortem.report.formatting import format_duration, format_local
-from postmortem.report.rendering import render_markdown
+from postmortem.report.rendering import enum_word, render_markdown
 
 UTC = UTC
 EN, ZH = Language.EN, Language.ZH
@@ -335,7 +335,7 @@ def test_prompts_only_while_draft(language):
     for status in (Status.IN_REVIEW, Status.PUBLISHED, Status.ARCHIVED):
         md = render_markdown(postmortem(d, status=status))
         assert not any(line.startswith("> ") for line in md.splitlines())
-        assert f"**{status.value}**" in md
+        assert f"**{enum_word(status, language)}**" in md
 
 
 def table_cells(row: str) -> list[str]:

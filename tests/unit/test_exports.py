@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import io
 import json
@@ -12,6 +13,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 import pytest
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
@@ -37,7 +39,7 @@ from postmortem.models import (
     TemplateVariant,
 )
 from postmortem.report.drafting import draft_report
-from postmortem.report.export_pdf import export_pdf
+from postmortem.report.export_pdf import covering_font, export_pdf
 from postmortem.report.exports import (
     CONTENT_SECURITY_POLICY,
     export_html,
@@ -163,7 +165,7 @@ def test_markdown_export_of_a_draft_has_no_prompts_but_keeps_its_status(language
     assert "> " + pm.sections[0].prompt in render_markdown(pm)  # the draft rendering shows prompts...
     md = export_markdown(pm)
     assert not any(line.startswith("> ") for line in md.splitlines())  # ...the export never does
-    assert "**DRAFT**" in md
+    assert ("**DRAFT**" if language == EN else "**草稿**") in md
     for section in pm.sections:
         assert f"## {section.title}" in md.splitlines()
         if section.body:
@@ -665,7 +667,8 @@ def test_pdf_has_every_section_and_table(language):
         EN: ["Key metrics", "Highest severity", "Total impact duration", "Action item", "Owner"],
         ZH: ["关键指标", "最高严重级别", "总影响时长", "行动项", "负责人"],
     }[language]
-    for label in labels + ["Splitthea|bpoolandaddaretry", "给连接池加告警andalertonsaturation", "张伟", "COMPLETED"]:
+    done = {EN: "COMPLETED", ZH: "已完成"}[language]
+    for label in labels + ["Splitthea|bpoolandaddaretry", "给连接池加告警andalertonsaturation", "张伟", done]:
         assert squash(label) in text, label
     assert "**" not in text and "](" not in text and "|---|" not in text  # rendered, not Markdown source
     if language == ZH:
@@ -703,14 +706,52 @@ def test_pdf_pages_have_embedded_fonts_and_render(language):
         document.close()
 
 
+def _glyphs(name: str) -> dict[int, int]:
+    font = pdfmetrics.getFont(name)
+    assert isinstance(font, TTFont)
+    return font.face.charToGlyph
+
+
 def test_pdf_font_has_a_glyph_for_every_character_of_a_chinese_report():
     pm = pdf_report(ZH)
     export_pdf(pm)  # registers the fonts
-    font = pdfmetrics.getFont("PostmortemSans")
-    assert isinstance(font, TTFont)
-    glyphs = font.face.charToGlyph
+    glyphs = _glyphs("PostmortemSans")
     missing = {c for c in export_markdown(pm, meeting()) if not c.isspace() and ord(c) not in glyphs}
     assert not missing
+
+
+# The draft's own "⚠ … could not be read" lines stay out of exports; a person writes the sign too.
+WARNING_TEXT = "⚠ The failover was never tested. ✓ Fixed in the runbook."
+
+
+@pytest.mark.parametrize("language", [EN, ZH])
+def test_draft_pdf_sets_the_warning_sign_in_a_font_that_has_it(language):
+    """ "⚠" was an empty box: Kurinto Sans SC has no glyph for it. Each character is set in a face that
+    has one (PDFium says which font it drew the character with)."""
+    pm = report(
+        language, status=Status.DRAFT, bodies={"summary": WARNING_TEXT, "lessons_learned": f"**{WARNING_TEXT}**"}
+    )
+    pdf = export_pdf(pm)
+    for char in "⚠✓":
+        face = covering_font(char)
+        assert ord(char) in _glyphs(face), (char, face)
+    document = pdfium.PdfDocument(pdf)
+    try:
+        seen: dict[str, str] = {}
+        for index in range(len(document)):
+            textpage = document[index].get_textpage()
+            for n in range(textpage.count_chars()):
+                char = chr(pdfium_c.FPDFText_GetUnicode(textpage, n))
+                if char in "⚠✓" and char not in seen:
+                    buffer = ctypes.create_string_buffer(128)
+                    flags = ctypes.c_int()
+                    pdfium_c.FPDFText_GetFontInfo(textpage, n, buffer, 128, ctypes.byref(flags))
+                    seen[char] = buffer.value.decode()
+        assert set(seen) == {"⚠", "✓"}, seen
+        for char, font in seen.items():
+            assert font.endswith("KurintoSans-Regular") or "KurintoSans" in font and "SC" not in font, (char, font)
+    finally:
+        document.close()
 
 
 def test_pdf_long_report_spans_pages_and_is_reproducible():

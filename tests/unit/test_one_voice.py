@@ -3,11 +3,18 @@ planned in (the agenda's own titles, English ↔ Chinese)."""
 
 from __future__ import annotations
 
+import re
+
+import pypdfium2 as pdfium
+import pytest
+
 from postmortem.meeting.agenda import build_agenda, in_language
 from postmortem.meeting.models import AgendaItem
-from postmortem.models import Language
+from postmortem.models import ActionItemStatus, Language, Priority, Status
+from postmortem.report.export_pdf import export_pdf
+from postmortem.report.exports import export_html, export_markdown
 from postmortem.report.rendering import render_markdown
-from tests.unit.test_exports import meeting, report
+from tests.unit.test_exports import action_item, meeting, report
 
 
 def test_a_chinese_report_shows_its_agenda_in_chinese() -> None:
@@ -23,3 +30,33 @@ def test_titles_we_did_not_write_are_kept() -> None:
     mixed = [AgendaItem(title="Incident recap", minutes=10), AgendaItem(title="Vendor Q&A", minutes=5)]
     assert [item.title for item in in_language(mixed, Language.ZH)] == ["事故回顾", "Vendor Q&A"]
     assert in_language(build_agenda(45, Language.ZH), Language.ZH) == build_agenda(45, Language.ZH)
+
+
+ENGLISH_WORDS = re.compile(
+    r"\b(DRAFT|IN_REVIEW|PUBLISHED|ARCHIVED|SKIPPED|OPEN|IN_PROGRESS|COMPLETED|WONT_DO|HIGH|MEDIUM|LOW|full)\b"
+)
+
+
+@pytest.mark.parametrize("status", [Status.DRAFT, Status.PUBLISHED])
+def test_a_chinese_report_prints_no_english_status_words(status: Status) -> None:
+    """Today OPEN showed in a Chinese table: statuses, priorities and the template variant are words
+    of the report's language in the Markdown, the HTML and the PDF (its text as PDFium reads it)."""
+    items = [
+        action_item(id="ai-1", status=ActionItemStatus.OPEN, priority=Priority.HIGH),
+        action_item(id="ai-2", status=ActionItemStatus.IN_PROGRESS, priority=Priority.MEDIUM),
+        action_item(id="ai-3", status=ActionItemStatus.COMPLETED, priority=Priority.LOW),
+        action_item(id="ai-4", status=ActionItemStatus.WONT_DO, priority=Priority.LOW),
+    ]
+    pm = report(Language.ZH, status=status, action_items=items)
+    markdown, html = export_markdown(pm, meeting()), export_html(pm, meeting())
+    document = pdfium.PdfDocument(export_pdf(pm, meeting()))
+    try:
+        pdf_text = "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+    finally:
+        document.close()
+    for name, text in (("markdown", markdown), ("html", html), ("pdf", pdf_text)):
+        assert not ENGLISH_WORDS.findall(text), (name, ENGLISH_WORDS.findall(text))
+        assert "待处理" in text and "进行中" in text and "已完成" in text and "不处理" in text, name
+    assert ("草稿" if status == Status.DRAFT else "已发布") in pdf_text
+    english = export_markdown(report(Language.EN, status=status, action_items=items), meeting())
+    assert "| OPEN |" in english and "| HIGH |" in english  # English keeps the values the API speaks
