@@ -178,6 +178,7 @@ async def person(
             "release it (the email scope) or set POSTMORTEM_OIDC_EMAIL_CLAIM",
             retry=False,
         )
+    email = email.strip().lower()  # as token names and the teams file compare: without case
     if claims.get("email_verified") is False and settings.email_claim == "email":
         raise SsoRefused(403, f"the identity provider has not verified the email {email}", retry=False)
     domain = email.rsplit("@", 1)[1].casefold()
