@@ -360,6 +360,60 @@ class WebSettings(Section):
     link_ttl_days: int = Field(default=14, ge=1, le=365)
 
 
+def _pairs(value: object) -> object:
+    """`a=b,c=d` (an environment variable) as {"a": "b", "c": "d"}; a mapping stays as it is."""
+    if isinstance(value, str):
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        malformed = [pair for pair in pairs if "=" not in pair]
+        if malformed:
+            raise ValueError(f"expected name=value pairs separated by commas, not {', '.join(malformed)!r}")
+        return {key.strip(): item.strip() for key, _, item in (pair.partition("=") for pair in pairs)}
+    return value
+
+
+Pairs = Annotated[dict[str, str], BeforeValidator(_pairs)]
+SsoRole = Literal["viewer", "editor", "reviewer", "admin"]
+
+
+class OidcSettings(Section):
+    """Single sign-on for the pages: OpenID Connect's authorization code flow (PKCE, state, nonce)
+    against one identity provider, found by its issuer's discovery document. Unset issuer: off.
+
+    The ID token's email claim names the person (as their API token's name does); groups in
+    `groups_claim` can give a role and a team. API tokens stay for machines and the JSON API."""
+
+    model_config = named("POSTMORTEM_OIDC_")
+
+    # As the provider spells it (a trailing slash matters: the ID token's `iss` must equal it).
+    issuer: Annotated[str | None, BeforeValidator(lambda value: value or None)] = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    provider_name: str = "single sign-on"  # the button says "Sign in with <provider_name>"
+    scopes: CommaList = Field(default_factory=lambda: ["openid", "email", "profile"])
+    email_claim: str = "email"
+    allowed_domains: CommaList = Field(default_factory=list)  # set: anyone of these domains may sign in
+    groups_claim: str = "groups"
+    group_roles: Annotated[dict[str, SsoRole], BeforeValidator(_pairs)] = Field(default_factory=dict)
+    group_teams: Pairs = Field(default_factory=dict)
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None and bool(self.client_id)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, issuer: str | None) -> str | None:
+        if issuer is not None:
+            _base_url(issuer)
+        return issuer
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, scopes: list[str]) -> list[str]:
+        return scopes if "openid" in scopes else ["openid", *scopes]
+
+
 class TeamsFileSettings(Section):
     model_config = named("POSTMORTEM_TEAMS_")
 

@@ -28,6 +28,7 @@ from postmortem.config import (
     LimitsSettings,
     LlmSettings,
     MeetingSettings,
+    OidcSettings,
     OpsgenieSettings,
     PagerDutySettings,
     ReportSettings,
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     teams: TeamsFileSettings = Field(default_factory=TeamsFileSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
 
     @classmethod
     def settings_customise_sources(

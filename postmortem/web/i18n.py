@@ -19,6 +19,8 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "Paste your API token (ask an admin for one: postmortem token create).",
         "zh": "粘贴你的 API 令牌（可请管理员运行 postmortem token create 创建）。",
     },
+    "sign_in_with": {"en": "Sign in with {provider}", "zh": "使用 {provider} 登录"},
+    "or_token": {"en": "or with an API token", "zh": "或使用 API 令牌"},
     "unknown_token": {"en": "Unknown or revoked API token.", "zh": "令牌无效或已吊销。"},
     "signed_in_as": {"en": "Signed in as", "zh": "当前用户"},
     "via_link": {"en": "via a personal link", "zh": "通过个人链接"},

@@ -152,17 +152,30 @@ def page_words(error: PageError, language: str) -> str:
     return words(error.message, language, error.fill)
 
 
+def signin_form(
+    request: Request,
+    services: Services,
+    next: str,
+    *,
+    notice: str | None = None,
+    refused: str | None = None,
+    failed: bool = False,
+    status: int = 200,
+) -> HTMLResponse:
+    """The sign-in page: the provider's button when single sign-on is configured, and the token form;
+    `notice` says why to sign in, `refused` why a single sign-on did not happen, `failed` a bad token."""
+    oidc = services.settings.oidc
+    sso = oidc.provider_name if oidc.enabled else None
+    context = {"next": next, "notice": notice, "refused": refused, "failed": failed, "sso": sso}
+    return page(request, services, "signin.html", context, status=status)
+
+
 def error_page(request: Request, services: Services, error: PageError) -> HTMLResponse:
     message = page_words(error, ui_language(request))
     if error.sign_in:
-        response = page(
-            request,
-            services,
-            "signin.html",
-            {"next": _local(request.url.path), "notice": message, "failed": False},
-            status=error.status,
-        )
-        return response
+        refused, notice = (message, None) if error.failed else (None, message)
+        target = error.next or _local(request.url.path)
+        return signin_form(request, services, target, notice=notice, refused=refused, status=error.status)
     return page(request, services, "error.html", {"status": error.status, "message": message}, status=error.status)
 
 
@@ -219,7 +232,7 @@ def report_url(postmortem_id: str, who: Caller | None, **query: str) -> str:
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request, next: str | None = None) -> HTMLResponse:
     services = await get_services(request)
-    return page(request, services, "signin.html", {"next": _local(next), "notice": None, "failed": False})
+    return signin_form(request, services, _local(next))
 
 
 @router.post("/signin", response_class=HTMLResponse)
@@ -233,7 +246,7 @@ async def signin(request: Request) -> Response:
     info = await services.store.tokens.authenticate(token) if token else None
     target = _local(fields.get("next"))
     if info is None:
-        return page(request, services, "signin.html", {"next": target, "notice": None, "failed": True}, status=401)
+        return signin_form(request, services, target, failed=True, status=401)
     response = RedirectResponse(target, status_code=303)
     web_session.set_cookie(response, request, services, web_session.SESSION_COOKIE, token, max_age=30 * 86400)
     return response
@@ -813,9 +826,10 @@ async def redoc(request: Request) -> HTMLResponse:
 
 def install(app: Any) -> None:
     """Mount the pages, their static files and the docs' assets on `app` (api/app.py)."""
-    from postmortem.web import program_pages  # it builds on this module's helpers
+    from postmortem.web import program_pages, sso  # they build on this module's helpers
 
     app.include_router(router)
+    app.include_router(sso.router)
     app.include_router(program_pages.router)
     app.mount("/static/docs", DOCS_STATIC, name="docs-static")
     app.mount("/static", STATIC, name="static")

@@ -1,7 +1,7 @@
 """Who a page request speaks for, and the cookies that carry it.
 
-Two ways in, judged by the same role rules as the API: the sign-in cookie (an API token, HttpOnly,
-SameSite=Lax, Secure over HTTPS) or a signed link (`?t=`, bound to one report and one person; the
+Two ways in, judged by the same role rules as the API: the sign-in cookie (HttpOnly, SameSite=Lax,
+Secure over HTTPS: an API token, or a single sign-on session, see sso_session.py) or a signed link (`?t=`, bound to one report and one person; the
 person's rights are those of their own API token, viewer for someone known only from the teams file).
 Every form carries a CSRF token that must equal the `pm_csrf` cookie (double submit): another site
 can make a browser send the cookie, but cannot read it to put it in the form.
@@ -21,6 +21,7 @@ from postmortem.config import reveal
 from postmortem.review import signed_links
 from postmortem.review.visibility import Reader
 from postmortem.store.tokens import Role, TokenInfo
+from postmortem.web import sso_session
 
 SESSION_COOKIE = "pm_session"
 CSRF_COOKIE = "pm_csrf"
@@ -29,17 +30,30 @@ LINK_SECRET_NAME = signed_links.STORED_SECRET
 
 
 class PageError(Exception):
-    """A refusal shown as a page (not JSON): its status, its words, and whether signing in helps.
+    """A refusal shown as a page (not JSON): its status, its words, whether signing in helps, and
+    where a sign-in from that page goes (None: back to the page asked for); `failed` shows the words
+    on the sign-in page as a failure (a sign-in that went wrong), not as a plain notice.
 
     `message` is a key of i18n.WORDS (the page's own words, shown in the page's language, `args`
     filled in) or, for a refusal passed on from the API or the workflow, their own text as is."""
 
-    def __init__(self, status: int, message: str, *, sign_in: bool = False, args: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        sign_in: bool = False,
+        args: dict[str, str] | None = None,
+        next: str | None = None,
+        failed: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.sign_in = sign_in
         self.fill = args or {}
+        self.next = next
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -60,16 +74,17 @@ def is_https(request: Request, services: Services) -> bool:
 
 
 def set_cookie(
-    response: Response, request: Request, services: Services, name: str, value: str, **extra: object
+    response: Response,
+    request: Request,
+    services: Services,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    path: str = "/",
 ) -> None:
     response.set_cookie(
-        name,
-        value,
-        httponly=True,
-        samesite="lax",
-        secure=is_https(request, services),
-        path="/",
-        **extra,  # type: ignore[arg-type]
+        name, value, max_age=max_age, httponly=True, samesite="lax", secure=is_https(request, services), path=path
     )
 
 
@@ -99,6 +114,15 @@ async def person_token(services: Services, person: str, now: datetime) -> TokenI
     )
 
 
+async def sso_token(services: Services, signed_in: sso_session.SsoSession, now: datetime) -> TokenInfo:
+    """The rights of a person signed in through the identity provider: the stronger of what their
+    groups gave and what their own API token has (read now, so a revoked token stops counting), and
+    the groups' team, else the token's."""
+    own = await person_token(services, signed_in.email, now)
+    role = max((signed_in.role or Role.VIEWER, own.role), key=lambda role: role.rank)
+    return TokenInfo(id="sso", name=signed_in.email, role=role, team=signed_in.team or own.team, created_at=now)
+
+
 async def caller(
     request: Request, services: Services, postmortem_id: str | None = None, link: str | None = None
 ) -> Caller | None:
@@ -114,6 +138,9 @@ async def caller(
             raise PageError(403, key) from refused
         return Caller(token=await person_token(services, person, now), link=link)
     session = request.cookies.get(SESSION_COOKIE)
+    if session and session.startswith(sso_session.SSO_PREFIX):
+        signed_in = sso_session.open_session(await link_secret(services), session, now)
+        return Caller(token=await sso_token(services, signed_in, now)) if signed_in else None
     if session:
         token = await services.store.tokens.authenticate(session)
         if token is not None:

@@ -23,6 +23,8 @@ from postmortem.models import ActionItemStatus, Priority, Status, Visibility
 from postmortem.review.lifecycle import Review, ReviewerState, Transition
 from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.tokens import Role
+from postmortem.web.session import link_secret
+from postmortem.web.sso_session import SsoSession, seal_session
 from tests.api.conftest import Api
 from tests.api.test_visibility_api import token
 from tests.factories import new_postmortem, pagerduty_event
@@ -139,6 +141,7 @@ def other_routes(api: Api) -> list[tuple[str, str]]:
     """Every other endpoint: lists, exports and metrics across reports, tokens, templates, webhooks, health."""
     routes = [(method, path) for method, path in app_routes(api) if "{postmortem_id}" not in path]
     assert {("GET", "/api/action-items"), ("GET", "/api/metrics"), ("GET", "/api/postmortems")} <= set(routes)
+    assert {("GET", "/signin/oidc"), ("GET", "/signin/oidc/callback")} <= set(routes)  # single sign-on: anyone
     return routes
 
 
@@ -314,6 +317,38 @@ async def test_every_report_route_hides_a_report_from_who_may_not_see_it(api: Ap
                 response = await api.http.request(headers=teammate, **build_request(api, method, path, report.values))
                 hidden = response.status_code == 404 and response.json()["detail"] == f"no post-mortem {report.id!r}"
                 assert not hidden, f"GET {path} hides the report from its own team"
+
+
+async def sso_caller(api: Api, email: str, role: Role | None, team: str | None) -> dict[str, str]:
+    """A person signed in through single sign-on (their groups gave `role` and `team`), as
+    `page_request` takes a caller: the session cookie's value where a token would be."""
+    secret = await link_secret(api.app.state.services)
+    session = SsoSession(email=email, role=role, team=team, expires=int(datetime.now(UTC).timestamp()) + 3600)
+    return {"Authorization": f"Bearer {seal_session(secret, session)}"}
+
+
+@pytest.mark.parametrize("visibility", [Visibility.PRIVATE, Visibility.TEAM])
+async def test_every_report_page_hides_a_report_from_a_single_sign_on_outsider(
+    api: Api, visibility: Visibility
+) -> None:
+    """A single sign-on session is judged by the same rule as a token: an editor of another team
+    (by their groups) gets the hidden report's pages as 404, its own team's member sees them."""
+    report = await hidden_report(api, f"PSSO{visibility.value.upper()}", visibility)
+    outsider = await sso_caller(api, "outsider@example.com", Role.EDITOR, "search")
+    pages = [(method, path) for method, path in report_routes(api) if is_page(api, method, path)]
+    assert len(pages) > 5, pages
+    wrong = []
+    for method, path in pages:
+        response = await page_request(api, method, path, report.values, outsider)
+        if not (response.status_code == 404 and hidden_page(response.text, report.id)):
+            wrong.append(f"{method} {path}: {response.status_code}")
+    assert not wrong, "report pages that answer a single sign-on outsider:\n" + "\n".join(wrong)
+    listing = await api.http.get("/postmortems", headers={"Cookie": f"pm_session={outsider['Authorization'][7:]}"})
+    assert listing.status_code == 200 and not mentions(listing.text, report)
+    if visibility == Visibility.TEAM:
+        teammate = await sso_caller(api, "mate@example.com", None, "payments")
+        shown = await page_request(api, "GET", "/postmortems/{postmortem_id}", report.values, teammate)
+        assert shown.status_code == 200 and SECRET_TITLE in shown.text
 
 
 def is_page(api: Api, method: str, path: str) -> bool:
