@@ -2,7 +2,8 @@
 `/metrics` is Prometheus's).
 
 Each reads through the JSON API's own code with the caller the page resolved: the board calls the
-route function of `GET /api/action-items` (so its rows, and its CSV, are the API's), the metrics page
+route function of `GET /api/action-items` for one page (`limit`/`offset`: its rows, and its CSV, are
+the API's) and counts its totals in SQL, the metrics page
 the same store queries as `GET /api/metrics` (`store.metrics`, in SQL), once over all the reports and
 grouped by month of the incidents' start for the charts over time. So neither page shows a report the caller may
 not see.
@@ -57,15 +58,24 @@ async def board(request: Request) -> Response:
     try:
         who = await _signed_in(request, services)
         filters = _board_filters(request)
+        total, overdue_count = await action_items_api.count_action_items(services.store, who.token, **filters)
+        pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+        number = min(_page_number(request.query_params.get("page")), pages)
         rows = await action_items_api.all_action_items(
-            services.store, services, who.token, format="json", priority=None, due_from=None, due_to=None, **filters
+            services.store,
+            services,
+            who.token,
+            format="json",
+            priority=None,
+            due_from=None,
+            due_to=None,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+            **filters,
         )
     except PageError as refused:
         return error_page(request, services, refused)
     assert isinstance(rows, list)
-    number = _page_number(request.query_params.get("page"))
-    pages = max((len(rows) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    number = min(number, pages)
     kept = {k: v for k, v in request.query_params.items() if k != "page" and v}
 
     def at(n: int) -> str:
@@ -76,9 +86,9 @@ async def board(request: Request) -> Response:
         services,
         "board.html",
         {
-            "rows": rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE],
-            "total": len(rows),
-            "overdue_count": sum(1 for r in rows if r.overdue),
+            "rows": rows,
+            "total": total,
+            "overdue_count": overdue_count,
             "query": dict(request.query_params),
             "statuses": [s.value for s in ActionItemStatus],
             "page_number": number,
@@ -106,6 +116,8 @@ async def board_csv(request: Request) -> Response:
             priority=None,
             due_from=None,
             due_to=None,
+            limit=None,
+            offset=0,
             **_board_filters(request),
         )
     except PageError as refused:

@@ -184,3 +184,26 @@ async def test_private_reports_move_no_figure(any_store: Store) -> None:
 async def test_an_empty_store_has_no_figures(any_store: Store) -> None:
     assert await any_store.metrics.program(PostmortemFilter(), NOW) == program_metrics([], NOW)
     assert await any_store.metrics.monthly(PostmortemFilter(), NOW, 18) == ([], [])
+
+
+async def test_board_pages_and_totals_are_the_full_list_s(any_store: Store) -> None:
+    await fill(any_store, 40, seed=7)
+    viewer = Reader("ann@example.com")
+    for overdue_on in (None, NOW.date()):
+        everything = await any_store.postmortems.action_items(viewer=viewer, overdue_on=overdue_on)
+        pages = []
+        for offset in range(0, len(everything) + 7, 7):
+            pages += await any_store.postmortems.action_items(
+                viewer=viewer, overdue_on=overdue_on, limit=7, offset=offset
+            )
+        assert [item.id for _, _, item, _ in pages] == [item.id for _, _, item, _ in everything]
+        overdue = sum(
+            1
+            for _, _, item, _ in everything
+            if item.due_date
+            and item.due_date < NOW.date()
+            and item.status in (ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS)
+        )
+        total = await any_store.postmortems.count_action_items(today=NOW.date(), viewer=viewer, overdue_on=overdue_on)
+        assert total == (len(everything), overdue)
+    assert len(everything) < len(await any_store.postmortems.action_items())  # private reports' items left out
