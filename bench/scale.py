@@ -158,7 +158,7 @@ async def fill(store: Store, reports: int, timeline_per_report: int, seed: int =
         reviewers = [
             {
                 "reviewer": rng.choice(PEOPLE),
-                "decision": "PENDING",
+                "decision": "pending",
                 "comment": None,
                 "decided_at": None,
                 "version": None,
