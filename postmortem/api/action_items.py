@@ -6,9 +6,9 @@ import contextlib
 import csv
 import io
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postmortem.api.deps import (
@@ -161,8 +161,12 @@ async def all_action_items(
     due_from: IsoDate | None = None,
     due_to: IsoDate | None = None,
     format: Literal["json", "csv"] = "json",
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="at most this many (all when absent)")] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="skip this many first")] = 0,
 ) -> list[ActionItemRow] | Response:
-    """Action items across the reports the caller may see, overdue ones flagged; CSV for the tracking meeting."""
+    """Action items across the reports the caller may see, overdue ones flagged; CSV for the tracking meeting.
+
+    In due-date order (none last); `limit` and `offset` read one page of that order."""
     today = datetime.now(UTC).date()
     found = await store.postmortems.action_items(
         status=status,
@@ -173,6 +177,8 @@ async def all_action_items(
         due_to=due_to,
         overdue_on=today if overdue else None,
         viewer=reader(token),
+        limit=limit,
+        offset=offset,
     )
     base = services.settings.server.resolved_public_url
     rows = [
@@ -192,6 +198,25 @@ async def all_action_items(
     ]
     if format == "json":
         return rows
+    return _csv(rows)
+
+
+async def count_action_items(
+    store: StoreDep,
+    token: Viewer,
+    status: ActionItemStatus | None = None,
+    owner: str | None = None,
+    team: str | None = None,
+    overdue: bool = False,
+) -> tuple[int, int]:
+    """How many rows `all_action_items` has with these filters, and how many are overdue (the board's totals)."""
+    today = datetime.now(UTC).date()
+    return await store.postmortems.count_action_items(
+        today=today, status=status, owner=owner, team=team, overdue_on=today if overdue else None, viewer=reader(token)
+    )
+
+
+def _csv(rows: list[ActionItemRow]) -> Response:
     buffer = io.StringIO()
     columns = [
         "postmortem_id",

@@ -1,14 +1,15 @@
 """Program-level metrics across post-mortems: is the process working, and what keeps failing?
 
-Pure over reports, their reviews, action items and follow-up checks, so the API and tests agree. It
-counts exactly the reports it is given: the API gives the ones the caller may see (`listing.visible_to`),
-so a report hidden from someone moves none of their figures.
+Pure over reports, their reviews, action items and follow-up checks: this is what each figure means.
+The API and the metrics page count the same figures in SQL (`store/program_metrics.py`, so a large
+store is never loaded); tests compare the two on both databases. It counts exactly the reports it
+is given (the ones the caller may see), so a report hidden from someone moves none of their figures.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from statistics import mean, median
 from typing import Any
 
@@ -53,6 +54,11 @@ def _summary(values: list[float]) -> Summary:
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
+
+
+def empty_metrics() -> ProgramMetrics:
+    """The figures of no reports at all (a month without any, an empty store)."""
+    return program_metrics([], datetime.now(UTC))
 
 
 def program_metrics(reports: list[MetricsInput], today: datetime) -> ProgramMetrics:
@@ -107,3 +113,29 @@ def program_metrics(reports: list[MetricsInput], today: datetime) -> ProgramMetr
         most_affected_services=dict(Counter(s for pm, _, _ in considered for s in pm.services).most_common(10)),
         team_completion_rates={team: round(sum(done) / len(done), 3) for team, done in sorted(teams.items())},
     )
+
+
+def month_of(report: MetricsInput) -> str:
+    """The month (UTC) the incident started; a backfilled report counts in its incident's month."""
+    pm = report[0]
+    return (pm.metrics.started_at or pm.created_at).astimezone(UTC).strftime("%Y-%m")
+
+
+def months_between(first: str, last: str) -> list[str]:
+    year, month = (int(p) for p in first.split("-"))
+    out = []
+    while f"{year:04d}-{month:02d}" <= last:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def over_time(reports: list[MetricsInput], now: datetime, months: int) -> tuple[list[str], list[ProgramMetrics]]:
+    """The newest `months` months the incidents started in (gaps included) and the figures of each month's reports."""
+    by_month: dict[str, list[MetricsInput]] = defaultdict(list)
+    for report in reports:
+        by_month[month_of(report)].append(report)
+    if not by_month:
+        return [], []
+    labels = months_between(min(by_month), max(by_month))[-months:]
+    return labels, [program_metrics(by_month.get(label, []), now) for label in labels]

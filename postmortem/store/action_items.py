@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from postmortem.models import ActionItem, ActionItemStatus, Priority
@@ -39,6 +39,15 @@ def item_model(row: ActionItemRow) -> ActionItem:
         completed_at=row.completed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def _overdue(today: date) -> ColumnElement[bool]:
+    """Due before `today` and still to do (as the API's `overdue` flag)."""
+    return and_(
+        ActionItemRow.due_date.is_not(None),
+        ActionItemRow.due_date < today,
+        ActionItemRow.status.in_([ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value]),
     )
 
 
@@ -160,24 +169,20 @@ class ActionItemStore:
             ).first()
             return (row[0], row[1]) if row else None
 
-    async def action_items(
-        self,
+    @staticmethod
+    def _items_where(
+        query: Any,
         *,
-        status: ActionItemStatus | None = None,
-        owner: str | None = None,
-        priority: Priority | None = None,
-        team: str | None = None,
-        due_from: date | None = None,
-        due_to: date | None = None,
-        overdue_on: date | None = None,
-        viewer: Reader | None = None,
-    ) -> list[tuple[str, str | None, ActionItem, str]]:
-        """Action items across reports, with their report's id, team and title: only of reports `viewer` may see."""
-        query = (
-            select(ActionItemRow, PostmortemRow.team, PostmortemRow.title)
-            .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
-            .where(visible_to(viewer))
-        )
+        status: ActionItemStatus | None,
+        owner: str | None,
+        priority: Priority | None,
+        team: str | None,
+        due_from: date | None,
+        due_to: date | None,
+        overdue_on: date | None,
+        viewer: Reader | None,
+    ) -> Any:
+        query = query.join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id).where(visible_to(viewer))
         if status:
             query = query.where(ActionItemRow.status == status.value)
         if owner:
@@ -191,14 +196,77 @@ class ActionItemStore:
         if due_to:
             query = query.where(ActionItemRow.due_date <= due_to)
         if overdue_on:
-            query = query.where(
-                ActionItemRow.due_date < overdue_on,
-                ActionItemRow.status.in_([ActionItemStatus.OPEN.value, ActionItemStatus.IN_PROGRESS.value]),
-            )
-        query = query.order_by(ActionItemRow.due_date.is_(None), ActionItemRow.due_date, ActionItemRow.created_at)
+            query = query.where(_overdue(overdue_on))
+        return query
+
+    async def action_items(
+        self,
+        *,
+        status: ActionItemStatus | None = None,
+        owner: str | None = None,
+        priority: Priority | None = None,
+        team: str | None = None,
+        due_from: date | None = None,
+        due_to: date | None = None,
+        overdue_on: date | None = None,
+        viewer: Reader | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[str, str | None, ActionItem, str]]:
+        """Action items across reports, with their report's id, team and title: only of reports `viewer` may see.
+
+        Ordered by due date (none last), then by creation and id; `limit`/`offset` read one page only.
+        """
+        query = self._items_where(
+            select(ActionItemRow, PostmortemRow.team, PostmortemRow.title),
+            status=status,
+            owner=owner,
+            priority=priority,
+            team=team,
+            due_from=due_from,
+            due_to=due_to,
+            overdue_on=overdue_on,
+            viewer=viewer,
+        )
+        query = query.order_by(
+            ActionItemRow.due_date.is_(None), ActionItemRow.due_date, ActionItemRow.created_at, ActionItemRow.id
+        )
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
             return [(row[0].postmortem_id, row[1], item_model(row[0]), row[2]) for row in rows]
+
+    async def count_action_items(
+        self,
+        *,
+        today: date,
+        status: ActionItemStatus | None = None,
+        owner: str | None = None,
+        priority: Priority | None = None,
+        team: str | None = None,
+        due_from: date | None = None,
+        due_to: date | None = None,
+        overdue_on: date | None = None,
+        viewer: Reader | None = None,
+    ) -> tuple[int, int]:
+        """How many items `action_items` would return with these filters, and how many of them are overdue `today`."""
+        query = self._items_where(
+            select(func.count(), func.coalesce(func.sum(case((_overdue(today), 1), else_=0)), 0)).select_from(
+                ActionItemRow
+            ),
+            status=status,
+            owner=owner,
+            priority=priority,
+            team=team,
+            due_from=due_from,
+            due_to=due_to,
+            overdue_on=overdue_on,
+            viewer=viewer,
+        )
+        async with self._sessions() as session:
+            total, overdue = (await session.execute(query)).one()
+            return int(total), int(overdue)
 
     @staticmethod
     async def _touch(session: Any, postmortem_id: str, now: datetime) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "Viewer",
     "decode_cursor",
     "encode_cursor",
+    "filter_conditions",
     "listing_query",
     "next_cursor",
     "visible_to",
@@ -120,32 +121,38 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursor("cursor is not one this API returned") from exc
 
 
-def listing_query(
-    query: Select[PostmortemRow], filters: PostmortemFilter, *, sort: str, limit: int, cursor: str | None
-) -> Select[PostmortemRow]:
-    """`query` narrowed to what the viewer may see and the filters ask for, after `cursor`, one row past a page."""
-    column = SORT_COLUMNS[sort]
-    query = query.where(visible_to(filters.viewer))
+def filter_conditions(filters: PostmortemFilter) -> list[ColumnElement[bool]]:
+    """What the viewer may see and the filters ask for, as conditions on `postmortems` (lists and metrics alike)."""
+    conditions = [visible_to(filters.viewer)]
     if filters.status:
-        query = query.where(PostmortemRow.status == filters.status.value)
+        conditions.append(PostmortemRow.status == filters.status.value)
     if filters.team:
-        query = query.where(PostmortemRow.team == filters.team)
+        conditions.append(PostmortemRow.team == filters.team)
     if filters.service:
-        query = query.where(
+        conditions.append(
             PostmortemRow.id.in_(
                 select(PostmortemServiceRow.postmortem_id).where(PostmortemServiceRow.service == filters.service)
             )
         )
     if filters.incident_id:
-        query = query.where(
+        conditions.append(
             PostmortemRow.id.in_(
                 select(IncidentRow.postmortem_id).where(IncidentRow.incident_id == filters.incident_id)
             )
         )
     if filters.created_from:
-        query = query.where(PostmortemRow.created_at >= filters.created_from)
+        conditions.append(PostmortemRow.created_at >= filters.created_from)
     if filters.created_to:
-        query = query.where(PostmortemRow.created_at < filters.created_to)
+        conditions.append(PostmortemRow.created_at < filters.created_to)
+    return conditions
+
+
+def listing_query(
+    query: Select[PostmortemRow], filters: PostmortemFilter, *, sort: str, limit: int, cursor: str | None
+) -> Select[PostmortemRow]:
+    """`query` narrowed to what the viewer may see and the filters ask for, after `cursor`, one row past a page."""
+    column = SORT_COLUMNS[sort]
+    query = query.where(*filter_conditions(filters))
     if cursor:
         after_value, after_id = decode_cursor(cursor)
         query = query.where(or_(column < after_value, and_(column == after_value, PostmortemRow.id < after_id)))

@@ -13,6 +13,7 @@ from postmortem.store.inbox import InboxStore
 from postmortem.store.meetings import MeetingStore
 from postmortem.store.postmortems import PostmortemStore
 from postmortem.store.problems import ProblemStore
+from postmortem.store.program_metrics import MetricsStore
 from postmortem.store.review import ReviewStore
 from postmortem.store.secrets import SecretStore
 from postmortem.store.similarity import SimilarityStore
@@ -36,6 +37,7 @@ class Store:
         self.problems = ProblemStore(sessions, engine.dialect.name)
         self.similarity = SimilarityStore(sessions, engine.dialect.name)
         self.secrets = SecretStore(sessions)
+        self.metrics = MetricsStore(engine)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:

@@ -58,6 +58,14 @@ def mapped_name(name: str | None, type_: str, parent_names: MutableMapping[Any, 
 
 class PostmortemRow(Base):
     __tablename__ = "postmortems"
+    # The lists' keyset order (sort column, id), alone and under the team and status filters (migration 0018).
+    __table_args__ = (
+        Index("ix_postmortems_created_id", "created_at", "id"),
+        Index("ix_postmortems_updated_id", "updated_at", "id"),
+        Index("ix_postmortems_team_created", "team", "created_at", "id"),
+        Index("ix_postmortems_status_created", "status", "created_at", "id"),
+        Index("ix_postmortems_visibility", "visibility"),
+    )
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     title: Mapped[str] = mapped_column(String(256))
@@ -155,7 +163,10 @@ class IncidentRow(Base):
     """Each incident belongs to at most one post-mortem: the unique key is the lasting dedupe guard."""
 
     __tablename__ = "incidents"
-    __table_args__ = (UniqueConstraint("source", "incident_id", name="uq_incidents_source_incident_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "incident_id", name="uq_incidents_source_incident_id"),
+        Index("ix_incidents_incident_id", "incident_id"),  # the list's incident filter names no source
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), index=True)
@@ -169,6 +180,12 @@ class IncidentRow(Base):
 
 class ActionItemRow(Base):
     __tablename__ = "action_items"
+    # The board's order (due date, then created) and its filters: owner, status with the due date (overdue).
+    __table_args__ = (
+        Index("ix_action_items_due_created", "due_date", "created_at"),
+        Index("ix_action_items_owner", "owner"),
+        Index("ix_action_items_status_due", "status", "due_date"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), index=True)

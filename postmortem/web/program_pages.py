@@ -2,15 +2,15 @@
 `/metrics` is Prometheus's).
 
 Each reads through the JSON API's own code with the caller the page resolved: the board calls the
-route function of `GET /api/action-items` (so its rows, and its CSV, are the API's), the metrics page
-the same `visible_reports` + `program_metrics` as `GET /api/metrics`, once over all the reports and
-once per month of the incidents' start for the charts over time. So neither page shows a report the caller may
+route function of `GET /api/action-items` for one page (`limit`/`offset`: its rows, and its CSV, are
+the API's) and counts its totals in SQL, the metrics page
+the same store queries as `GET /api/metrics` (`store.metrics`, in SQL), once over all the reports and
+grouped by month of the incidents' start for the charts over time. So neither page shows a report the caller may
 not see.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,10 +20,8 @@ from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
 from postmortem.api import action_items as action_items_api
-from postmortem.api.metrics import visible_reports
 from postmortem.api.services import get_services
 from postmortem.models import ActionItemStatus
-from postmortem.review.program_metrics import MetricsInput, ProgramMetrics, program_metrics
 from postmortem.store.listing import PostmortemFilter
 from postmortem.web.charts import Series, bar_chart, line_chart
 from postmortem.web.i18n import translator, ui_language
@@ -60,15 +58,24 @@ async def board(request: Request) -> Response:
     try:
         who = await _signed_in(request, services)
         filters = _board_filters(request)
+        total, overdue_count = await action_items_api.count_action_items(services.store, who.token, **filters)
+        pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+        number = min(_page_number(request.query_params.get("page")), pages)
         rows = await action_items_api.all_action_items(
-            services.store, services, who.token, format="json", priority=None, due_from=None, due_to=None, **filters
+            services.store,
+            services,
+            who.token,
+            format="json",
+            priority=None,
+            due_from=None,
+            due_to=None,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+            **filters,
         )
     except PageError as refused:
         return error_page(request, services, refused)
     assert isinstance(rows, list)
-    number = _page_number(request.query_params.get("page"))
-    pages = max((len(rows) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    number = min(number, pages)
     kept = {k: v for k, v in request.query_params.items() if k != "page" and v}
 
     def at(n: int) -> str:
@@ -79,9 +86,9 @@ async def board(request: Request) -> Response:
         services,
         "board.html",
         {
-            "rows": rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE],
-            "total": len(rows),
-            "overdue_count": sum(1 for r in rows if r.overdue),
+            "rows": rows,
+            "total": total,
+            "overdue_count": overdue_count,
             "query": dict(request.query_params),
             "statuses": [s.value for s in ActionItemStatus],
             "page_number": number,
@@ -109,6 +116,8 @@ async def board_csv(request: Request) -> Response:
             priority=None,
             due_from=None,
             due_to=None,
+            limit=None,
+            offset=0,
             **_board_filters(request),
         )
     except PageError as refused:
@@ -117,38 +126,12 @@ async def board_csv(request: Request) -> Response:
     return exported
 
 
-def _month(report: MetricsInput) -> str:
-    """The month the incident started (a backfilled report counts in its incident's month)."""
-    pm = report[0]
-    return (pm.metrics.started_at or pm.created_at).astimezone(UTC).strftime("%Y-%m")
-
-
-def _months(first: str, last: str) -> list[str]:
-    year, month = (int(p) for p in first.split("-"))
-    out = []
-    while f"{year:04d}-{month:02d}" <= last:
-        out.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return out
-
-
 def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 60, 1)
 
 
 def _percent(rate: float | None) -> float | None:
     return None if rate is None else round(rate * 100, 1)
-
-
-def over_time(reports: list[MetricsInput], now: datetime) -> tuple[list[str], list[ProgramMetrics]]:
-    """The months the incidents started in (the newest MONTHS, gaps included) and the figures of each month's reports."""
-    by_month: dict[str, list[MetricsInput]] = defaultdict(list)
-    for report in reports:
-        by_month[_month(report)].append(report)
-    if not by_month:
-        return [], []
-    labels = _months(min(by_month), max(by_month))[-MONTHS:]
-    return labels, [program_metrics(by_month.get(label, []), now) for label in labels]
 
 
 @router.get("/insights", response_class=HTMLResponse)
@@ -168,12 +151,11 @@ async def insights(request: Request) -> Response:
             created_from=created_from,
             created_to=created_to,
         )
-        reports = await visible_reports(services.store, filters)
     except PageError as refused:
         return error_page(request, services, refused)
     now = datetime.now(UTC)
-    metrics = program_metrics(reports, now)
-    labels, monthly = over_time(reports, now)
+    metrics = await services.store.metrics.program(filters, now)
+    labels, monthly = await services.store.metrics.monthly(filters, now, MONTHS)
     t = translator(ui_language(request))
     times = [
         Series(t["ttd_median"], [_minutes(m.time_to_detect_seconds.median) for m in monthly]),

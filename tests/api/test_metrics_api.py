@@ -101,3 +101,23 @@ async def test_program_metrics_and_trends(api: Api) -> None:
         assert row["postmortem_url"].endswith(f"/api/postmortems/{row['postmortem_id']}?format=markdown")
         assert row["postmortem_url"].startswith(("http://", "https://"))
     assert list(rows[0])[:4] == ["postmortem_id", "postmortem_title", "postmortem_url", "team"]
+
+
+async def test_action_items_page_by_page(api: Api) -> None:
+    pm_id = await report(api, "PMPAGE", "payments", published=False)
+    for n in range(5):
+        await api.store.postmortems.add_action_item(
+            pm_id,
+            description=f"item {n}",
+            owner="alice",
+            due_date=date(2030, 1, 1 + n),
+            priority=Priority.LOW,
+            status=ActionItemStatus.OPEN,
+            now=NOW,
+        )
+    every = (await api.http.get("/api/action-items", headers=api.auth())).json()
+    page = (await api.http.get("/api/action-items", params={"limit": 2, "offset": 2}, headers=api.auth())).json()
+    assert [row["id"] for row in page] == [row["id"] for row in every[2:4]]
+    for bad in ({"limit": 0}, {"limit": 5000}, {"offset": -1}, {"limit": "many"}):
+        answer = await api.http.get("/api/action-items", params=bad, headers=api.auth())
+        assert answer.status_code == 422 and answer.json()["detail"], bad
