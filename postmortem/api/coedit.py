@@ -277,7 +277,7 @@ class Room:
             self.wake.clear()
             try:
                 await self._persist()
-                rows = await self.store.documents.since(self.id, max(0, self.last_row - LOOKBACK))
+                rows = await self.store.documents.since(self.id, max(0, self.last_row - LOOKBACK), self.seen)
                 self._apply_rows(rows, broadcast=True)
                 now = time.monotonic()
                 if now >= next_access:

@@ -81,12 +81,20 @@ class DocumentStore:
             await session.commit()
             return row.id
 
-    async def since(self, postmortem_id: str, after: int) -> list[StoredUpdate]:
-        """The updates after row `after`, oldest first (all of them with `after=0`)."""
+    async def since(
+        self, postmortem_id: str, after: int, seen: set[int] | frozenset[int] = frozenset()
+    ) -> list[StoredUpdate]:
+        """The updates after row `after` but those in `seen`, oldest first (all of them with `after=0`).
+        Ids first, then the data of the unseen ones: a poller re-reads a window it mostly has."""
+        mine = DocumentUpdateRow.postmortem_id == postmortem_id
         async with self._sessions() as session:
+            ids = (await session.scalars(select(DocumentUpdateRow.id).where(mine, DocumentUpdateRow.id > after))).all()
+            wanted = [row_id for row_id in ids if row_id not in seen]
+            if not wanted:
+                return []
             rows = await session.execute(
                 select(DocumentUpdateRow.id, DocumentUpdateRow.data, DocumentUpdateRow.origin)
-                .where(DocumentUpdateRow.postmortem_id == postmortem_id, DocumentUpdateRow.id > after)
+                .where(mine, DocumentUpdateRow.id.in_(wanted))
                 .order_by(DocumentUpdateRow.id)
             )
             return [StoredUpdate(id=row.id, data=row.data, origin=row.origin) for row in rows]
