@@ -74,10 +74,10 @@ async def run(editors: int, seconds: float, rate: float) -> None:
     pm_id, secret = await prepare(folder)
     env = {
         **os.environ,
-        "POSTMORTEM_STORE_DATA_DIR": str(folder),
-        "POSTMORTEM_SERVER_PORT": str(port),
+        "POSTMORTEM_DATA_DIR": str(folder),
+        "POSTMORTEM_PORT": str(port),
         "POSTMORTEM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nobody there: not needed here
-        "POSTMORTEM_SERVER_LOG_LEVEL": "WARNING",
+        "POSTMORTEM_LOG_LEVEL": "WARNING",
     }
     postmortem = str(Path(sys.executable).with_name("postmortem"))
     log = (folder / "api.log").open("w")
@@ -112,8 +112,8 @@ async def measure(
     sent: dict[tuple[int, int], float] = {}
     latencies: list[float] = []
     clients = [Editor(ws_url(url, pm_id), headers) for _ in range(editors)]
-    for number, client in enumerate(clients):
-        watch(client, number, sent, latencies)
+    subscriptions = [watch(client, number, sent, latencies) for number, client in enumerate(clients)]
+    assert len(subscriptions) == editors
     async with contextlib.AsyncExitStack() as stack:
         for client in clients:
             await stack.enter_async_context(client)
@@ -169,7 +169,7 @@ async def measure(
     print("PASS" if pct(0.99) < 150 and same and stored == final else "MISS", "(target p99 < 150 ms)")
 
 
-def watch(client: Editor, number: int, sent: dict[tuple[int, int], float], latencies: list[float]) -> None:
+def watch(client: Editor, number: int, sent: dict[tuple[int, int], float], latencies: list[float]) -> object:
     """Each keystroke mark of another client that arrives in this client's text, timed once."""
     seen: set[tuple[int, int]] = set()
 
@@ -182,7 +182,7 @@ def watch(client: Editor, number: int, sent: dict[tuple[int, int], float], laten
                     seen.add(key)
                     latencies.append(now - sent[key])
 
-    client.doc.get(NAME, type=Text).observe(on_change)
+    return client.doc.get(NAME, type=Text).observe(on_change)  # kept: a dropped subscription stops
 
 
 def main() -> None:
