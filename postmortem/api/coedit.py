@@ -180,9 +180,10 @@ class Room:
                 continue  # ours: applied when it came in
             before = self.doc.get_state()
             self.doc.apply_update(data)
-            if broadcast:
-                change = self.doc.get_update(before)
-                if change != b"\x00\x00":
+            change = self.doc.get_update(before)
+            if change != b"\x00\x00":
+                self.dirty = True  # compared with the stored text at the next save (equal: nothing written)
+                if broadcast:
                     self._broadcast(create_update_message(change))
         if len(self.seen) > 4 * LOOKBACK:
             self.seen = {row_id for row_id in self.seen if row_id > self.last_row - LOOKBACK}
@@ -297,6 +298,9 @@ class Room:
                 return
             except Exception:  # a store outage: keep the document, retry at the next round
                 log.exception("co-editing room %s: a round failed", self.id)
+                if not self.connections:  # nobody left to keep it for: what was typed is in the rows already
+                    self.rooms.drop(self)
+                    return
                 await asyncio.sleep(settings.coedit_poll_seconds)
             if not self.connections and not self.pending and not self.dirty:
                 idle_since = idle_since or time.monotonic()
@@ -338,6 +342,11 @@ class Room:
         if sync is None or sync.version != pm.version:
             await self._follow_store(pm)  # merge what changed outside first; saved at the next round
             return
+        # A PATCH writes its row with the text and the base: having read the base, its row is there to
+        # read too; without it we would save over the PATCH the text from before it.
+        self._apply_rows(
+            await self.store.documents.since(self.id, max(0, self.last_row - LOOKBACK), self.seen), broadcast=True
+        )
         edits = self.edits
         title, bodies = live_document.read(self.doc, self.keys)
         title = title.strip()[:200] or pm.title

@@ -94,7 +94,7 @@ async def test_two_editors_converge_and_the_store_follows(served: Served) -> Non
         async def stored() -> bool:
             return await body(api, pm_id) == merged
 
-        await eventually(stored, timeout=10)
+        await eventually(stored, timeout=20)
     got = (await api.http.get(f"/api/postmortems/{pm_id}", headers=api.auth())).json()
     summary = next(section for section in got["sections"] if section["key"] == SECTION)
     assert summary["edited"] is True and got["version"] > 1
@@ -121,7 +121,7 @@ async def test_a_viewer_reads_live_but_cannot_write(served: Served) -> None:
         async def stored() -> bool:
             return await body(api, pm_id) == start + " editor typed"
 
-        await eventually(stored, timeout=10)
+        await eventually(stored, timeout=20)
         assert "VIEWER" not in editor.text(NAME)
 
 
@@ -142,7 +142,15 @@ async def test_who_may_not_see_the_report_is_refused(served: Served) -> None:
         assert (await cross_site.wait_closed())[0] == 4403
 
 
-async def test_a_patch_reaches_open_editors_and_keeps_their_typing(served: Served) -> None:
+async def test_a_patch_reaches_open_editors_and_keeps_their_typing(
+    dev_env: WorkflowEnvironment, any_store: Store, tmp_path: Path
+) -> None:
+    # Saved 2 s after the last keystroke: the PATCH of the version before "LIVE" is not stale yet.
+    async with serving(dev_env, any_store, tmp_path, coedit_save_seconds=2) as served:
+        await _patch_while_typing(served)
+
+
+async def _patch_while_typing(served: Served) -> None:
     api = served.api
     pm_id = await report(api, "PCOEDIT4")
     start = await body(api, pm_id)
@@ -164,9 +172,11 @@ async def test_a_patch_reaches_open_editors_and_keeps_their_typing(served: Serve
         await eventually(both, timeout=10)
 
         async def stored() -> bool:
-            return await body(api, pm_id) == "LIVE " + start + " PATCHED"
+            saved = await body(api, pm_id)
+            assert saved == "LIVE " + start + " PATCHED", (saved, editor.text(NAME))
+            return True
 
-        await eventually(stored, timeout=10)
+        await eventually(stored, timeout=20)
 
 
 async def test_losing_the_right_makes_the_socket_read_only_live(served: Served) -> None:
@@ -213,7 +223,7 @@ async def test_a_restart_loses_nothing_typed(dev_env: WorkflowEnvironment, any_s
             async def stored() -> bool:
                 return await body(second.api, pm_id) == "restart after kept " + start
 
-            await eventually(stored, timeout=10)
+            await eventually(stored, timeout=20)
             await again.type(NAME, "!")
 
             async def compacted() -> bool:
