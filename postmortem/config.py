@@ -358,6 +358,11 @@ class WebSettings(Section):
 
     link_secret: SecretStr | None = None
     link_ttl_days: int = Field(default=14, ge=1, le=365)
+    # Co-editing (#14): how often a process looks for updates others appended (replicas, REST edits),
+    # how long after the last keystroke the stored text follows, how many rows before they are folded.
+    coedit_poll_seconds: float = Field(default=0.1, gt=0, le=10)
+    coedit_save_seconds: float = Field(default=0.5, ge=0, le=30)
+    coedit_compact_every: int = Field(default=200, ge=2)
 
 
 def _pairs(value: object) -> object:

@@ -33,3 +33,17 @@ if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp
   "${pip[@]}" --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
+# The report page's live editor (web-src/editor.js → postmortem/web/static/editor/, gitignored): npm packages
+# from the committed lock, bundled by esbuild. Without npm the page keeps its plain forms.
+if command -v npm >/dev/null 2>&1; then
+  if ! cmp -s package-lock.json node_modules/.installed-lock.json; then
+    if npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null; then
+      cp package-lock.json node_modules/.installed-lock.json
+    fi
+  fi
+  bundle=postmortem/web/static/editor/editor.js
+  if [ -x node_modules/.bin/esbuild ] && { [ ! -f "$bundle" ] || [ -n "$(find web-src package-lock.json -newer "$bundle" 2>/dev/null)" ]; }; then
+    node_modules/.bin/esbuild web-src/editor.js --bundle --minify --format=iife --target=es2020 \
+      --outfile="$bundle" --log-level=warning || echo "warning: the live editor's bundle did not build" >&2
+  fi
+fi

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from postmortem.api import (
     action_items,
+    coedit,
     health,
     images,
     inbox,
@@ -36,6 +37,7 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.coedit = coedit.Rooms(services)
     install_error_handlers(app)
     document_errors(app)
     # Outside the routes and their exception handlers: a body over the limits is refused before any route reads it.
@@ -45,6 +47,7 @@ def create_app(services: Services) -> FastAPI:
         health,
         webhooks,
         postmortems,
+        coedit,
         action_items,
         timeline,
         meeting,

@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from postmortem.api.coedit import wake_rooms
 from postmortem.api.deps import Admin, AdminReport, GatewayDep, StoreDep, Viewer, VisibleReport, reader
 from postmortem.api.errors import STALE, TEMPORAL_UNAVAILABLE, WORKFLOW_REFUSED, error, invalid
 from postmortem.api.etags import IfMatchHeader, etag, required_version
@@ -35,13 +36,16 @@ from postmortem.models import (
     TemplateVariant,
     Visibility,
 )
+from postmortem.report import live_document
 from postmortem.report.drafting import TITLE_LIMIT, merge_redraft
 from postmortem.report.redraft import redraft
 from postmortem.report.rendering import render_markdown
 from postmortem.report.template_catalogue import builtin_templates
 from postmortem.review.lifecycle import Review, can_edit
 from postmortem.review.problems import Problem
-from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemFilter
+from postmortem.store.documents import DocumentWrite
+from postmortem.store.postmortems import NotFound, PostmortemChanges, PostmortemFilter, VersionConflict
+from postmortem.store.store import Store
 from postmortem.timezones import validate_timezone
 from postmortem.workflows.identity import follow_up_id_for
 from postmortem.workflows.inputs import CancelRequest, DocumentEdited
@@ -338,16 +342,39 @@ async def patch_postmortem(
         changes.cause_category = patch.cause_category
     if current.author is None:
         changes.author = token.name  # the first person to write in it
-    updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC))
+    text_changed = changes.sections is not None or changes.title is not None
+    live = await _document_write(store, current, changes) if text_changed else None
+    try:
+        updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC), document=live)
+    except VersionConflict:
+        if live is None:
+            raise
+        # The base moved under us (a live save): the text may still be at `expected`; once more.
+        live = await _document_write(store, current, changes)
+        updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC), document=live)
+    if live is not None:
+        wake_rooms(updated.id)
     if updated.language != current.language:  # one voice: the invite speaks the report's language too
         await store.meetings.set_language(updated.id, updated.language, datetime.now(UTC))
     if updated.status == Status.IN_REVIEW:
-        await _tell_edited(gateway, updated, token.name)
+        await tell_edited(gateway, updated, token.name)
     response.headers["ETag"] = etag(updated.version)
     return document(updated)
 
 
-async def _tell_edited(gateway: TemporalGateway, pm: Postmortem, by: str) -> None:
+async def _document_write(store: Store, current: Postmortem, changes: PostmortemChanges) -> DocumentWrite | None:
+    """The edit as a diff of the co-edited document from its last agreed state, so open editors get it
+    and what they typed meanwhile stays (None: no document yet; it starts from the stored text)."""
+    sync = await store.documents.sync_point(current.id)
+    if sync is None:
+        return None
+    title = changes.title if changes.title is not None else current.title
+    sections = {section.key: section.body for section in (changes.sections or current.sections)}
+    update, state = live_document.rebase(sync.state, title, sections)
+    return DocumentWrite(update=update, state=state, base_version=sync.version, origin="rest")
+
+
+async def tell_edited(gateway: TemporalGateway, pm: Postmortem, by: str) -> None:
     """Best effort: the edit is stored either way; a lost signal is caught up by the workflow itself
     (an approval of version N sends older approvals back to pending)."""
     with contextlib.suppress(WorkflowGone, TemporalUnavailable, TemporalRefused):
@@ -376,5 +403,6 @@ async def delete_postmortem(pm: AdminReport, token: Admin, store: StoreDep, gate
     await store.meetings.delete_for(pm.id)
     await store.review.delete_for(pm.id)
     await store.images.delete_for(pm.id)
+    await store.documents.delete_for(pm.id)
     await store.follow_ups.delete_for(pm.id)
     return Response(status_code=204)

@@ -34,6 +34,7 @@ from postmortem.models import (
 )
 from postmortem.review.similarity import may_list
 from postmortem.store.action_items import ActionItemStore, item_model
+from postmortem.store.documents import DocumentWrite, write_in
 from postmortem.store.errors import NotFound, VersionConflict
 from postmortem.store.listing import (
     InvalidCursor,
@@ -262,8 +263,16 @@ class PostmortemStore(ActionItemStore):
         return [_to_model(row) for row in rows[:limit]], next_cursor(rows, limit, sort)
 
     async def update(
-        self, postmortem_id: str, expected_version: int, changes: PostmortemChanges, now: datetime
+        self,
+        postmortem_id: str,
+        expected_version: int,
+        changes: PostmortemChanges,
+        now: datetime,
+        *,
+        document: DocumentWrite | None = None,
     ) -> Postmortem:
+        """`document`: what the edit does to the co-edited document, written in the same transaction
+        (a refused base refuses the edit too: VersionConflict)."""
         values: dict[str, Any] = {
             key: value for key, value in changes.model_dump(exclude_unset=True, mode="json").items()
         }
@@ -281,6 +290,12 @@ class PostmortemStore(ActionItemStore):
                 if current is None:
                     raise NotFound(f"no post-mortem {postmortem_id!r}")
                 raise VersionConflict(current)
+            if document is not None:
+                try:
+                    await write_in(session, postmortem_id, expected_version + 1, document, now)
+                except VersionConflict:
+                    await session.rollback()
+                    raise
             load = self._load().where(PostmortemRow.id == postmortem_id).execution_options(populate_existing=True)
             row = (await session.execute(load)).scalar_one()
             session.add(_revision(row))

@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from postmortem.store.database import check_schema, create_engine, migrate, sessionmaker
+from postmortem.store.documents import DocumentStore
 from postmortem.store.evidence import EvidenceStore
 from postmortem.store.follow_ups import FollowUpStore
 from postmortem.store.images import ImageStore
@@ -38,6 +39,7 @@ class Store:
         self.similarity = SimilarityStore(sessions, engine.dialect.name)
         self.secrets = SecretStore(sessions)
         self.metrics = MetricsStore(engine)
+        self.documents = DocumentStore(sessions)
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, migrate_schema: bool = True) -> Store:

@@ -133,6 +133,31 @@ class RevisionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class DocumentUpdateRow(Base):
+    """One update of a report's co-edited document (Yjs), appended as it comes; compaction folds a
+    report's rows into one. Every API process polls the rows after the last it saw (the fan-out)."""
+
+    __tablename__ = "document_updates"
+    __table_args__ = (Index("ix_document_updates_report", "postmortem_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    origin: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DocumentSyncRow(Base):
+    """The document's state when it last agreed with the stored text (`version`): the base from which
+    a change made outside the document is diffed, so it merges with what was typed since."""
+
+    __tablename__ = "document_sync"
+
+    postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ProblemRow(Base):
     """A side effect of the report's workflows that failed for good, one row per step and target."""
 

@@ -37,6 +37,7 @@ WORDS: dict[str, dict[str, str]] = {
     "newest_updated": {"en": "Recently updated", "zh": "最近更新"},
     "any": {"en": "Any", "zh": "全部"},
     "title": {"en": "Title", "zh": "标题"},
+    "live_editor": {"en": "Write together (live)", "zh": "实时协作编辑"},
     "severity": {"en": "Severity", "zh": "级别"},
     "created": {"en": "Created", "zh": "创建时间"},
     "updated": {"en": "Updated", "zh": "更新时间"},

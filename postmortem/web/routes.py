@@ -10,6 +10,8 @@ shown in its own words with its status; a stale edit (412) shows both texts to m
 from __future__ import annotations
 
 import contextlib
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
@@ -62,6 +64,9 @@ public = APIRouter(tags=["public"])
 
 _HERE = Path(__file__).parent
 STATIC = StaticFiles(directory=_HERE / "static")
+# The live editor's bundle (web-src/editor.js, built by scripts/bootstrap.sh; never committed): without
+# it the report page keeps its plain forms.
+EDITOR_BUNDLE = _HERE / "static" / "editor" / "editor.js"
 DOCS_STATIC = StaticFiles(directory=str(resources.files("fastapi_offline") / "static"))
 
 # Pages: only our own files (no inline script or style, no CDN); images of reports over https or
@@ -126,6 +131,7 @@ def page(
     status: int = 200,
     lang: str | None = None,
     who: Caller | None = None,
+    csp: str = PAGE_CSP,
 ) -> HTMLResponse:
     language = lang or ui_language(request)
     html = templates.get_template(name).render(
@@ -138,7 +144,7 @@ def page(
         nav=NAV,
         **context,
     )
-    response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": PAGE_CSP, **SECURITY_HEADERS})
+    response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": csp, **SECURITY_HEADERS})
     ensure_csrf(request, response, services)
     return response
 
@@ -393,6 +399,8 @@ async def _report_context(services: Services, pm: Postmortem, who: Caller, reque
         "self_url": report_url(pm.id, who),
         "notice": query.get("done"),
         "refusal": None,
+        "coedit": False,  # the report page itself turns the live editor on (with its policy's nonce)
+        "nonce": "",
     }
 
 
@@ -411,9 +419,48 @@ async def report_page(request: Request, postmortem_id: str, t: str | None = None
         context = await _report_context(services, pm, who, request)
     except PageError as refused:
         return error_page(request, services, refused)
-    response = page(request, services, "report.html", context, lang=_report_language(pm), who=who)
+    nonce = secrets.token_urlsafe(16)
+    context.update(coedit=EDITOR_BUNDLE.exists(), nonce=nonce)
+    response = page(
+        request, services, "report.html", context, lang=_report_language(pm), who=who, csp=editor_csp(request, nonce)
+    )
     response.headers["ETag"] = etag(pm.version)
     return response
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def editor_csp(request: Request, nonce: str) -> str:
+    """The report page's policy: the live editor's socket on this host, CodeMirror's style sheet by
+    nonce, and the style attributes of other people's cursor colours; still no script but ours."""
+    host = request.headers.get("host", "")
+    sockets = f" ws://{host} wss://{host}" if _HOST.match(host) else ""
+    return (
+        PAGE_CSP.replace("style-src 'self'", f"style-src 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline'")
+        + f"; connect-src 'self'{sockets}"
+    )
+
+
+@router.post("/postmortems/{postmortem_id}/images")
+async def upload_image(request: Request, postmortem_id: str, t: str | None = None) -> Response:
+    """The live editor's pasted or dropped image, through the images API's own route (its limits, its
+    words, as JSON: a script asks); refused like every page route (a page). The CSRF token comes in
+    `X-CSRF-Token`: the body is the image."""
+    services = await get_services(request)
+    try:
+        who = await caller(request, services, postmortem_id, t)
+        if who is None:
+            raise PageError(401, "sign in to add images to this post-mortem")
+        pm = await _report(services, postmortem_id, who)
+        check_csrf(request, request.headers.get("x-csrf-token"))
+        _need(who, Role.EDITOR)
+        image = await images_api.upload_image(pm, request, Response(), services.store)
+    except PageError as refused:
+        return error_page(request, services, refused)
+    except HTTPException as refused:
+        return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
+    return JSONResponse(image.model_dump(mode="json"), status_code=201)
 
 
 async def _act(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request, Response
+from starlette.requests import HTTPConnection
 
 from postmortem.api.services import Services
 from postmortem.config import reveal
@@ -124,7 +125,7 @@ async def sso_token(services: Services, signed_in: sso_session.SsoSession, now: 
 
 
 async def caller(
-    request: Request, services: Services, postmortem_id: str | None = None, link: str | None = None
+    request: HTTPConnection, services: Services, postmortem_id: str | None = None, link: str | None = None
 ) -> Caller | None:
     """The signed link's person (on its own report) or the signed-in token; None when neither."""
     now = datetime.now(UTC)
