@@ -68,7 +68,7 @@ function start (root) {
   async function upload (view, file) {
     const body = new FormData()
     body.append('file', file, file.name || 'pasted.png')
-    const url = `/postmortems/${encodeURIComponent(id)}/images${link ? `?t=${encodeURIComponent(link)}` : ''}`
+    const url = `/postmortems/${encodeURIComponent(id)}/images/paste${link ? `?t=${encodeURIComponent(link)}` : ''}`
     const answer = await fetch(url, { method: 'POST', body, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin' })
     const data = await answer.json().catch(() => ({}))
     if (!answer.ok) {

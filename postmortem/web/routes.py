@@ -442,9 +442,9 @@ def editor_csp(request: Request, nonce: str) -> str:
     )
 
 
-@router.post("/postmortems/{postmortem_id}/images")
-async def upload_image(request: Request, postmortem_id: str, t: str | None = None) -> Response:
-    """The live editor's pasted or dropped image, through the images API's own route (its limits, its
+@router.post("/postmortems/{postmortem_id}/images/paste")
+async def paste_image(request: Request, postmortem_id: str, t: str | None = None) -> Response:
+    """The live editor's pasted or dropped image (the upload form has its own route, answering a page), through the images API's own route (its limits, its
     words, as JSON: a script asks); refused like every page route (a page). The CSRF token comes in
     `X-CSRF-Token`: the body is the image."""
     services = await get_services(request)
