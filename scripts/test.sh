@@ -19,18 +19,7 @@ if ! [ -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   echo "installing chromium (and a Chinese font for its screenshots) for the browser tests…"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei) >/dev/null
 fi
-# axe-core for the accessibility tests (tests/browser/test_accessibility.py): test-only JavaScript from the
-# committed package-lock.json (integrity-checked), installed again only when the lock changed; npm's
-# cache makes a repeat offline. Without npm (or the registry) those tests skip — and fail in CI.
-if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing npm for the accessibility tests…"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm) >/dev/null
-fi
-if command -v npm >/dev/null 2>&1 && ! cmp -s package-lock.json node_modules/.installed-lock.json; then
-  if npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null; then
-    cp package-lock.json node_modules/.installed-lock.json
-  else
-    echo "npm ci failed: the accessibility tests will skip (and fail in CI)" >&2
-  fi
-fi
+# npm (the live editor's bundle and axe-core for the accessibility tests, tests/browser/test_accessibility.py:
+# test-only JavaScript from the committed, integrity-checked package-lock.json) is installed and used by
+# bootstrap.sh; without it those tests skip — and fail in CI.
 exec .venv/bin/python -m pytest "$@"

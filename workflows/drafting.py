@@ -24,6 +24,11 @@ with workflow.unsafe.imports_passed_through():
 GATHER_PATCH = "gather-evidence"
 # Fewer round trips per draft: the team is resolved, and Alertmanager's stored alerts read, as local
 # activities; sources the worker cannot reach are not scheduled (the draft records them as not configured).
+# A run with this patch has every patch of the first steps that came before it (gather-evidence,
+# responders-attend, review-meeting, review-lifecycle) without asking: no marker and search-attribute
+# upsert for each, and no `patched` right after a local activity, which does not replay when the
+# worker task that ran the activity ended before the code after it ran (a query answered mid-task
+# does that): the replay runs on in the same task and finds the marker missing from it.
 LEAN_PATCH = "lean-draft"
 RESOLVE_TIMEOUT = timedelta(seconds=30)
 # The optional model drafts the narrative sections after the deterministic draft (when configured).
@@ -38,6 +43,7 @@ class Drafted:
     team: TeamSettings
     done: gathering.Handles  # sources finished by the deadline (some may have failed for good)
     late: gathering.Handles  # sources still being gathered: the draft says so, a refresh follows
+    lean: bool = False  # LEAN_PATCH: the patches older than it hold without being asked
 
 
 async def draft(input: PostmortemWorkflowInput) -> Drafted:
@@ -56,7 +62,7 @@ async def draft(input: PostmortemWorkflowInput) -> Drafted:
     done: gathering.Handles = {}
     late: gathering.Handles = {}
     skipped: dict[str, str] = {}
-    if decision.outcome != PolicyOutcome.SKIP and workflow.patched(GATHER_PATCH):
+    if decision.outcome != PolicyOutcome.SKIP and (lean or workflow.patched(GATHER_PATCH)):
         done, late = await gathering.gather(input.postmortem_id, incident.summary(), team, lean=lean)
         if lean:
             skipped = {source.value: why for source, why in gathering.unreachable(team).items()}
@@ -76,7 +82,7 @@ async def draft(input: PostmortemWorkflowInput) -> Drafted:
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=STEP_RETRY,
     )
-    return Drafted(result, team, done, late)
+    return Drafted(result, team, done, late, lean)
 
 
 def wants_narrative(drafted: Drafted) -> bool:

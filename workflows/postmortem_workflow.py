@@ -121,7 +121,7 @@ class PostmortemWorkflow:
         drafted = first.result
         self._set_status(drafted.status)
         state.team, state.resolved_at = first.team, incident.resolved_at or workflow.now()
-        if drafted.responders and workflow.patched(RESPONDERS_PATCH):
+        if drafted.responders and (first.lean or workflow.patched(RESPONDERS_PATCH)):
             state.team = first.team.model_copy(update={"responders": drafted.responders})
         if drafted.status == Status.DRAFT:
             state.review = Review(status=Status.DRAFT)
@@ -139,11 +139,11 @@ class PostmortemWorkflow:
         if v2 and not drafted.created and drafted.status in (Status.PUBLISHED, Status.ARCHIVED):
             # A new resolve of an incident whose report an earlier run finished: nothing to do again.
             return PostmortemWorkflowResult(postmortem_id=drafted.postmortem_id, status=drafted.status)
-        if workflow.patched(MEETING_PATCH):
+        if first.lean or workflow.patched(MEETING_PATCH):
             async with self._meeting_lock:
                 await self._steps.plan_meeting(PlanMeetingStep(incident=incident.summary()))
         state.started = True
-        if workflow.patched(LIFECYCLE_PATCH):
+        if first.lean or workflow.patched(LIFECYCLE_PATCH):
             await self._review_loop(v2)
         else:
             await workflow.wait_condition(lambda: state.closed)

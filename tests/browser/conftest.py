@@ -56,6 +56,24 @@ def chromium_or_skip() -> str:
     return CHROMIUM
 
 
+def editor_bundle_or_skip() -> None:
+    """The live editor's bundle is built by bootstrap.sh (npm + esbuild); without it the co-editing
+    pages have no editor: those tests skip — and fail in CI."""
+    from postmortem.web.routes import EDITOR_BUNDLE
+
+    if EDITOR_BUNDLE.exists():
+        return
+    reason = f"the editor's bundle {EDITOR_BUNDLE.name} is not built (scripts/bootstrap.sh builds it)"
+    if os.environ.get("CI"):
+        pytest.fail(reason + "; CI must build it")
+    pytest.skip(reason + " (set CI=1 to make this a failure)")
+
+
+@pytest.fixture
+def editor_bundle() -> None:
+    editor_bundle_or_skip()
+
+
 class Later:
     """An ASGI app set after the server started: the app needs the server's URL (its public URL)."""
 

@@ -20,13 +20,13 @@ import pytest
 
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
-from postmortem.web.routes import EDITOR_BUNDLE
 from tests.browser.conftest import chromium_or_skip
 from tests.factories import new_postmortem, pagerduty_event
 from tests.support import eventually, free_port
 
 SECTION = "section:summary"
-pytestmark = pytest.mark.skipif(not EDITOR_BUNDLE.exists(), reason="the editor's bundle is not built (bootstrap.sh)")
+# The slower tier (CI runs it): real pages typing for a while. Without the editor's bundle, a failure in CI.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("editor_bundle")]
 
 
 @contextlib.contextmanager
