@@ -27,6 +27,7 @@ from postmortem.review.lifecycle import Actor
 from postmortem.review.problems import ProblemState
 from postmortem.store.postmortems import NotFound
 from postmortem.store.store import Store
+from postmortem.workflows.drafting import LEAN_PATCH
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import PostmortemWorkflowInput, RetryProblemRequest
 from postmortem.workflows.postmortem_workflow import RESPONDERS_PATCH, PostmortemWorkflow
@@ -339,7 +340,9 @@ async def test_everyone_who_acted_is_a_responder_and_invited_to_the_review(
         for details in event.marker_recorded_event_attributes.details.values()
         for payload in details.payloads
     ]
-    assert any(RESPONDERS_PATCH.encode() in data for data in patches)  # the new path is taken, and it replays
+    # The new path is taken (a lean first draft has responders-attend without asking), and it replays.
+    assert any(LEAN_PATCH.encode() in data for data in patches)
+    assert not any(RESPONDERS_PATCH.encode() in data for data in patches)
     await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
     roles = {r.email: r.roles for r in pm.metrics.people}
     assert roles["wiley@example.com"] == ["assigned"] and roles["laura@example.com"] == ["acknowledged"]
