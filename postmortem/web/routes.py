@@ -455,12 +455,13 @@ async def paste_image(request: Request, postmortem_id: str, t: str | None = None
         pm = await _report(services, postmortem_id, who)
         check_csrf(request, request.headers.get("x-csrf-token"))
         _need(who, Role.EDITOR)
-        image = await images_api.upload_image(pm, request, Response(), services.store)
+        answer = Response()
+        image = await images_api.upload_image(pm, request, answer, services.store)
     except PageError as refused:
         return error_page(request, services, refused)
     except HTTPException as refused:
         return JSONResponse({"detail": refused.detail}, status_code=refused.status_code)
-    return JSONResponse(image.model_dump(mode="json"), status_code=201)
+    return JSONResponse(image.model_dump(mode="json"), status_code=answer.status_code)  # 201 new, 200 known
 
 
 async def _act(

@@ -6,6 +6,7 @@ people's cursors go to /tmp/shots/coedit/."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from postmortem.models import Status
 from postmortem.store.tokens import Role
 from tests.browser.conftest import Site
 from tests.factories import new_postmortem, pagerduty_event
+from tests.image_samples import png
 from tests.support import eventually
 
 SHOTS = Path("/tmp/shots/coedit")
@@ -142,3 +144,49 @@ async def test_a_patch_shows_up_and_a_viewer_follows_without_typing(site: Site, 
     await type_into(editor, [" after-publish"])
     assert "after-publish" not in await stored(site, pm_id)
     assert await editor.locator(f"[data-ytext='{SECTION}'] .cm-content").get_attribute("contenteditable") == "false"
+
+
+PASTE = """async ([name, type, encoded]) => {
+  const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))
+  const data = new DataTransfer()
+  data.items.add(new File([bytes], name, { type }))
+  const target = document.querySelector("[data-ytext='section:summary'] .cm-content")
+  target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }))
+}"""
+
+
+async def test_a_pasted_image_is_uploaded_and_placed_at_the_cursor_and_a_refusal_names_its_limit(
+    site: Site, browser: Any
+) -> None:
+    pm_id = await report(site, "PCOBROWSE4")
+    editor = await person(site, browser, "heidi@example.com", Role.EDITOR, pm_id)
+    await type_into(editor, [" before-image"])
+    await editor.evaluate(PASTE, ["graph.png", "image/png", base64.b64encode(png(width=4, height=4)).decode()])
+    [image] = await eventually(lambda: _one_image(site, pm_id), timeout=15)
+    placed = f"![graph.png](/postmortems/{pm_id}/images/{image.id})"
+    await until(editor, f"window.coedit.doc.getText({SECTION!r}).toString().includes({placed!r})")
+    assert (await text_of(editor)).index("before-image") < (await text_of(editor)).index(placed), "at the cursor"
+    await eventually(lambda: _holds(site, pm_id, placed), timeout=15)  # the store follows the document
+    shown = await editor.evaluate(f"fetch({placed[placed.index('(') + 1 : -1]!r}).then((r) => r.status)")
+    assert shown == 200, "the inserted link serves the image to the page"
+
+    await editor.evaluate(PASTE, ["notes.png", "image/png", base64.b64encode(b"text pretending to be a PNG").decode()])
+    await until(editor, "!document.getElementById('coedit-banner').hidden")
+    refusal = await editor.locator("#coedit-banner").inner_text()
+    assert "image refused (415)" in refusal and "JPEG, PNG, WebP or GIF" in refusal, refusal
+    assert len(await site.api.store.images.list(pm_id)) == 1 and "notes.png" not in await text_of(editor)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await editor.locator("#coedit").scroll_into_view_if_needed()
+    await editor.screenshot(path=str(SHOTS / "editor-image-refused-laptop.png"))
+
+
+async def _one_image(site: Site, pm_id: str) -> list[Any]:
+    images = await site.api.store.images.list(pm_id)
+    assert len(images) == 1, images
+    return images
+
+
+async def _holds(site: Site, pm_id: str, text: str) -> bool:
+    body = await stored(site, pm_id)
+    assert text in body, body
+    return True

@@ -6,6 +6,9 @@ only for whoever may use them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
+
+import httpx
 
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api
@@ -209,3 +212,46 @@ async def test_visibility_and_cause_from_the_page(api: Api) -> None:
         f"/postmortems/{pm_id}/settings", data={"csrf": csrf, "version": str(stored.version), "visibility": "team"}
     )
     assert viewer.status_code == 403 and "editable by editors" in viewer.text
+
+
+async def test_pasted_image_answers_json_for_the_editor_with_the_limits_in_words(api: Api) -> None:
+    """The live editor's paste/drop route: JSON (201 new, 200 known) for its script, the images API's
+    refusals as `{"detail"}` with their status, the CSRF token in a header, and editors only."""
+    pm_id = await drafted(api, "PPASTE1")
+    await sign_in(api, Role.EDITOR)
+    csrf, _ = await _csrf(api, pm_id)
+    route = f"/postmortems/{pm_id}/images/paste"
+
+    def post(data: bytes, token: str | None = csrf, name: str = "pasted.png") -> Awaitable[httpx.Response]:
+        headers = {"X-CSRF-Token": token} if token else {}
+        return api.http.post(route, headers=headers, files={"file": (name, data, "image/png")})
+
+    added = await post(png(width=9))
+    assert added.status_code == 201, added.text
+    body = added.json()
+    [stored] = await api.store.images.list(pm_id)
+    assert body["id"] == stored.id and body["media_type"] == "image/png" and body["size"] == stored.size
+    shown = await api.http.get(f"/postmortems/{pm_id}/images/{body['id']}")
+    assert shown.status_code == 200 and shown.content == png(width=9), "the page URL the editor inserts serves it"
+    known = await post(png(width=9), name="again.png")
+    assert known.status_code == 200 and known.json()["id"] == stored.id
+    assert len(await api.store.images.list(pm_id)) == 1
+
+    not_image = await post(b"plain words, not an image")
+    assert not_image.status_code == 415 and "JPEG, PNG, WebP or GIF" in not_image.json()["detail"]
+    too_big = await post(png(size=4 * 1024 * 1024 + 1))
+    assert too_big.status_code == 413 and "4 MB" in too_big.json()["detail"]
+    no_csrf = await post(png(width=11), token=None)
+    assert no_csrf.status_code == 403 and "CSRF" in no_csrf.text
+    wrong_csrf = await post(png(width=11), token="not-the-token")
+    assert wrong_csrf.status_code == 403
+    assert len(await api.store.images.list(pm_id)) == 1, "nothing refused was kept"
+
+    await sign_in(api, Role.VIEWER)
+    viewer_csrf, _ = await _csrf(api, pm_id)
+    as_viewer = await post(png(width=13), token=viewer_csrf)
+    assert as_viewer.status_code == 403 and "needs the editor role" in as_viewer.text
+    api.http.cookies.clear()
+    anonymous = await post(png(width=13))
+    assert anonymous.status_code == 401
+    assert len(await api.store.images.list(pm_id)) == 1
