@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
 from tests.api.conftest import Api, running_api
+from tests.api.test_review_api import drafted, fill, person
 from tests.api.test_visibility_api import token
 from tests.coedit_client import Editor, ws_url
 from tests.factories import new_postmortem, pagerduty_event
@@ -240,3 +242,56 @@ def _replay(rows: list[Any]) -> str:
     from postmortem.report.live_document import load, read
 
     return str(read(load(*[row.data for row in rows]), [SECTION])[1][SECTION])
+
+
+async def test_text_typed_live_sends_an_approval_back_and_the_approved_version_is_published(served: Served) -> None:
+    """The approval pins the version for text typed in the editor too: alice approves, someone types,
+    the store follows and tells the workflow, her approval goes back to pending; what is published is
+    the version both approved, with the typed words."""
+    api = served.api
+    pm_id = await drafted(api, f"PCOPIN{uuid.uuid4().hex[:8].upper()}")  # one workflow id per store (shared server)
+    await fill(api, pm_id)
+    base = f"/api/postmortems/{pm_id}"
+    alice = await person(api, "alice@example.com", Role.REVIEWER)
+    bob = await person(api, "bob@example.com", Role.REVIEWER)
+    reviewers = {"reviewers": ["alice@example.com", "bob@example.com"]}
+    submitted = await api.http.post(f"{base}/submit", json=reviewers, headers=api.auth(Role.EDITOR))
+    assert submitted.status_code == 200 and submitted.json()["status"] == "IN_REVIEW", submitted.text
+    first = await api.http.post(f"{base}/approve", json={}, headers=alice)
+    assert first.status_code == 200 and first.json()["status"] == "IN_REVIEW", first.text
+    approved_version = (await api.http.get(base, headers=api.auth())).json()["version"]
+    assert await decision_of(api, pm_id, "alice@example.com") == "approved"
+
+    async with Editor(served.doc_url(pm_id), api.auth(Role.EDITOR)) as editor:
+        await synced(editor)
+        assert editor.writable is True, "an editor may still write while the report is in review"
+        await editor.type(NAME, " typed after alice approved")
+
+        async def saved() -> int:
+            got = (await api.http.get(base, headers=api.auth())).json()
+            summary = next(s["body"] for s in got["sections"] if s["key"] == SECTION)
+            assert summary.endswith(" typed after alice approved") and got["version"] > approved_version, got
+            return int(got["version"])
+
+        typed_version = await eventually(saved, timeout=20)
+
+        async def alice_pending() -> bool:
+            return await decision_of(api, pm_id, "alice@example.com") == "pending"
+
+        await eventually(alice_pending, timeout=20)
+        second = await api.http.post(f"{base}/approve", json={}, headers=bob)
+        assert second.status_code == 200 and second.json()["status"] == "IN_REVIEW", "alice's approval lapsed"
+        again = await api.http.post(f"{base}/approve", json={}, headers=alice)
+        assert again.status_code == 200 and again.json()["status"] == "PUBLISHED", again.text
+        assert again.json()["published_version"] == typed_version
+
+        async def read_only() -> bool:
+            return editor.writable is False
+
+        await eventually(read_only, timeout=10)  # published: the editor loses write access live
+        assert "PUBLISHED" in editor.access_reason
+
+
+async def decision_of(api: Api, pm_id: str, reviewer: str) -> str:
+    review = (await api.http.get(f"/api/postmortems/{pm_id}/review", headers=api.auth())).json()
+    return str(next(r["decision"] for r in review["reviewers"] if r["reviewer"] == reviewer))
