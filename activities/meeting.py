@@ -5,6 +5,8 @@ store and checked before sending, so a retried activity never sends a second inv
 attempt that never heard back (a worker killed between the upstream's yes and our record) asks the
 calendar first whether it holds that revision; SMTP cannot be asked, and a resent invite is the very
 same message (Message-ID, UID, SEQUENCE, DTSTAMP), which mail and calendar clients treat as one.
+Email invites go one copy per person, each with the report link signed for that person (a link in
+an invite opens the page as whoever got it); each copy is recorded on its own.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from postmortem.activities.clients import OutsideClients
+from postmortem.activities.page_links import PageLinks
 from postmortem.activities.upstream import activity_error
 from postmortem.config import CalDavSettings, HttpSettings, MeetingSettings, ServerSettings, SmtpSettings, reveal
 from postmortem.incident.teams import TeamSettings
 from postmortem.integrations.caldav_calendar import CalDavCalendar
-from postmortem.integrations.email_invite import invite_message
+from postmortem.integrations.email_invite import RECIPIENTS_REFUSED, invite_message
 from postmortem.integrations.http_errors import UpstreamError
 from postmortem.meeting.agenda import build_agenda
 from postmortem.meeting.invite import (
@@ -88,7 +91,8 @@ def delivery_key(meeting: Meeting, channel: Channel) -> str:
 
 class MeetingActivities:
     """`clients` are the worker's shared ones (`OutsideClients`); without them this object builds its
-    own, once, for the CalDAV and SMTP these sections configure (closed by `aclose`)."""
+    own, once, for the CalDAV and SMTP these sections configure (closed by `aclose`). `links` signs the
+    report link in each person's email invite."""
 
     def __init__(
         self,
@@ -100,8 +104,10 @@ class MeetingActivities:
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
         clients: OutsideClients | None = None,
+        links: PageLinks | None = None,
     ) -> None:
         self._meetings = meetings
+        self._links = links  # signs each person's link in their invite; without it, the plain page URL
         self._meeting = meeting or MeetingSettings()
         self._smtp = smtp or SmtpSettings()
         self._caldav = caldav or CalDavSettings()
@@ -223,22 +229,51 @@ class MeetingActivities:
         return DeliveryResult(channel=input.channel, key=key, sent=True, detail=detail)
 
     async def _send_email(self, meeting: Meeting, input: SendInviteInput) -> str | None:
+        """Each person their own copy (the organizer too: it puts the event in their calendar), with the
+        report link signed for them; a copy already recorded is not sent again, so a retry after a
+        crash between two copies resends none of the earlier ones."""
         mailer = self._mailer
         if mailer is None:
             return None
-        ics = meeting_invite(meeting, input.now)
         method = invite_method(meeting)
         when = format_local(meeting.start, meeting.timezone)
-        message = invite_message(
-            meeting,
-            ics,
-            method=method,
-            sender=self._smtp.sender,
-            body_text=f"{meeting.title}\n{when}\n\n{invite_description(meeting)}",
-            recipients=unique_attendees(meeting.attendees),
-        )
-        await mailer.send(message)
-        return f"emailed {method} revision {meeting.sequence} to {len(meeting.attendees)} attendee(s)"
+        attendees = unique_attendees(meeting.attendees)
+        invited = {person.email.strip().casefold() for person in attendees}
+        people = attendees + ([meeting.organizer] if meeting.organizer.email.strip().casefold() not in invited else [])
+        key = delivery_key(meeting, input.channel)
+        refused: list[UpstreamError] = []
+        for person in people:
+            copy_key = f"{key}:to:{person.email.strip().casefold()}"
+            if await self._meetings.delivered(copy_key):
+                continue
+            await self._meetings.begin_delivery(copy_key, meeting.postmortem_id, input.channel, datetime.now(UTC))
+            link = (
+                await self._links.for_people(meeting.postmortem_id, [person.email], input.now) if self._links else None
+            )
+            personal = meeting.model_copy(update={"report_url": link}) if link else meeting
+            ics = meeting_invite(personal, input.now)
+            message = invite_message(
+                personal,
+                ics,
+                method=method,
+                sender=self._smtp.sender,
+                body_text=f"{meeting.title}\n{when}\n\n{invite_description(personal)}",
+                recipients=attendees,
+                copy_for=person,
+            )
+            try:
+                await mailer.send(message)
+            except UpstreamError as exc:
+                if not (exc.permanent and exc.code == RECIPIENTS_REFUSED):
+                    raise  # the relay itself: retried (or a problem), the copies already sent are not sent again
+                refused.append(exc)  # this person's address is refused for good: the others still get theirs
+                continue
+            await self._meetings.record_delivery(
+                copy_key, meeting.postmortem_id, input.channel, f"emailed {method} to {person.email}", input.now
+            )
+        if refused:  # for good: a problem on the report; its retry sends the copies still missing
+            raise refused[0]
+        return f"emailed {method} revision {meeting.sequence} to {len(people)} people, each their own copy"
 
     async def _put_calendar(self, meeting: Meeting, input: SendInviteInput) -> str | None:
         calendar = self._calendar

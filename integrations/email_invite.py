@@ -24,12 +24,13 @@ Apple Mail all turn into an invitation with Accept/Decline:
 
 Recipients: To is every attendee the invite lists, one per address, as the caller passes them (the
 activity builds the invite and its attendee list in postmortem.meeting, this module only mails what it
-is given). The organizer, when not an attendee, is on Cc:
+is given) — or, for one person's copy (`copy_for`: the activity sends each person their own, with the
+report link signed for them), that person alone. The organizer, when not an attendee, is on Cc:
 attendees' RSVPs (iMIP REPLY) go to the ORGANIZER address, and the organizer's mail client can
 only match them to an event it has seen, so the organizer gets the invitation too. Reply-To is the
 organizer, so a plain "reply" reaches a person rather than the sending mailbox.
 
-Message-ID is derived from UID, SEQUENCE and METHOD: sending the same revision again (a retried
+Message-ID is derived from UID, SEQUENCE and METHOD (and the person, for a copy): sending the same revision again (a retried
 activity) produces the same Message-ID, which mail systems use to drop duplicates, while each new
 revision or the cancellation is a new message. Date is the object's DTSTAMP, so the whole message
 is a function of its inputs.
@@ -58,15 +59,28 @@ ATTACHMENT_NAME = "invite.ics"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MAX_DETAIL = 300
+RECIPIENTS_REFUSED = "recipients-refused"  # UpstreamError.code: these addresses, not the relay, were refused
 
 log = logging.getLogger(__name__)
 
 
 def invite_message(
-    meeting: Meeting, ics: bytes, *, method: str, sender: str, body_text: str, recipients: list[Attendee]
+    meeting: Meeting,
+    ics: bytes,
+    *,
+    method: str,
+    sender: str,
+    body_text: str,
+    recipients: list[Attendee],
+    copy_for: Attendee | None = None,
 ) -> EmailMessage:
     """The iMIP email for `ics` (as built by postmortem.meeting.invite.build_invite with the same method)
-    to `recipients`: the attendees `ics` lists (postmortem.meeting.invite.unique_attendees)."""
+    to `recipients`: the attendees `ics` lists (postmortem.meeting.invite.unique_attendees).
+
+    With `copy_for`, the message is that one person's copy (its link is theirs, so nobody else may read
+    it): To is that person alone, nobody on Cc, and a Message-ID of its own."""
+    if copy_for is not None:
+        recipients = [copy_for]
     method = method.upper()
     calendar = Calendar.from_ical(ics)
     inner = str(calendar.get("METHOD", "")).upper()
@@ -77,12 +91,14 @@ def invite_message(
     message["From"] = sender
     message["To"] = [_address(person) for person in recipients]
     organizer = meeting.organizer.email.strip().lower()
-    if organizer not in {person.email.strip().lower() for person in recipients}:
+    if copy_for is None and organizer not in {person.email.strip().lower() for person in recipients}:
         message["Cc"] = _address(meeting.organizer)
     message["Reply-To"] = _address(meeting.organizer)
     message["Subject"] = subject(meeting, method)
     message["Date"] = _date(calendar)
-    message["Message-ID"] = message_id(meeting.uid, meeting.sequence, method, sender)
+    message["Message-ID"] = message_id(
+        meeting.uid, meeting.sequence, method, sender, copy_for.email if copy_for is not None else None
+    )
 
     # ASCII text goes as 7bit; anything else quoted-printable, so no relay needs 8BITMIME.
     message.set_content(body_text, cte=None if body_text.isascii() else "quoted-printable")
@@ -115,9 +131,13 @@ def subject(meeting: Meeting, method: str) -> str:
     return f"{prefix}: {title} @ {when} ({meeting.timezone})"
 
 
-def message_id(uid: str, sequence: int, method: str, sender: str) -> str:
-    """The same <id@domain> for the same revision and method of the same event, every time."""
-    digest = hashlib.sha256(f"{uid}\x00{sequence}\x00{method.upper()}".encode()).hexdigest()[:20]
+def message_id(uid: str, sequence: int, method: str, sender: str, recipient: str | None = None) -> str:
+    """The same <id@domain> for the same revision and method of the same event (and the same person's
+    copy), every time."""
+    seed = f"{uid}\x00{sequence}\x00{method.upper()}"
+    if recipient is not None:
+        seed += f"\x00{recipient.strip().casefold()}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:20]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "postmortem.invalid"
     # short enough that the header is not folded (a folded Message-ID confuses some threading)
     return f"<{method.lower()}-{sequence}-{digest}@{domain}>"
@@ -213,7 +233,11 @@ class SmtpMailer:
             permanent = bool(codes) and all(500 <= code < 600 for code in codes)
             status = codes[0] if len(set(codes)) == 1 else None
             return UpstreamError(
-                SERVICE, status, f"SMTP {where} refused every recipient: {detail}", permanent=permanent
+                SERVICE,
+                status,
+                f"SMTP {where} refused every recipient: {detail}",
+                permanent=permanent,
+                code=RECIPIENTS_REFUSED,
             )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             what = "refused the login" if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else "answered"

@@ -13,6 +13,7 @@ from postmortem.activities.gather import GatherActivities
 from postmortem.activities.link import LinkActivities
 from postmortem.activities.meeting import MeetingActivities
 from postmortem.activities.narrative import NarrativeActivities
+from postmortem.activities.page_links import PageLinks
 from postmortem.activities.problems import ProblemActivities
 from postmortem.activities.refresh import RefreshActivities
 from postmortem.activities.review import ReviewActivities
@@ -53,7 +54,14 @@ def build_worker(
         clients=clients,
     )
     meetings = MeetingActivities(
-        store.meetings, meeting=s.meeting, smtp=s.smtp, caldav=s.caldav, server=s.server, http=s.http, clients=clients
+        store.meetings,
+        meeting=s.meeting,
+        smtp=s.smtp,
+        caldav=s.caldav,
+        server=s.server,
+        http=s.http,
+        clients=clients,
+        links=PageLinks(store, s.server, s.web),
     )
     review = ReviewActivities(
         store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http, web=s.web

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class SmtpOutage:
     code: int
     text: str
     at: Stage
+    only: frozenset[str] | None = None  # the addresses refused (at RCPT); None: every command at `at`
 
 
 @dataclass
@@ -64,13 +66,16 @@ class Inbox:
     outage: SmtpOutage | None = None  # fail_with(...) / heal()
     refused: list[str] = field(default_factory=list)  # every reply the outage gave
 
-    def fail_with(self, code: int, text: str | None = None, *, at: Stage | None = None) -> None:
-        """Answer `code` from now on at the command a real relay answers it (see the module docstring)."""
+    def fail_with(
+        self, code: int, text: str | None = None, *, at: Stage | None = None, only: list[str] | None = None
+    ) -> None:
+        """Answer `code` from now on at the command a real relay answers it (see the module docstring);
+        with `only`, just for those recipients (an unknown mailbox), at RCPT."""
         default_at, default_text = _REPLIES.get(code, ("rcpt", "Requested action not taken"))
-        stage = at or default_at
+        stage = "rcpt" if only is not None else at or default_at
         if stage == "auth" and self.login is None:
             raise ValueError("this relay offers no AUTH, so it cannot refuse a login: use smtp_inbox(login=...)")
-        self.outage = SmtpOutage(code, text or default_text, stage)
+        self.outage = SmtpOutage(code, text or default_text, stage, frozenset(only) if only is not None else None)
 
     def heal(self) -> None:
         """Deliver again."""
@@ -78,6 +83,8 @@ class Inbox:
 
     def _refusal(self, stage: Stage, address: str = "") -> str | None:
         if self.outage is None or self.outage.at != stage:
+            return None
+        if self.outage.only is not None and address not in self.outage.only:
             return None
         reply = f"{self.outage.code} {self.outage.text.replace('{address}', address)}"
         self.refused.append(reply)
@@ -137,6 +144,23 @@ class Inbox:
             for message, rcpt in zip(self.messages, self.recipients, strict=True)
             if any(p.get_content_type() == "text/calendar" for p in message.walk())
         ]
+
+    def invite_revisions(self) -> int:
+        """How many revisions of a meeting's invite arrived (UID, SEQUENCE, METHOD): each person gets a
+        copy of their own, and a second copy of one revision to the same person fails here."""
+        reached: dict[tuple[str, ...], list[str]] = {}
+        for message, recipients in self.invites():
+            ics = next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content()
+            unfolded = re.sub(r"\r?\n[ \t]", "", ics)
+            key = tuple(
+                (found[1] if (found := re.search(rf"^{name}:(.*?)\r?$", unfolded, re.MULTILINE)) else "")
+                for name in ("UID", "SEQUENCE", "METHOD")
+            )
+            people = reached.setdefault(key, [])
+            for person in recipients:
+                assert person not in people, f"{person} got revision {key} twice"
+                people.append(person)
+        return len(reached)
 
     def calendars(self) -> list[str]:
         """The text/calendar part of every invite received, in order."""

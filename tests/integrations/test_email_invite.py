@@ -431,3 +431,21 @@ async def test_relay_refusing_the_message_after_data() -> None:
             await plain_mailer(inbox.port).send(message)
     assert (caught.value.status, caught.value.permanent) == (554, True)
     assert str(caught.value).endswith("answered 554 5.7.1 Message rejected as spam")
+
+
+def test_one_persons_copy_goes_to_them_alone_with_a_message_id_of_its_own() -> None:
+    meeting = make_meeting()
+    ics = build_invite(meeting, method="REQUEST", now=NOW, description="Agenda")
+    everyone = unique_attendees(meeting.attendees)
+
+    def copy(person: Attendee) -> EmailMessage:
+        return invite_message(
+            meeting, ics, method="REQUEST", sender=SENDER, body_text="x", recipients=everyone, copy_for=person
+        )
+
+    bob, carol = copy(everyone[0]), copy(everyone[1])
+    assert [a.addr_spec for a in bob["To"].addresses] == ["bob@example.com"] and bob["Cc"] is None
+    assert bob["Reply-To"] is not None and "ingrid@example.com" in str(bob["Reply-To"])
+    assert bob["Message-ID"] != carol["Message-ID"] != message_id(meeting.uid, 1, "REQUEST", SENDER)
+    assert copy(everyone[0])["Message-ID"] == bob["Message-ID"], "the same copy again is the same message"
+    assert bob["Message-ID"] == message_id(meeting.uid, 1, "REQUEST", SENDER, "BOB@example.com ")

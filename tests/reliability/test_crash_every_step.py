@@ -784,16 +784,24 @@ class Life:
         readers (mail systems drop a repeated Message-ID; a repeated iTIP REQUEST of the same UID,
         SEQUENCE and DTSTAMP changes nothing in a calendar) — SMTP cannot be asked whether an
         interrupted send arrived, so that repeat is what a crash in that window may cost. A second
-        message for the same revision that differs in any byte of its invite is a second invite."""
+        message for the same revision that differs in any byte of its invite is a second invite.
+        Each person gets a copy of their own (their signed link): a revision counts the most copies
+        any one person got of it."""
         uid = f"{self.pm_id}@postmortem"
         seen: dict[str, str] = {}
-        for message, _ in self.world.smtp.invites():
+        readers: dict[str, tuple[str, ...]] = {}
+        for message, recipients in self.world.smtp.invites():
             ics = next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content()
             if f"UID:{uid}" not in _unfold(ics):
                 continue
             message_id = str(message["Message-ID"])
             assert seen.setdefault(message_id, ics) == ics, f"{message_id} sent twice with different invites"
-        return Counter(_sequence(ics) for ics in seen.values())
+            readers[message_id] = tuple(recipients)
+        copies = Counter((_sequence(ics), readers[message_id]) for message_id, ics in seen.items())
+        most: dict[int, int] = {}
+        for (sequence, _), count in copies.items():
+            most[sequence] = max(most.get(sequence, 0), count)
+        return Counter(most)
 
     def calendar_puts(self) -> Counter[int]:
         """PUTs of this report's event at the calendar, counted by revision (SEQUENCE)."""

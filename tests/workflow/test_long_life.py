@@ -221,7 +221,7 @@ async def test_two_hundred_updates_continue_as_new_with_the_state_intact(
         )
         assert retrying.state == ProblemState.RETRYING
         await report.problem("invite", state=ProblemState.RESOLVED)
-        assert len(report.inbox.invites()) == 1
+        assert report.inbox.invite_revisions() == 1
 
 
 async def test_a_follow_up_sync_that_fails_is_a_problem_and_it_ends_once_the_retry_worked(

@@ -3,10 +3,13 @@ through Updates, each revision delivered exactly once."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -25,6 +28,7 @@ from postmortem.incident.teams_file import parse_teams
 from postmortem.integrations.caldav_calendar import CalDavCalendar
 from postmortem.meeting.models import Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot
+from postmortem.review import signed_links
 from postmortem.store.store import Store
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
 from postmortem.workflows.inputs import CancelRequest, PostmortemWorkflowInput, RescheduleRequest
@@ -46,6 +50,8 @@ PJ0LVEB = "pig208@example.com"
 [services.pig208]
 owners = ["owner@example.com"]
 """
+
+PEOPLE = 4  # the three attendees and the organizer: each gets their own copy of every revision
 
 
 @dataclass
@@ -110,9 +116,22 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
     assert meeting.start > datetime.now(UTC)  # an old incident: never in the past
     assert meeting.video_url == f"https://meet.example.com/{running.postmortem_id}"
 
-    [(_, recipients)] = running.inbox.invites()
-    # Everyone invited, and the organizer gets the copy that puts the event in their calendar.
-    assert sorted(recipients) == sorted([a.email for a in meeting.attendees] + [meeting.organizer.email])
+    # Everyone invited, each their own copy with the report link signed for them, and the organizer
+    # gets the copy that puts the event in their calendar.
+    invites = running.inbox.invites()
+    people = [a.email for a in meeting.attendees] + [meeting.organizer.email]
+    assert sorted(rcpt for _, rcpt in invites) == sorted([person] for person in people)
+    secret = await running.store.secrets.get_or_create(signed_links.STORED_SECRET, datetime.now(UTC))
+    for message, [person] in invites:
+        assert parseaddr(str(message["To"]))[1] == person and message["Cc"] is None, "nobody reads another's link"
+        _, copy = event_of(next(p for p in message.walk() if p.get_content_type() == "text/calendar").get_content())
+        token = re.search(
+            rf"https://pm\.example\.com/postmortems/{running.postmortem_id}\?t=([\w.\-]+)", str(copy["URL"])
+        )
+        assert token and signed_links.verify(secret, token.group(1), running.postmortem_id, datetime.now(UTC)) == person
+        assert token.group(0) in message.as_string() or token.group(0) in _text(message), "in the body too"
+        assert {str(a).removeprefix("mailto:") for a in copy.get("ATTENDEE")} >= {a.email for a in meeting.attendees}
+    assert len({str(message["Message-ID"]) for message, _ in invites}) == len(people)
     calendar, event = event_of(running.inbox.calendars()[0])
     assert str(calendar["METHOD"]) == "REQUEST" and str(event["UID"]) == meeting.uid and int(event["SEQUENCE"]) == 0
     assert event.decoded("DTSTART") == meeting.start
@@ -126,7 +145,7 @@ async def test_the_meeting_is_planned_and_invited_once(running: Running) -> None
         SendInviteInput(postmortem_id=running.postmortem_id, sequence=0, channel="email", now=datetime.now(UTC)),
     )
     assert not again.sent and again.detail == "already sent"
-    assert len(running.inbox.invites()) == 1
+    assert len(running.inbox.invites()) == PEOPLE
 
 
 async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running: Running) -> None:
@@ -138,7 +157,7 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
     )
     assert moved.sequence == 1 and moved.start == new_start and moved.end == new_start + (first.end - first.start)
     await eventually(lambda: _count(running.inbox, 2))
-    _, event = event_of(running.inbox.calendars()[1])
+    _, event = event_of(running.inbox.calendars()[1 * PEOPLE])
     assert str(event["UID"]) == first.uid and int(event["SEQUENCE"]) == 1 and event.decoded("DTSTART") == new_start
 
     # The same update id again (a retried HTTP call) is applied once.
@@ -171,11 +190,13 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
     cancelled = await running.handle.execute_update(PostmortemWorkflow.cancel, CancelRequest(reason="deleted"))
     assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED and cancelled.sequence == 3
     await eventually(lambda: _count(running.inbox, 4))
-    calendar, event = event_of(running.inbox.calendars()[3])
+    calendar, event = event_of(running.inbox.calendars()[3 * PEOPLE])
     assert str(calendar["METHOD"]) == "CANCEL" and str(event["STATUS"]) == "CANCELLED" and int(event["SEQUENCE"]) == 3
     result = await running.handle.result()
     assert result.postmortem_id == running.postmortem_id
-    keys = [key for key, _ in await running.store.meetings.deliveries(running.postmortem_id) if ":invite:" in key]
+    deliveries = await running.store.meetings.deliveries(running.postmortem_id)
+    keys = [key for key, _ in deliveries if ":invite:" in key and ":to:" not in key]
+    assert len([key for key, _ in deliveries if ":to:" in key]) == 4 * PEOPLE, "each person's copy recorded"
     assert sorted(keys) == sorted(
         f"{running.postmortem_id}:invite:email:{n}:{m}"
         for n, m in ((0, "REQUEST"), (1, "REQUEST"), (2, "REQUEST"), (3, "CANCEL"))
@@ -183,10 +204,15 @@ async def test_reschedule_updates_everyone_and_cancel_ends_the_workflow(running:
 
 
 async def _count(inbox: Inbox, expected: int) -> bool:
-    """Invites only: an old incident also gets its overdue reminders by email, which is right."""
+    """`expected` revisions, each to every person once (their own copy). Invites only: an old incident
+    also gets its overdue reminders by email, which is right."""
     invites = len(inbox.invites())
-    assert invites <= expected, f"{invites} invites, expected {expected}"
-    return invites == expected
+    assert invites <= expected * PEOPLE, f"{invites} invites, expected {expected} revisions × {PEOPLE} people"
+    return invites == expected * PEOPLE
+
+
+def _text(message: EmailMessage) -> str:
+    return "\n".join(str(p.get_content()) for p in message.walk() if p.get_content_type() == "text/plain")
 
 
 async def test_caldav_free_busy_moves_the_slot_and_reschedule_updates_in_place(

@@ -77,11 +77,11 @@ async def test_a_refused_invite_is_a_problem_the_review_goes_on_and_one_retry_de
     report.inbox.heal()
     await retry(report, problem.id)
     await report.problem("invite", "email revision 0", state=ProblemState.RESOLVED)
-    assert len(report.inbox.invites()) == 1  # delivered, once
+    assert report.inbox.invite_revisions() == 1  # delivered, once to each
     with pytest.raises(WorkflowUpdateFailedError) as again:  # a resolved problem is not retried
         await report.update(PostmortemWorkflow.retry_problem, RetryProblemRequest(actor=EDITOR, problem_id=problem.id))
     assert "resolved" in str(again.value.cause)
-    assert len(report.inbox.invites()) == 1
+    assert report.inbox.invite_revisions() == 1
 
 
 async def test_a_slack_channel_that_is_gone_is_a_problem_of_the_publication_and_the_retry_announces_once(
