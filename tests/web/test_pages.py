@@ -228,7 +228,8 @@ async def test_reschedule_from_the_page_in_the_meeting_zone(api: Api) -> None:
     assert forced.status_code == 303, forced.text
     stored = await api.store.meetings.get(pm_id)
     assert stored is not None and stored.start.astimezone(ZoneInfo(stored.timezone)).weekday() == 5
-    day = next_working_day(datetime.now(UTC) + timedelta(days=10), stored.timezone).date().isoformat()
+    zone = ZoneInfo(stored.timezone)
+    day = next_working_day(datetime.now(UTC) + timedelta(days=10), stored.timezone).astimezone(zone).date().isoformat()
     moved = await api.http.post(f"/postmortems/{pm_id}/meeting", data={"csrf": csrf, "start": f"{day}T10:00"})
     assert moved.status_code == 303, moved.text
     stored = await api.store.meetings.get(pm_id)
