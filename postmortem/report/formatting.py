@@ -39,6 +39,14 @@ def format_local(value: datetime | None, zone: str) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M %Z')} ({utc_part})"
 
 
+# PagerDuty's urgencies (`high`, `low`) as a report in each language prints them; others are kept.
+URGENCY_LABELS = {Language.EN: {}, Language.ZH: {"high": "高", "low": "低"}}
+
+
+def urgency_label(urgency: str, language: Language) -> str:
+    return URGENCY_LABELS[language].get(urgency.lower(), urgency)
+
+
 KIND_LABELS = {
     Language.EN: {
         "impact_start": "Impact started",

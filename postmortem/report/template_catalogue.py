@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field
 
 from postmortem.models import Language, TemplateVariant
-from postmortem.report.formatting import KIND_LABELS, format_duration, format_local
+from postmortem.report.formatting import KIND_LABELS, format_duration, format_local, urgency_label
 
 # The render context's keys for the report's language and zone, read by the filters below.
 LANGUAGE_KEY = "_report_language"
@@ -94,6 +94,11 @@ def _kind_label(context: Context, kind: object) -> str:
     return KIND_LABELS[context.get(LANGUAGE_KEY, Language.EN)].get(str(kind), str(kind))
 
 
+@pass_context
+def _urgency(context: Context, value: object) -> str:
+    return urgency_label(str(value), context.get(LANGUAGE_KEY, Language.EN))
+
+
 @lru_cache(maxsize=1)
 def section_environment() -> SandboxedEnvironment:
     """The one sandbox every section template runs in (teams bring their own templates)."""
@@ -101,6 +106,7 @@ def section_environment() -> SandboxedEnvironment:
     env.filters["local"] = _local
     env.filters["duration"] = _duration
     env.filters["kind_label"] = _kind_label
+    env.filters["urgency"] = _urgency
     return env
 
 

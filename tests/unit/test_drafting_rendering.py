@@ -250,7 +250,7 @@ def test_summary_in_chinese():
     d = draft(ZH, FULL)
     assert (
         body(d, "summary").splitlines()[0]
-        == "Checkout API latency 影响了 API Service，持续 1 小时 30 分钟（SEV2，紧急程度 high）。"
+        == "Checkout API latency 影响了 API Service，持续 1 小时 30 分钟（SEV2，紧急程度 高）。"
     )
     assert "- 确认耗时：10 分钟" in body(d, "detection_response")
 

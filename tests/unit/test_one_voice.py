@@ -60,3 +60,11 @@ def test_a_chinese_report_prints_no_english_status_words(status: Status) -> None
     assert ("草稿" if status == Status.DRAFT else "已发布") in pdf_text
     english = export_markdown(report(Language.EN, status=status, action_items=items), meeting())
     assert "| OPEN |" in english and "| HIGH |" in english  # English keeps the values the API speaks
+
+
+def test_a_chinese_summary_says_the_urgency_in_chinese() -> None:
+    """PagerDuty's `high` stood in a Chinese Summary ("紧急程度 high"); an English one keeps it."""
+    zh = next(s.body for s in report(Language.ZH).sections if s.key == "summary")
+    en = next(s.body for s in report(Language.EN).sections if s.key == "summary")
+    assert "紧急程度 高" in zh and "high" not in zh, zh
+    assert "high urgency" in en, en
