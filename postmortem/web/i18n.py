@@ -245,6 +245,10 @@ WORDS: dict[str, dict[str, str]] = {
     "err_sign_in_act": {"en": "sign in to act on this post-mortem", "zh": "请登录后操作此复盘"},
     "err_sign_in_ics": {"en": "sign in to download the invite", "zh": "请登录后下载会议邀请"},
     "err_sign_in_image": {"en": "sign in to see this image", "zh": "请登录后查看此图片"},
+    "err_form_nul": {
+        "en": "the field '{field}' contains a NUL character (U+0000), which text may not hold",
+        "zh": "字段 '{field}' 含有 NUL 字符（U+0000），文本中不允许出现",
+    },
     "err_no_report": {"en": "no post-mortem '{id}'", "zh": "没有复盘 '{id}'"},
     "err_no_image": {"en": "no image {image} in post-mortem {id}", "zh": "复盘 {id} 中没有图片 {image}"},
     "err_no_action": {"en": "no action {action}", "zh": "没有操作 {action}"},

@@ -190,6 +190,10 @@ async def _form(request: Request) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", errors="replace")
     fields = {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
     check_csrf(request, fields.get("csrf"))
+    # Bad UTF-8 is already U+FFFD above; a NUL (%00) would be stored as is, as the JSON API refuses it.
+    for key, value in fields.items():
+        if "\x00" in key or "\x00" in value:
+            raise PageError(422, "err_form_nul", args={"field": key.replace("\x00", "\\0")})
     return fields
 
 

@@ -252,3 +252,24 @@ def test_only_a_local_path_is_a_place_to_go_after_signing_in() -> None:
     assert _local("/postmortems/pagerduty-P1") == "/postmortems/pagerduty-P1"
     for elsewhere in ("//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "", None, "x"):
         assert _local(elsewhere) == "/postmortems", elsewhere
+
+
+async def test_a_form_with_a_nul_character_is_refused_in_words_and_nothing_is_stored(api: Api) -> None:
+    """The JSON API refuses NUL in text (422); a form posted from a page did store it (`title=a%00b`)."""
+    pm_id = await drafted(api, "PWEB9")
+    await sign_in(api, Role.EDITOR)
+    csrf = CSRF.search((await api.http.get(f"/postmortems/{pm_id}")).text).group(1)  # type: ignore[union-attr]
+    before = await api.store.postmortems.get(pm_id)
+    for field, data in (
+        ("title", {"csrf": csrf, "title": "Broken\x00title", "version": str(before.version)}),
+        ("body", {"csrf": csrf, "section": "summary", "body": "a\x00b", "version": str(before.version)}),
+    ):
+        refused = await api.http.post(f"/postmortems/{pm_id}/edit", data=data)
+        assert refused.status_code == 422, refused.text
+        assert f"the field &#39;{field}&#39; contains a NUL character (U+0000)" in refused.text, refused.text
+    after = await api.store.postmortems.get(pm_id)
+    assert (after.title, after.version, after.sections) == (before.title, before.version, before.sections)
+    clean = await api.http.post(
+        f"/postmortems/{pm_id}/edit", data={"csrf": csrf, "title": "Clean title", "version": str(before.version)}
+    )
+    assert clean.status_code == 303 and (await api.store.postmortems.get(pm_id)).title == "Clean title"
