@@ -265,7 +265,7 @@ class ReviewActivities:
         rendered = {
             "md": export_markdown(pm, meeting).encode(),
             "html": export_html(pm, meeting).encode(),
-            "json": export_json(pm, meeting),
+            "json": export_json(pm),
             "pdf": export_pdf(pm, meeting),
             "public": public_summary(pm, redact=redact).encode(),
         }

@@ -1,9 +1,10 @@
 """Who responded: everyone who acted in the incidents, once across every source, with what they did.
 
 A person is assigned, acknowledged, escalated to, reassigned to, resolved, or wrote a note. The
-sources name the same person differently (PagerDuty by user id and name, Opsgenie by email, a note
-by its author's name): the teams file's `[people]` (id or name → email) makes them one, and so does
-an email or a PagerDuty id they share. Services, integrations and "System" never count.
+sources name the same person differently (PagerDuty by user id and name, Opsgenie's and JSM's logs
+and notes by email, a JSM alert's owner by display name): the teams file's `[people]` (id or name →
+email) makes them one, and so does an email or a PagerDuty id they share. Services, integrations
+and "System" never count.
 """
 
 from __future__ import annotations

@@ -238,6 +238,8 @@ def from_jsm_log(log: dict[str, Any], alert_id: str) -> TimelineEntry | None:
         text=_clip(text),
         actor=log.get("owner") or None,
         incident_id=alert_id,
+        # As Opsgenie's: the owner counts for what they did themselves (acknowledged, closed), not for an assignment.
+        people=[person] if kind in ACTED and (person := _owner(log.get("owner"))) else [],
     )
 
 
@@ -255,6 +257,7 @@ def from_jsm_note(note: dict[str, Any], alert_id: str) -> TimelineEntry | None:
         text=_clip(text),
         actor=note.get("owner") or None,
         incident_id=alert_id,
+        people=[person] if (person := _owner(note.get("owner"))) else [],
     )
 
 

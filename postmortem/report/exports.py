@@ -24,7 +24,7 @@ from markdown_it import MarkdownIt
 
 from postmortem.meeting.models import Meeting
 from postmortem.models import Language, Postmortem
-from postmortem.report.rendering import render_markdown
+from postmortem.report.rendering import body_for_readers, render_markdown
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -205,16 +205,15 @@ def export_html(pm: Postmortem, meeting: Meeting | None = None) -> str:
 # --- JSON ----------------------------------------------------------------------------------------
 
 
-def export_json(pm: Postmortem, meeting: Meeting | None = None) -> bytes:
-    """The report as data: `{"postmortem": …, "meeting": … or null}`, UTF-8, sorted keys, indented.
+def export_json(pm: Postmortem) -> bytes:
+    """The report as data for its readers: `{"postmortem": …}`, UTF-8, sorted keys, indented.
 
-    `postmortem` is `pm.model_dump(mode="json")` *without* each incident's `raw` webhook payload: the
-    payloads are internal evidence (source-system internals, sometimes personal data) and stay in the
-    store; everything else, section prompts included, is kept so the export validates back into a
-    `Postmortem` (with empty `raw`).
+    It leaves out what the Markdown export does, the team's working blocks: the review meeting
+    (attendees, video link), the similar past reports, the Timeline's notes about unreadable sources;
+    and each incident's `raw` webhook payload (source internals, sometimes personal data). The rest
+    validates back into a `Postmortem`.
     """
-    data = {
-        "postmortem": pm.model_dump(mode="json", exclude={"incidents": {"__all__": {"raw"}}}),
-        "meeting": meeting.model_dump(mode="json") if meeting is not None else None,
-    }
+    sections = [s.model_copy(update={"body": body_for_readers(s.body, s.key)}) for s in pm.sections]
+    readers = pm.model_copy(update={"sections": sections})
+    data = {"postmortem": readers.model_dump(mode="json", exclude={"similar": True, "incidents": {"__all__": {"raw"}}})}
     return (json.dumps(data, sort_keys=True, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

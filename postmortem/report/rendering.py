@@ -180,7 +180,7 @@ def _duration(context: Context, value: object) -> str:
 GATHER_NOTE = re.compile(r"^- \u26a0 .*(?:\n|$)", re.MULTILINE)
 
 
-def _for_readers(body: str, key: str) -> str:
+def body_for_readers(body: str, key: str) -> str:
     """A section's text as the published report shows it: the draft's notes about unreadable sources out."""
     return GATHER_NOTE.sub("", body).strip("\n") if key == "timeline" else body
 
@@ -192,7 +192,7 @@ def _report_template() -> Template:
     env.filters["duration"] = _duration
     env.filters["word"] = _word
     env.filters["cell"] = _cell
-    env.filters["for_readers"] = _for_readers
+    env.filters["for_readers"] = body_for_readers
     source = resources.files("postmortem.report.templates").joinpath("report.md.j2").read_text(encoding="utf-8")
     return env.from_string(source)
 

@@ -116,6 +116,44 @@ async def test_the_model_being_down_leaves_the_deterministic_draft(world: World)
     assert world.chat.refused == 2  # one try and one retry, then it gave up
 
 
+async def _nothing_is_the_models(world: World) -> None:
+    pm = await world.report()
+    assert pm.sections == world.pm.sections and pm.version == world.pm.version
+    assert all(s.drafted_by is None for s in pm.sections)
+    assert "Drafted by a language model" not in render_markdown(pm)
+
+
+async def test_a_model_slower_than_the_timeout_leaves_the_deterministic_draft(world: World) -> None:
+    world.chat.delay_seconds = 1.0
+    result = await world.run(timeout_seconds=0.25)
+    assert result.drafted == [] and "did not answer in time" in (result.fallback or "")
+    await _nothing_is_the_models(world)
+    assert len(world.chat.requests) == 2 and world.chat.asked == []  # one try, one retry, then it gave up
+
+
+async def test_a_rate_limit_that_persists_past_the_retries_leaves_the_deterministic_draft(world: World) -> None:
+    world.chat.fail_with(429)
+    result = await world.run(retries=2)
+    assert result.drafted == [] and "Rate limit reached" in (result.fallback or "")
+    await _nothing_is_the_models(world)
+    assert world.chat.refused == 3  # the first section, tried three times; the others never asked
+
+
+@pytest.mark.parametrize("key", [None, ""])
+async def test_a_model_without_a_key_is_asked_without_authorization(world: World, key: str | None) -> None:
+    """Ollama or vLLM: no POSTMORTEM_LLM_API_KEY (or an empty one), no Authorization header at all."""
+    world.chat.api_key = None  # the server asks for none
+    result = await world.run(api_key=key)
+    assert "summary" in result.drafted
+    assert world.chat.requests and all("authorization" not in r.headers for r in world.chat.requests)
+
+
+async def test_a_configured_key_is_sent_as_a_bearer_token(world: World) -> None:
+    result = await world.run()
+    assert "summary" in result.drafted
+    assert {r.headers.get("authorization") for r in world.chat.requests} == {f"Bearer {world.chat.api_key}"}
+
+
 async def test_a_rate_limit_then_an_answer_is_drafted(world: World) -> None:
     world.chat.fail_next = [429]
     world.chat.retry_after = "0"

@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from temporalio.testing import ActivityEnvironment
 
 from postmortem.activities.review import PublishInput, ReviewActivities
+from postmortem.config import ReportSettings
+from postmortem.evidence.key_metrics import compute_metrics
+from postmortem.evidence.timeline import from_incident
 from postmortem.models import Status
 from postmortem.review.lifecycle import Review
 from postmortem.store.postmortems import PostmortemChanges
@@ -77,3 +80,41 @@ async def test_an_archive_before_the_publishing_step_keeps_the_publication(sqlit
     await sqlite_store.review.save(pm_id, archived, NOW)
     await ActivityEnvironment().run(ReviewActivities(sqlite_store).publish_report, _publication(pm_id))
     assert await sqlite_store.review.public_by_slug(SLUG) is not None
+
+
+async def test_the_public_page_is_redacted_as_configured_and_the_report_keeps_every_word(sqlite_store: Store) -> None:
+    incident = pagerduty_event("PPUBV4").incident  # resolved by the real fixture's "PIG 208"
+    stored, _ = await sqlite_store.postmortems.create_if_absent(new_postmortem(incident, created_at=NOW))
+    # The teams file's [people] gives the responder an email; the operator's patterns, as the environment sets them.
+    metrics = compute_metrics([incident], from_incident(incident), {"PIG 208": "pig208@example.com"})
+    assert [(r.name, r.email) for r in metrics.people] == [("PIG 208", "pig208@example.com")]
+    settings = ReportSettings.model_validate(
+        {ReportSettings.variable("public_redact_patterns"): r"INC-\d+, (?i)project falcon"}
+    )
+    kept = "The checkout database was failed over to its replica"
+    secret = ["PIG 208", "pig208@example.com", "INC-4521", "Project Falcon"]
+    summary = f"{kept}. PIG 208 (pig208@example.com) led it; tracked as INC-4521 under PROJECT FALCON."
+    sections = [s.model_copy(update={"body": summary}) if s.key == "summary" else s for s in stored.sections]
+    await sqlite_store.postmortems.update(
+        stored.id, 1, PostmortemChanges(metrics=metrics, sections=sections, title="Project Falcon: checkout down"), NOW
+    )
+    review = Review(status=Status.PUBLISHED, published_count=1, published_version=2, public_slug=SLUG)
+    await sqlite_store.review.save(stored.id, review, NOW)
+
+    activities = ReviewActivities(sqlite_store, report=settings)
+    await ActivityEnvironment().run(activities.publish_report, _publication(stored.id))
+    public = await sqlite_store.review.public_by_slug(SLUG)
+    assert public is not None
+    page = public.decode()
+    for word in [*secret, "PROJECT FALCON", "PIG", "pig208@"]:
+        assert word not in page, word
+    assert kept in page and "[redacted]: checkout down" in page
+    assert "led it; tracked as [redacted] under [redacted]." in page
+    # The internal report and its exports keep every word.
+    report = await sqlite_store.postmortems.get(stored.id)
+    assert summary in next(s.body for s in report.sections if s.key == "summary")
+    for format in ("md", "json"):
+        exported = await sqlite_store.review.get_export(stored.id, format)
+        assert exported is not None
+        text = exported[1].decode()
+        assert all(word in text for word in [*secret[:3], "PROJECT FALCON"]), format

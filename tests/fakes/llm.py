@@ -10,7 +10,8 @@ error codes guide): a completion is `{"id": "chatcmpl-…", "object": "chat.comp
 shapes on their OpenAI-compatible endpoints.
 
 `reply(messages)` writes the answer; the default cites the first two entry ids of the prompt and
-adds one sentence citing an entry that does not exist and one citing nothing.
+adds one sentence citing an entry that does not exist and one citing nothing. `api_key=None` is a
+server that asks for no key (Ollama, vLLM without `--api-key`): every request is answered.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def default_reply(messages: list[dict[str, str]]) -> str:
 
 @dataclass
 class FakeChat(Switchable):
-    api_key: str = "sk-fake-key"
+    api_key: str | None = "sk-fake-key"
     model: str = "gpt-4o-mini-2024-07-18"
     reply: Callable[[list[dict[str, str]]], str] = default_reply
     requests: list[Recorded] = field(default_factory=list)
@@ -128,6 +129,8 @@ def _completion(state: FakeChat, content: str | None, refusal: str | None = None
 
 
 def _authorized(state: FakeChat, request: Request) -> bool:
+    if state.api_key is None:
+        return True
     if "api-version" in request.query_params:  # Azure: the key in its own header
         return request.headers.get("api-key") == state.api_key
     return request.headers.get("authorization") == f"Bearer {state.api_key}"

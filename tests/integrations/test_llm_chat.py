@@ -108,6 +108,41 @@ async def test_a_model_that_stays_down_gives_a_transient_error_after_the_retries
     assert state.refused == 3 and waits.seconds == [1.0, 2.0]
 
 
+async def test_a_rate_limit_that_outlasts_the_retries_is_transient_in_the_servers_words(
+    fake: tuple[FakeChat, str],
+) -> None:
+    state, url = fake
+    state.fail_with(429)
+    state.retry_after = "4"
+    waits = Waits()
+    with pytest.raises(UpstreamError) as caught:
+        await _client(f"{url}/v1", state, waits, retries=2).complete(MESSAGES)
+    assert not caught.value.permanent and caught.value.status == 429 and caught.value.code == "rate_limit_exceeded"
+    assert "Rate limit reached" in str(caught.value)
+    assert state.refused == 3 and waits.seconds == [4.0, 4.0]  # Retry-After each time, then it gave up
+
+
+async def test_a_model_slower_than_the_timeout_is_transient_after_the_retries(fake: tuple[FakeChat, str]) -> None:
+    state, url = fake
+    state.delay_seconds = 1.0
+    waits = Waits()
+    with pytest.raises(UpstreamError, match="did not answer in time") as caught:
+        await _client(f"{url}/v1", state, waits, retries=1, timeout=0.25).complete(MESSAGES)
+    assert not caught.value.permanent
+    assert len(state.requests) == 2 and state.asked == []  # asked twice, answered never
+    assert waits.seconds == [1.0]
+
+
+@pytest.mark.parametrize("key", [None, ""])
+async def test_without_a_key_no_authorization_header_is_sent(key: str | None) -> None:
+    """Ollama and vLLM (without --api-key) need none; an empty POSTMORTEM_LLM_API_KEY is none either."""
+    state = FakeChat(api_key=None, reply=lambda messages: "hi [E1].")
+    async with serve_app(chat_app(state)) as url:
+        assert (await _client(f"{url}/v1", state, api_key=key).complete(MESSAGES)).text == "hi [E1]."
+    [request] = state.requests
+    assert "authorization" not in request.headers and "api-key" not in request.headers
+
+
 async def test_an_unreachable_model_is_transient() -> None:
     chat = ChatClient("http://127.0.0.1:9/v1", model="m", retries=0, client=loopback_client())
     with pytest.raises(UpstreamError, match="could not be reached") as caught:

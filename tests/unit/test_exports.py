@@ -34,6 +34,7 @@ from postmortem.models import (
     Priority,
     Ref,
     Severity,
+    SimilarReport,
     Source,
     Status,
     TemplateVariant,
@@ -581,8 +582,7 @@ def test_json_round_trips_without_raw_payloads():
     real = pagerduty_event().incident
     assert real.raw  # the webhook delivery is kept on the incident as evidence...
     pm = report(ZH, incidents=[real], action_items=[action_item()], bodies={"root_cause": RICH_BODY[ZH]})
-    m = meeting()
-    exported = export_json(pm, m)
+    exported = export_json(pm)
     assert isinstance(exported, bytes)
     text = exported.decode("utf-8")
     data = json.loads(text)
@@ -594,12 +594,48 @@ def test_json_round_trips_without_raw_payloads():
     assert Postmortem.model_validate(data["postmortem"]) == pm.model_copy(
         update={"incidents": [i.summary() for i in pm.incidents]}
     )
-    assert Meeting.model_validate(data["meeting"]) == m
     assert [s["key"] for s in data["postmortem"]["sections"]] == [s.key for s in pm.sections]
     assert data["postmortem"]["sections"][2]["body"] == RICH_BODY[ZH]
     assert data["postmortem"]["metrics"]["highest_severity"] == "SEV2"
     assert data["postmortem"]["action_items"][0]["due_date"] == "2024-03-20"
-    assert json.loads(export_json(pm))["meeting"] is None
+    assert data["postmortem"]["metrics"]["responders"] == pm.metrics.responders  # who responded: for readers
+
+
+def test_json_leaves_out_the_teams_working_blocks_as_the_markdown_does():
+    unread = "- ⚠ PagerDuty could not be read for incident P1: PagerDuty answered 404 Not Found"
+    base = report(EN)
+    timeline = next(s for s in base.sections if s.key == "timeline")
+    similar = SimilarReport(
+        id="pm-0",
+        title="Checkout pool exhausted (last spring)",
+        status=Status.PUBLISHED,
+        created_at=NOW,
+        services=["checkout"],
+        score=0.8,
+        open_action_items=["Alert on pool saturation"],
+    )
+    pm = report(EN, bodies={"timeline": f"{unread}\n{timeline.body}"}, similar=[similar])
+    m = meeting(attendees=[Attendee(email="carol@acme.example", name="Carol Jones")])
+    team_view = render_markdown(pm, m)
+    assert "carol@acme.example" in team_view and similar.title in team_view and "404 Not Found" in team_view
+    text = export_json(pm).decode("utf-8")
+    data = json.loads(text)
+    assert set(data) == {"postmortem"}  # no meeting: its attendees, organizer, video link and agenda are logistics
+    for internal in (
+        "carol@acme.example",
+        "Carol Jones",
+        "pm-bot@acme.example",
+        "meet.acme.example",
+        m.uid,
+        "Incident recap",
+    ):
+        assert internal not in text, internal
+    assert "similar" not in data["postmortem"] and similar.title not in text and "Alert on pool saturation" not in text
+    assert "⚠" not in text and "404 Not Found" not in text
+    assert not {"problems", "gather", "errors"} & set(data["postmortem"])
+    exported_timeline = next(s for s in data["postmortem"]["sections"] if s["key"] == "timeline")
+    assert exported_timeline["body"] == timeline.body.strip("\n"), "the timeline itself stays"
+    assert next(s for s in pm.sections if s.key == "timeline").body.startswith(unread)  # the caller's report as it was
 
 
 # --- PDF ------------------------------------------------------------------------------------------------------

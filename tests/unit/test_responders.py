@@ -9,10 +9,13 @@ from postmortem.evidence.models import EntryKind, TimelineEntry
 from postmortem.evidence.responders import known_emails, responders
 from postmortem.evidence.timeline import (
     from_incident,
+    from_jsm_log,
+    from_jsm_note,
     from_opsgenie_log,
     from_pagerduty_log_entry,
     from_pagerduty_note,
 )
+from postmortem.incident.jsm import incident_from_jsm_alert
 from postmortem.incident.pagerduty import incident_from_v2
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Language, Person, Responder
@@ -106,6 +109,52 @@ def test_everyone_who_acted_once_across_sources_mapped_through_people() -> None:
         "Earline Greenholt",  # the timeline in time order: her note (2013) before the Opsgenie ack (2017)
         "neo@opsgenie.com",
     ]
+
+
+def jsm_log_of(opsgenie_log: dict[str, Any]) -> dict[str, Any]:
+    """An Opsgenie alert log in JSM's AlertLog fields: JSM's logs are Opsgenie's texts (fixtures README)."""
+    return {
+        "logTime": opsgenie_log["createdAt"],
+        "logType": opsgenie_log["type"],
+        "log": opsgenie_log["log"],
+        "owner": opsgenie_log["owner"],
+    }
+
+
+def test_jsm_actors_are_responders_once_with_the_same_people_elsewhere() -> None:
+    alert = fixture_json("jsm_ops_get_alert_response.json")  # owner "John Smith"
+    incident = incident_from_jsm_alert(alert)
+    [system_log] = fixture_json("jsm_ops_list_alert_logs_response.json")["values"]
+    [note] = fixture_json("jsm_ops_list_alert_notes_response.json")["values"]  # by user@atlassian.com
+    og_ack, og_viewed = fixture_json("opsgenie_api_list_alert_logs_response.json")["data"]
+    entries = [
+        from_jsm_log(system_log, incident.id),
+        from_jsm_log(jsm_log_of(og_ack), incident.id),
+        from_jsm_log(jsm_log_of(og_viewed), incident.id),
+        from_jsm_note(note, incident.id),
+    ]
+    assert all(entry is not None for entry in entries)
+    assigning, acked, viewed, noted = [entry for entry in entries if entry is not None]
+    # "system" assigning a team and a recipient who only viewed the alert: no one acted.
+    assert (assigning.kind, assigning.people) == (EntryKind.REASSIGNED, [])
+    assert (viewed.kind, viewed.people) == (EntryKind.NOTIFIED, [])
+    assert (acked.kind, acked.people) == (EntryKind.ACKNOWLEDGED, [Person(email="neo@opsgenie.com")])
+    assert (noted.kind, noted.people) == (EntryKind.NOTE, [Person(email="user@atlassian.com")])
+
+    people = {"John Smith": "user@atlassian.com"}  # the teams file's [people]
+    jsm_only = [assigning, acked, viewed, noted]
+    expected = [
+        # The alert's owner and the note's author are one person through [people].
+        Responder(name="John Smith", email="user@atlassian.com", roles=["assigned", "wrote_note"]),
+        Responder(email="neo@opsgenie.com", roles=["acknowledged"]),
+    ]
+    assert responders([incident], jsm_only, people) == expected
+    # The same acknowledgement read from Opsgenie too (a migration's overlap): still one neo, by email.
+    from_opsgenie = from_opsgenie_log(og_ack, "og-1")
+    assert from_opsgenie is not None
+    assert responders([incident], [*jsm_only, from_opsgenie], people) == expected
+    metrics = compute_metrics([incident], jsm_only, people)
+    assert metrics.responders == ["John Smith", "neo@opsgenie.com"]
 
 
 def test_roles_are_named_in_the_reports_language() -> None:

@@ -35,7 +35,7 @@ async def chat() -> AsyncIterator[tuple[FakeChat, str]]:
         yield state, url
 
 
-def _llm(url: str, key: str) -> LlmSettings:
+def _llm(url: str, key: str | None) -> LlmSettings:
     return LlmSettings(url=f"{url}/v1", model="gpt-4o-mini", api_key=key, retries=1, max_wait_seconds=0)
 
 
