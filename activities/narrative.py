@@ -10,7 +10,9 @@ edited it (checked again at the write, which names the version it read), and is 
 
 After a refresh of the evidence (a late source, a gather retried) the workflow asks again with
 `redraft`: only the sections still `drafted_by` the model are written anew from the fuller timeline;
-an edited one never, and the refresh leaves the model's sections to this step.
+an edited one never, and the refresh leaves the model's sections to this step. After a change of
+language or time zone (whose redraft gave the model's sections the deterministic text) it asks with
+`sections`: those are written anew, in the report's language and zone, unless a person edited one since.
 
 Failure: a timeout, 5xx or 429 that outlasts the client's retries leaves the deterministic draft
 (the result says why); a failure for good (401, unknown model, a refusal) raises non-retryable, so
@@ -20,7 +22,7 @@ the workflow records it as a problem on the report that a person can retry.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 import httpx
@@ -49,6 +51,11 @@ class DraftNarrativeInput(BaseModel):
         default=False,
         description="the evidence was refreshed: write again the sections the model wrote (never an edited one)",
     )
+    sections: list[str] = Field(
+        default_factory=list,
+        description="a language or zone change redrafted these sections the model wrote: write them again "
+        "(never one a person edited since)",
+    )
 
 
 class DraftNarrativeResult(BaseModel):
@@ -63,11 +70,14 @@ def _identity(text: str) -> str:
     return text
 
 
-def _ours(section: Section, *, redraft: bool) -> bool:
+def _ours(section: Section, *, redraft: bool, sections: Collection[str] = ()) -> bool:
     """May the model write this section? Never once a person edited it; a first draft writes what the
-    model has not written yet, a redraft (fresh evidence) only what the model wrote."""
+    model has not written yet, a redraft (fresh evidence) only what the model wrote, and after a change
+    of language or zone the sections named (the model's before the change)."""
     if section.edited:
         return False
+    if sections:
+        return section.key in sections
     return section.drafted_by is not None if redraft else section.drafted_by is None
 
 
@@ -122,7 +132,9 @@ class NarrativeActivities:
             return result
         template = await self._template(pm)
         instructions = {s.key: s.instructions for s in template.sections if s.instructions.strip()}
-        wanted = [s for s in pm.sections if s.key in instructions and _ours(s, redraft=input.redraft)]
+        wanted = [
+            s for s in pm.sections if s.key in instructions and _ours(s, redraft=input.redraft, sections=input.sections)
+        ]
         result.skipped = [s.key for s in pm.sections if s.key in instructions and s not in wanted]
         if not wanted:
             return result
@@ -164,12 +176,20 @@ class NarrativeActivities:
         finally:
             await chat.aclose()
         if bodies:
-            result.drafted = await self._write(input.postmortem_id, bodies, input.now, redraft=input.redraft)
+            result.drafted = await self._write(
+                input.postmortem_id, bodies, input.now, redraft=input.redraft, named=input.sections
+            )
             result.skipped += [key for key in bodies if key not in result.drafted]
         return result
 
     async def _write(
-        self, postmortem_id: str, bodies: dict[str, tuple[str, str]], now: datetime, *, redraft: bool = False
+        self,
+        postmortem_id: str,
+        bodies: dict[str, tuple[str, str]],
+        now: datetime,
+        *,
+        redraft: bool = False,
+        named: Collection[str] = (),
     ) -> list[str]:
         """Replace the sections still unedited; a person's concurrent edit wins (read again, retry)."""
         for _ in range(5):
@@ -182,7 +202,7 @@ class NarrativeActivities:
             written: list[str] = []
             sections: list[Section] = []
             for section in pm.sections:
-                if section.key in bodies and _ours(section, redraft=redraft):
+                if section.key in bodies and _ours(section, redraft=redraft, sections=named):
                     body, by = bodies[section.key]
                     sections.append(section.model_copy(update={"body": body, "drafted_by": by}))
                     written.append(section.key)

@@ -1,6 +1,10 @@
 """Steps for action items: open one ticket per item, exactly once; keep each item's status in step
 with its ticket; and the follow-up checks (overdue, stalled, and at the end whether the fix worked).
 
+Which side wins at a follow-up sync (postmortem.store.action_items.which_side): the ticket's state only
+when it moved since the two last agreed and the item did not; an item changed here since its last
+successful push (that push failed: a problem on the report) keeps its status and is pushed again.
+
 Exactly once: every ticket carries a marker derived from the post-mortem and item ids, and the
 tracker is searched for it before creating, so a worker killed between "created upstream" and
 "recorded here" finds the first ticket instead of making a second.
@@ -25,6 +29,8 @@ from postmortem.integrations.linear import LinearClient
 from postmortem.integrations.tickets import Ticket, TicketChange, TicketClient, TicketRequest
 from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Postmortem, TicketState
 from postmortem.review import signed_links
+from postmortem.store.action_items import Side
+from postmortem.store.errors import NotFound
 from postmortem.store.similarity import Match
 from postmortem.store.store import Store
 
@@ -46,7 +52,8 @@ class TicketsInput(BaseModel):
 class TicketsResult(BaseModel):
     created: list[str] = Field(default_factory=list)
     found: list[str] = Field(default_factory=list)
-    changed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list, description="items that followed their ticket (sync)")
+    pushed: list[str] = Field(default_factory=list, description="tickets told the item's newer change (sync)")
     detail: str | None = None
 
 
@@ -180,7 +187,7 @@ class TicketActivities:
             except UpstreamError as exc:
                 raise activity_error(exc, "TrackerError") from exc
             await self._store.postmortems.set_ticket(
-                pm.id, item.id, input.tracker or "", ticket.key, ticket.url, input.now
+                pm.id, item.id, input.tracker or "", ticket.key, ticket.url, input.now, state=ticket.state
             )
             activity.heartbeat(item.id)
         return result
@@ -204,18 +211,28 @@ class TicketActivities:
         client = self.client(item.ticket_tracker)
         if client is None:
             return PushTicketResult(ticket=item.ticket_key, detail=f"{item.ticket_tracker} is not configured")
-        account = input.accounts.get((item.owner or "").casefold())
+        try:
+            changed = await self._push(client, pm.id, item, item.ticket_key, input.accounts)
+        except UpstreamError as exc:
+            raise activity_error(exc, "TrackerError") from exc
+        return PushTicketResult(ticket=item.ticket_key, changed=changed)
+
+    async def _push(
+        self, client: TicketClient, postmortem_id: str, item: ActionItem, key: str, accounts: dict[str, str]
+    ) -> list[str]:
+        """Make the ticket say what `item` says, then record what both agree on: the ticket's state read
+        back (a tracker may show it its own way: GitHub has no "in progress") and the status pushed."""
+        account = accounts.get((item.owner or "").casefold())
         change = TicketChange(
             state=ITEM_STATE[item.status],
             assignee=account,
             due_date=item.due_date,
             assign=account is not None or not item.owner,  # an owner without an account: keep the ticket's
         )
-        try:
-            changed = await client.update(item.ticket_key, change)
-        except UpstreamError as exc:
-            raise activity_error(exc, "TrackerError") from exc
-        return PushTicketResult(ticket=item.ticket_key, changed=changed)
+        changed = await client.update(key, change)
+        ticket = await client.status(key)
+        await self._store.postmortems.agree(postmortem_id, item.id, ticket.state, item.status)
+        return changed
 
     @activity.defn(name="sync_tickets")
     async def sync_tickets(self, input: TicketsInput) -> TicketsResult:
@@ -229,9 +246,16 @@ class TicketActivities:
                 continue
             try:
                 ticket = await client.status(item.ticket_key)
+                side = await self._store.postmortems.follow_ticket(pm.id, item.id, ticket.state, input.now)
+                if side == Side.OURS:  # changed here since its last push: the ticket hears it again
+                    current, _ = await self._store.postmortems.get_action_item(pm.id, item.id)
+                    await self._push(client, pm.id, current, item.ticket_key, input.accounts)
+                    result.pushed.append(item.ticket_key)
             except UpstreamError as exc:
                 raise activity_error(exc, "TrackerError") from exc
-            if await self._store.postmortems.sync_item_status(pm.id, item.id, TICKET_STATUS[ticket.state], input.now):
+            except NotFound:  # deleted while we asked its ticket
+                continue
+            if side == Side.TICKET:
                 result.changed.append(item.ticket_key)
         return result
 

@@ -238,8 +238,9 @@ async def _ticket_pushed(services: Services, tracker: str, change: tuple[str, Ti
     owner = await services.store.postmortems.item_for_ticket(tracker, key)
     if owner is None:
         return JSONResponse({"status": "ignored", "reason": f"no action item has ticket {key}"}, status_code=202)
+    # A change on the ticket, as it happens: the last change, so the item follows it (and they agree).
     changed = await services.store.postmortems.sync_item_status(
-        owner[0], owner[1], TICKET_STATUS[state], datetime.now(UTC)
+        owner[0], owner[1], TICKET_STATUS[state], datetime.now(UTC), ticket=state
     )
     return JSONResponse(
         {

@@ -35,6 +35,9 @@ RESOLVE_TIMEOUT = timedelta(seconds=30)
 NARRATIVE_PATCH = "llm-narrative"
 # After a refresh of the evidence the model writes its sections again (never an edited one).
 REDRAFT_PATCH = "narrative-redraft"
+# After a person's change of language or time zone redrafted the model's sections (the deterministic
+# text now), the model writes them again in the new language (the `sections_redrafted` signal).
+LANGUAGE_PATCH = "narrative-language"
 
 
 @dataclass
@@ -95,11 +98,15 @@ async def narrate(postmortem_id: str, step: NarrativeStep, effects: SideEffects)
     """The model's cited narrative over the unedited sections; the deterministic draft stays when the
     model is away, and a failure for good is a problem of the report (its retry runs this again)."""
     request = DraftNarrativeInput(
-        postmortem_id=postmortem_id, redact=step.redact, now=workflow.now(), redraft=step.redraft
+        postmortem_id=postmortem_id,
+        redact=step.redact,
+        now=workflow.now(),
+        redraft=step.redraft,
+        sections=step.sections,
     )
     await effects.attempt(
         "narrative",
-        "model again" if step.redraft else "model",
+        "model, new language or zone" if step.sections else "model again" if step.redraft else "model",
         lambda: workflow.execute_activity_method(NarrativeActivities.draft_narrative, request, **NARRATIVE_OPTIONS),
         retry=step,
     )

@@ -93,6 +93,16 @@ class ActionItemEdited(BaseModel):
     by: str
 
 
+class SectionsRedrafted(BaseModel):
+    """`sections_redrafted` signal: a person's change of language, time zone or template at document
+    `version` gave `sections`, which the model had written, the deterministic text: the model writes
+    them again (in the report's language and zone as they are when it runs)."""
+
+    version: int
+    sections: list[str]
+    by: str
+
+
 class CommentPosted(BaseModel):
     """`comment_posted` signal: a stored comment @mentions `mentions` (people the service knows)."""
 

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RescheduleRequest,
         RetryProblemRequest,
         ReviewersRequest,
+        SectionsRedrafted,
         SubmitRequest,
         TransitionRequest,
     )
@@ -471,6 +472,25 @@ class PostmortemWorkflow:
                     "Please review it again.",
                     event=f"v{edit.version}",
                 )
+
+    @workflow.signal
+    async def sections_redrafted(self, redrafted: SectionsRedrafted) -> None:
+        """A change of language, zone or template gave sections the model wrote the deterministic text:
+        in a DRAFT of a team with a model, the model writes them again from the run's loop (never one a
+        person edited since; if the model is away, the deterministic text stays). One waiting step per
+        set of sections is enough: it reads the report's language and zone when it runs."""
+        state, team = self._state, self._state.team
+        if state.closed or team is None or not team.narrative or state.status != Status.DRAFT:
+            return
+        if not redrafted.sections or not workflow.patched(drafting.LANGUAGE_PATCH):
+            return
+        step = NarrativeStep(redact=team.narrative_redact, sections=sorted(set(redrafted.sections)))
+        if step in state.steps[1:]:
+            return
+        if self._v2():
+            state.steps.append(step)
+        else:
+            await drafting.narrate(state.postmortem_id, step, self._effects)
 
     @workflow.signal
     async def comment_posted(self, comment: CommentPosted) -> None:

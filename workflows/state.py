@@ -111,6 +111,9 @@ class NarrativeStep(_Step):
     kind: Literal["narrative"] = "narrative"
     redact: bool = False
     redraft: bool = False  # after a refresh of the evidence: only the sections the model wrote
+    # After a change of language or zone (narrative-language): these sections, which the model wrote
+    # before the change gave them the deterministic text; never one a person edited since.
+    sections: list[str] = Field(default_factory=list)
 
 
 Step = Annotated[

@@ -37,7 +37,7 @@ from postmortem.models import (
     Visibility,
 )
 from postmortem.report import live_document
-from postmortem.report.drafting import TITLE_LIMIT, merge_redraft
+from postmortem.report.drafting import TITLE_LIMIT, merge_redraft, model_redrafted
 from postmortem.report.redraft import redraft
 from postmortem.report.rendering import render_markdown
 from postmortem.report.template_catalogue import builtin_templates
@@ -48,7 +48,7 @@ from postmortem.store.postmortems import NotFound, PostmortemChanges, Postmortem
 from postmortem.store.store import Store
 from postmortem.timezones import validate_timezone
 from postmortem.workflows.identity import follow_up_id_for
-from postmortem.workflows.inputs import CancelRequest, DocumentEdited
+from postmortem.workflows.inputs import CancelRequest, DocumentEdited, SectionsRedrafted
 from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 
 router = APIRouter(prefix="/api/postmortems", tags=["postmortems"])
@@ -358,6 +358,8 @@ async def patch_postmortem(
         await store.meetings.set_language(updated.id, updated.language, datetime.now(UTC))
     if updated.status == Status.IN_REVIEW:
         await tell_edited(gateway, updated, token.name)
+    elif updated.status == Status.DRAFT and (retold := model_redrafted(current.sections, updated.sections)):
+        await tell_redrafted(gateway, updated, retold, token.name)
     response.headers["ETag"] = etag(updated.version)
     return document(updated)
 
@@ -380,6 +382,18 @@ async def tell_edited(gateway: TemporalGateway, pm: Postmortem, by: str) -> None
     with contextlib.suppress(WorkflowGone, TemporalUnavailable, TemporalRefused):
         await gateway.signal(
             pm.workflow_id, PostmortemWorkflow.document_edited, DocumentEdited(version=pm.version, by=by)
+        )
+
+
+async def tell_redrafted(gateway: TemporalGateway, pm: Postmortem, sections: list[str], by: str) -> None:
+    """The model's sections got the deterministic text in the new language or zone: the workflow has the
+    model write them again. Best effort: if the signal is lost, the deterministic text stays (as when
+    the model is away), and the edit is stored either way."""
+    with contextlib.suppress(WorkflowGone, TemporalUnavailable, TemporalRefused):
+        await gateway.signal(
+            pm.workflow_id,
+            PostmortemWorkflow.sections_redrafted,
+            SectionsRedrafted(version=pm.version, sections=sections, by=by),
         )
 
 

@@ -125,3 +125,10 @@ def merge_redraft(current: list[Section], fresh: list[Section]) -> list[Section]
         for section in fresh
     ]
     return merged + list(edited.values())
+
+
+def model_redrafted(before: list[Section], after: list[Section]) -> list[str]:
+    """The sections the model wrote that a redraft (language, zone, template) gave the deterministic
+    text: the model is asked to write them again, so its narrative is not silently lost."""
+    wrote = {section.key for section in before if section.drafted_by is not None and not section.edited}
+    return [s.key for s in after if s.key in wrote and not s.edited and s.drafted_by is None]

@@ -4,24 +4,55 @@
 item lives and dies with its report, and every write to one touches the report's `updated_at`. Edits
 by people use optimistic concurrency (the version they read); ticket writes and ticket-status
 syncs are system writes.
+
+Which side wins for a ticketed item's status: the last change. A ticket's webhook is that change as it
+happens (`sync_item_status`). A follow-up sync reads the ticket later, so it compares both sides with
+what they last agreed on (`agreed_ticket_state`, `agreed_status`: set by a push that succeeded, the
+ticket made or found, the item following its ticket): the item changed here since keeps its status and
+its ticket is told again; otherwise a ticket that moved since is followed (`which_side`).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.models import ActionItem, ActionItemStatus, Priority
+from postmortem.models import TICKET_STATUS, ActionItem, ActionItemStatus, Priority, TicketState
 from postmortem.review.visibility import Reader
 from postmortem.store.errors import NotFound, VersionConflict
 from postmortem.store.listing import visible_to
 from postmortem.store.tables import ActionItemRow, PostmortemRow
 
-__all__ = ["ActionItemStore", "item_model"]
+__all__ = ["ActionItemStore", "Side", "item_model", "which_side"]
+# A sync that keeps losing the race with people's edits gives up on the item until the next one.
+_SYNC_ATTEMPTS = 5
+
+
+class Side(StrEnum):
+    """What a follow-up sync does with an item whose ticket it just read."""
+
+    SAME = "same"  # nothing: they say the same, or neither moved since they agreed
+    TICKET = "ticket"  # the ticket moved since they agreed and the item did not: the item follows it
+    OURS = "ours"  # the item changed here since they agreed (its push failed): it keeps its status, pushed again
+
+
+def which_side(
+    ticket: TicketState, status: ActionItemStatus, agreed_ticket: str | None, agreed_status: str | None
+) -> Side:
+    """The last change wins, as far as a late read can tell: a change made here that never reached the
+    ticket is newer than anything the ticket showed at the last agreement, so it stays; the ticket's
+    state is taken only when it moved since and the item did not. Nothing agreed yet (a ticket from
+    before this rule): the ticket wins, as it always did."""
+    if TICKET_STATUS[ticket] == status:
+        return Side.SAME
+    if agreed_status is not None and status.value != agreed_status:
+        return Side.OURS
+    return Side.TICKET if agreed_ticket is None or ticket != agreed_ticket else Side.SAME
 
 
 def item_model(row: ActionItemRow) -> ActionItem:
@@ -125,37 +156,104 @@ class ActionItemStore:
             await session.commit()
 
     async def set_ticket(
-        self, postmortem_id: str, item_id: str, tracker: str, key: str, url: str, now: datetime
+        self,
+        postmortem_id: str,
+        item_id: str,
+        tracker: str,
+        key: str,
+        url: str,
+        now: datetime,
+        *,
+        state: TicketState | None = None,
     ) -> None:
-        """Record the ticket an action item got (a system field: no edit conflict for people)."""
+        """Record the ticket an action item got (a system field: no edit conflict for people). The
+        ticket's `state` then is the first agreement: an item whose status differs from it is pushed."""
+        agreed = {"agreed_ticket_state": state, "agreed_status": TICKET_STATUS[state].value} if state else {}
         async with self._sessions() as session:
             await session.execute(
                 update(ActionItemRow)
                 .where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
-                .values(ticket_tracker=tracker, ticket_key=key, ticket_url=url, updated_at=now)
+                .values(ticket_tracker=tracker, ticket_key=key, ticket_url=url, updated_at=now, **agreed)
             )
             await session.commit()
 
-    async def sync_item_status(self, postmortem_id: str, item_id: str, status: ActionItemStatus, now: datetime) -> bool:
-        """The item follows its ticket; a person's stale If-Match then gets 412, never a silent overwrite."""
+    async def agree(self, postmortem_id: str, item_id: str, ticket: TicketState, status: ActionItemStatus) -> None:
+        """A push of `status` succeeded and the ticket then said `ticket`: what both last agreed on. Not
+        an edit (no version, no `updated_at`: a push does not make an item any less stalled)."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(ActionItemRow)
+                .where(ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
+                .values(agreed_ticket_state=ticket, agreed_status=status.value)
+            )
+            await session.commit()
+
+    async def sync_item_status(
+        self,
+        postmortem_id: str,
+        item_id: str,
+        status: ActionItemStatus,
+        now: datetime,
+        *,
+        ticket: TicketState | None = None,
+    ) -> bool:
+        """The item follows its ticket (a change there, as it happens: its webhook); a person's stale
+        If-Match then gets 412, never a silent overwrite. `ticket`: the state it came from, recorded
+        as what both agree on."""
         done = status in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
+        agreed = {"agreed_ticket_state": ticket, "agreed_status": status.value} if ticket else {}
+        mine = (ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
         async with self._sessions() as session:
             result = await session.execute(
                 update(ActionItemRow)
-                .where(
-                    ActionItemRow.id == item_id,
-                    ActionItemRow.postmortem_id == postmortem_id,
-                    ActionItemRow.status != status.value,
-                )
+                .where(*mine, ActionItemRow.status != status.value)
                 .values(
                     status=status.value,
                     version=ActionItemRow.version + 1,
                     updated_at=now,
                     completed_at=now if done else None,
+                    **agreed,
                 )
             )
+            if not result.rowcount and agreed:  # the item said so already: they agree
+                await session.execute(update(ActionItemRow).where(*mine).values(**agreed))
             await session.commit()
             return bool(result.rowcount)
+
+    async def follow_ticket(self, postmortem_id: str, item_id: str, ticket: TicketState, now: datetime) -> Side:
+        """A follow-up sync read the ticket's state: the item follows it, or keeps its own (`which_side`).
+        `Side.OURS` leaves the push to the caller (then `agree`). Written only over the version read, so a
+        person's edit meanwhile is decided again, never overwritten."""
+        for _ in range(_SYNC_ATTEMPTS):
+            async with self._sessions() as session:
+                row = await session.get(ActionItemRow, item_id)
+                if row is None or row.postmortem_id != postmortem_id:
+                    raise NotFound(f"no action item {item_id!r} in post-mortem {postmortem_id!r}")
+                status, version = ActionItemStatus(row.status), row.version
+                side = which_side(ticket, status, row.agreed_ticket_state, row.agreed_status)
+                if side == Side.OURS:
+                    return side
+                followed = TICKET_STATUS[ticket] if side == Side.TICKET else status
+                values: dict[str, Any] = {"agreed_ticket_state": ticket, "agreed_status": followed.value}
+                if side == Side.TICKET:
+                    done = followed in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
+                    values |= {
+                        "status": followed.value,
+                        "version": ActionItemRow.version + 1,
+                        "updated_at": now,
+                        "completed_at": now if done else None,
+                    }
+                elif TICKET_STATUS[ticket] != status:  # neither moved since they agreed: nothing to record
+                    return side
+                result = await session.execute(
+                    update(ActionItemRow)
+                    .where(ActionItemRow.id == item_id, ActionItemRow.version == version)
+                    .values(**values)
+                )
+                if result.rowcount:
+                    await session.commit()
+                    return side
+        return Side.SAME  # edited at every attempt: the next sync decides
 
     async def item_for_ticket(self, tracker: str, key: str) -> tuple[str, str] | None:
         """(post-mortem id, item id) of the action item that owns this ticket."""

@@ -222,6 +222,10 @@ class ActionItemRow(Base):
     ticket_key: Mapped[str | None] = mapped_column(String(100))
     ticket_url: Mapped[str | None] = mapped_column(Text)
     ticket_tracker: Mapped[str | None] = mapped_column(String(16))
+    # What the item and its ticket last agreed on (a push that succeeded, the ticket made or found, the
+    # item following its ticket): which side changed since decides a follow-up sync (store/action_items.py).
+    agreed_ticket_state: Mapped[str | None] = mapped_column(String(16))
+    agreed_status: Mapped[str | None] = mapped_column(String(16))
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

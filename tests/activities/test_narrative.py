@@ -255,3 +255,33 @@ async def test_after_a_refresh_the_model_writes_its_sections_again_never_an_edit
         assert after[key].drafted_by == before[key].drafted_by and after[key].body != before[key].body, key
     # A first draft's step run again writes nothing: each narrated section is the model's or a person's.
     assert (await world.run()).drafted == []
+
+
+async def test_after_a_language_change_the_named_sections_are_written_again_never_one_edited_since(
+    world: World,
+) -> None:
+    """narrative-language: a language change gave the model's sections the deterministic text (no mark);
+    the step names them, and writes each again unless a person edited it after the change."""
+    await world.run()
+    pm = await world.report()
+    wrote = [s.key for s in pm.sections if s.drafted_by]
+    sections = [
+        s.model_copy(update={"body": "Edited after the switch.", "edited": True, "drafted_by": None})
+        if s.key == "summary"
+        else s.model_copy(update={"body": "Deterministic again.", "drafted_by": None})
+        if s.key in wrote
+        else s
+        for s in pm.sections
+    ]
+    await world.store.postmortems.update(pm.id, pm.version, PostmortemChanges(sections=sections), NOW)
+    asked = len(world.chat.asked)
+
+    again = await ActivityEnvironment().run(
+        world.activities().draft_narrative, DraftNarrativeInput(postmortem_id=pm.id, now=NOW, sections=wrote)
+    )
+    assert sorted(again.drafted) == sorted(k for k in wrote if k != "summary") and "summary" in again.skipped
+    assert not any('Section: "Summary"' in body["messages"][-1]["content"] for body in world.chat.asked[asked:])
+    after = {s.key: s for s in (await world.report()).sections}
+    assert (after["summary"].body, after["summary"].edited) == ("Edited after the switch.", True)
+    for key in again.drafted:
+        assert after[key].drafted_by == f"model {world.chat.model}" and "[E1]" in after[key].body, key

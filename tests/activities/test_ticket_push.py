@@ -136,3 +136,37 @@ async def test_linear_push_moves_the_state_and_keeps_an_unmapped_owner_s_assigne
     assert issue["assigneeId"] == "user-1" and linear.updates == [{"stateId": "state-canceled", "dueDate": None}]
     assert (await ActivityEnvironment().run(activities.push_ticket, push)).changed == []
     await activities.aclose()
+
+
+async def test_a_sync_keeps_a_change_made_here_whose_push_failed_and_tells_the_ticket_again(
+    sqlite_store: Store, trackers
+) -> None:
+    """Which side wins (#16), both sides changed: the item was done here but its push met Jira down (a
+    problem on the report); meanwhile someone dropped the ticket in Jira (won't do). The item changed
+    here after its last successful push, so the follow-up sync keeps it and pushes it again instead
+    of undoing the edit; the sync after that has nothing to do."""
+    jira, _, settings = trackers
+    pm_id = await seed(sqlite_store, "PJIRA3")
+    activities = TicketActivities(sqlite_store, tickets=settings)
+    now = datetime.now(UTC)
+    tickets = TicketsInput(postmortem_id=pm_id, tracker="jira", accounts=ACCOUNTS, now=now)
+    await ActivityEnvironment().run(activities.open_tickets, tickets)
+    item = (await sqlite_store.postmortems.get(pm_id)).action_items[0]
+    _, version = await sqlite_store.postmortems.get_action_item(pm_id, item.id)
+    await sqlite_store.postmortems.update_action_item(pm_id, item.id, version, {"status": "COMPLETED"}, now)
+    jira.fail_with(503)
+    with pytest.raises(ApplicationError):
+        await ActivityEnvironment().run(
+            activities.push_ticket, PushTicketInput(postmortem_id=pm_id, item_id=item.id, accounts=ACCOUNTS)
+        )
+    jira.heal()
+    jira.close("OPS-24", resolution="Won't Do")
+
+    synced = await ActivityEnvironment().run(activities.sync_tickets, tickets)
+    assert (synced.pushed, synced.changed) == (["OPS-24"], [])
+    assert (await sqlite_store.postmortems.get(pm_id)).action_items[0].status == ActionItemStatus.COMPLETED
+    issue = jira.issues["OPS-24"]
+    assert (issue.category, issue.resolution) == ("done", "Done")  # done, no longer dropped
+    again = await ActivityEnvironment().run(activities.sync_tickets, tickets)
+    assert (again.pushed, again.changed) == ([], [])
+    await activities.aclose()

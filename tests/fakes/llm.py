@@ -12,6 +12,7 @@ shapes on their OpenAI-compatible endpoints.
 `reply(messages)` writes the answer; the default cites the first two entry ids of the prompt and
 adds one sentence citing an entry that does not exist and one citing nothing. `api_key=None` is a
 server that asks for no key (Ollama, vLLM without `--api-key`): every request is answered.
+`reply_in_language` answers in the language the prompt asks for (`language_of`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,19 @@ def default_reply(messages: list[dict[str, str]]) -> str:
         "The database was overloaded by a batch job [E999]. "
         "Everyone worked hard."
     )
+
+
+def language_of(messages: list[dict[str, str]]) -> str:
+    """The language the prompt asks the answer in ("zh" or "en"), from its closing line."""
+    return "zh" if "请用简体中文撰写" in messages[-1]["content"] else "en"
+
+
+def reply_in_language(messages: list[dict[str, str]]) -> str:
+    """A cited answer in the language the prompt asks for (a model that follows `write_in`)."""
+    first = (entry_ids(messages) or ["E1"])[0]
+    if language_of(messages) == "zh":
+        return f"「{section_of(messages)}」依据第一条记录 [{first}]。"
+    return f"The {section_of(messages)} rests on the first entry [{first}]."
 
 
 @dataclass

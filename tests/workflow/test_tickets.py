@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from postmortem.activities.tickets import TicketActivities, TicketsInput, marker_for
+from postmortem.activities.tickets import PushTicketInput, TicketActivities, TicketsInput, marker_for
 from postmortem.app.settings import Settings
 from postmortem.app.temporal import ensure_search_attributes
 from postmortem.app.worker import build_worker
@@ -181,3 +181,33 @@ async def test_the_same_cause_elsewhere_counts_as_a_recurrence(sqlite_store: Sto
     )
     assert check.verdict is not None and check.verdict["recurrences"] == [stored.id]
     assert check.verdict["worked"] is False and check.verdict["cause_category"] == "capacity"
+
+
+async def test_a_sync_follows_a_ticket_that_changed_after_the_last_push(sqlite_store: Store, github) -> None:
+    """Which side wins (#16), only the ticket changed: the item was set in progress here and pushed (GitHub
+    shows it open: it has no "in progress"); a sync then leaves it be, as neither side moved since. Once
+    the issue is closed on GitHub, the ticket changed after the last push and the item did not: the
+    sync takes the ticket's state, as it always did."""
+    fake, settings = github
+    now = datetime.now(UTC)
+    pm_id = await seed(sqlite_store, "PSYNCGH", [("Lower the DNS TTL", None)], now)
+    activities = trackers(sqlite_store, settings)
+    accounts = {"alice@example.com": "octocat"}
+    tickets = TicketsInput(postmortem_id=pm_id, tracker="github", accounts=accounts, now=now)
+    await ActivityEnvironment().run(activities.open_tickets, tickets)
+    item = (await sqlite_store.postmortems.get(pm_id)).action_items[0]
+    assert item.ticket_key is not None
+    _, version = await sqlite_store.postmortems.get_action_item(pm_id, item.id)
+    await sqlite_store.postmortems.update_action_item(pm_id, item.id, version, {"status": "IN_PROGRESS"}, now)
+    await ActivityEnvironment().run(
+        activities.push_ticket, PushTicketInput(postmortem_id=pm_id, item_id=item.id, accounts=accounts)
+    )
+    quiet = await ActivityEnvironment().run(activities.sync_tickets, tickets)
+    assert (quiet.pushed, quiet.changed) == ([], [])
+    assert (await sqlite_store.postmortems.get(pm_id)).action_items[0].status == ActionItemStatus.IN_PROGRESS
+
+    fake.close(int(item.ticket_key.split("#")[-1]), "completed")
+    synced = await ActivityEnvironment().run(activities.sync_tickets, tickets)
+    assert (synced.pushed, synced.changed) == ([], [item.ticket_key])
+    after = (await sqlite_store.postmortems.get(pm_id)).action_items[0]
+    assert after.status == ActionItemStatus.COMPLETED and after.completed_at is not None
