@@ -59,6 +59,7 @@ from postmortem.app.settings import Settings
 from postmortem.config import StoreSettings
 from postmortem.incident.teams_file import parse_teams
 from postmortem.models import ActionItemStatus, CauseCategory, Priority, Status, Visibility
+from postmortem.store.metric_columns import from_follow_up, from_metrics, from_review
 from postmortem.store.store import Store
 from postmortem.store.tables import (
     ActionItemRow,
@@ -165,23 +166,26 @@ async def fill(store: Store, reports: int, timeline_per_report: int, seed: int =
             }
         ]
         visibility = rng.choices([Visibility.ORGANISATION, Visibility.TEAM, Visibility.PRIVATE], [80, 15, 5])[0]
+        review = {
+            "status": status.value,
+            "reviewers": reviewers,
+            "history": history,
+            "published_count": 1 if len(history) > 1 else 0,
+            "published_version": None,
+            "public_slug": None,
+        }
         batch.setdefault(PostmortemRow.__table__, []).append(
             {
                 **base,
+                **from_metrics(metrics, created),  # the columns the store writes with these documents
+                **from_review(review),
                 "id": pm_id,
                 "title": f"Incident {n}: {' '.join(services)} degraded",
                 "status": status.value,
                 "team": rng.choice(TEAMS),
                 "metrics": metrics,
                 "workflow_id": f"postmortem-{pm_id}",
-                "review": {
-                    "status": status.value,
-                    "reviewers": reviewers,
-                    "history": history,
-                    "published_count": 1 if len(history) > 1 else 0,
-                    "published_version": None,
-                    "public_slug": None,
-                },
+                "review": review,
                 "visibility": visibility.value,
                 "author": rng.choice(PEOPLE),
                 "cause_category": rng.choice([None, *[c.value for c in CauseCategory]]),
@@ -231,6 +235,7 @@ async def fill(store: Store, reports: int, timeline_per_report: int, seed: int =
                 batch.setdefault(FollowUpRow.__table__, []).append(
                     {"postmortem_id": pm_id, "day": day, "data": data, "checked_at": created + timedelta(days=day)}
                 )
+                batch[PostmortemRow.__table__][-1].update(from_follow_up(data))  # the latest check's verdict
         for k in range(timeline_per_report):
             batch.setdefault(TimelineEntryRow.__table__, []).append(
                 {

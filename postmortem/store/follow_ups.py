@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from postmortem.store.tables import FollowUpRow
+from postmortem.store.metric_columns import from_follow_up
+from postmortem.store.tables import FollowUpRow, PostmortemRow
 
 
 class FollowUpStore:
@@ -25,6 +26,15 @@ class FollowUpStore:
         )
         async with self._sessions() as session:
             await session.execute(statement)
+            latest = await session.scalar(
+                select(FollowUpRow.data)
+                .where(FollowUpRow.postmortem_id == postmortem_id)
+                .order_by(FollowUpRow.day.desc())
+                .limit(1)
+            )
+            await session.execute(
+                update(PostmortemRow).where(PostmortemRow.id == postmortem_id).values(**from_follow_up(latest or {}))
+            )
             await session.commit()
 
     async def list(self, postmortem_id: str) -> list[dict[str, Any]]:

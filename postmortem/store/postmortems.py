@@ -43,6 +43,7 @@ from postmortem.store.listing import (
     listing_query,
     next_cursor,
 )
+from postmortem.store.metric_columns import from_metrics
 from postmortem.store.similarity import reindex
 from postmortem.store.tables import IncidentRow, PostmortemRow, PostmortemServiceRow, RevisionRow, SimilarRow
 
@@ -209,6 +210,7 @@ class PostmortemStore(ActionItemStore):
                     version=1,
                     created_at=new.created_at,
                     updated_at=new.created_at,
+                    **from_metrics(new.metrics.model_dump(mode="json"), new.created_at),
                 )
                 row.services = [PostmortemServiceRow(service=name) for name in dict.fromkeys(new.metrics.services)]
                 row.incidents = [
@@ -280,6 +282,11 @@ class PostmortemStore(ActionItemStore):
             values["severity"] = changes.metrics.highest_severity.value
         values.update(version=PostmortemRow.version + 1, updated_at=now)
         async with self._sessions() as session:
+            if "metrics" in values:
+                created_at = await session.scalar(
+                    select(PostmortemRow.created_at).where(PostmortemRow.id == postmortem_id)
+                )
+                values.update(from_metrics(values["metrics"], created_at) if created_at is not None else {})
             result = await session.execute(
                 update(PostmortemRow)
                 .where(PostmortemRow.id == postmortem_id, PostmortemRow.version == expected_version)
@@ -378,12 +385,15 @@ class PostmortemStore(ActionItemStore):
 
     async def set_metrics(self, postmortem_id: str, metrics: KeyMetrics, now: datetime) -> None:
         """Recomputed key metrics (a system write: no edit conflict, but services are kept in step)."""
+        document = metrics.model_dump(mode="json")
         async with self._sessions() as session:
+            created_at = await session.scalar(select(PostmortemRow.created_at).where(PostmortemRow.id == postmortem_id))
             await session.execute(
                 update(PostmortemRow)
                 .where(PostmortemRow.id == postmortem_id)
                 .values(
-                    metrics=metrics.model_dump(mode="json"),
+                    metrics=document,
+                    **(from_metrics(document, created_at) if created_at is not None else {}),
                     updated_at=now,
                     severity=metrics.highest_severity.value if metrics.highest_severity else None,
                 )

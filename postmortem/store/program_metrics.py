@@ -7,9 +7,9 @@ the lists (`listing.filter_conditions`: the caller's visibility first), so a rep
 caller moves none of their figures.
 
 Means are `AVG`, medians the middle row(s) by `row_number()` (window functions: SQLite and PostgreSQL
-alike), so no list of values leaves the database. The few expressions the two databases spell
-differently (a value inside a JSON document, an ISO timestamp's difference in hours, a month) are
-`_Sql` below: one template per dialect.
+alike), so no list of values leaves the database. The inputs are plain columns the store keeps beside
+the JSON documents (`store/metric_columns.py`): no JSON is parsed per row. The one expression the two
+databases spell differently (a difference of timestamps in hours) is `_Sql` below.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Float,
-    Integer,
-    String,
     and_,
     case,
     func,
@@ -38,7 +36,7 @@ from sqlalchemy.types import TypeEngine
 from postmortem.models import ActionItemStatus, Status
 from postmortem.review.program_metrics import DONE, ProgramMetrics, Summary, empty_metrics, months_between
 from postmortem.store.listing import PostmortemFilter, filter_conditions
-from postmortem.store.tables import ActionItemRow, FollowUpRow, PostmortemRow, PostmortemServiceRow
+from postmortem.store.tables import ActionItemRow, PostmortemRow, PostmortemServiceRow
 
 __all__ = ["MetricsStore"]
 
@@ -73,70 +71,19 @@ def _compile(element: _Sql, compiler: SQLCompiler, **kw: Any) -> str:
     return element.templates[compiler.dialect.name].format(*(compiler.process(c, **kw) for c in element.clauses))
 
 
-def _json_number(column: ColumnElement[Any], key: str) -> _Sql:
-    return _Sql(
-        Float(),
-        {"sqlite": f"json_extract({{0}}, '$.{key}')", "postgresql": f"CAST({{0}} ->> '{key}' AS FLOAT)"},
-        column,
-    )
-
-
-def _json_truthy(column: ColumnElement[Any], *path: str) -> _Sql:
-    """1 when the JSON value at `path` is truthy as Python sees it, 0 when falsy, NULL when absent."""
-    dotted, braced = "$." + ".".join(path), "{{" + ",".join(path) + "}}"  # braces doubled for .format
-    value, text = f"json_extract({{0}}, '{dotted}')", f"({{0}} #>> '{braced}')"
-    return _Sql(
-        Integer(),
-        {
-            "sqlite": f"CASE json_type({{0}}, '{dotted}') WHEN 'true' THEN 1 WHEN 'false' THEN 0 WHEN 'null' THEN 0"
-            f" WHEN 'integer' THEN {value} != 0 WHEN 'real' THEN {value} != 0 WHEN 'text' THEN {value} != ''"
-            f" WHEN 'object' THEN {value} != '{{{{}}}}' WHEN 'array' THEN json_array_length({{0}}, '{dotted}') > 0 END",
-            "postgresql": f"CASE json_typeof({{0}} #> '{braced}') WHEN 'boolean' THEN CASE WHEN {text} = 'true'"
-            f" THEN 1 ELSE 0 END WHEN 'null' THEN 0 WHEN 'number' THEN CASE WHEN CAST({text} AS NUMERIC) != 0"
-            f" THEN 1 ELSE 0 END WHEN 'string' THEN CASE WHEN {text} != '' THEN 1 ELSE 0 END"
-            f" WHEN 'object' THEN CASE WHEN {text} != '{{{{}}}}' THEN 1 ELSE 0 END"
-            f" WHEN 'array' THEN CASE WHEN json_array_length({{0}} #> '{braced}') > 0 THEN 1 ELSE 0 END END",
-        },
-        column,
-    )
-
-
-# The `at` of the report's first transition to published (its review's history is in order).
-PUBLISHED = Status.PUBLISHED.value
-_FIRST_PUBLISHED = _Sql(
-    String(),
-    {
-        "sqlite": "(SELECT json_extract(h.value, '$.at') FROM json_each({0}, '$.history') AS h"
-        " WHERE json_extract(h.value, '$.to_status') = '" + PUBLISHED + "' ORDER BY h.key LIMIT 1)",
-        "postgresql": "(SELECT h.value ->> 'at' FROM json_array_elements(CASE WHEN json_typeof({0} -> 'history')"
-        " = 'array' THEN {0} -> 'history' END) WITH ORDINALITY AS h(value, n)"
-        " WHERE h.value ->> 'to_status' = '" + PUBLISHED + "' ORDER BY h.n LIMIT 1)",
-    },
-    PostmortemRow.__table__.c.review,
-)
-
 # Hours from the incident's close to the first publication (NULL when either is missing).
 _HOURS_TO_PUBLISH = _Sql(
     Float(),
     {
-        "sqlite": "((julianday({0}) - julianday(json_extract({1}, '$.closed_at'))) * 24.0)",
-        "postgresql": "(EXTRACT(EPOCH FROM (CAST({0} AS TIMESTAMPTZ) - CAST({1} ->> 'closed_at' AS TIMESTAMPTZ)))"
-        " / 3600.0)",
+        "sqlite": "((julianday({0}) - julianday({1})) * 24.0)",
+        "postgresql": "(EXTRACT(EPOCH FROM ({0} - {1})) / 3600.0)",
     },
-    _FIRST_PUBLISHED,
-    PostmortemRow.__table__.c.metrics,
+    PostmortemRow.__table__.c.published_at,
+    PostmortemRow.__table__.c.closed_at,
 )
 
 # The month (UTC, "YYYY-MM") the incident started in; a backfilled report counts in its incident's month.
-MONTH = _Sql(
-    String(),
-    {
-        "sqlite": "strftime('%Y-%m', coalesce(json_extract({0}, '$.started_at'), {1}))",
-        "postgresql": "to_char(coalesce(CAST({0} ->> 'started_at' AS TIMESTAMPTZ), {1}) AT TIME ZONE 'UTC', 'YYYY-MM')",
-    },
-    PostmortemRow.__table__.c.metrics,
-    PostmortemRow.__table__.c.created_at,
-)
+MONTH = PostmortemRow.__table__.c.month
 
 
 def _utc_date(column: ColumnElement[Any]) -> _Sql:
@@ -144,8 +91,8 @@ def _utc_date(column: ColumnElement[Any]) -> _Sql:
 
 
 _TEAM = case((or_(PostmortemRow.team.is_(None), PostmortemRow.team == ""), NO_TEAM), else_=PostmortemRow.team)
-_TTD = _json_number(PostmortemRow.__table__.c.metrics, "time_to_detect_seconds")
-_TTR = _json_number(PostmortemRow.__table__.c.metrics, "time_to_resolve_seconds")
+_TTD = PostmortemRow.__table__.c.time_to_detect_seconds
+_TTR = PostmortemRow.__table__.c.time_to_resolve_seconds
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -196,9 +143,23 @@ class MetricsStore:
     async def _figures(self, g: _Grouping, today: datetime, *, trends: bool) -> dict[str, ProgramMetrics]:
         k = g.column()
         done = PostmortemRow.status.in_(DONE_VALUES)
-        reports = g.grouped(select(k, _TEAM.label("t"), func.count(), _count_if(done)), "t")
         hours = _HOURS_TO_PUBLISH
-        to_publish = g.grouped(select(k, func.avg(hours)).where(done, hours >= 0))
+        published_hours = case((and_(done, hours >= 0), hours))
+        # One pass over the reports: counts per team, the hours to publish (summed: a mean over teams
+        # is their sum over their count), the latest follow-ups' verdicts.
+        reports = g.grouped(
+            select(
+                k,
+                _TEAM.label("t"),
+                func.count(),
+                _count_if(done),
+                func.sum(published_hours),
+                func.count(published_hours),
+                _count_if(PostmortemRow.recurred.is_not(None)),
+                _count_if(PostmortemRow.recurred == 1),
+            ),
+            "t",
+        )
         with_due = and_(ActionItemRow.due_date.is_not(None), ActionItemRow.status == ActionItemStatus.COMPLETED.value)
         items = g.grouped(
             select(
@@ -221,28 +182,19 @@ class MetricsStore:
                 ),
             ).select_from(PostmortemRow.__table__.join(ActionItemRow, ActionItemRow.postmortem_id == PostmortemRow.id))
         )
-        latest = (
-            select(FollowUpRow.postmortem_id, func.max(FollowUpRow.day).label("day"))
-            .group_by(FollowUpRow.postmortem_id)
-            .subquery()
-        )
-        judged = _json_truthy(FollowUpRow.__table__.c.data, "verdict") == 1
-        worked = func.coalesce(_json_truthy(FollowUpRow.__table__.c.data, "verdict", "worked"), 1)
-        checks = g.grouped(
-            select(k, _count_if(judged), _count_if(and_(judged, worked == 0))).select_from(
-                PostmortemRow.__table__.join(latest, latest.c.postmortem_id == PostmortemRow.id).join(
-                    FollowUpRow,
-                    and_(FollowUpRow.postmortem_id == latest.c.postmortem_id, FollowUpRow.day == latest.c.day),
-                )
-            )
-        )
         async with self._engine.connect() as connection:
             counts: dict[str, dict[str, tuple[int, int]]] = {}
-            for key, team, total, published in await connection.execute(reports):
+            publish_hours: dict[str, tuple[float, int]] = {}
+            verdicts: dict[str, tuple[int, int]] = {}
+            for key, team, total, published, hours_sum, hours_n, judged_n, recurred_n in await connection.execute(
+                reports
+            ):
                 counts.setdefault(key, {})[team] = (int(total), int(published))
-            publish_hours = {key: value for key, value in await connection.execute(to_publish)}
+                summed, n = publish_hours.get(key, (0.0, 0))
+                publish_hours[key] = (summed + float(hours_sum or 0), n + int(hours_n))
+                judged, recurred = verdicts.get(key, (0, 0))
+                verdicts[key] = (judged + int(judged_n), recurred + int(recurred_n))
             item_counts = {row[0]: tuple(int(v) for v in row[1:]) for row in await connection.execute(items)}
-            verdicts = {row[0]: (int(row[1]), int(row[2])) for row in await connection.execute(checks)}
             ttd = await self._summaries(connection, g, _TTD)
             ttr = await self._summaries(connection, g, _TTR)
             causes, services = await self._trends(connection, g) if trends else ({}, {})
@@ -252,7 +204,8 @@ class MetricsStore:
             published = sum(done_ for _, done_ in teams.values())
             total_items, due_done, on_time, overdue = item_counts.get(key, (0, 0, 0, 0))
             judged_n, recurred = verdicts.get(key, (0, 0))
-            mean_hours = publish_hours.get(key)
+            hours_sum, hours_n = publish_hours.get(key, (0.0, 0))
+            mean_hours = hours_sum / hours_n if hours_n else None
             figures[key] = ProgramMetrics(
                 postmortems_created=considered,
                 completion_rate=_rate(published, considered),

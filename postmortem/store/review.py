@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from postmortem.models import Status
 from postmortem.review.lifecycle import Review
 from postmortem.store.errors import NotFound
+from postmortem.store.metric_columns import from_review
 from postmortem.store.tables import CommentRow, ExportRow, PostmortemRow, ProblemRow, RevisionRow
 
 MENTION = re.compile(r"(?<![\w.])@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w.-]+)")
@@ -65,11 +66,17 @@ class ReviewStore:
         A published report back in DRAFT (unpublished) loses its exports and public page in the same
         transaction, so both are gone when the unpublish is answered; ARCHIVED keeps them.
         """
+        document = review.model_dump(mode="json")
         async with self._sessions() as session:
             result = await session.execute(
                 update(PostmortemRow)
                 .where(PostmortemRow.id == postmortem_id)
-                .values(review=review.model_dump(mode="json"), status=review.status.value, updated_at=now)
+                .values(
+                    review=document,
+                    status=review.status.value,
+                    updated_at=now,
+                    **from_review(document),
+                )
             )
             if result.rowcount == 0:
                 raise NotFound(f"no post-mortem {postmortem_id!r}")

@@ -87,6 +87,14 @@ class PostmortemRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # What /api/metrics counts, out of `metrics` and `review` (store/metric_columns.py, migration 0021).
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    month: Mapped[str | None] = mapped_column(String(7), index=True)
+    time_to_detect_seconds: Mapped[float | None] = mapped_column(Float)
+    time_to_resolve_seconds: Mapped[float | None] = mapped_column(Float)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recurred: Mapped[int | None] = mapped_column(Integer)  # the latest follow-up's verdict
 
     incidents: Mapped[list[IncidentRow]] = relationship(
         back_populates="postmortem", cascade="all, delete-orphan", passive_deletes=True, order_by="IncidentRow.id"

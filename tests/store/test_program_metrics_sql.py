@@ -207,3 +207,25 @@ async def test_board_pages_and_totals_are_the_full_list_s(any_store: Store) -> N
         total = await any_store.postmortems.count_action_items(today=NOW.date(), viewer=viewer, overdue_on=overdue_on)
         assert total == (len(everything), overdue)
     assert len(everything) < len(await any_store.postmortems.action_items())  # private reports' items left out
+
+
+async def test_migration_0021_fills_the_metric_columns_of_reports_stored_before_it(any_store: Store) -> None:
+    """The figures read plain columns since 0021; a store from before has them filled by the migration."""
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from postmortem.store.database import alembic_config, migrate
+    from postmortem.store.tables import PostmortemRow
+
+    await fill(any_store, 60, seed=20)
+    before = await any_store.metrics.program(PostmortemFilter(), NOW)
+    before_months = await any_store.metrics.monthly(PostmortemFilter(), NOW, 18)
+    async with any_store.engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0020"))
+    await migrate(any_store.engine)
+    async with any_store.engine.connect() as connection:
+        months = await connection.scalar(select(func.count()).where(PostmortemRow.month.is_not(None)))
+        judged = await connection.scalar(select(func.count()).where(PostmortemRow.recurred.is_not(None)))
+    assert months == 60 and judged, (months, judged)
+    assert (await any_store.metrics.program(PostmortemFilter(), NOW)).model_dump() == before.model_dump()
+    assert await any_store.metrics.monthly(PostmortemFilter(), NOW, 18) == before_months
