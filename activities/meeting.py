@@ -40,7 +40,6 @@ from postmortem.meeting.invite import (
 from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.meeting.scheduling import find_slot, meeting_minutes
 from postmortem.models import Language, Severity
-from postmortem.report.formatting import format_local
 from postmortem.review import signed_links
 from postmortem.store.meetings import MeetingStore
 
@@ -236,7 +235,6 @@ class MeetingActivities:
         if mailer is None:
             return None
         method = invite_method(meeting)
-        when = format_local(meeting.start, meeting.timezone)
         attendees = unique_attendees(meeting.attendees)
         invited = {person.email.strip().casefold() for person in attendees}
         people = attendees + ([meeting.organizer] if meeting.organizer.email.strip().casefold() not in invited else [])
@@ -257,7 +255,7 @@ class MeetingActivities:
                 ics,
                 method=method,
                 sender=self._smtp.sender,
-                body_text=f"{meeting.title}\n{when}\n\n{invite_description(personal)}",
+                body_text=f"{meeting.title}\n\n{invite_description(personal)}",  # the description says when
                 recipients=attendees,
                 copy_for=person,
             )

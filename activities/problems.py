@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from postmortem.activities.page_links import PageLinks
 from postmortem.activities.review import Messenger
 from postmortem.config import HttpSettings, ServerSettings, SlackSettings, SmtpSettings, WebSettings
+from postmortem.review.notices import Voice
 from postmortem.review.problems import Problem, ProblemState
 from postmortem.store.errors import NotFound
 from postmortem.store.store import Store
@@ -108,17 +109,14 @@ class ProblemActivities:
 
     async def _tell(self, input: RecordProblemInput, problem: Problem) -> None:
         try:
-            title = (await self._store.postmortems.get(input.postmortem_id)).title
+            pm = await self._store.postmortems.get(input.postmortem_id)
         except NotFound:
             return
         key = delivery_key(input.postmortem_id, problem.id)
-        report = f"{self._public_url}/api/postmortems/{input.postmortem_id}"
-        subject = f"Post-mortem {title!r}: {problem.step} ({problem.target}) failed"
-        text = (
-            f"{problem.message}\n\n"
-            "The post-mortem goes on without it. Once the cause is fixed, retry it:\n"
-            f"POST {report}/problems/{problem.id}/retry\n\n"
-        )
+        retry = f"{self._public_url}/api/postmortems/{input.postmortem_id}/problems/{problem.id}/retry"
+        voice = Voice.of(pm)  # the report's language; the upstream's message keeps its own words
+        subject = voice.words("problem_subject", title=pm.title, step=voice.step(problem.step), target=problem.target)
+        text = voice.words("problem_text", message=problem.message, retry=retry)
         page = self._links.page(input.postmortem_id)
         if input.slack_channel and input.broken_channel != "slack":
             try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from enum import StrEnum
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, Field
@@ -35,6 +34,7 @@ from postmortem.report.export_pdf import export_pdf
 from postmortem.report.exports import export_html, export_json, export_markdown
 from postmortem.report.public_summary import public_summary
 from postmortem.review.lifecycle import Review
+from postmortem.review.notices import ENGLISH, NoticeKind, Say, Voice
 from postmortem.store.errors import NotFound
 from postmortem.store.store import Store
 
@@ -72,35 +72,17 @@ class NotifyInput(BaseModel):
     postmortem_id: str
     key: str = Field(description="deterministic: the same reminder is never sent twice")
     recipients: list[str]
-    subject: str
+    subject: str = Field(description="in English; `subject_says`, when set, is what is sent")
     text: str
     slack_channel: str | None = None
     now: AwareDatetime
+    # The message in the report's language (postmortem.review.notices); None in histories from before it.
+    subject_says: Say | None = None
+    says: list[Say] = Field(default_factory=list, description="the text, one line each, when `subject_says` is set")
 
 
 class NotifyResult(BaseModel):
     sent: list[str]
-
-
-class NoticeKind(StrEnum):
-    """Why a person is told: names the subject, the report's title completes it (in the activity)."""
-
-    REVIEW_REQUESTED = "review_requested"
-    CHANGES_REQUESTED = "changes_requested"
-    MENTION = "mention"
-    PUBLISHED = "published"
-    LAPSED = "lapsed"
-    REMINDER = "reminder"
-
-
-SUBJECTS = {
-    NoticeKind.REVIEW_REQUESTED: "Review requested",
-    NoticeKind.CHANGES_REQUESTED: "Changes requested",
-    NoticeKind.MENTION: "You were mentioned",
-    NoticeKind.PUBLISHED: "Approved and published",
-    NoticeKind.LAPSED: "Review again",
-    NoticeKind.REMINDER: "Reminder",
-}
 
 
 class PeopleNoticeInput(BaseModel):
@@ -114,14 +96,15 @@ class PeopleNoticeInput(BaseModel):
         default=None, description="said in the subject after the title, e.g. what a reminder is about"
     )
     recipients: list[str]
-    lines: list[str] = Field(description="the message, one line each (a folded reminder has several)")
+    lines: list[str] = Field(description="the message in English, one line each (a folded reminder has several)")
     mentions: list[str] = Field(default_factory=list, description="Slack member mentions for the channel post")
     slack_channel: str | None = None
     now: AwareDatetime
-
-
-def notice_subject(kind: NoticeKind, topic: str | None, title: str) -> str:
-    return f"{SUBJECTS[kind]}: {title}{f' ({topic})' if topic else ''}"
+    # The message as words of postmortem.review.notices, written when sent in the report's language and
+    # zone (so it follows a report switched since). Empty in histories from before them: `lines` and
+    # `topic` are sent as they are, in English.
+    says: list[Say] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list, description="the subject's topics, as keys of the same table")
 
 
 class Messenger:
@@ -281,7 +264,9 @@ class ReviewActivities:
         sent: list[str] = []
         if input.slack_channel:
             key = f"{pm.id}:announce:{input.published_count}"
-            text = f"Post-mortem published: *{pm.title}* ({pm.severity or 'no severity'}) — {self._links.page(pm.id)}"
+            voice = Voice.of(pm)
+            severity = pm.severity.value if pm.severity else voice.words("no_severity")
+            text = voice.words("announced", title=pm.title, severity=severity, link=self._links.page(pm.id))
             if await self._messenger.slack(pm.id, key, input.slack_channel, text, input.now):
                 sent.append(key)
         return sent
@@ -290,8 +275,9 @@ class ReviewActivities:
     async def notify(self, input: NotifyInput) -> NotifyResult:
         sent: list[str] = []
         messenger = self._messenger
-        text = f"{input.subject}\n{input.text}\n{self._links.page(input.postmortem_id)}"
-        email_text = f"{input.text}\n\n{await self._links.for_people(input.postmortem_id, input.recipients, input.now)}"
+        subject, body = await self._written(input)
+        text = f"{subject}\n{body}\n{self._links.page(input.postmortem_id)}"
+        email_text = f"{body}\n\n{await self._links.for_people(input.postmortem_id, input.recipients, input.now)}"
         failed: ApplicationError | None = None
         try:
             if input.slack_channel and await messenger.slack(
@@ -302,7 +288,7 @@ class ReviewActivities:
             failed = exc
         try:
             if await messenger.email(
-                input.postmortem_id, f"{input.key}:email", input.recipients, input.subject, email_text, input.now
+                input.postmortem_id, f"{input.key}:email", input.recipients, subject, email_text, input.now
             ):
                 sent.append("email")
         except ApplicationError as exc:
@@ -316,11 +302,17 @@ class ReviewActivities:
         """One email per person (its own key, their own signed link) and one post to the team's channel
         (the plain page link: a channel has many readers). A retry sends only what did not go."""
         try:
-            title = (await self._store.postmortems.get(input.postmortem_id)).title
+            pm = await self._store.postmortems.get(input.postmortem_id)
         except NotFound:
             return NotifyResult(sent=[])  # deleted meanwhile: nobody to tell about it
-        subject = notice_subject(input.kind, input.topic, title)
-        text = "\n".join(input.lines)
+        if input.says:  # in the report's language and zone, as the report is now
+            voice = Voice.of(pm)
+            subject = voice.subject(input.kind, pm.title, voice.topics(input.topics))
+            text = "\n".join(voice.say(line, title=pm.title) for line in input.says)
+        else:  # scheduled before the words were ours to choose: its English lines, all of it in English
+            voice = ENGLISH
+            subject = voice.subject(input.kind, pm.title, [input.topic] if input.topic else [])
+            text = "\n".join(input.lines)
         messenger = self._messenger
         sent: list[str] = []
         failed: ApplicationError | None = None
@@ -335,7 +327,7 @@ class ReviewActivities:
                 failed = exc
         for person in dict.fromkeys(input.recipients):
             link = await self._links.for_people(input.postmortem_id, [person], input.now)
-            body = f"{text}\n\nOpen the post-mortem: {link}\n"
+            body = f"{text}\n\n{voice.words('open', link=link)}\n"
             try:
                 if await messenger.email(
                     input.postmortem_id, f"{input.key}:email:{person}", [person], subject, body, input.now
@@ -346,3 +338,16 @@ class ReviewActivities:
         if failed is not None:  # the retry re-sends only what did not go (delivery keys)
             raise failed
         return NotifyResult(sent=sent)
+
+    async def _written(self, input: NotifyInput) -> tuple[str, str]:
+        """The subject and text of `input`: in the report's language when the workflow said it in words
+        of ours (`subject_says`), else as the workflow wrote them (histories from before)."""
+        if input.subject_says is None:
+            return input.subject, input.text
+        try:
+            pm = await self._store.postmortems.get(input.postmortem_id)
+        except NotFound:
+            return input.subject, input.text
+        voice = Voice.of(pm)
+        text = "\n".join(voice.say(line, title=pm.title) for line in input.says)
+        return voice.say(input.subject_says, title=pm.title), text

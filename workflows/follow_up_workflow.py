@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.review import NotifyInput, ReviewActivities
     from postmortem.activities.tickets import FollowUpCheck, FollowUpCheckInput, TicketActivities, TicketsInput
     from postmortem.review.lifecycle import TransitionRefused
+    from postmortem.review.notices import Say
     from postmortem.review.problems import Problem, ProblemState
     from postmortem.workflows.inputs import RetryProblemRequest
     from postmortem.workflows.side_effects import SideEffects, refused
@@ -139,15 +140,18 @@ class FollowUpWorkflow:
             check = await call()
         self._checks.append(check)
         if check.owners_to_remind:
-            late = "; ".join(check.overdue + check.stalled)
+            late = check.overdue + check.stalled
             notice = NotifyInput(
                 postmortem_id=input.postmortem_id,
                 key=f"{input.postmortem_id}:followup:{step.day}",
                 recipients=check.owners_to_remind,
                 subject=f"Day {step.day} follow-up of post-mortem {input.postmortem_id}",
-                text=f"Action items overdue or stalled: {late}",
+                text=f"Action items overdue or stalled: {'; '.join(late)}",
                 slack_channel=input.slack_channel,
                 now=workflow.now(),
+                # what is sent: in the report's language, with its title (the words above are the fallback)
+                subject_says=Say(words="follow_up_subject", args={"day": str(step.day)}),
+                says=[Say(words="follow_up_late", args={"items": late})],
             )
             await self._notify(NotifyStep(target=f"follow-up day {step.day}", notice=notice))
 

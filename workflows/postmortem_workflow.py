@@ -23,12 +23,12 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
-    from postmortem.activities.review import NoticeKind
     from postmortem.meeting.models import Meeting, MeetingStatus
     from postmortem.meeting.scheduling import outside_working_hours
     from postmortem.models import IncidentEvent, Status
     from postmortem.review import lifecycle
     from postmortem.review.lifecycle import Actor, Review, TransitionRefused
+    from postmortem.review.notices import NoticeKind, Say
     from postmortem.review.problems import Problem
     from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
@@ -388,17 +388,17 @@ class PostmortemWorkflow:
             await record_review(state)
             self._set_status(outcome.to)
             self._changed = True
-            self._steps.tell(outcome.lapsed, "lapsed", "The post-mortem changed since your approval: review it again.")
+            self._steps.tell(outcome.lapsed, "lapsed", Say(words="lapsed"))
             if action == "change_reviewers":
-                self._steps.tell(outcome.added, "asked", "You were asked to review a post-mortem.")
+                self._steps.tell(outcome.added, "asked", Say(words="asked"))
             elif workflow.patched(NOTIFY_PATCH):
                 self._told(action, actor, review, given.get("comment"))
             if outcome.publishes:
                 await self._published(PublishStep(count=review.published_count, version=review.published_version))
                 if workflow.patched(NOTIFY_PATCH):  # after the exports: the link shows what was published
                     people = [*state.owners, *(r.reviewer for r in review.reviewers)]
-                    text = "The post-mortem was approved and published."
-                    self._steps.tell_people(NoticeKind.PUBLISHED, people, text, key=str(review.published_count))
+                    said = Say(words="published")
+                    self._steps.tell_people(NoticeKind.PUBLISHED, people, said, key=str(review.published_count))
             return review
 
     def _told(self, action: str, actor: Actor, review: Review, comment: object) -> None:
@@ -407,13 +407,17 @@ class PostmortemWorkflow:
         state, event = self._state, str(len(review.history))
         reviewers = [r.reviewer for r in review.reviewers]
         if action == "submit":
-            text = f"{actor.name} asked you to review the post-mortem."
-            self._steps.tell_people(NoticeKind.REVIEW_REQUESTED, reviewers, text, key=event)
+            said = Say(words="submitted", args={"by": actor.name})
+            self._steps.tell_people(NoticeKind.REVIEW_REQUESTED, reviewers, said, key=event)
         elif action == "request_changes":
             author = next((t.by for t in reversed(review.history) if t.action == "submit"), None)
             people = [p for p in [*state.owners, author or ""] if p.casefold() != actor.name.casefold()]
-            text = f"{actor.name} requested changes: {comment or ''}".rstrip(": ")
-            self._steps.tell_people(NoticeKind.CHANGES_REQUESTED, people, text, key=event)
+            said = (
+                Say(words="changes_requested_because", args={"by": actor.name, "comment": str(comment)})
+                if comment
+                else Say(words="changes_requested", args={"by": actor.name})
+            )
+            self._steps.tell_people(NoticeKind.CHANGES_REQUESTED, people, said, key=event)
 
     async def _published(self, step: PublishStep) -> None:
         """A publication: its exports and announcement, the tickets, and (the first time) the follow-ups."""
@@ -465,13 +469,8 @@ class PostmortemWorkflow:
             if lapsed:
                 await record_review(state)
                 self._changed = True
-                self._steps.tell(
-                    lapsed,
-                    "lapsed",
-                    f"{edit.by} changed the post-mortem after your approval (version {edit.version}). "
-                    "Please review it again.",
-                    event=f"v{edit.version}",
-                )
+                said = Say(words="edited_after_approval", args={"by": edit.by, "version": str(edit.version)})
+                self._steps.tell(lapsed, "lapsed", said, event=f"v{edit.version}")
 
     @workflow.signal
     async def sections_redrafted(self, redrafted: SectionsRedrafted) -> None:
@@ -499,9 +498,12 @@ class PostmortemWorkflow:
         if state.review is None or state.closed or not workflow.patched(NOTIFY_PATCH):
             return
         people = [p for p in comment.mentions if p.casefold() != comment.by.casefold()]
-        where = f" on {comment.section}" if comment.section else ""
-        text = f"{comment.by} mentioned you in a comment{where}: {comment.excerpt}"
-        self._steps.tell_people(NoticeKind.MENTION, people, text, key=comment.comment_id)
+        said = Say(
+            words="mentioned_on" if comment.section else "mentioned",
+            args={"by": comment.by, "excerpt": comment.excerpt},
+            section=comment.section,
+        )
+        self._steps.tell_people(NoticeKind.MENTION, people, said, key=comment.comment_id)
 
     @workflow.update
     async def submit(self, request: SubmitRequest) -> Review:

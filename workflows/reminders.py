@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from postmortem.activities.review import NoticeKind, NotifyInput, PeopleNoticeInput
+    from postmortem.activities.review import NotifyInput, PeopleNoticeInput
     from postmortem.meeting.models import MeetingStatus
     from postmortem.models import Status
-    from postmortem.report.formatting import format_local
     from postmortem.review.lifecycle import Decision
+    from postmortem.review.notices import NoticeKind, Say, Voice
     from postmortem.workflows.state import PostmortemState
 
 
@@ -27,7 +27,13 @@ class Reminder:
     due: datetime
     kind: str  # "submit", "review:<reviewer>", "deadline", "meeting:<sequence>"
     recipients: list[str]
-    text: str
+    say: Say  # written in the report's language and zone by the activity that sends it
+
+
+def english(state: PostmortemState) -> Voice:
+    """How the workflow writes a message's English `lines` (what histories from before the word table
+    sent, and what an input without `says` still sends): in the team's zone."""
+    return Voice(zone=state.team.timezone if state.team else "UTC")
 
 
 def next_reminder(state: PostmortemState, now: datetime, *, meeting_reminders: Callable[[], bool]) -> Reminder | None:
@@ -54,7 +60,7 @@ def _candidates(state: PostmortemState, now: datetime, meeting_reminders: Callab
                 resolved_at + timedelta(hours=team.remind_submit_hours),
                 "submit",
                 owner,
-                "The post-mortem draft has not been submitted for review yet.",
+                Say(words="remind_submit"),
             )
         )
     if review.status == Status.IN_REVIEW and state.submitted_at is not None:
@@ -66,7 +72,7 @@ def _candidates(state: PostmortemState, now: datetime, meeting_reminders: Callab
                         last + timedelta(hours=team.remind_reviewers_hours),
                         f"review:{reviewer.reviewer}",
                         [reviewer.reviewer],
-                        "A post-mortem is waiting for your review.",
+                        Say(words="remind_review"),
                     )
                 )
     if review.status in (Status.DRAFT, Status.IN_REVIEW) and "deadline" not in state.reminded:
@@ -75,7 +81,7 @@ def _candidates(state: PostmortemState, now: datetime, meeting_reminders: Callab
                 resolved_at + timedelta(days=team.publish_deadline_days),
                 "deadline",
                 owner,
-                f"The post-mortem is not published {team.publish_deadline_days} days after resolution.",
+                Say(words="remind_deadline", args={"days": str(team.publish_deadline_days)}),
             )
         )
     meeting = state.meeting
@@ -87,8 +93,7 @@ def _candidates(state: PostmortemState, now: datetime, meeting_reminders: Callab
                     max(meeting.start - timedelta(hours=24), now),
                     key,
                     owner,
-                    f"The post-mortem review meeting is at {meeting.start.isoformat()} "
-                    f"({meeting.timezone} {format_local(meeting.start, meeting.timezone)}).",
+                    Say(words="remind_meeting", at=meeting.start),
                 )
             )
     return candidates
@@ -101,7 +106,7 @@ def reminder_notice(state: PostmortemState, reminder: Reminder, now: datetime) -
         key=f"{state.postmortem_id}:remind:{_sent(state, reminder, now)}",
         recipients=reminder.recipients,
         subject=f"Reminder: post-mortem {state.postmortem_id}",
-        text=reminder.text,
+        text=english(state).say(reminder.say),
         now=now,
     )
 
@@ -118,12 +123,7 @@ def _sent(state: PostmortemState, reminder: Reminder, now: datetime) -> str:
     return f"{kind}:{occurrence}"
 
 
-TOPICS = {
-    "submit": "submit the draft",
-    "review": "your review",
-    "deadline": "publication deadline",
-    "meeting": "meeting",
-}
+TOPICS = {"submit": "topic_submit", "review": "topic_review", "deadline": "topic_deadline", "meeting": "topic_meeting"}
 
 
 def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -> list[tuple[str, PeopleNoticeInput]]:
@@ -141,7 +141,7 @@ def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -
         groups.setdefault(tuple(theirs), []).append(person)
     notices = []
     for indices, people in groups.items():
-        topics = dict.fromkeys(TOPICS.get(due[i].kind.split(":")[0], due[i].kind) for i in indices)
+        topics = dict.fromkeys(TOPICS[due[i].kind.split(":")[0]] for i in indices)
         notices.append(
             (
                 due[indices[0]].kind,
@@ -150,8 +150,8 @@ def folded_notices(state: PostmortemState, due: list[Reminder], now: datetime) -
                     NoticeKind.REMINDER,
                     key=f"{state.postmortem_id}:remind:{'+'.join(keys[i] for i in indices)}",
                     recipients=people,
-                    lines=[due[i].text for i in indices],
-                    topic=", ".join(topics),
+                    says=[due[i].say for i in indices],
+                    topics=list(topics),
                     now=now,
                 ),
             )
@@ -165,24 +165,27 @@ def people_notice(
     *,
     key: str,
     recipients: list[str],
-    lines: list[str],
+    says: list[Say],
     now: datetime,
-    topic: str | None = None,
+    topics: list[str] | None = None,
 ) -> PeopleNoticeInput:
     """A message of `kind` to each of `recipients` (by email) and the team's channel, mentioning those
-    Slack knows; the activity adds the title and each person's signed link."""
+    Slack knows; the activity writes `says` and `topics` in the report's language and zone, and adds
+    the title and each person's signed link. `lines` and `topic` are the same in English."""
     assert state.team is not None
-    team = state.team
+    team, voice = state.team, english(state)
     return PeopleNoticeInput(
         postmortem_id=state.postmortem_id,
         key=key,
         kind=kind,
-        topic=topic,
+        topic=", ".join(voice.topics(topics)) if topics else None,
         recipients=recipients,
-        lines=lines,
+        lines=[voice.say(line) for line in says],
         mentions=[f"<@{team.slack_users[r.casefold()]}>" for r in recipients if r.casefold() in team.slack_users],
         slack_channel=team.slack_channel,
         now=now,
+        says=says,
+        topics=topics or [],
     )
 
 

@@ -15,7 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.link import LinkActivities
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.review import (
-        NoticeKind,
         NotifyInput,
         PeopleNoticeInput,
         PublishInput,
@@ -24,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from postmortem.activities.tickets import PushTicketInput, TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
+    from postmortem.review.notices import NoticeKind, Say
     from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
     from postmortem.workflows.identity import follow_up_id_for
@@ -301,30 +301,30 @@ class Steps:
         except FailureError as error:  # finished already: nothing to end
             workflow.logger.info("follow-ups of %s not cancelled: %s", self._state.postmortem_id, error)
 
-    def tell(self, people: list[str], why: str, text: str, *, event: str | None = None) -> None:
+    def tell(self, people: list[str], why: str, say: Say, *, event: str | None = None) -> None:
         """Queue a message to each of `people`; its key is stable per review event (sent once).
         `event` (notify-v2) names it when the review's history did not move (an edit)."""
         state = self._state
         if not people or state.team is None or state.review is None:
             return
         if workflow.patched(NOTIFY_PATCH):
-            self.tell_people(TELLS[why], people, text, key=event or str(len(state.review.history)))
+            self.tell_people(TELLS[why], people, say, key=event or str(len(state.review.history)))
             return
         number = len(state.review.history)
-        for person in people:
+        for person in people:  # runs from before notify-v2: in English, as they were
             notice = reminders.notice(
                 state,
                 key=f"{state.postmortem_id}:{why}:{person}:{number}",
                 recipients=[person],
                 subject=f"Post-mortem {state.postmortem_id}",
-                text=text,
+                text=reminders.english(state).say(say),
                 now=workflow.now(),
             )
             state.steps.append(NotifyStep(target=f"{why} {person}", notice=notice))
 
-    def tell_people(self, kind: NoticeKind, people: list[str], text: str, *, key: str) -> None:
+    def tell_people(self, kind: NoticeKind, people: list[str], say: Say, *, key: str) -> None:
         """Queue one message of `kind` to `people` (notify-v2: each gets their own email and signed
-        link); `key` names the event, so it is sent once."""
+        link), said in the report's language when it is sent; `key` names the event, so it is sent once."""
         state = self._state
         people = list(dict.fromkeys(p for p in people if p))
         if not people or state.team is None:
@@ -334,7 +334,7 @@ class Steps:
             kind,
             key=f"{state.postmortem_id}:{kind.value}:{key}",
             recipients=people,
-            lines=[text],
+            says=[say],
             now=workflow.now(),
         )
         if kind == NoticeKind.PUBLISHED:  # the channel has the announcement of the publication already

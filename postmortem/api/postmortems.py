@@ -354,8 +354,9 @@ async def patch_postmortem(
         updated = await store.postmortems.update(current.id, expected, changes, datetime.now(UTC), document=live)
     if live is not None:
         wake_rooms(updated.id)
-    if updated.language != current.language:  # one voice: the invite speaks the report's language too
-        await store.meetings.set_language(updated.id, updated.language, datetime.now(UTC))
+    if (updated.language, updated.timezone) != (current.language, current.timezone):
+        # One voice: the invite speaks the report's language and writes its times in the report's zone.
+        await store.meetings.follow_report(updated.id, updated.language, updated.timezone, datetime.now(UTC))
     if updated.status == Status.IN_REVIEW:
         await tell_edited(gateway, updated, token.name)
     elif updated.status == Status.DRAFT and (retold := model_redrafted(current.sections, updated.sections)):

@@ -27,6 +27,7 @@ from icalendar import Alarm, Calendar, Event, Timezone, TimezoneDaylight, Timezo
 from postmortem.meeting.agenda import agenda_text, in_language
 from postmortem.meeting.models import Attendee, Meeting, MeetingStatus
 from postmortem.models import Language
+from postmortem.report.formatting import format_local
 
 PRODID = "-//postmortem-autopilot//Post-mortem review//EN"
 REMINDER = timedelta(minutes=-15)
@@ -101,7 +102,8 @@ def invite_method(meeting: Meeting) -> Literal["REQUEST", "CANCEL"]:
 
 
 def invite_description(meeting: Meeting) -> str:
-    """The event's text in the meeting's language: agenda, draft report, video link, the blameless rule."""
+    """The event's text in the meeting's language: when (in the meeting's zone, UTC beside it), agenda,
+    draft report, video link, the blameless rule."""
     chinese = meeting.language == Language.ZH
     header = "议程" if chinese else "Agenda"
     report = "复盘报告草稿" if chinese else "Draft report"
@@ -110,7 +112,16 @@ def invite_description(meeting: Meeting) -> str:
         if chinese
         else "Blameless: we discuss systems and decisions, not people's mistakes."
     )
-    lines = [f"{header}:", agenda_text(meeting.agenda, meeting.language), "", f"{report}: {meeting.report_url}"]
+    start, end = format_local(meeting.start, meeting.timezone), format_local(meeting.end, meeting.timezone)
+    when = f"时间：{start} – {end}" if chinese else f"When: {start} – {end}"
+    lines = [
+        when,
+        "",
+        f"{header}:",
+        agenda_text(meeting.agenda, meeting.language),
+        "",
+        f"{report}: {meeting.report_url}",
+    ]
     if meeting.video_url:
         lines.append(f"{'视频会议' if chinese else 'Video'}: {meeting.video_url}")
     return "\n".join([*lines, "", note])
@@ -120,11 +131,12 @@ def meeting_title(language: Language, incident_title: str) -> str:
     return TITLE_PREFIX[language] + incident_title
 
 
-def in_voice(meeting: Meeting, language: Language) -> Meeting:
-    """The meeting in the report's language (one voice: a report whose language changed after the
-    meeting was planned invites in its new language): our title prefix and agenda titles swapped,
-    what people wrote kept."""
-    if meeting.language == language:
+def in_voice(meeting: Meeting, language: Language, zone: str | None = None) -> Meeting:
+    """The meeting in the report's language and zone (one voice: a report whose language or zone
+    changed after the meeting was planned invites in its new ones): our title prefix and agenda titles
+    swapped, what people wrote kept; its times written in `zone`, the same instants."""
+    zone = zone or meeting.timezone
+    if meeting.language == language and meeting.timezone == zone:
         return meeting
     title = meeting.title
     for prefix in TITLE_PREFIX.values():
@@ -132,7 +144,12 @@ def in_voice(meeting: Meeting, language: Language) -> Meeting:
             title = meeting_title(language, title[len(prefix) :])
             break
     return meeting.model_copy(
-        update={"language": language, "title": title, "agenda": in_language(meeting.agenda, language)}
+        update={
+            "language": language,
+            "title": title,
+            "agenda": in_language(meeting.agenda, language),
+            "timezone": zone,
+        }
     )
 
 

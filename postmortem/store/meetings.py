@@ -63,14 +63,17 @@ class MeetingStore:
         assert stored is not None
         return stored
 
-    async def set_language(self, postmortem_id: str, language: Language, now: datetime) -> Meeting | None:
-        """The report's language changed: the meeting speaks it too, at the same revision (only words
-        change; the next revision sent, and every download, reads in it). None without a meeting."""
+    async def follow_report(self, postmortem_id: str, language: Language, zone: str, now: datetime) -> Meeting | None:
+        """The report's language or zone changed: the meeting speaks and shows its times in them too, at
+        the same revision (only words and the zone they are written in change, never when it starts;
+        the next revision sent, and every download, reads in them). None without a meeting."""
         for _ in range(5):  # a revision saved meanwhile: read it again
             meeting = await self.get(postmortem_id)
-            if meeting is None or meeting.language == language:
+            if meeting is None:
                 return meeting
-            voiced = in_voice(meeting, language)
+            voiced = in_voice(meeting, language, zone)
+            if voiced is meeting:
+                return meeting
             async with self._sessions() as session:
                 result = await session.execute(
                     update(MeetingRow)

@@ -16,8 +16,10 @@ from temporalio.testing import ActivityEnvironment
 
 from postmortem.activities.problems import ProblemActivities, ProblemStateInput, RecordProblemInput
 from postmortem.config import ServerSettings, SlackSettings, SmtpSettings
+from postmortem.models import Language
 from postmortem.review import signed_links
 from postmortem.review.problems import Problem, ProblemState, problem_key
+from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.store import Store
 from tests.factories import new_postmortem, pagerduty_event
 from tests.fakes.serve import serve_app
@@ -124,6 +126,20 @@ async def test_the_owners_are_told_once_per_problem(world: World) -> None:
         [*((f"{key}:email:{owner}", "email") for owner in OWNERS), (f"{key}:slack", "slack")]
     )
     assert (await world.store.problems.get(world.pm_id, "tickets:jira")).attempts == 2
+
+
+async def test_the_owners_of_a_chinese_report_are_told_in_chinese(world: World) -> None:
+    """One voice: the subject and our words are the report's language; the upstream's message keeps its own."""
+    pm = await world.store.postmortems.get(world.pm_id)
+    await world.store.postmortems.update(
+        pm.id, pm.version, PostmortemChanges(language=Language.ZH, title="结账接口延迟"), NOW
+    )
+    await record(world.activities(), world.problem())
+    [posted] = world.slack.posted
+    for text in [posted["text"], *(f"{m['Subject']}\n{m.get_content()}" for m in world.inbox.messages)]:
+        assert "复盘“结账接口延迟”：创建工单（jira）失败" in text and "复盘照常进行" in text, text
+        assert JIRA_REFUSED in text and "failed" not in text and "goes on without it" not in text
+    assert len(world.inbox.messages) == len(OWNERS)
 
 
 async def test_a_broken_slack_channel_is_told_by_email_only(world: World) -> None:

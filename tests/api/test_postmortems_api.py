@@ -328,6 +328,56 @@ async def test_switching_language_reaches_the_meeting_invite(api: Api) -> None:
     assert again is not None and again.title == "Post-mortem review: Checkout API latency"
 
 
+async def test_a_new_time_zone_reaches_the_meeting_invite(api: Api) -> None:
+    """One voice: after `PATCH {"timezone": "Asia/Tokyo"}` the invite writes its times in Tokyo time (the
+    description, the email's subject, the .ics' DTSTART/DTEND), at the same instants and revision."""
+    from icalendar import Calendar
+
+    from postmortem.integrations.email_invite import subject
+    from postmortem.meeting.agenda import build_agenda
+    from postmortem.meeting.invite import invite_description, meeting_title
+    from postmortem.meeting.models import Attendee, Meeting
+
+    pm_id = await seed(api, "PZONEMEET")
+    start = datetime(2026, 3, 3, 9, 30, tzinfo=UTC)  # 10:30 in Berlin, 18:30 in Tokyo
+    planned = Meeting(
+        postmortem_id=pm_id,
+        uid=f"{pm_id}@postmortem",
+        sequence=1,
+        title=meeting_title(Language.EN, "Checkout API latency"),
+        start=start,
+        end=start + timedelta(hours=1),
+        timezone="Europe/Berlin",  # the team's zone, as planned
+        organizer=Attendee(email="lead@example.com"),
+        attendees=[Attendee(email="bob@example.com")],
+        agenda=build_agenda(60, Language.EN),
+        report_url="https://pm.example.com/p",
+    )
+    await api.store.meetings.create_if_absent(planned, NOW)
+    assert "10:30 CET (09:30 UTC)" in invite_description(planned)
+    moved = await api.http.patch(
+        f"/api/postmortems/{pm_id}",
+        json={"timezone": "Asia/Tokyo"},
+        headers={**api.auth(Role.EDITOR), "If-Match": '"1"'},
+    )
+    assert moved.status_code == 200, moved.text
+    meeting = await api.store.meetings.get(pm_id)
+    assert meeting is not None and meeting.timezone == "Asia/Tokyo"
+    assert (meeting.start, meeting.end, meeting.sequence) == (planned.start, planned.end, 1)  # never moved
+    described = invite_description(meeting)
+    assert "2026-03-03 18:30 JST (09:30 UTC) – 2026-03-03 19:30 JST (10:30 UTC)" in described
+    assert "CET" not in described and "Root cause discussion" in described  # the language stays
+    assert subject(meeting, "REQUEST").endswith("@ Tue 3 Mar 2026 18:30-19:30 (Asia/Tokyo)")
+
+    ics = await api.http.get(f"/api/postmortems/{pm_id}/meeting.ics", headers=api.auth(Role.VIEWER))
+    assert ics.status_code == 200
+    [event] = Calendar.from_ical(ics.content).walk("VEVENT")
+    assert "DTSTART;TZID=Asia/Tokyo:20260303T183000" in ics.text.replace("\r\n ", "")  # unfolded
+    assert event.decoded("DTSTART") == start and event.decoded("DTEND") == start + timedelta(hours=1)
+    assert "18:30 JST" in str(event["DESCRIPTION"]) and str(event["SEQUENCE"]) == "1"
+    assert [str(tz["TZID"]) for tz in Calendar.from_ical(ics.content).walk("VTIMEZONE")] == ["Asia/Tokyo"]
+
+
 async def test_a_ticketed_item_changed_here_is_saved_whether_or_not_its_workflow_still_runs(api: Api) -> None:
     """The push to the ticket is the workflow's (action_item_edited); a report whose run is gone
     still saves the edit (the next follow-up sync reads the ticket anyway)."""

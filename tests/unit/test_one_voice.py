@@ -4,6 +4,7 @@ planned in (the agenda's own titles, English ↔ Chinese)."""
 from __future__ import annotations
 
 import re
+from string import Formatter
 
 import pypdfium2 as pdfium
 import pytest
@@ -14,6 +15,7 @@ from postmortem.models import ActionItemStatus, Language, Priority, Status
 from postmortem.report.export_pdf import export_pdf
 from postmortem.report.exports import export_html, export_markdown
 from postmortem.report.rendering import render_markdown
+from postmortem.review.notices import SUBJECTS, WORDS, NoticeKind
 from tests.unit.test_exports import action_item, meeting, report
 
 
@@ -68,3 +70,16 @@ def test_a_chinese_summary_says_the_urgency_in_chinese() -> None:
     en = next(s.body for s in report(Language.EN).sections if s.key == "summary")
     assert "紧急程度 高" in zh and "high" not in zh, zh
     assert "high urgency" in en, en
+
+
+def test_every_notice_has_its_words_in_both_languages_with_the_same_blanks() -> None:
+    """A notice is written in the report's language when sent: a key or a blank missing in one language
+    would fail that message for good (or leave a value out)."""
+
+    def blanks(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert WORDS[Language.EN].keys() == WORDS[Language.ZH].keys()
+    for key, english in WORDS[Language.EN].items():
+        assert blanks(english) == blanks(WORDS[Language.ZH][key]), key
+    assert all(SUBJECTS[language].keys() == set(NoticeKind) for language in Language)

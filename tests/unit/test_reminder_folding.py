@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from postmortem.activities.review import NoticeKind
 from postmortem.incident.teams import TeamsConfig
 from postmortem.models import Status
 from postmortem.review.lifecycle import Decision, Review, ReviewerState
+from postmortem.review.notices import NoticeKind
 from postmortem.workflows import reminders
 from postmortem.workflows.state import PostmortemState
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -16,9 +17,11 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from postmortem.models import Status
+from postmortem.models import Language, Status
+from postmortem.report.formatting import format_local
 from postmortem.review import signed_links
 from postmortem.review.lifecycle import Actor
+from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.store import Store
 from postmortem.workflows.inputs import (
     CommentPosted,
@@ -149,3 +152,102 @@ async def test_reminders_already_due_for_a_backfilled_report_are_one_message(
         base = f"{report.postmortem_id}:remind:submit:0+deadline:0+meeting:"
         assert len(keys) == 2 and all(k.startswith(base) for k in keys), keys
         assert {k.rsplit(":", 2)[-2] if "email" in k else k.rsplit(":", 1)[-1] for k in keys} == {"email", "slack"}
+
+
+SUBJECT_WORDS = {
+    Language.EN: ("Review requested", "You were mentioned", "Changes requested", "Reminder", "Approved and published"),
+    Language.ZH: ("请评审", "有人提到了你", "需要修改", "提醒", "已批准并发布"),
+}
+# What may stay Latin in a Chinese message: addresses, links, Slack mentions, zone abbreviations, a severity.
+NOT_WORDS = re.compile(r"https?://\S+|[\w.+-]+@[\w.-]+|<@\w+>")
+LATIN_ALLOWED = {"CST", "UTC", "SEV"}
+
+
+def english_in(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]{2,}", NOT_WORDS.sub(" ", text))) - LATIN_ALLOWED
+
+
+def channel_posts(report: World) -> list[str]:
+    return [m["text"] for m in report.slack.posted if m["channel"] == CHANNEL]
+
+
+def mails_where(report: World, keep: Callable[[EmailMessage], bool]) -> Callable[[], Awaitable[list[EmailMessage]]]:
+    async def found() -> list[EmailMessage]:
+        return [m for m in notifications(report) if keep(m)]
+
+    return found
+
+
+def posts_where(report: World, keep: Callable[[str], bool]) -> Callable[[], Awaitable[list[str]]]:
+    async def found() -> list[str]:
+        return [p for p in channel_posts(report) if keep(p)]
+
+    return found
+
+
+@pytest.mark.parametrize(("language", "zone"), [(Language.ZH, "Asia/Shanghai"), (Language.EN, "America/New_York")])
+async def test_notices_speak_the_reports_language_and_show_times_in_its_zone(
+    time_skipping_env: WorkflowEnvironment, sqlite_store: Store, language: Language, zone: str
+) -> None:
+    """The team is English, in UTC; its report is switched (as PATCH does) after the run began: every
+    message since, email and Slack, subject and body, is in the report's language, and the meeting's
+    time in a reminder is the report's zone's (UTC beside it)."""
+    env = time_skipping_env
+    # Resolved an hour ahead: the meeting is 24 h after that at the earliest, so its reminder (a day
+    # before it) comes an hour from now at the soonest, after the switch.
+    resolved = await env.get_current_time() + timedelta(hours=1)
+    chinese = language == Language.ZH
+    async with world(env, sqlite_store, resolved_at=resolved) as report:
+        await drafted(report)
+        pm = await report.store.postmortems.get(report.postmortem_id)
+        switched = PostmortemChanges(language=language, timezone=zone)
+        if chinese:  # the report's own words in Chinese too: a mention names the section by its title
+            switched.title = "结账接口延迟"
+            switched.sections = [
+                s.model_copy(update={"title": "根本原因"}) if s.key == "root_cause" else s for s in pm.sections
+            ]
+        await report.store.postmortems.update(pm.id, pm.version, switched, datetime.now(UTC))
+
+        await report.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+        excerpt, comment = ("超时设置对吗？", "根因写得太笼统") if chinese else ("Timeouts right?", "Too vague")
+        mention = CommentPosted(
+            comment_id="c-1", by=ALICE.name, section="root_cause", mentions=[BOB.name], excerpt=excerpt
+        )
+        await report.handle.signal(PostmortemWorkflow.comment_posted, mention)
+        await report.update(PostmortemWorkflow.request_changes, DecisionRequest(actor=ALICE, comment=comment))
+        await report.update(PostmortemWorkflow.submit, SubmitRequest(actor=EDITOR, reviewers=[ALICE.name]))
+
+        meeting = await report.handle.query(PostmortemWorkflow.meeting)
+        assert meeting is not None and meeting.timezone == "UTC"  # planned in the team's zone
+        when = format_local(meeting.start, zone)  # `2026-12-04 17:00 CST (09:00 UTC)`
+        assert when.endswith(" UTC)") and when != format_local(meeting.start, "UTC")
+        await env.sleep(meeting.start - timedelta(hours=24) - await env.get_current_time() + timedelta(minutes=1))
+        [reminder] = await eventually(mails_where(report, lambda m: when in m.get_content()), timeout=30)
+        assert str(reminder["To"]) == OWNER and str(reminder["Subject"]).startswith(SUBJECT_WORDS[language][3])
+        assert ("会议" if chinese else "meeting") in str(reminder["Subject"])
+        await eventually(posts_where(report, lambda p: when in p and "<@U0OWNER>" in p))  # the channel's too
+
+        assert (
+            await report.update(PostmortemWorkflow.approve, DecisionRequest(actor=ALICE))
+        ).status == Status.PUBLISHED
+        published = SUBJECT_WORDS[language][4]
+        await eventually(mails_where(report, lambda m: str(m["Subject"]).startswith(published)), timeout=30)
+        announced = "复盘已发布：*结账接口延迟*" if chinese else f"Post-mortem published: *{pm.title}*"
+        await eventually(posts_where(report, lambda p: p.startswith(announced)), timeout=30)
+
+        mails = notifications(report)
+        await check_each(report, mails)
+        separator = "：" if chinese else ":"
+        assert {str(m["Subject"]).split(separator)[0] for m in mails} >= set(SUBJECT_WORDS[language])
+        opened = "打开复盘：https://" if chinese else "Open the post-mortem: https://"
+        assert all(opened in m.get_content() for m in mails)
+        [mentioned] = [m for m in mails if str(m["To"]) == BOB.name]
+        on = "在“根本原因”的评论中提到了你" if chinese else "mentioned you in a comment on Root cause and contributing"
+        assert on in mentioned.get_content(), mentioned.get_content()
+        texts = [f"{m['Subject']}\n{m.get_content()}" for m in mails] + channel_posts(report)
+        if chinese:
+            for text in texts:
+                assert not english_in(text), (english_in(text), text)
+        else:
+            assert all(not re.search(r"[\u4e00-\u9fff]", text) for text in texts)
+        assert not await report.store.problems.list(report.postmortem_id)
