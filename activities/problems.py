@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.page_links import PageLinks
 from postmortem.activities.review import Messenger
 from postmortem.config import HttpSettings, ServerSettings, SlackSettings, SmtpSettings, WebSettings
@@ -62,11 +63,12 @@ class ProblemActivities:
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
         web: WebSettings | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._store = store
         self._public_url = (server or ServerSettings()).resolved_public_url
         self._links = PageLinks(store, server, web)
-        self._messenger = Messenger.from_settings(store, smtp, slack, http)
+        self._messenger = Messenger.from_settings(store, smtp, slack, http, clients)
 
     @activity.defn(name="record_problem")
     async def record_problem(self, input: RecordProblemInput) -> Problem:

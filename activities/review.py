@@ -6,6 +6,7 @@ sending, so a retried step never announces or reminds twice.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -15,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from postmortem.activities.clients import OutsideClients
 from postmortem.activities.page_links import PageLinks
 from postmortem.activities.upstream import activity_error
 from postmortem.config import (
@@ -110,15 +112,31 @@ class PeopleNoticeInput(BaseModel):
 class Messenger:
     """Slack and email to people, each message once: its key is checked in the delivery log before sending."""
 
-    def __init__(self, store: Store, *, smtp: SmtpSettings, slack: SlackSettings, timeout: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        smtp: SmtpSettings,
+        slack: SlackSettings,
+        timeout: float,
+        clients: OutsideClients | None = None,
+    ) -> None:
+        """`clients`: the worker's shared Slack client and SMTP mailer; without them (tests, scripts) a
+        message builds its own."""
         self._store = store
         self._smtp = smtp
         self._slack = slack
         self._timeout = timeout
+        self._clients = clients or OutsideClients()
 
     @classmethod
     def from_settings(
-        cls, store: Store, smtp: SmtpSettings | None, slack: SlackSettings | None, http: HttpSettings | None
+        cls,
+        store: Store,
+        smtp: SmtpSettings | None,
+        slack: SlackSettings | None,
+        http: HttpSettings | None,
+        clients: OutsideClients | None = None,
     ) -> Messenger:
         """The one way an activity class builds its messenger from its (optional) settings sections."""
         return cls(
@@ -126,6 +144,7 @@ class Messenger:
             smtp=smtp or SmtpSettings(),
             slack=slack or SlackSettings(),
             timeout=(http or HttpSettings()).timeout_seconds,
+            clients=clients,
         )
 
     @property
@@ -142,7 +161,8 @@ class Messenger:
         if not token or await meetings.delivered(key):
             return False
         earlier = await meetings.begin_delivery(key, postmortem_id, "slack", datetime.now(UTC))
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
+        shared = self._clients.slack
+        async with contextlib.nullcontext(shared) if shared else httpx.AsyncClient(timeout=self._timeout) as http:
             client = SlackClient(self._slack.api_url, token, http)
             try:
                 if earlier is not None:
@@ -176,7 +196,7 @@ class Messenger:
         message["Date"] = format_datetime(now)
         message["Message-ID"] = delivery_message_id(key, self._smtp.sender)
         message.set_content(text)
-        mailer = SmtpMailer(
+        mailer = self._clients.smtp or SmtpMailer(
             self._smtp.host,
             self._smtp.port,
             self._smtp.username,
@@ -203,11 +223,12 @@ class ReviewActivities:
         server: ServerSettings | None = None,
         http: HttpSettings | None = None,
         web: WebSettings | None = None,
+        clients: OutsideClients | None = None,
     ) -> None:
         self._store = store
         self._redact = (report or ReportSettings()).public_redact_patterns
         self._links = PageLinks(store, server, web)
-        self._messenger = Messenger.from_settings(store, smtp, slack, http)
+        self._messenger = Messenger.from_settings(store, smtp, slack, http, clients)
 
     @activity.defn(name="record_review")
     async def record_review(self, input: RecordReviewInput) -> None:

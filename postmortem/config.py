@@ -9,6 +9,8 @@ a log line or a traceback shows `**********`; `reveal` hands the value to the cl
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -44,6 +46,26 @@ def _comma_list(value: object) -> object:
     return value
 
 
+def _pattern_list(value: object) -> object:
+    """Comma-separated, or a JSON array for patterns that hold a comma themselves (`INC-\\d{3,5}`)."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON array of regular expressions: {exc}") from exc
+    return _comma_list(value)
+
+
+def _compiled(patterns: list[str]) -> list[str]:
+    """Refused at start-up, naming the pattern, rather than failing every publish."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+    return patterns
+
+
 def _base_url(value: str) -> str:
     """Only operator-configured base URLs are ever called: they must at least be http(s)."""
     if not value.startswith(("https://", "http://")):
@@ -53,6 +75,7 @@ def _base_url(value: str) -> str:
 
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 CommaList = Annotated[list[str], BeforeValidator(_comma_list)]
+PatternList = Annotated[list[str], BeforeValidator(_pattern_list), AfterValidator(_compiled)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
 
 
@@ -326,7 +349,7 @@ class ReportSettings(Section):
     language: Language = Language.EN
     template: TemplateVariant = TemplateVariant.AUTO
     timezone: TimeZone = "UTC"
-    public_redact_patterns: CommaList = Field(default_factory=list)
+    public_redact_patterns: PatternList = Field(default_factory=list)
 
 
 class LlmSettings(Section):

@@ -64,11 +64,13 @@ def build_worker(
         links=PageLinks(store, s.server, s.web),
     )
     review = ReviewActivities(
-        store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http, web=s.web
+        store, smtp=s.smtp, slack=s.slack, report=s.report, server=s.server, http=s.http, web=s.web, clients=clients
     )
     links = LinkActivities(store, pagerduty=s.pagerduty, opsgenie=s.opsgenie, jsm=s.jsm, http=s.http, clients=clients)
     trackers = TicketActivities(store, tickets=s.tickets, server=s.server, http=s.http, clients=clients)
-    problems = ProblemActivities(store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http, web=s.web)
+    problems = ProblemActivities(
+        store, smtp=s.smtp, slack=s.slack, server=s.server, http=s.http, web=s.web, clients=clients
+    )
     narratives = NarrativeActivities(
         store.postmortems, store.evidence, llm=s.llm, report=s.report, templates=store.templates, client=clients.llm
     )

@@ -176,3 +176,16 @@ def test_the_ticket_label_is_one_word_of_ours(monkeypatch: pytest.MonkeyPatch) -
     for bad in ("two words", "a,b", "", "x" * 51):  # GitHub's labels filter is comma-separated
         with pytest.raises(ValidationError):
             TicketsSettings(label=bad)
+
+
+def test_redaction_patterns_take_a_json_array_for_commas_and_refuse_a_bad_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split at every comma, `INC-\\d{3,5}` became two broken patterns that redacted the wrong text."""
+    monkeypatch.setenv("POSTMORTEM_PUBLIC_REDACT_PATTERNS", r"INC-\d+, (?i)project falcon")
+    assert Settings().report.public_redact_patterns == [r"INC-\d+", "(?i)project falcon"]
+    monkeypatch.setenv("POSTMORTEM_PUBLIC_REDACT_PATTERNS", r'["INC-\\d{3,5}", "falcon"]')
+    assert Settings().report.public_redact_patterns == [r"INC-\d{3,5}", "falcon"]
+    monkeypatch.setenv("POSTMORTEM_PUBLIC_REDACT_PATTERNS", "db-(primary")
+    with pytest.raises(
+        ValidationError, match=r"POSTMORTEM_PUBLIC_REDACT_PATTERNS[\s\S]*'db-\(primary' is not a regular"
+    ):
+        Settings()

@@ -26,6 +26,8 @@ from postmortem.activities.clients import OutsideClients, https_context, smtp_co
 from postmortem.activities.gather import GatherActivities, GatherInput
 from postmortem.activities.link import LinkActivities
 from postmortem.activities.meeting import MeetingActivities, PlanMeetingInput, SendInviteInput
+from postmortem.activities.problems import ProblemActivities
+from postmortem.activities.review import ReviewActivities
 from postmortem.activities.tickets import TicketActivities
 from postmortem.app.http_clients import outside_clients, worker_clients
 from postmortem.app.settings import Settings
@@ -278,6 +280,10 @@ async def test_the_activity_classes_of_a_worker_share_its_clients(sqlite_store: 
         assert meetings._mailer is clients.smtp
         github = tickets.client("github")
         assert github is not None and tickets.client("github") is github  # the tracker's client is kept too
+        review = ReviewActivities(sqlite_store, smtp=settings.smtp, slack=settings.slack, clients=clients)
+        problems = ProblemActivities(sqlite_store, smtp=settings.smtp, slack=settings.slack, clients=clients)
+        for messenger in (review._messenger, problems._messenger):  # Slack notices and emails to people
+            assert messenger._clients.slack is clients.slack and messenger._clients.smtp is clients.smtp
         await gather.aclose()  # not theirs: the worker's clients stay open
         assert clients.pagerduty is not None and not clients.pagerduty.is_closed
     assert all(getattr(clients, name).is_closed for name in ("pagerduty", "slack", "caldav", "github"))
@@ -287,3 +293,25 @@ def test_the_shared_contexts_are_built_once_per_process() -> None:
     https_context.cache_clear()
     assert https_context() is https_context()
     assert smtp_context() is smtp_context()
+
+
+async def test_slack_notices_go_over_the_workers_one_client(ca: trustme.CA, built: Built, sqlite_store: Store) -> None:
+    """Every Slack notice built an httpx client (and its TLS context) of its own; now the worker's is used."""
+
+    def slack_route(method: str, path: str) -> tuple[int, str, bytes]:
+        return json_answer({"ok": True, "channel": "C1", "ts": "1700000000.000100"})
+
+    async with tls_server(slack_route, ca) as server:
+        slack = SlackSettings(api_url=server.url, bot_token="xoxb-1")
+        clients = OutsideClients.configured(slack=slack, http=HttpSettings(timeout_seconds=5))
+        assert (built.contexts, built.clients) == (1, 1)
+        review = ReviewActivities(sqlite_store, slack=slack, clients=clients)
+        for number in range(3):
+            sent = await review._messenger.slack(
+                "pagerduty-PSLACK", f"notice-{number}", "#incidents", f"notice {number}", datetime.now(UTC)
+            )
+            assert sent
+        await clients.aclose()
+    assert server.requests == [("POST", "/chat.postMessage")] * 3
+    assert server.connections == 1
+    assert (built.contexts, built.clients) == (1, 1)
