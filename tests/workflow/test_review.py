@@ -24,6 +24,7 @@ from postmortem.app.worker import build_worker
 from postmortem.config import SlackSettings
 from postmortem.incident.teams_file import parse_teams
 from postmortem.models import Status
+from postmortem.report.formatting import format_local
 from postmortem.review.lifecycle import Actor, Decision
 from postmortem.store.store import Store
 from postmortem.workflows.identity import postmortem_id_for, workflow_id_for
@@ -264,7 +265,9 @@ async def test_reminders_fire_on_durable_timers(own_clock: Running) -> None:
     await eventually(deadline_told)
     # The owner was also reminded of the review meeting, once, a day before it.
     meeting_reminders = [t for t in everything() if "review meeting is at" in t]
-    assert len(meeting_reminders) == 1 and meeting.start.isoformat() in meeting_reminders[0]
+    assert (
+        len(meeting_reminders) == 1 and format_local(meeting.start, "UTC") in meeting_reminders[0]
+    )  # in the report's zone
 
 
 async def _posted(running: Running, count: int) -> bool:
