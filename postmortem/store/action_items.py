@@ -55,6 +55,17 @@ def which_side(
     return Side.TICKET if agreed_ticket is None or ticket != agreed_ticket else Side.SAME
 
 
+def _followed(status: ActionItemStatus, now: datetime) -> dict[str, Any]:
+    """An item taking its ticket's `status`: a new version, completed now if that status ends it."""
+    done = status in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
+    return {
+        "status": status.value,
+        "version": ActionItemRow.version + 1,
+        "updated_at": now,
+        "completed_at": now if done else None,
+    }
+
+
 def item_model(row: ActionItemRow) -> ActionItem:
     """The stored row as the shared model (the row's version travels separately, as an ETag)."""
     return ActionItem(
@@ -200,20 +211,13 @@ class ActionItemStore:
         """The item follows its ticket (a change there, as it happens: its webhook); a person's stale
         If-Match then gets 412, never a silent overwrite. `ticket`: the state it came from, recorded
         as what both agree on."""
-        done = status in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
         agreed = {"agreed_ticket_state": ticket, "agreed_status": status.value} if ticket else {}
         mine = (ActionItemRow.id == item_id, ActionItemRow.postmortem_id == postmortem_id)
         async with self._sessions() as session:
             result = await session.execute(
                 update(ActionItemRow)
                 .where(*mine, ActionItemRow.status != status.value)
-                .values(
-                    status=status.value,
-                    version=ActionItemRow.version + 1,
-                    updated_at=now,
-                    completed_at=now if done else None,
-                    **agreed,
-                )
+                .values(**_followed(status, now), **agreed)
             )
             if not result.rowcount and agreed:  # the item said so already: they agree
                 await session.execute(update(ActionItemRow).where(*mine).values(**agreed))
@@ -236,13 +240,7 @@ class ActionItemStore:
                 followed = TICKET_STATUS[ticket] if side == Side.TICKET else status
                 values: dict[str, Any] = {"agreed_ticket_state": ticket, "agreed_status": followed.value}
                 if side == Side.TICKET:
-                    done = followed in (ActionItemStatus.COMPLETED, ActionItemStatus.WONT_DO)
-                    values |= {
-                        "status": followed.value,
-                        "version": ActionItemRow.version + 1,
-                        "updated_at": now,
-                        "completed_at": now if done else None,
-                    }
+                    values |= _followed(followed, now)
                 elif TICKET_STATUS[ticket] != status:  # neither moved since they agreed: nothing to record
                     return side
                 result = await session.execute(

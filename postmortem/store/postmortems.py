@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from postmortem.models import (
@@ -178,6 +179,13 @@ def _document(row: PostmortemRow) -> Postmortem:
     )
 
 
+async def _metric_columns(session: AsyncSession, postmortem_id: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metric columns that go with a new `metrics` document (the month falls back on the report's
+    creation); none for a report that is not there (the update then finds nothing either)."""
+    created_at = await session.scalar(select(PostmortemRow.created_at).where(PostmortemRow.id == postmortem_id))
+    return from_metrics(metrics, created_at) if created_at is not None else {}
+
+
 class PostmortemStore(ActionItemStore):
     def _load(self) -> Select[PostmortemRow]:
         similar = selectinload(PostmortemRow.similar_links).selectinload(SimilarRow.other)
@@ -283,10 +291,7 @@ class PostmortemStore(ActionItemStore):
         values.update(version=PostmortemRow.version + 1, updated_at=now)
         async with self._sessions() as session:
             if "metrics" in values:
-                created_at = await session.scalar(
-                    select(PostmortemRow.created_at).where(PostmortemRow.id == postmortem_id)
-                )
-                values.update(from_metrics(values["metrics"], created_at) if created_at is not None else {})
+                values.update(await _metric_columns(session, postmortem_id, values["metrics"]))
             result = await session.execute(
                 update(PostmortemRow)
                 .where(PostmortemRow.id == postmortem_id, PostmortemRow.version == expected_version)
@@ -387,13 +392,13 @@ class PostmortemStore(ActionItemStore):
         """Recomputed key metrics (a system write: no edit conflict, but services are kept in step)."""
         document = metrics.model_dump(mode="json")
         async with self._sessions() as session:
-            created_at = await session.scalar(select(PostmortemRow.created_at).where(PostmortemRow.id == postmortem_id))
+            columns = await _metric_columns(session, postmortem_id, document)
             await session.execute(
                 update(PostmortemRow)
                 .where(PostmortemRow.id == postmortem_id)
                 .values(
                     metrics=document,
-                    **(from_metrics(document, created_at) if created_at is not None else {}),
+                    **columns,
                     updated_at=now,
                     severity=metrics.highest_severity.value if metrics.highest_severity else None,
                 )
