@@ -76,6 +76,18 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest_asyncio.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: skipping hours or days must not wait on the timers
+    and retrying activities other tests left on the shared one (the sleep's RPC then times out)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+    )
+    await ensure_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (in memory), shared by the API tests."""

@@ -187,12 +187,12 @@ def posts_where(report: World, keep: Callable[[str], bool]) -> Callable[[], Awai
 
 @pytest.mark.parametrize(("language", "zone"), [(Language.ZH, "Asia/Shanghai"), (Language.EN, "America/New_York")])
 async def test_notices_speak_the_reports_language_and_show_times_in_its_zone(
-    time_skipping_env: WorkflowEnvironment, sqlite_store: Store, language: Language, zone: str
+    own_time_skipping_env: WorkflowEnvironment, sqlite_store: Store, language: Language, zone: str
 ) -> None:
     """The team is English, in UTC; its report is switched (as PATCH does) after the run began: every
     message since, email and Slack, subject and body, is in the report's language, and the meeting's
-    time in a reminder is the report's zone's (UTC beside it)."""
-    env = time_skipping_env
+    time in a reminder is the report's zone's (UTC beside it). Its own server: it skips to the meeting."""
+    env = own_time_skipping_env
     # Resolved an hour ahead: the meeting is 24 h after that at the earliest, so its reminder (a day
     # before it) comes an hour from now at the soonest, after the switch.
     resolved = await env.get_current_time() + timedelta(hours=1)

@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from postmortem.app.settings import Settings
-from postmortem.app.temporal import ensure_search_attributes
 from postmortem.app.worker import build_worker
 from postmortem.config import SlackSettings
 from postmortem.incident.teams_file import parse_teams
@@ -33,7 +31,7 @@ from postmortem.workflows.postmortem_workflow import PostmortemWorkflow
 from tests.factories import pagerduty_event
 from tests.fakes.serve import serve_app
 from tests.fakes.slack import FakeSlack, slack_app
-from tests.support import binary, eventually
+from tests.support import eventually
 
 TEAMS = """
 [default]
@@ -81,17 +79,10 @@ async def running(time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -
 
 
 @pytest_asyncio.fixture
-async def own_clock(sqlite_store: Store) -> AsyncIterator[Running]:
-    """A time-skipping server of its own: skipping days must not wait on other tests' workflows."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
-        await ensure_search_attributes(env.client)
-        async with review_workflow(env, sqlite_store) as started:
-            yield started
-    finally:
-        await env.shutdown()
+async def own_clock(own_time_skipping_env: WorkflowEnvironment, sqlite_store: Store) -> AsyncIterator[Running]:
+    """The review workflow on a time-skipping server of its own (skipping days)."""
+    async with review_workflow(own_time_skipping_env, sqlite_store) as started:
+        yield started
 
 
 @contextlib.asynccontextmanager
