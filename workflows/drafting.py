@@ -9,13 +9,13 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    import postmortem.workflows.gathering as gathering
     from postmortem.activities.draft import DraftActivities, DraftPostmortemInput, DraftPostmortemResult
     from postmortem.activities.narrative import DraftNarrativeInput, NarrativeActivities
     from postmortem.activities.team import ResolveTeamInput, TeamActivities
     from postmortem.incident.policy import decide
     from postmortem.incident.teams import TeamSettings
     from postmortem.models import PolicyOutcome
-    from postmortem.workflows import gathering
     from postmortem.workflows.inputs import PostmortemWorkflowInput
     from postmortem.workflows.options import NARRATIVE_OPTIONS, STEP_RETRY
     from postmortem.workflows.side_effects import SideEffects

@@ -22,6 +22,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    import postmortem.workflows.drafting as drafting
+    import postmortem.workflows.gathering as gathering
+    import postmortem.workflows.meetings as meetings
+    import postmortem.workflows.reminders as reminders
     from postmortem.activities.link import LinkActivities, LinkedIncident, LinkIncidentInput, RefreshIncidentInput
     from postmortem.meeting.models import Meeting, MeetingStatus
     from postmortem.meeting.scheduling import outside_working_hours
@@ -30,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.review.lifecycle import Actor, Review, TransitionRefused
     from postmortem.review.notices import NoticeKind, Say
     from postmortem.review.problems import Problem
-    from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.identity import STATUS_ATTRIBUTE
     from postmortem.workflows.inputs import (
         ActionItemEdited,

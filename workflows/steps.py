@@ -12,6 +12,10 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    import postmortem.workflows.drafting as drafting
+    import postmortem.workflows.gathering as gathering
+    import postmortem.workflows.meetings as meetings
+    import postmortem.workflows.reminders as reminders
     from postmortem.activities.link import LinkActivities
     from postmortem.activities.refresh import RefreshActivities, RefreshReportInput
     from postmortem.activities.review import (
@@ -24,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from postmortem.activities.tickets import PushTicketInput, TicketActivities, TicketsInput
     from postmortem.models import Incident, Status
     from postmortem.review.notices import NoticeKind, Say
-    from postmortem.workflows import drafting, gathering, meetings, reminders
     from postmortem.workflows.follow_up_workflow import FollowUpInput, FollowUpWorkflow
     from postmortem.workflows.identity import follow_up_id_for
     from postmortem.workflows.options import DELIVERY_OPTIONS, QUICK, STEP_RETRY, TICKETS_RETRY
