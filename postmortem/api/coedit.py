@@ -347,6 +347,9 @@ class Room:
         self._apply_rows(
             await self.store.documents.since(self.id, max(0, self.last_row - LOOKBACK), self.seen), broadcast=True
         )
+        if (cleaned := live_document.without_nul(self.doc, self.keys)) is not None:
+            self._broadcast(create_update_message(cleaned))
+            self.pending.append(cleaned)
         edits = self.edits
         title, bodies = live_document.read(self.doc, self.keys)
         title = title.strip()[:200] or pm.title

@@ -50,6 +50,23 @@ def read(doc: Doc, keys: list[str]) -> tuple[str, dict[str, str]]:
     return str(text(doc, TITLE)), {key: str(text(doc, section_name(key))) for key in keys}
 
 
+def without_nul(doc: Doc, keys: list[str]) -> bytes | None:
+    """Remove every NUL character from the title and sections (the update that did it, None if none).
+
+    No text of a report holds NUL: the REST API refuses it, and PostgreSQL cannot store it. A Yjs
+    update cannot be read for it before it is applied, so a client that types one keeps it only until
+    the room's next save, which takes it out of the shared document for every editor."""
+    before = doc.get_state()
+    with doc.transaction():
+        for name in (TITLE, *(section_name(key) for key in keys)):
+            target = text(doc, name)
+            value = str(target)
+            if "\x00" in value:
+                apply_diff(target, value, value.replace("\x00", ""))
+    change = doc.get_update(before)
+    return None if change == b"\x00\x00" else change
+
+
 def _utf8(value: str, index: int) -> int:
     """pycrdt's Text indexes UTF-8 bytes; Python's str indexes code points."""
     return len(value[:index].encode())

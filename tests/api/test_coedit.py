@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from postmortem.config import WebSettings
 from postmortem.models import Status, Visibility
-from postmortem.report.live_document import section_name
+from postmortem.report.live_document import TITLE, section_name
 from postmortem.store.postmortems import PostmortemChanges
 from postmortem.store.store import Store
 from postmortem.store.tokens import Role
@@ -100,6 +100,36 @@ async def test_two_editors_converge_and_the_store_follows(served: Served) -> Non
     got = (await api.http.get(f"/api/postmortems/{pm_id}", headers=api.auth())).json()
     summary = next(section for section in got["sections"] if section["key"] == SECTION)
     assert summary["edited"] is True and got["version"] > 1
+
+
+async def test_a_nul_typed_live_leaves_every_editor_and_the_store(served: Served) -> None:
+    """The REST API refuses NUL and PostgreSQL cannot store it: typed over the socket, the room takes
+    it out of the shared document at its save, for every editor, and stores the rest."""
+    api = served.api
+    pm_id = await report(api, "PCOEDITNUL")
+    start = await body(api, pm_id)
+    async with (
+        Editor(served.doc_url(pm_id), api.auth(Role.EDITOR)) as one,
+        Editor(served.doc_url(pm_id), api.auth(Role.ADMIN)) as two,
+    ):
+        await synced(one), await synced(two)
+        await one.type(NAME, " before\x00after\x00")
+        await one.type(TITLE, "\x00")
+
+        async def clean() -> bool:
+            return all(
+                editor.text(NAME) == start + " beforeafter" and "\x00" not in editor.text(TITLE)
+                for editor in (one, two)
+            )
+
+        await eventually(clean, timeout=20)
+
+        async def stored() -> bool:
+            return await body(api, pm_id) == start + " beforeafter"
+
+        await eventually(stored, timeout=20)
+    got = (await api.http.get(f"/api/postmortems/{pm_id}", headers=api.auth())).json()
+    assert "\x00" not in got["title"] and got["title"]
 
 
 async def test_a_viewer_reads_live_but_cannot_write(served: Served) -> None:
