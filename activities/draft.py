@@ -66,21 +66,21 @@ class DraftActivities:
         # The delivery is kept with the report as evidence; relayed inputs leave it in the inbox.
         incident = await self._inbox.with_raw(input.incident, input.delivery_id) if self._inbox else input.incident
         variant = TemplateVariant.LIGHTWEIGHT if skipped else input.team.template
-        # The webhook's own facts are evidence too, and the floor when no source API is configured.
-        await self._evidence.add_entries(input.postmortem_id, from_incident(input.incident))
-        if input.not_configured:  # as their gathers would have said, had they been scheduled
-            not_read = [
-                SourceStatus(
-                    source=EvidenceSource(source),
-                    incident_id=input.incident.id,
-                    state=GatherState.NOT_CONFIGURED,
-                    entries=0,
-                    detail=why,
-                )
-                for source, why in input.not_configured.items()
-            ]
-            await self._evidence.set_statuses(input.postmortem_id, not_read, input.now)
-        statuses = await self._evidence.statuses(input.postmortem_id)
+        # The webhook's own facts are evidence too, and the floor when no source API is configured; the
+        # sources not scheduled for want of settings are recorded as their gathers would have said.
+        not_read = [
+            SourceStatus(
+                source=EvidenceSource(source),
+                incident_id=input.incident.id,
+                state=GatherState.NOT_CONFIGURED,
+                entries=0,
+                detail=why,
+            )
+            for source, why in input.not_configured.items()
+        ]
+        statuses, timeline = await self._evidence.draft_evidence(
+            input.postmortem_id, from_incident(input.incident), not_read, input.now
+        )
         unfinished = unfinished_sources(statuses)
         unfinished += [
             SourceStatus(source=source, incident_id=input.incident.id, state=GatherState.PENDING)
@@ -95,7 +95,7 @@ class DraftActivities:
                 variant=variant,
                 zone=input.team.timezone,
                 now=input.now,
-                timeline=await self._evidence.entries(input.postmortem_id),
+                timeline=timeline,
                 unavailable=unfinished,
                 people=input.team.people,
             )

@@ -45,6 +45,25 @@ class EvidenceStore:
         """Insert what is new; an entry already stored (same key) is left as it is. Returns how many were new."""
         if not entries:
             return 0
+        async with self._sessions() as session:
+            added = await self._add_entries(session, postmortem_id, entries)
+            await session.commit()
+            return added
+
+    async def draft_evidence(
+        self, postmortem_id: str, entries: list[TimelineEntry], statuses: list[SourceStatus], now: datetime
+    ) -> tuple[list[SourceStatus], list[TimelineEntry]]:
+        """The draft's one visit: add the incident's own entries and the statuses of the sources not
+        gathered, and read back every source's status and the whole timeline, in one transaction."""
+        async with self._sessions() as session:
+            if entries:
+                await self._add_entries(session, postmortem_id, entries)
+            await self._set_statuses(session, postmortem_id, statuses, now)
+            read = await self._statuses(session, postmortem_id), await self._entries(session, postmortem_id)
+            await session.commit()
+            return read
+
+    async def _add_entries(self, session: Any, postmortem_id: str, entries: list[TimelineEntry]) -> int:
         rows: list[dict[str, Any]] = [
             {
                 "postmortem_id": postmortem_id,
@@ -64,11 +83,9 @@ class EvidenceStore:
         statement = _insert(self._dialect, TimelineEntryRow).on_conflict_do_nothing(
             index_elements=["postmortem_id", "key"]
         )
-        async with self._sessions() as session:
-            before = await self._count_keys(session, postmortem_id, [row["key"] for row in rows])
-            await session.execute(statement, rows)
-            await session.commit()
-            return len(rows) - before
+        before = await self._count_keys(session, postmortem_id, [row["key"] for row in rows])
+        await session.execute(statement, rows)
+        return len(rows) - before
 
     def _filtered(
         self, query: Any, postmortem_id: str, kinds: list[EntryKind] | None, sources: list[EvidenceSource] | None
@@ -98,12 +115,24 @@ class EvidenceStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[TimelineEntry]:
+        async with self._sessions() as session:
+            return await self._entries(session, postmortem_id, kinds=kinds, sources=sources, limit=limit, offset=offset)
+
+    async def _entries(
+        self,
+        session: Any,
+        postmortem_id: str,
+        *,
+        kinds: list[EntryKind] | None = None,
+        sources: list[EvidenceSource] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TimelineEntry]:
         query = self._filtered(select(TimelineEntryRow), postmortem_id, kinds, sources)
         query = query.order_by(TimelineEntryRow.at, TimelineEntryRow.id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        async with self._sessions() as session:
-            return [_entry(row) for row in (await session.scalars(query)).all()]
+        return [_entry(row) for row in (await session.scalars(query)).all()]
 
     async def count(
         self, postmortem_id: str, *, kinds: list[EntryKind] | None = None, sources: list[EvidenceSource] | None = None
@@ -120,41 +149,50 @@ class EvidenceStore:
         if not statuses:
             return
         async with self._sessions() as session:
-            for status in statuses:
-                values = {
-                    "postmortem_id": postmortem_id,
-                    "source": status.source.value,
-                    "incident_id": status.incident_id,
-                    "state": status.state.value,
-                    "entries": status.entries,
-                    "detail": status.detail,
-                    "updated_at": now,
-                }
-                statement = _insert(self._dialect, SourceStatusRow).values(values)
-                statement = statement.on_conflict_do_update(
-                    index_elements=["postmortem_id", "source", "incident_id"],
-                    set_={key: values[key] for key in ("state", "entries", "detail", "updated_at")},
-                )
-                await session.execute(statement)
+            await self._set_statuses(session, postmortem_id, statuses, now)
             await session.commit()
 
+    async def _set_statuses(
+        self, session: Any, postmortem_id: str, statuses: list[SourceStatus], now: datetime
+    ) -> None:
+        for status in statuses:
+            values = {
+                "postmortem_id": postmortem_id,
+                "source": status.source.value,
+                "incident_id": status.incident_id,
+                "state": status.state.value,
+                "entries": status.entries,
+                "detail": status.detail,
+                "updated_at": now,
+            }
+            statement = _insert(self._dialect, SourceStatusRow).values(values)
+            statement = statement.on_conflict_do_update(
+                index_elements=["postmortem_id", "source", "incident_id"],
+                set_={key: values[key] for key in ("state", "entries", "detail", "updated_at")},
+            )
+            await session.execute(statement)
+
     async def statuses(self, postmortem_id: str) -> list[SourceStatus]:
+        async with self._sessions() as session:
+            return await self._statuses(session, postmortem_id)
+
+    @staticmethod
+    async def _statuses(session: Any, postmortem_id: str) -> list[SourceStatus]:
         query = (
             select(SourceStatusRow)
             .where(SourceStatusRow.postmortem_id == postmortem_id)
             .order_by(SourceStatusRow.source, SourceStatusRow.incident_id)
         )
-        async with self._sessions() as session:
-            return [
-                SourceStatus(
-                    source=EvidenceSource(row.source),
-                    incident_id=row.incident_id,
-                    state=GatherState(row.state),
-                    entries=row.entries,
-                    detail=row.detail,
-                )
-                for row in (await session.scalars(query)).all()
-            ]
+        return [
+            SourceStatus(
+                source=EvidenceSource(row.source),
+                incident_id=row.incident_id,
+                state=GatherState(row.state),
+                entries=row.entries,
+                detail=row.detail,
+            )
+            for row in (await session.scalars(query)).all()
+        ]
 
     async def delete_for(self, postmortem_id: str) -> None:
         async with self._sessions() as session:

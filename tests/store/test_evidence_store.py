@@ -57,6 +57,23 @@ async def test_gather_status_is_upserted_per_source_and_incident(any_store: Stor
     assert await evidence.statuses("pm-1") == [] and await evidence.count("pm-1") == 0
 
 
+async def test_the_drafts_visit_adds_and_reads_back_everything_at_once(any_store: Store) -> None:
+    """What a gather wrote earlier is read back with what the draft adds; a retry of the draft adds nothing."""
+    evidence = any_store.evidence
+    await evidence.add_entries("pm-1", [entry(i) for i in range(3, 6)])
+    gathered = SourceStatus(source=EvidenceSource.PAGERDUTY, incident_id="P1", state=GatherState.COMPLETE, entries=3)
+    await evidence.set_status("pm-1", gathered, T0)
+    slack = SourceStatus(
+        source=EvidenceSource.SLACK, incident_id="P1", state=GatherState.NOT_CONFIGURED, detail="no token"
+    )
+    for _ in range(2):
+        statuses, timeline = await evidence.draft_evidence("pm-1", [entry(0), entry(4)], [slack], T0)
+        assert statuses == [gathered, slack]
+        assert [e.key for e in timeline] == [f"pagerduty:log:{i}" for i in (0, 3, 4, 5)]
+    assert await evidence.statuses("pm-1") == statuses and await evidence.count("pm-1") == 4
+    assert await evidence.draft_evidence("pm-2", [], [], T0) == ([], [])
+
+
 async def test_alerts_resolve_in_place_and_a_late_firing_does_not_reopen_them(any_store: Store) -> None:
     evidence = any_store.evidence
     firing = {
