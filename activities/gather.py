@@ -165,13 +165,11 @@ class GatherActivities:
         source: EvidenceSource,
         state: GatherState,
         detail: str | None = None,
+        last: list[TimelineEntry] | None = None,
     ) -> GatherResult:
-        entries = await self._evidence.count(input.postmortem_id, sources=[source])
-        await self._evidence.set_status(
-            input.postmortem_id,
-            SourceStatus(source=source, incident_id=input.incident_id, state=state, entries=entries, detail=detail),
-            datetime.now(UTC),
-        )
+        """The source's status, with `last` (entries not stored yet) in the same transaction."""
+        status = SourceStatus(source=source, incident_id=input.incident_id, state=state, detail=detail)
+        entries = await self._evidence.record_gather(input.postmortem_id, status, last or [], datetime.now(UTC))
         return GatherResult(source=source, state=state, entries=entries, detail=detail)
 
     async def _paged(
@@ -276,8 +274,7 @@ class GatherActivities:
             if self._matches(alert["labels"], services, input.label_matchers)
         ]
         entries = [entry for alert in matched for entry in from_alert_event(alert, input.incident_id)]
-        await self._evidence.add_entries(input.postmortem_id, entries)
-        return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE)
+        return await self._status(input, EvidenceSource.ALERTMANAGER, GatherState.COMPLETE, last=entries)
 
     def _matches(self, labels: dict[str, str], services: set[str], matchers: list[dict[str, str]]) -> bool:
         if any(labels.get(name, "").casefold() in services for name in self._alertmanager.service_labels):

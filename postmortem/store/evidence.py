@@ -63,6 +63,22 @@ class EvidenceStore:
             await session.commit()
             return read
 
+    async def record_gather(
+        self, postmortem_id: str, status: SourceStatus, entries: list[TimelineEntry], now: datetime
+    ) -> int:
+        """A gather's end in one transaction: its last entries, and its status with the number of entries
+        its source has for the report (returned)."""
+        async with self._sessions() as session:
+            if entries:
+                await self._add_entries(session, postmortem_id, entries)
+            query = self._filtered(
+                select(func.count()).select_from(TimelineEntryRow), postmortem_id, None, [status.source]
+            )
+            count = int(await session.scalar(query) or 0)
+            await self._set_statuses(session, postmortem_id, [status.model_copy(update={"entries": count})], now)
+            await session.commit()
+            return count
+
     async def _add_entries(self, session: Any, postmortem_id: str, entries: list[TimelineEntry]) -> int:
         rows: list[dict[str, Any]] = [
             {

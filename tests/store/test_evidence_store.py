@@ -74,6 +74,20 @@ async def test_the_drafts_visit_adds_and_reads_back_everything_at_once(any_store
     assert await evidence.draft_evidence("pm-2", [], [], T0) == ([], [])
 
 
+async def test_a_gathers_end_stores_its_last_entries_and_counts_its_sources(any_store: Store) -> None:
+    evidence = any_store.evidence
+    await evidence.add_entries("pm-1", [entry(i) for i in range(2)])  # pages stored while gathering
+    slack = TimelineEntry(
+        key="slack:1", at=T0, kind=EntryKind.NOTE, source=EvidenceSource.SLACK, text="hi", incident_id="P1"
+    )
+    await evidence.add_entries("pm-1", [slack])
+    done = SourceStatus(source=EvidenceSource.PAGERDUTY, incident_id="P1", state=GatherState.COMPLETE)
+    assert await evidence.record_gather("pm-1", done, [entry(1), entry(2)], T0) == 3  # its own source's only
+    assert await evidence.record_gather("pm-1", done, [], T0) == 3
+    assert await evidence.statuses("pm-1") == [done.model_copy(update={"entries": 3})]
+    assert await evidence.count("pm-1") == 4
+
+
 async def test_alerts_resolve_in_place_and_a_late_firing_does_not_reopen_them(any_store: Store) -> None:
     evidence = any_store.evidence
     firing = {
