@@ -44,7 +44,7 @@ class EvidenceStore:
     async def add_entries(self, postmortem_id: str, entries: list[TimelineEntry]) -> int:
         """Insert what is new; an entry already stored (same key) is left as it is. Returns how many were new."""
         if not entries:
-            return 0
+            return 0  # no session for nothing
         async with self._sessions() as session:
             added = await self._add_entries(session, postmortem_id, entries)
             await session.commit()
@@ -56,8 +56,7 @@ class EvidenceStore:
         """The draft's one visit: add the incident's own entries and the statuses of the sources not
         gathered, and read back every source's status and the whole timeline, in one transaction."""
         async with self._sessions() as session:
-            if entries:
-                await self._add_entries(session, postmortem_id, entries)
+            await self._add_entries(session, postmortem_id, entries)
             await self._set_statuses(session, postmortem_id, statuses, now)
             read = await self._statuses(session, postmortem_id), await self._entries(session, postmortem_id)
             await session.commit()
@@ -69,17 +68,15 @@ class EvidenceStore:
         """A gather's end in one transaction: its last entries, and its status with the number of entries
         its source has for the report (returned)."""
         async with self._sessions() as session:
-            if entries:
-                await self._add_entries(session, postmortem_id, entries)
-            query = self._filtered(
-                select(func.count()).select_from(TimelineEntryRow), postmortem_id, None, [status.source]
-            )
-            count = int(await session.scalar(query) or 0)
+            await self._add_entries(session, postmortem_id, entries)
+            count = await self._count(session, postmortem_id, sources=[status.source])
             await self._set_statuses(session, postmortem_id, [status.model_copy(update={"entries": count})], now)
             await session.commit()
             return count
 
     async def _add_entries(self, session: Any, postmortem_id: str, entries: list[TimelineEntry]) -> int:
+        if not entries:
+            return 0
         rows: list[dict[str, Any]] = [
             {
                 "postmortem_id": postmortem_id,
@@ -153,9 +150,19 @@ class EvidenceStore:
     async def count(
         self, postmortem_id: str, *, kinds: list[EntryKind] | None = None, sources: list[EvidenceSource] | None = None
     ) -> int:
-        query = self._filtered(select(func.count()).select_from(TimelineEntryRow), postmortem_id, kinds, sources)
         async with self._sessions() as session:
-            return int(await session.scalar(query) or 0)
+            return await self._count(session, postmortem_id, kinds=kinds, sources=sources)
+
+    async def _count(
+        self,
+        session: Any,
+        postmortem_id: str,
+        *,
+        kinds: list[EntryKind] | None = None,
+        sources: list[EvidenceSource] | None = None,
+    ) -> int:
+        query = self._filtered(select(func.count()).select_from(TimelineEntryRow), postmortem_id, kinds, sources)
+        return int(await session.scalar(query) or 0)
 
     async def set_status(self, postmortem_id: str, status: SourceStatus, now: datetime) -> None:
         await self.set_statuses(postmortem_id, [status], now)

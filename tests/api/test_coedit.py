@@ -73,15 +73,22 @@ async def synced(editor: Editor) -> Editor:
     return editor
 
 
-async def test_two_editors_converge_and_the_store_follows(served: Served) -> None:
+@contextlib.asynccontextmanager
+async def two_editors(served: Served, pm_id: str) -> AsyncIterator[tuple[Editor, Editor]]:
+    """An editor and an admin on the report's document, both synced."""
     api = served.api
-    pm_id = await report(api, "PCOEDIT1")
-    start = await body(api, pm_id)
     async with (
         Editor(served.doc_url(pm_id), api.auth(Role.EDITOR)) as one,
         Editor(served.doc_url(pm_id), api.auth(Role.ADMIN)) as two,
     ):
-        await synced(one), await synced(two)
+        yield await synced(one), await synced(two)
+
+
+async def test_two_editors_converge_and_the_store_follows(served: Served) -> None:
+    api = served.api
+    pm_id = await report(api, "PCOEDIT1")
+    start = await body(api, pm_id)
+    async with two_editors(served, pm_id) as (one, two):
         assert one.text(NAME) == two.text(NAME) == start and one.writable and two.writable
         for index in range(20):  # both type at once, at the start and at the end
             await one.type(NAME, f"a{index} ", 0)
@@ -108,11 +115,7 @@ async def test_a_nul_typed_live_leaves_every_editor_and_the_store(served: Served
     api = served.api
     pm_id = await report(api, "PCOEDITNUL")
     start = await body(api, pm_id)
-    async with (
-        Editor(served.doc_url(pm_id), api.auth(Role.EDITOR)) as one,
-        Editor(served.doc_url(pm_id), api.auth(Role.ADMIN)) as two,
-    ):
-        await synced(one), await synced(two)
+    async with two_editors(served, pm_id) as (one, two):
         await one.type(NAME, " before\x00after\x00")
         await one.type(TITLE, "\x00")
 
